@@ -1,1 +1,35 @@
-//! `strom-client` (being written).
+//! `strom-client`: a native async Kafka client on tokio and `strom-protocol`.
+//!
+//! Owns: connections to brokers ([`connection`]: framing, pipelining, version
+//! negotiation), the cluster view ([`cluster`]: bootstrap, metadata, retries), the
+//! [`producer`] (partitioning, batching, compression, acks, idempotence), the
+//! [`consumer`] (assigned partitions, seek, fetch, batch decoding) and [`admin`]
+//! (topics, configs, partitions, offsets). Used by the CLI and bench, and later by
+//! follower replication, connectors and streams.
+//!
+//! Must not: depend on the broker (or storage/controller) crates. It speaks only the
+//! Kafka protocol, so everything here works against any Kafka-compatible cluster.
+//!
+//! Message bodies are encoded with the `kafka-protocol` crate; record batches with
+//! `strom_protocol::record`, whose headers are an ordered list (keys may repeat) — not
+//! `kafka-protocol`'s record codec, which keeps headers in a map.
+//!
+//! Limits live in one place each: [`connection::RESPONSE_BYTES_MAX`] and
+//! [`connection::ConnectionConfig`] (in-flight requests, timeouts), [`producer::ProducerConfig`]
+//! (buffered bytes, batch size, in-flight batches), [`consumer::ConsumerConfig`] (fetch sizes).
+
+pub mod admin;
+pub mod cluster;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
+
+// pub use admin::Admin;
+pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
+// pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use error::{ClientError, Result};
+// pub use producer::{Acks, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use strom_protocol::batch::Compression;
+pub use strom_protocol::record::RecordHeader;

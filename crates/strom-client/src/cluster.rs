@@ -1,0 +1,470 @@
+//! The cluster as the client sees it: bootstrap, metadata, and one connection per broker.
+//!
+//! Metadata is cached and refreshed on demand: when a response says the client's view is
+//! stale (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, ...)
+//! the caller refreshes and retries, a bounded number of times with a growing backoff.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use crate::connection::{Connection, ConnectionConfig};
+use crate::error::{error_code_name, ClientError, Result};
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` of one or more brokers; the first that answers is used to learn the rest.
+    pub bootstrap_servers: Vec<String>,
+    pub connection: ConnectionConfig,
+    /// How many times an operation is retried after a retriable error.
+    pub retries_max: u32,
+    /// Backoff before the first retry; doubles each attempt up to `retry_backoff_max`.
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            bootstrap_servers: vec!["127.0.0.1:9092".to_string()],
+            connection: ConnectionConfig::default(),
+            retries_max: 8,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ClientConfig {
+    pub fn new(bootstrap_servers: &str) -> Self {
+        ClientConfig {
+            bootstrap_servers: bootstrap_servers
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The backoff before retry number `attempt` (0-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.min(16);
+        (self.retry_backoff * factor).min(self.retry_backoff_max)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerMetadata {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+impl BrokerMetadata {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    pub partition: i32,
+    /// -1 when the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub offline_replicas: Vec<i32>,
+    pub error_code: i16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetadata {
+    pub name: String,
+    /// Nil when the broker does not report topic ids (Metadata < v10).
+    pub topic_id: Uuid,
+    pub is_internal: bool,
+    pub error_code: i16,
+    /// Sorted by partition index.
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+impl TopicMetadata {
+    pub fn partition(&self, partition: i32) -> Option<&PartitionMetadata> {
+        self.partitions.iter().find(|p| p.partition == partition)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetadata {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: BTreeMap<i32, BrokerMetadata>,
+    pub topics: BTreeMap<String, TopicMetadata>,
+}
+
+impl ClusterMetadata {
+    fn from_response(response: MetadataResponse) -> (Self, Vec<TopicMetadata>) {
+        let brokers = response
+            .brokers
+            .into_iter()
+            .map(|b| {
+                (
+                    b.node_id.0,
+                    BrokerMetadata {
+                        node_id: b.node_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.map(|r| r.to_string()),
+                    },
+                )
+            })
+            .collect();
+        let topics = response
+            .topics
+            .into_iter()
+            .filter_map(|t| {
+                let name = t.name?.0.to_string();
+                let mut partitions: Vec<PartitionMetadata> = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| PartitionMetadata {
+                        partition: p.partition_index,
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                        offline_replicas: p.offline_replicas.iter().map(|b| b.0).collect(),
+                        error_code: p.error_code,
+                    })
+                    .collect();
+                partitions.sort_by_key(|p| p.partition);
+                Some(TopicMetadata {
+                    name,
+                    topic_id: t.topic_id,
+                    is_internal: t.is_internal,
+                    error_code: t.error_code,
+                    partitions,
+                })
+            })
+            .collect();
+        (
+            ClusterMetadata {
+                cluster_id: response.cluster_id.map(|c| c.to_string()),
+                controller_id: response.controller_id.0,
+                brokers,
+                topics: BTreeMap::new(),
+            },
+            topics,
+        )
+    }
+}
+
+struct ClientInner {
+    config: ClientConfig,
+    /// Connections by broker id; bootstrap connections use negative ids.
+    connections: tokio::sync::Mutex<HashMap<i32, Connection>>,
+    metadata: RwLock<Arc<ClusterMetadata>>,
+}
+
+/// A handle on a cluster, shared by producers, consumers and admin. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+const BOOTSTRAP_ID: i32 = -1;
+
+impl Client {
+    /// Connects to the first reachable bootstrap server and loads the broker list.
+    pub async fn connect(config: ClientConfig) -> Result<Client> {
+        if config.bootstrap_servers.is_empty() {
+            return Err(ClientError::InvalidConfig {
+                key: "bootstrap_servers",
+                reason: "no servers given".into(),
+            });
+        }
+        let client = Client {
+            inner: Arc::new(ClientInner {
+                config,
+                connections: tokio::sync::Mutex::new(HashMap::new()),
+                metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
+            }),
+        };
+        client.refresh_metadata(Some(&[]), false).await?;
+        Ok(client)
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The cached metadata (no request).
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        self.inner.metadata.read().expect("metadata lock").clone()
+    }
+
+    async fn bootstrap_connection(&self) -> Result<Connection> {
+        let mut connections = self.inner.connections.lock().await;
+        if let Some(connection) = connections.get(&BOOTSTRAP_ID) {
+            if !connection.is_closed() {
+                return Ok(connection.clone());
+            }
+        }
+        // Prefer brokers we already know, then the bootstrap list.
+        let known: Vec<String> = self
+            .metadata()
+            .brokers
+            .values()
+            .map(|b| b.address())
+            .collect();
+        let mut last_error = None;
+        for address in known
+            .iter()
+            .chain(self.inner.config.bootstrap_servers.iter())
+        {
+            match Connection::connect(address, self.inner.config.connection.clone()).await {
+                Ok(connection) => {
+                    connections.insert(BOOTSTRAP_ID, connection.clone());
+                    return Ok(connection);
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(ClientError::NoBrokerAvailable {
+            servers: self.inner.config.bootstrap_servers.join(","),
+            last_error: Box::new(last_error.expect("at least one server was tried")),
+        })
+    }
+
+    /// Any live connection: for requests every broker can answer.
+    pub async fn any_connection(&self) -> Result<Connection> {
+        self.bootstrap_connection().await
+    }
+
+    /// The connection to broker `broker_id`, opened on first use.
+    pub async fn broker_connection(&self, broker_id: i32) -> Result<Connection> {
+        {
+            let connections = self.inner.connections.lock().await;
+            if let Some(connection) = connections.get(&broker_id) {
+                if !connection.is_closed() {
+                    return Ok(connection.clone());
+                }
+            }
+        }
+        let address = self
+            .metadata()
+            .brokers
+            .get(&broker_id)
+            .map(|b| b.address())
+            .ok_or(ClientError::UnknownBroker { broker_id })?;
+        let connection =
+            Connection::connect(&address, self.inner.config.connection.clone()).await?;
+        let mut connections = self.inner.connections.lock().await;
+        // Another task may have connected meanwhile; keep the first live one.
+        if let Some(existing) = connections.get(&broker_id) {
+            if !existing.is_closed() {
+                return Ok(existing.clone());
+            }
+        }
+        connections.insert(broker_id, connection.clone());
+        Ok(connection)
+    }
+
+    /// The controller (or, in KRaft clusters, the broker Metadata names as controller),
+    /// for admin requests. Falls back to any broker.
+    pub async fn controller_connection(&self) -> Result<Connection> {
+        let controller = self.metadata().controller_id;
+        if controller >= 0 {
+            if let Ok(connection) = self.broker_connection(controller).await {
+                return Ok(connection);
+            }
+        }
+        self.any_connection().await
+    }
+
+    /// Fetches metadata. `topics`: `None` for all topics, `Some(&[])` for brokers only.
+    /// Known topics not in the answer are kept; named topics are replaced.
+    pub async fn refresh_metadata(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<Arc<ClusterMetadata>> {
+        let mut attempt = 0;
+        loop {
+            match self.try_refresh(topics, allow_auto_topic_creation).await {
+                Ok(metadata) => return Ok(metadata),
+                Err(error) if error.is_retriable() && attempt < self.inner.config.retries_max => {
+                    tracing::debug!(%error, attempt, "metadata request failed; retrying");
+                    tokio::time::sleep(self.inner.config.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn try_refresh(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<Arc<ClusterMetadata>> {
+        let connection = self.bootstrap_connection().await?;
+        let version = connection.version_for_key(ApiKey::Metadata)?;
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|name| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                    })
+                    .collect()
+            }))
+            // v0-3 cannot say "don't create": leave it at the default there.
+            .with_allow_auto_topic_creation(allow_auto_topic_creation || version < 4);
+        let response = connection.send_version(&request, version).await?;
+        let (mut fresh, topics_answered) = ClusterMetadata::from_response(response);
+        let mut metadata = self.inner.metadata.write().expect("metadata lock");
+        fresh.topics = if topics.is_none() {
+            BTreeMap::new()
+        } else {
+            metadata.topics.clone()
+        };
+        // A topic answered with an error (e.g. UNKNOWN_TOPIC_OR_PARTITION) is cached with
+        // it, so callers see why; `cached_topic` asks again for such entries.
+        for topic in topics_answered {
+            fresh.topics.insert(topic.name.clone(), topic);
+        }
+        let fresh = Arc::new(fresh);
+        *metadata = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// Metadata for one topic, retried while the topic is being created or has
+    /// partitions without leaders. Fails with [`ClientError::UnknownTopic`] when the
+    /// broker says it does not exist (and would not create it).
+    pub async fn topic_metadata(
+        &self,
+        topic: &str,
+        allow_auto_topic_creation: bool,
+    ) -> Result<TopicMetadata> {
+        let names = [topic.to_string()];
+        let mut attempt = 0;
+        loop {
+            let metadata = self
+                .refresh_metadata(Some(&names), allow_auto_topic_creation)
+                .await?;
+            let found = metadata.topics.get(topic).cloned();
+            let retry_reason = match &found {
+                None => Some(3),
+                Some(t) if t.error_code == 3 && !allow_auto_topic_creation => {
+                    return Err(ClientError::UnknownTopic {
+                        topic: topic.to_string(),
+                    })
+                }
+                Some(t) if t.error_code != 0 => {
+                    if !crate::error::is_retriable_code(t.error_code) {
+                        return Err(ClientError::from_code(
+                            t.error_code,
+                            None,
+                            format!("metadata for topic '{topic}'"),
+                        )
+                        .expect("non-zero code"));
+                    }
+                    Some(t.error_code)
+                }
+                Some(t) if t.partitions.is_empty() || t.partitions.iter().any(|p| p.leader < 0) => {
+                    Some(5)
+                }
+                Some(_) => None,
+            };
+            match retry_reason {
+                None => return Ok(found.expect("checked above")),
+                Some(code) if attempt >= self.inner.config.retries_max => {
+                    if code == 3 {
+                        return Err(ClientError::UnknownTopic {
+                            topic: topic.to_string(),
+                        });
+                    }
+                    return Err(ClientError::Broker {
+                        code,
+                        name: error_code_name(code),
+                        message: None,
+                        context: format!("metadata for topic '{topic}'"),
+                    });
+                }
+                Some(_) => {
+                    tokio::time::sleep(self.inner.config.backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Cached topic metadata, fetched if the topic is not cached yet.
+    pub async fn cached_topic(
+        &self,
+        topic: &str,
+        allow_auto_topic_creation: bool,
+    ) -> Result<TopicMetadata> {
+        if let Some(found) = self.metadata().topics.get(topic) {
+            if found.error_code == 0 && found.partitions.iter().all(|p| p.leader >= 0) {
+                return Ok(found.clone());
+            }
+        }
+        self.topic_metadata(topic, allow_auto_topic_creation).await
+    }
+
+    /// The leader of a partition from the cache (refreshing once if unknown).
+    pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<i32> {
+        let metadata = self.cached_topic(topic, false).await?;
+        let found = metadata
+            .partition(partition)
+            .ok_or_else(|| ClientError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            })?;
+        if found.leader < 0 {
+            return Err(ClientError::NoLeader {
+                topic: topic.to_string(),
+                partition,
+                attempts: 1,
+            });
+        }
+        Ok(found.leader)
+    }
+
+    /// Drops a topic from the cache so the next lookup asks the cluster.
+    pub fn invalidate_topic(&self, topic: &str) {
+        let mut metadata = self.inner.metadata.write().expect("metadata lock");
+        if metadata.topics.contains_key(topic) {
+            let mut fresh = (**metadata).clone();
+            fresh.topics.remove(topic);
+            *metadata = Arc::new(fresh);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_retry_attempts_when_backing_off_should_double_up_to_max() {
+        let config = ClientConfig::new("a:1, b:2,,");
+        assert_eq!(config.bootstrap_servers, vec!["a:1", "b:2"]);
+        assert_eq!(config.backoff(0), Duration::from_millis(100));
+        assert_eq!(config.backoff(1), Duration::from_millis(200));
+        assert_eq!(config.backoff(3), Duration::from_millis(800));
+        assert_eq!(config.backoff(30), Duration::from_secs(1));
+    }
+}
