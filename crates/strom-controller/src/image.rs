@@ -1,0 +1,351 @@
+//! The in-memory metadata image: the result of applying every record of the log in order.
+//!
+//! Sharing: the broker holds an `Arc<MetadataImage>` and swaps in a new one after each
+//! change, so readers never lock. To keep building the next image cheap, each topic sits
+//! behind its own `Arc`: cloning the image copies the maps' pointers, not the partitions or
+//! configs, and applying a record to a topic copies only that topic (`Arc::make_mut`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::error::ImageError;
+use crate::record::MetadataRecord;
+
+/// A registered broker and where clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// One partition's assignment and leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// A topic: its identity, its partitions (index `i` holds partition `i`; no holes) and the
+/// configs set on it explicitly (absent keys fall back to the broker defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: Vec<PartitionState>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicImage {
+    pub fn partition_count(&self) -> i32 {
+        i32::try_from(self.partitions.len()).expect("partition count is bounded by the controller")
+    }
+
+    /// The number of replicas of partition 0 (all partitions share it), 0 when the topic
+    /// has no partitions yet.
+    pub fn replication_factor(&self) -> i16 {
+        self.partitions
+            .first()
+            .map(|p| i16::try_from(p.replicas.len()).expect("replica lists are short"))
+            .unwrap_or(0)
+    }
+}
+
+/// The cluster metadata at one point of the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    cluster_id: Option<String>,
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    topics_by_id: BTreeMap<Uuid, Arc<TopicImage>>,
+    topic_ids_by_name: BTreeMap<String, Uuid>,
+    last_offset: Option<u64>,
+}
+
+impl MetadataImage {
+    /// An image with nothing applied.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The cluster id, `None` only before the log's first entry is applied.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    /// Offset of the last record applied through [`MetadataImage::apply_entry`]: the
+    /// image's version. `None` for an empty image.
+    pub fn last_offset(&self) -> Option<u64> {
+        self.last_offset
+    }
+
+    pub fn brokers(&self) -> &BTreeMap<i32, BrokerRegistration> {
+        &self.brokers
+    }
+
+    pub fn broker(&self, broker_id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&broker_id)
+    }
+
+    /// Registered broker ids, ascending.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.brokers.keys().copied().collect()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
+        self.topic_ids_by_name
+            .get(name)
+            .and_then(|id| self.topics_by_id.get(id))
+    }
+
+    pub fn topic_by_id(&self, topic_id: Uuid) -> Option<&Arc<TopicImage>> {
+        self.topics_by_id.get(&topic_id)
+    }
+
+    /// All topics, ordered by name.
+    pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> + '_ {
+        self.topic_ids_by_name
+            .values()
+            .map(|id| &self.topics_by_id[id])
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics_by_id.len()
+    }
+
+    /// Applies one log entry (records from `base_offset` on) and advances
+    /// [`MetadataImage::last_offset`]. Stops at the first record that does not fit; the
+    /// caller must then discard this image (it may be half-applied).
+    pub fn apply_entry(
+        &mut self,
+        base_offset: u64,
+        records: &[MetadataRecord],
+    ) -> Result<(), (u64, ImageError)> {
+        for (offset, record) in (base_offset..).zip(records) {
+            self.apply(record).map_err(|error| (offset, error))?;
+            self.last_offset = Some(offset);
+        }
+        Ok(())
+    }
+
+    /// Applies one record. A record that contradicts the image (a partition of an unknown
+    /// topic, a second cluster id, ...) is refused; the controller never writes one, so
+    /// this means a corrupt log or a bug.
+    pub fn apply(&mut self, record: &MetadataRecord) -> Result<(), ImageError> {
+        match record {
+            MetadataRecord::ClusterId { cluster_id } => match &self.cluster_id {
+                Some(existing) if existing != cluster_id => {
+                    return Err(ImageError::ClusterIdChanged {
+                        existing: existing.clone(),
+                        new: cluster_id.clone(),
+                    })
+                }
+                _ => self.cluster_id = Some(cluster_id.clone()),
+            },
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                host,
+                port,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerRegistration {
+                        broker_id: *broker_id,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                    },
+                );
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                if let Some(existing) = self.topic_ids_by_name.get(name) {
+                    return Err(ImageError::DuplicateTopicName {
+                        name: name.clone(),
+                        existing: *existing,
+                    });
+                }
+                if self.topics_by_id.contains_key(topic_id) {
+                    return Err(ImageError::DuplicateTopicId {
+                        topic_id: *topic_id,
+                    });
+                }
+                self.topic_ids_by_name.insert(name.clone(), *topic_id);
+                self.topics_by_id.insert(
+                    *topic_id,
+                    Arc::new(TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: Vec::new(),
+                        configs: BTreeMap::new(),
+                    }),
+                );
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                let topic = Arc::make_mut(self.topic_mut(*topic_id)?);
+                let state = PartitionState {
+                    partition: *partition,
+                    replicas: replicas.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    isr: isr.clone(),
+                };
+                let count = topic.partitions.len();
+                match usize::try_from(*partition) {
+                    Ok(index) if index < count => topic.partitions[index] = state,
+                    Ok(index) if index == count => topic.partitions.push(state),
+                    _ => {
+                        return Err(ImageError::PartitionHole {
+                            topic_id: *topic_id,
+                            partition: *partition,
+                            count,
+                        })
+                    }
+                }
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let topic =
+                    self.topics_by_id
+                        .remove(topic_id)
+                        .ok_or(ImageError::UnknownTopicId {
+                            topic_id: *topic_id,
+                        })?;
+                self.topic_ids_by_name.remove(&topic.name);
+            }
+            MetadataRecord::TopicConfig {
+                topic_id,
+                key,
+                value,
+            } => {
+                let topic = Arc::make_mut(self.topic_mut(*topic_id)?);
+                match value {
+                    Some(value) => topic.configs.insert(key.clone(), value.clone()),
+                    None => topic.configs.remove(key),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn topic_mut(&mut self, topic_id: Uuid) -> Result<&mut Arc<TopicImage>, ImageError> {
+        self.topics_by_id
+            .get_mut(&topic_id)
+            .ok_or(ImageError::UnknownTopicId { topic_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic_records(name: &str, topic_id: Uuid, partitions: i32) -> Vec<MetadataRecord> {
+        let mut records = vec![MetadataRecord::Topic {
+            name: name.to_string(),
+            topic_id,
+        }];
+        records.extend((0..partitions).map(|partition| MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+        }));
+        records
+    }
+
+    #[test]
+    fn given_topic_records_when_applied_should_be_found_by_name_and_id() {
+        let id = Uuid::from_u128(42);
+        let mut image = MetadataImage::empty();
+        image
+            .apply_entry(0, &topic_records("orders", id, 3))
+            .unwrap();
+        assert_eq!(image.last_offset(), Some(3));
+        let topic = image.topic("orders").unwrap();
+        assert_eq!(topic.topic_id, id);
+        assert_eq!(topic.partition_count(), 3);
+        assert_eq!(image.topic_by_id(id).unwrap().name, "orders");
+    }
+
+    #[test]
+    fn given_shared_snapshot_when_next_image_changes_a_topic_should_leave_snapshot_untouched() {
+        let (a, b) = (Uuid::from_u128(10), Uuid::from_u128(11));
+        let mut image = MetadataImage::empty();
+        image.apply_entry(0, &topic_records("a", a, 1)).unwrap();
+        image.apply_entry(2, &topic_records("b", b, 1)).unwrap();
+        let snapshot = Arc::new(image);
+
+        let mut next = (*snapshot).clone();
+        next.apply(&MetadataRecord::TopicConfig {
+            topic_id: a,
+            key: "retention.ms".to_string(),
+            value: Some("1000".to_string()),
+        })
+        .unwrap();
+
+        assert!(snapshot.topic("a").unwrap().configs.is_empty());
+        assert_eq!(next.topic("a").unwrap().configs["retention.ms"], "1000");
+        // The untouched topic is still shared, not copied.
+        assert!(Arc::ptr_eq(
+            snapshot.topic("b").unwrap(),
+            next.topic("b").unwrap()
+        ));
+    }
+
+    #[test]
+    fn given_contradicting_records_when_applied_should_refuse() {
+        let id = Uuid::from_u128(5);
+        let mut image = MetadataImage::empty();
+        image.apply_entry(0, &topic_records("t", id, 1)).unwrap();
+        assert!(matches!(
+            image.apply(&MetadataRecord::Partition {
+                topic_id: id,
+                partition: 5,
+                replicas: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                isr: vec![1],
+            }),
+            Err(ImageError::PartitionHole { count: 1, .. })
+        ));
+        assert!(matches!(
+            image.apply(&MetadataRecord::Topic {
+                name: "t".to_string(),
+                topic_id: Uuid::from_u128(6)
+            }),
+            Err(ImageError::DuplicateTopicName { .. })
+        ));
+        image
+            .apply(&MetadataRecord::ClusterId {
+                cluster_id: "one".to_string(),
+            })
+            .unwrap();
+        assert!(matches!(
+            image.apply(&MetadataRecord::ClusterId {
+                cluster_id: "two".to_string()
+            }),
+            Err(ImageError::ClusterIdChanged { .. })
+        ));
+        image
+            .apply(&MetadataRecord::RemoveTopic { topic_id: id })
+            .unwrap();
+        assert!(image.topic("t").is_none());
+        assert!(matches!(
+            image.apply(&MetadataRecord::RemoveTopic { topic_id: id }),
+            Err(ImageError::UnknownTopicId { .. })
+        ));
+    }
+}

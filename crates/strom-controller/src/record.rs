@@ -1,0 +1,116 @@
+//! The metadata log's records: the only facts the image is built from.
+//!
+//! Records are serialized as JSON inside a CRC-protected frame (see `log.rs`). Field names
+//! are part of the on-disk format: renaming one is a format change.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One fact in the cluster metadata log. Applying every record in log order to an empty
+/// [`crate::MetadataImage`] rebuilds the cluster's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetadataRecord {
+    /// The cluster's identity; written once, in the log's first entry.
+    ClusterId { cluster_id: String },
+    /// A broker joined (or re-joined with a new address). A later record for the same
+    /// `broker_id` replaces the earlier one.
+    RegisterBroker {
+        broker_id: i32,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+    },
+    /// A topic was created. Its partitions follow as [`MetadataRecord::Partition`] records.
+    Topic {
+        name: String,
+        #[serde(with = "uuid_text")]
+        topic_id: Uuid,
+    },
+    /// A partition's full state (assignment, leader and ISR); a later record for the same
+    /// `(topic_id, partition)` replaces the earlier one.
+    Partition {
+        #[serde(with = "uuid_text")]
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// A topic and everything under it (partitions, configs) was deleted.
+    RemoveTopic {
+        #[serde(with = "uuid_text")]
+        topic_id: Uuid,
+    },
+    /// A topic config was set (`Some`) or removed back to the broker default (`None`).
+    TopicConfig {
+        #[serde(with = "uuid_text")]
+        topic_id: Uuid,
+        key: String,
+        value: Option<String>,
+    },
+}
+
+/// Uuids as their hyphenated text form, so the log stays readable with `jq` and does not
+/// depend on the `uuid` crate's serde feature.
+mod uuid_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub fn serialize<S: Serializer>(id: &Uuid, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&id.hyphenated())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Uuid::parse_str(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_every_record_kind_when_json_round_tripped_should_be_equal() {
+        let topic_id = Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0);
+        let records = vec![
+            MetadataRecord::ClusterId {
+                cluster_id: "abcdefghijklmnopqrstuv".to_string(),
+            },
+            MetadataRecord::RegisterBroker {
+                broker_id: 1,
+                host: "localhost".to_string(),
+                port: 9092,
+                rack: Some("r1".to_string()),
+            },
+            MetadataRecord::Topic {
+                name: "orders".to_string(),
+                topic_id,
+            },
+            MetadataRecord::Partition {
+                topic_id,
+                partition: 0,
+                replicas: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                isr: vec![1],
+            },
+            MetadataRecord::TopicConfig {
+                topic_id,
+                key: "retention.ms".to_string(),
+                value: None,
+            },
+            MetadataRecord::RemoveTopic { topic_id },
+        ];
+        let json = serde_json::to_vec(&records).unwrap();
+        let back: Vec<MetadataRecord> = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, records);
+        let text = String::from_utf8(json).unwrap();
+        assert!(
+            text.contains("12345678-9abc-def0-1234-56789abcdef0"),
+            "{text}"
+        );
+    }
+}
