@@ -1,17 +1,63 @@
-//! `strom broker`: starts a broker process. (Being written.)
+//! `strom broker`: runs a broker until SIGINT or SIGTERM, then closes its logs cleanly.
 
+use anyhow::Context;
 use clap::Args;
+use strom_broker::{BrokerConfig, RawConfig};
 
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
-    /// Broker config file (TOML, Kafka config names).
+    /// Broker config file (TOML with Kafka config names, e.g. `num.partitions = 4`).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Override a config key, e.g. `--set num.partitions=4`. Repeatable.
+    /// Override a config key, e.g. `--set num.partitions=4`. Repeatable; beats the file,
+    /// loses to STROM_* environment variables.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// Log format for stderr.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
 }
 
-pub async fn run(_args: BrokerArgs) -> anyhow::Result<()> {
-    anyhow::bail!("strom broker is not wired yet")
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_format);
+    let mut raw = RawConfig::new();
+    if let Some(path) = &args.config {
+        raw.load_file(path)?;
+    }
+    raw.apply_overrides(&args.overrides)?;
+    raw.apply_env(|name| std::env::var(name).ok())?;
+    let config = BrokerConfig::from_raw(raw)?;
+    let bound = strom_broker::bind(config)
+        .await
+        .context("cannot start the broker")?;
+    bound.serve(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

@@ -1,0 +1,602 @@
+//! Broker configuration: Kafka's config names, one documented table, validated once.
+//!
+//! Sources, in rising precedence: built-in defaults, the TOML file (`--config`), command-line
+//! `--set key=value`, and environment variables `STROM_<KEY>` (dots become underscores,
+//! upper case: `num.partitions` -> `STROM_NUM_PARTITIONS`). Every key is listed in
+//! [`BROKER_CONFIG_KEYS`] with its default and meaning; an unknown key or a value out of range
+//! is an error that names the key and what it accepts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use strom_storage::{LogConfig, TimestampType};
+use thiserror::Error;
+
+/// Where a config value came from (Kafka's DescribeConfigs `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Default,
+    StaticBroker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+    Password,
+}
+
+impl ConfigType {
+    /// Kafka's DescribeConfigs `config_type` code.
+    pub fn code(self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Short => 4,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
+            ConfigType::Password => 9,
+        }
+    }
+}
+
+/// One broker config key: name, default, type and documentation.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigKey {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub config_type: ConfigType,
+    pub doc: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    default: &'static str,
+    config_type: ConfigType,
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        name,
+        default,
+        config_type,
+        doc,
+    }
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+
+/// Every broker config key Strom reads. The README's configuration table mirrors this.
+pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
+    key("node.id", "1", ConfigType::Int, "Id of this node in the cluster."),
+    key("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigType::List, "Address the Kafka listener binds, as PLAINTEXT://host:port. Port 0 picks a free port."),
+    key("advertised.listeners", "", ConfigType::List, "Address clients are told to connect to; empty means the bound listener address."),
+    key("log.dirs", "./strom-data", ConfigType::String, "Directory holding partition logs and the metadata log."),
+    key("num.partitions", "1", ConfigType::Int, "Partitions of an auto-created topic, and of a created topic that asks for the default (-1)."),
+    key("default.replication.factor", "1", ConfigType::Short, "Replication factor of auto-created topics."),
+    key("auto.create.topics.enable", "true", ConfigType::Boolean, "Create a topic when a client asks for metadata of a topic that does not exist."),
+    key("delete.topic.enable", "true", ConfigType::Boolean, "Allow DeleteTopics."),
+    key("log.segment.bytes", "1073741824", ConfigType::Int, "Roll a new segment when the active one reaches this size (topic: segment.bytes)."),
+    key("log.roll.ms", "604800000", ConfigType::Long, "Roll a new segment after this age (topic: segment.ms)."),
+    key("log.index.size.max.bytes", "10485760", ConfigType::Int, "Largest offset index per segment (topic: segment.index.bytes)."),
+    key("log.index.interval.bytes", "4096", ConfigType::Int, "Bytes of log between two offset index entries (topic: index.interval.bytes)."),
+    key("log.retention.ms", "604800000", ConfigType::Long, "Delete segments older than this; -1 keeps them forever (topic: retention.ms)."),
+    key("log.retention.bytes", "-1", ConfigType::Long, "Delete old segments while a partition is larger than this; -1 means no limit (topic: retention.bytes)."),
+    key("log.retention.check.interval.ms", "300000", ConfigType::Long, "How often retention runs."),
+    key("log.flush.interval.messages", LONG_MAX, ConfigType::Long, "fsync a partition after this many messages. The default leaves flushing to the OS page cache, which survives a process crash (kill -9) but not a power loss; set 1 for fsync on every write (topic: flush.messages)."),
+    key("log.flush.interval.ms", LONG_MAX, ConfigType::Long, "fsync a partition when its oldest unflushed write is this old (topic: flush.ms)."),
+    key("message.max.bytes", "1048588", ConfigType::Int, "Largest record batch accepted (topic: max.message.bytes)."),
+    key("log.message.timestamp.type", "CreateTime", ConfigType::String, "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's (topic: message.timestamp.type)."),
+    key("min.insync.replicas", "1", ConfigType::Int, "Replicas that must have a write before acks=all is answered (topic: min.insync.replicas)."),
+    key("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame; a larger one closes the connection."),
+    key("max.connections", "10000", ConfigType::Int, "Most client connections at once; further ones are closed at accept."),
+    key("connections.max.idle.ms", "600000", ConfigType::Long, "Close a connection idle for this long."),
+    key("fetch.max.bytes", "57671680", ConfigType::Int, "Most bytes in one fetch response, whatever the client asks for."),
+    key("fetch.max.wait.ms.cap", "30000", ConfigType::Long, "Upper bound on a client's fetch max_wait_ms (Strom-specific)."),
+];
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("unknown broker config `{key}`{hint}")]
+    UnknownKey { key: String, hint: String },
+    #[error("`{key}` must be of the form key=value, got `{given}`")]
+    BadOverride { key: String, given: String },
+    #[error("config `{key}` = `{value}` is invalid: {expected}")]
+    BadValue {
+        key: String,
+        value: String,
+        expected: String,
+    },
+}
+
+/// Raw key -> value strings with their source, before typing.
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    values: BTreeMap<String, (String, ConfigSource)>,
+}
+
+fn find_key(name: &str) -> Option<&'static ConfigKey> {
+    BROKER_CONFIG_KEYS.iter().find(|k| k.name == name)
+}
+
+fn unknown(name: &str) -> ConfigError {
+    let close = BROKER_CONFIG_KEYS
+        .iter()
+        .find(|k| k.name.contains(name) || name.contains(k.name.rsplit('.').next().unwrap_or("")));
+    ConfigError::UnknownKey {
+        key: name.to_string(),
+        hint: close
+            .map(|k| format!(" (did you mean `{}`?)", k.name))
+            .unwrap_or_else(|| " (see the configuration table in README.md)".to_string()),
+    }
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&name, v, out);
+            }
+        }
+        toml::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        toml::Value::Array(items) => {
+            let joined: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.push((prefix.to_string(), joined.join(",")));
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+impl RawConfig {
+    /// Defaults only.
+    pub fn new() -> Self {
+        RawConfig::default()
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        find_key(key).ok_or_else(|| unknown(key))?;
+        self.values.insert(
+            key.to_string(),
+            (value.to_string(), ConfigSource::StaticBroker),
+        );
+        Ok(())
+    }
+
+    /// Reads a TOML file. Dotted keys (`num.partitions = 4`) and quoted keys
+    /// (`"num.partitions" = 4`) both work.
+    pub fn load_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: toml::Value = text.parse().map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut pairs = Vec::new();
+        flatten("", &value, &mut pairs);
+        for (k, v) in pairs {
+            self.set(&k, &v)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `key=value` overrides from the command line.
+    pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<(), ConfigError> {
+        for given in overrides {
+            let (k, v) = given.split_once('=').ok_or_else(|| ConfigError::BadOverride {
+                key: given.clone(),
+                given: given.clone(),
+            })?;
+            self.set(k.trim(), v.trim())?;
+        }
+        Ok(())
+    }
+
+    /// Applies `STROM_<KEY>` environment variables for every known key.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for config_key in BROKER_CONFIG_KEYS {
+            if let Some(value) = env(&env_name(config_key.name)) {
+                self.set(config_key.name, &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> (&str, ConfigSource) {
+        match self.values.get(key) {
+            Some((v, source)) => (v.as_str(), *source),
+            None => (
+                find_key(key).expect("key in table").default,
+                ConfigSource::Default,
+            ),
+        }
+    }
+}
+
+/// `num.partitions` -> `STROM_NUM_PARTITIONS`.
+pub fn env_name(key: &str) -> String {
+    format!("STROM_{}", key.replace(['.', '-'], "_").to_uppercase())
+}
+
+fn parse_number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    raw: &RawConfig,
+    key: &str,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    let (value, _) = raw.get(key);
+    let bad = || ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        expected: format!("a whole number in {min}..={max}"),
+    };
+    let parsed: T = value.trim().parse().map_err(|_| bad())?;
+    if parsed < min || parsed > max {
+        return Err(bad());
+    }
+    Ok(parsed)
+}
+
+fn parse_bool(raw: &RawConfig, key: &str) -> Result<bool, ConfigError> {
+    let (value, _) = raw.get(key);
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: "true or false".to_string(),
+        }),
+    }
+}
+
+/// Parses `PLAINTEXT://host:port` (only PLAINTEXT for now).
+fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = |expected: &str| ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    };
+    let first = value.split(',').next().unwrap_or("").trim();
+    let address = first
+        .strip_prefix("PLAINTEXT://")
+        .ok_or_else(|| bad("PLAINTEXT://host:port (TLS and SASL listeners are not available yet)"))?;
+    let address = if let Some(port) = address.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        address.replace("localhost", "127.0.0.1")
+    };
+    address
+        .parse()
+        .map_err(|_| bad("PLAINTEXT://ip:port with a numeric IP, e.g. PLAINTEXT://127.0.0.1:9092"))
+}
+
+/// The typed, validated broker config.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    raw: RawConfig,
+    pub node_id: i32,
+    pub listener: SocketAddr,
+    /// Host and port clients are told to use; `None` = the bound address.
+    pub advertised: Option<(String, u16)>,
+    pub log_dirs: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub log: LogConfig,
+    pub min_insync_replicas: i32,
+    pub retention_check_interval_ms: i64,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub connections_max_idle_ms: i64,
+    pub fetch_max_bytes: i32,
+    pub fetch_max_wait_ms_cap: i64,
+}
+
+impl BrokerConfig {
+    pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let listener = parse_listener("listeners", raw.get("listeners").0)?;
+        let advertised_raw = raw.get("advertised.listeners").0.trim().to_string();
+        let advertised = if advertised_raw.is_empty() {
+            None
+        } else {
+            let rest = advertised_raw
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .strip_prefix("PLAINTEXT://")
+                .ok_or_else(|| ConfigError::BadValue {
+                    key: "advertised.listeners".into(),
+                    value: advertised_raw.clone(),
+                    expected: "PLAINTEXT://host:port".into(),
+                })?;
+            let (host, port) = rest.rsplit_once(':').ok_or_else(|| ConfigError::BadValue {
+                key: "advertised.listeners".into(),
+                value: advertised_raw.clone(),
+                expected: "PLAINTEXT://host:port".into(),
+            })?;
+            let port: u16 = port.parse().map_err(|_| ConfigError::BadValue {
+                key: "advertised.listeners".into(),
+                value: advertised_raw.clone(),
+                expected: "a port in 1..=65535".into(),
+            })?;
+            Some((host.to_string(), port))
+        };
+        let timestamp_type = match raw.get("log.message.timestamp.type").0 {
+            "CreateTime" => TimestampType::CreateTime,
+            "LogAppendTime" => TimestampType::LogAppendTime,
+            other => {
+                return Err(ConfigError::BadValue {
+                    key: "log.message.timestamp.type".into(),
+                    value: other.into(),
+                    expected: "CreateTime or LogAppendTime".into(),
+                })
+            }
+        };
+        let log = LogConfig {
+            segment_bytes: parse_number::<u64>(&raw, "log.segment.bytes", 14, i32::MAX as u64)?,
+            segment_ms: parse_number::<i64>(&raw, "log.roll.ms", 1, i64::MAX)?,
+            segment_index_bytes: parse_number::<u32>(
+                &raw,
+                "log.index.size.max.bytes",
+                8,
+                i32::MAX as u32,
+            )?,
+            index_interval_bytes: parse_number::<u32>(
+                &raw,
+                "log.index.interval.bytes",
+                0,
+                i32::MAX as u32,
+            )?,
+            retention_ms: parse_number::<i64>(&raw, "log.retention.ms", -1, i64::MAX)?,
+            retention_bytes: parse_number::<i64>(&raw, "log.retention.bytes", -1, i64::MAX)?,
+            flush_messages: parse_number::<i64>(&raw, "log.flush.interval.messages", 1, i64::MAX)?,
+            flush_ms: parse_number::<i64>(&raw, "log.flush.interval.ms", 0, i64::MAX)?,
+            max_message_bytes: parse_number::<u32>(&raw, "message.max.bytes", 0, i32::MAX as u32)?,
+            message_timestamp_type: timestamp_type,
+        };
+        Ok(BrokerConfig {
+            node_id: parse_number::<i32>(&raw, "node.id", 0, i32::MAX)?,
+            listener,
+            advertised,
+            log_dirs: PathBuf::from(raw.get("log.dirs").0.split(',').next().unwrap_or("").trim()),
+            num_partitions: parse_number::<i32>(&raw, "num.partitions", 1, 10_000)?,
+            default_replication_factor: parse_number::<i16>(
+                &raw,
+                "default.replication.factor",
+                1,
+                i16::MAX,
+            )?,
+            auto_create_topics: parse_bool(&raw, "auto.create.topics.enable")?,
+            delete_topic_enable: parse_bool(&raw, "delete.topic.enable")?,
+            log,
+            min_insync_replicas: parse_number::<i32>(&raw, "min.insync.replicas", 1, i32::MAX)?,
+            retention_check_interval_ms: parse_number::<i64>(
+                &raw,
+                "log.retention.check.interval.ms",
+                1,
+                i64::MAX,
+            )?,
+            socket_request_max_bytes: parse_number::<usize>(
+                &raw,
+                "socket.request.max.bytes",
+                1024,
+                i32::MAX as usize,
+            )?,
+            max_connections: parse_number::<usize>(&raw, "max.connections", 1, 1_000_000)?,
+            connections_max_idle_ms: parse_number::<i64>(
+                &raw,
+                "connections.max.idle.ms",
+                -1,
+                i64::MAX,
+            )?,
+            fetch_max_bytes: parse_number::<i32>(&raw, "fetch.max.bytes", 1024, i32::MAX)?,
+            fetch_max_wait_ms_cap: parse_number::<i64>(&raw, "fetch.max.wait.ms.cap", 0, 3_600_000)?,
+            raw,
+        })
+    }
+
+    /// Value and source of a broker key, for DescribeConfigs.
+    pub fn describe(&self, key: &str) -> Option<(String, ConfigSource)> {
+        find_key(key)?;
+        let (value, source) = self.raw.get(key);
+        Some((value.to_string(), source))
+    }
+}
+
+/// Topic config name -> the broker key that supplies its default (Kafka's synonyms).
+pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.ms", "log.roll.ms"),
+    ("segment.index.bytes", "log.index.size.max.bytes"),
+    ("index.interval.bytes", "log.index.interval.bytes"),
+    ("retention.ms", "log.retention.ms"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("flush.messages", "log.flush.interval.messages"),
+    ("flush.ms", "log.flush.interval.ms"),
+    ("max.message.bytes", "message.max.bytes"),
+    ("message.timestamp.type", "log.message.timestamp.type"),
+    ("min.insync.replicas", "min.insync.replicas"),
+];
+
+/// Topic configs with a fixed default and no broker synonym here.
+pub const TOPIC_CONFIG_FIXED_DEFAULTS: &[(&str, &str, ConfigType)] = &[
+    ("cleanup.policy", "delete", ConfigType::List),
+    ("compression.type", "producer", ConfigType::String),
+    ("delete.retention.ms", "86400000", ConfigType::Long),
+    ("file.delete.delay.ms", "60000", ConfigType::Long),
+    ("max.compaction.lag.ms", LONG_MAX, ConfigType::Long),
+    ("min.compaction.lag.ms", "0", ConfigType::Long),
+    ("min.cleanable.dirty.ratio", "0.5", ConfigType::Double),
+    ("message.timestamp.before.max.ms", LONG_MAX, ConfigType::Long),
+    ("message.timestamp.after.max.ms", LONG_MAX, ConfigType::Long),
+    ("preallocate", "false", ConfigType::Boolean),
+    ("unclean.leader.election.enable", "false", ConfigType::Boolean),
+    ("segment.jitter.ms", "0", ConfigType::Long),
+];
+
+/// The broker's default for a topic config key, with the synonym it comes from.
+pub fn topic_default(config: &BrokerConfig, key: &str) -> Option<(String, ConfigSource, ConfigType)> {
+    if let Some((_, broker_key)) = TOPIC_CONFIG_SYNONYMS.iter().find(|(k, _)| *k == key) {
+        let (value, source) = config.describe(broker_key)?;
+        let config_type = find_key(broker_key)?.config_type;
+        return Some((value, source, config_type));
+    }
+    TOPIC_CONFIG_FIXED_DEFAULTS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, v, t)| (v.to_string(), ConfigSource::Default, *t))
+}
+
+/// Every topic config key the broker describes.
+pub fn topic_config_keys() -> impl Iterator<Item = &'static str> {
+    TOPIC_CONFIG_SYNONYMS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(TOPIC_CONFIG_FIXED_DEFAULTS.iter().map(|(k, _, _)| *k))
+}
+
+/// The storage config of a topic: broker defaults overridden by the topic's own configs.
+/// Topic configs were validated when they were set, so a bad value here falls back to the
+/// broker default rather than failing the partition.
+pub fn log_config_for_topic(config: &BrokerConfig, topic_configs: &BTreeMap<String, String>) -> LogConfig {
+    let mut log = config.log.clone();
+    let num = |key: &str| topic_configs.get(key).and_then(|v| v.trim().parse::<i64>().ok());
+    if let Some(v) = num("segment.bytes") {
+        log.segment_bytes = v.max(14) as u64;
+    }
+    if let Some(v) = num("segment.ms") {
+        log.segment_ms = v.max(1);
+    }
+    if let Some(v) = num("segment.index.bytes") {
+        log.segment_index_bytes = v.clamp(8, i32::MAX as i64) as u32;
+    }
+    if let Some(v) = num("index.interval.bytes") {
+        log.index_interval_bytes = v.clamp(0, i32::MAX as i64) as u32;
+    }
+    if let Some(v) = num("retention.ms") {
+        log.retention_ms = v;
+    }
+    if let Some(v) = num("retention.bytes") {
+        log.retention_bytes = v;
+    }
+    if let Some(v) = num("flush.messages") {
+        log.flush_messages = v.max(1);
+    }
+    if let Some(v) = num("flush.ms") {
+        log.flush_ms = v.max(0);
+    }
+    if let Some(v) = num("max.message.bytes") {
+        log.max_message_bytes = v.clamp(0, i32::MAX as i64) as u32;
+    }
+    match topic_configs.get("message.timestamp.type").map(String::as_str) {
+        Some("LogAppendTime") => log.message_timestamp_type = TimestampType::LogAppendTime,
+        Some("CreateTime") => log.message_timestamp_type = TimestampType::CreateTime,
+        _ => {}
+    }
+    log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_defaults_when_parsed_should_match_embedded_default() {
+        let config = BrokerConfig::from_raw(RawConfig::new()).expect("defaults valid");
+        assert_eq!(config.listener, "127.0.0.1:9092".parse().unwrap());
+        assert_eq!(config.log_dirs, PathBuf::from("./strom-data"));
+        assert!(config.auto_create_topics);
+        assert_eq!(config.num_partitions, 1);
+    }
+
+    #[test]
+    fn given_file_set_and_env_when_layered_should_rise_in_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strom.toml");
+        std::fs::write(
+            &path,
+            "num.partitions = 2\n\"log.retention.ms\" = 1000\n[auto.create.topics]\nenable = false\n",
+        )
+        .unwrap();
+        let mut raw = RawConfig::new();
+        raw.load_file(&path).unwrap();
+        raw.apply_overrides(&["num.partitions=3".to_string()]).unwrap();
+        raw.apply_env(|name| (name == "STROM_NUM_PARTITIONS").then(|| "4".to_string()))
+            .unwrap();
+        let config = BrokerConfig::from_raw(raw).unwrap();
+        assert_eq!(config.num_partitions, 4);
+        assert_eq!(config.log.retention_ms, 1000);
+        assert!(!config.auto_create_topics);
+        assert_eq!(
+            config.describe("num.partitions"),
+            Some(("4".to_string(), ConfigSource::StaticBroker))
+        );
+    }
+
+    #[test]
+    fn given_bad_values_when_parsed_should_name_key_and_range() {
+        let mut raw = RawConfig::new();
+        raw.set("num.partitions", "zero").unwrap();
+        let error = BrokerConfig::from_raw(raw).unwrap_err().to_string();
+        assert!(error.contains("num.partitions") && error.contains("1..=10000"), "{error}");
+
+        let mut raw = RawConfig::new();
+        let error = raw.set("num.partition", "1").unwrap_err().to_string();
+        assert!(error.contains("did you mean `num.partitions`"), "{error}");
+
+        let mut raw = RawConfig::new();
+        raw.set("listeners", "SSL://127.0.0.1:9093").unwrap();
+        assert!(BrokerConfig::from_raw(raw).unwrap_err().to_string().contains("listeners"));
+    }
+
+    #[test]
+    fn given_topic_overrides_when_resolved_should_override_broker_defaults() {
+        let config = BrokerConfig::from_raw(RawConfig::new()).unwrap();
+        let mut topic = BTreeMap::new();
+        topic.insert("retention.ms".to_string(), "5000".to_string());
+        topic.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        let log = log_config_for_topic(&config, &topic);
+        assert_eq!(log.retention_ms, 5000);
+        assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(log.segment_bytes, config.log.segment_bytes);
+    }
+
+    #[test]
+    fn every_key_has_an_env_name() {
+        assert_eq!(env_name("num.partitions"), "STROM_NUM_PARTITIONS");
+        for key in BROKER_CONFIG_KEYS {
+            assert!(!key.doc.is_empty());
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! One client connection: read frames, answer them in order, write responses.
+//!
+//! Like Kafka, a connection has one request in progress at a time, so responses go out in
+//! request order and a long-polling fetch holds only its own connection. A frame's declared
+//! size is checked before it is buffered. When the peer disconnects, frames it already sent
+//! are still processed (an acks=0 producer's last writes are not dropped); only writing
+//! stops.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, Interest};
+use tokio::net::TcpStream;
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::handlers::{self, Outcome};
+use crate::response::{ResponseFrame, ResponsePart};
+use crate::state::Broker;
+use strom_protocol::frame::check_frame_size;
+
+/// Read buffer kept between frames; larger frames get a buffer of their exact size.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+pub async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr) {
+    if let Err(error) = stream.set_nodelay(true) {
+        debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    let idle_ms = broker.config.connections_max_idle_ms;
+    let max_frame = broker.config.socket_request_max_bytes;
+    let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let mut peer_gone = false;
+    loop {
+        // Size prefix.
+        if !fill(&mut stream, &mut buffer, 4, idle_ms, &mut peer_gone).await {
+            return;
+        }
+        let declared = i32::from_be_bytes(buffer[0..4].try_into().expect("4 bytes"));
+        let size = match check_frame_size(declared, max_frame) {
+            Ok(size) => size,
+            Err(error) => {
+                warn!(%peer, %error, "closing connection: bad frame size");
+                return;
+            }
+        };
+        if !fill(&mut stream, &mut buffer, 4 + size, idle_ms, &mut peer_gone).await {
+            if buffer.len() > 4 {
+                debug!(%peer, "connection closed inside a frame");
+            }
+            return;
+        }
+        buffer.advance(4);
+        let frame = buffer.split_to(size).freeze();
+        if buffer.capacity() < READ_BUFFER_BYTES {
+            buffer.reserve(READ_BUFFER_BYTES);
+        }
+        let prefix = strom_protocol::frame::peek_header_prefix(&frame);
+        let span = info_span!(
+            "request",
+            %peer,
+            api_key = prefix.map(|p| p.api_key),
+            api_version = prefix.map(|p| p.api_version),
+            correlation_id = prefix.map(|p| p.correlation_id),
+        );
+        match handlers::dispatch(&broker, frame).instrument(span).await {
+            Outcome::Respond(response) => {
+                if peer_gone {
+                    continue;
+                }
+                if let Err(error) = write_frame(&mut stream, &response).await {
+                    debug!(%peer, %error, "peer stopped reading; finishing buffered requests");
+                    peer_gone = true;
+                }
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => {
+                warn!(%peer, %reason, "closing connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads until `buffer` holds `wanted` bytes. False on EOF, error or idle timeout.
+async fn fill(
+    stream: &mut TcpStream,
+    buffer: &mut BytesMut,
+    wanted: usize,
+    idle_ms: i64,
+    peer_gone: &mut bool,
+) -> bool {
+    if buffer.len() < wanted {
+        buffer.reserve(wanted - buffer.len());
+    }
+    while buffer.len() < wanted {
+        if *peer_gone {
+            return false;
+        }
+        let read = stream.read_buf(buffer);
+        let result = if idle_ms > 0 {
+            match tokio::time::timeout(Duration::from_millis(idle_ms as u64), read).await {
+                Ok(result) => result,
+                Err(_) => {
+                    debug!("closing idle connection");
+                    return false;
+                }
+            }
+        } else {
+            read.await
+        };
+        match result {
+            Ok(0) => {
+                *peer_gone = true;
+                return false;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                *peer_gone = true;
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Writes a response: encoded parts with `send(MSG_MORE)` when more follows, file ranges
+/// with `sendfile(2)`, so records go from page cache to socket without a user-space copy.
+pub async fn write_frame(stream: &mut TcpStream, frame: &ResponseFrame) -> io::Result<()> {
+    let last = frame.parts.len().saturating_sub(1);
+    for (index, part) in frame.parts.iter().enumerate() {
+        let more = index < last;
+        match part {
+            ResponsePart::Bytes(bytes) => {
+                let mut written = 0;
+                while written < bytes.len() {
+                    stream.writable().await?;
+                    let chunk = &bytes[written..];
+                    match stream.try_io(Interest::WRITABLE, || send(stream, chunk, more)) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => written += n,
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            ResponsePart::File(range) => {
+                let mut offset = range.position as libc::off_t;
+                let end = offset + range.length as libc::off_t;
+                while offset < end {
+                    stream.writable().await?;
+                    let count = (end - offset) as usize;
+                    let result = stream.try_io(Interest::WRITABLE, || {
+                        sendfile(stream, range.file.as_raw_fd(), &mut offset, count)
+                    });
+                    match result {
+                        Ok(0) => {
+                            // The file is shorter than the range: never send a short frame.
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "segment file shorter than the fetched range",
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn send(stream: &TcpStream, bytes: &[u8], more: bool) -> io::Result<usize> {
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: the pointer and length come from a live slice; the fd is the stream's own.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            bytes.as_ptr() as *const libc::c_void,
+            bytes.len(),
+            flags,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn sendfile(
+    stream: &TcpStream,
+    file_fd: i32,
+    offset: &mut libc::off_t,
+    count: usize,
+) -> io::Result<usize> {
+    // SAFETY: both fds are open for the duration of the call (the stream is borrowed, the
+    // file is held by an Arc in the response); `offset` is a valid pointer.
+    let n = unsafe { libc::sendfile(stream.as_raw_fd(), file_fd, offset, count) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

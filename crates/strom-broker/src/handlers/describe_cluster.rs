@@ -1,0 +1,52 @@
+//! DescribeCluster: the brokers and the active controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::ErrorCode;
+
+use crate::state::Broker;
+
+/// Endpoint types of DescribeCluster v1+.
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
+
+pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest, version: i16) -> DescribeClusterResponse {
+    let image = broker.image();
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(image.cluster_id().unwrap_or_default().to_string()))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            (1 << 4) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13)
+        } else {
+            i32::MIN
+        });
+    if version >= 1 {
+        response = response.with_endpoint_type(ENDPOINT_TYPE_BROKERS);
+        if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
+            return response
+                .with_error_code(ErrorCode::UnsupportedEndpointType.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "only broker endpoints (endpoint_type 1) are served",
+                )));
+        }
+    }
+    let brokers = image
+        .brokers()
+        .values()
+        .map(|b| {
+            let (host, port) = if b.broker_id == broker.config.node_id {
+                (broker.advertised_host.clone(), broker.advertised_port as i32)
+            } else {
+                (b.host.clone(), b.port as i32)
+            };
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    response.with_brokers(brokers)
+}

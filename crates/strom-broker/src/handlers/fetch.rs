@@ -1,0 +1,176 @@
+//! Fetch: serve file ranges of the partition logs, long-polling until `min_bytes` arrive or
+//! `max_wait_ms` passes.
+//!
+//! Sessions (KIP-227) are not kept: every response carries session id 0, which clients treat
+//! as "send full fetch requests", and a request naming a session we never gave gets
+//! FETCH_SESSION_ID_NOT_FOUND.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::FetchRequest;
+use strom_controller::MetadataImage;
+use strom_protocol::ErrorCode;
+use strom_storage::ReadError;
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::fetch_encoding::{
+    encode_fetch_response, FetchPartitionOut, FetchRecords, FetchResponseOut, FetchTopicOut,
+};
+use crate::response::{EncodeError, ResponseFrame};
+use crate::state::Broker;
+
+fn empty_partition(index: i32, error: ErrorCode) -> FetchPartitionOut {
+    FetchPartitionOut {
+        partition_index: index,
+        error_code: error.code(),
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: FetchRecords::None,
+    }
+}
+
+/// Reads every requested partition once. Returns the response and the record bytes in it,
+/// and whether any partition carries an error (which answers the fetch at once).
+fn read_once(
+    broker: &Broker,
+    image: &MetadataImage,
+    request: &FetchRequest,
+    version: i16,
+) -> (FetchResponseOut, usize, bool) {
+    let response_max = (request.max_bytes.max(0)).min(broker.config.fetch_max_bytes) as usize;
+    let mut total_bytes = 0usize;
+    let mut any_error = false;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted in &request.topics {
+        let topic = if version >= 13 {
+            image.topic_by_id(wanted.topic_id)
+        } else {
+            image.topic(wanted.topic.0.as_str())
+        };
+        let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        for fetch in &wanted.partitions {
+            let index = fetch.partition;
+            let Some(topic) = topic else {
+                any_error = true;
+                partitions.push(empty_partition(
+                    index,
+                    if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition },
+                ));
+                continue;
+            };
+            let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
+                any_error = true;
+                let error = if index >= 0 && index < topic.partition_count() {
+                    ErrorCode::NotLeaderOrFollower
+                } else {
+                    ErrorCode::UnknownTopicOrPartition
+                };
+                partitions.push(empty_partition(index, error));
+                continue;
+            };
+            if version >= 9 && fetch.current_leader_epoch >= 0 && fetch.current_leader_epoch != partition.leader_epoch {
+                any_error = true;
+                partitions.push(empty_partition(
+                    index,
+                    if fetch.current_leader_epoch < partition.leader_epoch {
+                        ErrorCode::FencedLeaderEpoch
+                    } else {
+                        ErrorCode::UnknownLeaderEpoch
+                    },
+                ));
+                continue;
+            }
+            let partition_max = (fetch.partition_max_bytes.max(0) as usize).min(response_max.saturating_sub(total_bytes));
+            let min_one_batch = total_bytes == 0;
+            let log = partition.log.lock();
+            let high_watermark = log.log_end_offset();
+            let log_start_offset = log.log_start_offset();
+            let result = if partition_max == 0 && !min_one_batch {
+                Ok(None)
+            } else {
+                log.read(fetch.fetch_offset, partition_max as u32, high_watermark, min_one_batch)
+                    .map(|info| info.records)
+            };
+            drop(log);
+            let (error, records) = match result {
+                Ok(Some(range)) => {
+                    total_bytes += range.length as usize;
+                    (ErrorCode::None, FetchRecords::File(range))
+                }
+                Ok(None) => (ErrorCode::None, FetchRecords::Memory(bytes::Bytes::new())),
+                Err(ReadError::OffsetOutOfRange { .. }) => {
+                    any_error = true;
+                    (ErrorCode::OffsetOutOfRange, FetchRecords::None)
+                }
+                Err(error) => {
+                    warn!(topic = %topic.name, partition = index, %error, "read failed");
+                    any_error = true;
+                    (ErrorCode::KafkaStorageError, FetchRecords::None)
+                }
+            };
+            partitions.push(FetchPartitionOut {
+                partition_index: index,
+                error_code: error.code(),
+                high_watermark,
+                last_stable_offset: high_watermark,
+                log_start_offset,
+                records,
+            });
+        }
+        topics.push(FetchTopicOut {
+            name: wanted.topic.0.to_string(),
+            topic_id: wanted.topic_id,
+            partitions,
+        });
+    }
+    let response = FetchResponseOut {
+        throttle_time_ms: 0,
+        error_code: 0,
+        session_id: 0,
+        topics,
+    };
+    (response, total_bytes, any_error)
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: FetchRequest,
+    version: i16,
+    correlation_id: i32,
+) -> Result<ResponseFrame, EncodeError> {
+    if version >= 7 && request.session_id != 0 {
+        let response = FetchResponseOut {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::FetchSessionIdNotFound.code(),
+            session_id: 0,
+            topics: vec![],
+        };
+        return encode_fetch_response(version, correlation_id, &response);
+    }
+    let max_wait_ms = (request.max_wait_ms.max(0) as i64).min(broker.config.fetch_max_wait_ms_cap);
+    let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    // Subscribe before the first read so an append between the read and the wait is seen.
+    let mut appends = broker.subscribe_appends();
+    loop {
+        appends.borrow_and_update();
+        let image = broker.image();
+        let (response, total_bytes, any_error) = read_once(broker, &image, &request, version);
+        let done = total_bytes >= min_bytes.max(1)
+            || min_bytes == 0
+            || any_error
+            || request.topics.is_empty() && max_wait_ms == 0
+            || Instant::now() >= deadline;
+        if done {
+            return encode_fetch_response(version, correlation_id, &response);
+        }
+        if tokio::time::timeout_at(deadline, appends.changed()).await.is_err() {
+            // Deadline: answer with whatever is there now.
+            let (response, _, _) = read_once(broker, &broker.image(), &request, version);
+            return encode_fetch_response(version, correlation_id, &response);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Produce: validate and append each partition's batches; acks=0 gets no answer.
+//!
+//! The records blob is copied once, into a buffer the log rewrites in place (base offset,
+//! leader epoch) and writes to the segment; records are never decoded.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::ErrorCode;
+use strom_storage::AppendError;
+use tracing::warn;
+
+use crate::errors::append_error_code;
+use crate::state::{now_ms, Broker};
+
+fn failed(version: i16, index: i32, error: ErrorCode, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
+}
+
+pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let image = broker.image();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut appended_any = false;
+    for topic_data in request.topic_data {
+        let topic = if version >= 13 {
+            image.topic_by_id(topic_data.topic_id)
+        } else {
+            image.topic(topic_data.name.0.as_str())
+        };
+        let unknown_topic = if version >= 13 {
+            ErrorCode::UnknownTopicId
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let index = data.index;
+            if !matches!(acks, -1..=1) {
+                partition_responses.push(failed(version, index, ErrorCode::InvalidRequiredAcks, None));
+                continue;
+            }
+            if request.transactional_id.is_some() {
+                partition_responses.push(failed(
+                    index,
+                    ErrorCode::InvalidTxnState,
+                    Some("transactions are not supported by this broker yet".into()),
+                ));
+                continue;
+            }
+            let Some(topic) = topic else {
+                partition_responses.push(failed(version, index, unknown_topic, None));
+                continue;
+            };
+            let Some(state) = topic.partitions.get(index.max(0) as usize).filter(|_| index >= 0) else {
+                partition_responses.push(failed(version, index, ErrorCode::UnknownTopicOrPartition, None));
+                continue;
+            };
+            if acks == -1 {
+                let min_isr = topic
+                    .configs
+                    .get("min.insync.replicas")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(broker.config.min_insync_replicas as usize);
+                if state.isr.len() < min_isr {
+                    partition_responses.push(failed(
+                        index,
+                        ErrorCode::NotEnoughReplicas,
+                        Some(format!(
+                            "min.insync.replicas={min_isr} but the in-sync replicas are {:?}",
+                            state.isr
+                        )),
+                    ));
+                    continue;
+                }
+            }
+            let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
+                partition_responses.push(failed(version, index, ErrorCode::NotLeaderOrFollower, None));
+                continue;
+            };
+            let Some(records) = data.records.filter(|r| !r.is_empty()) else {
+                partition_responses.push(failed(
+                    index,
+                    ErrorCode::CorruptMessage,
+                    Some("produce request carries no record batch".into()),
+                ));
+                continue;
+            };
+            let buffer = BytesMut::from(&records[..]);
+            let result = partition
+                .log
+                .lock()
+                .append_as_leader(buffer, partition.leader_epoch, now_ms());
+            match result {
+                Ok(info) => {
+                    appended_any |= !info.duplicate;
+                    partition_responses.push(
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_error_code(0)
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time_ms)
+                            .with_log_start_offset(info.log_start_offset),
+                    );
+                }
+                Err(error) => {
+                    if let AppendError::Storage(storage) = &error {
+                        warn!(topic = %topic.name, partition = index, error = %storage, "append failed");
+                    }
+                    let mut response = failed(version, index, append_error_code(&error), Some(error.to_string()));
+                    if version >= 8 {
+                        if let Some(batch_index) = crate::errors::append_error_batch_index(&error) {
+                            response = response.with_record_errors(vec![BatchIndexAndErrorMessage::default()
+                                .with_batch_index(batch_index)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(error.to_string())))]);
+                        }
+                    }
+                    partition_responses.push(response);
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    if appended_any {
+        broker.notify_appended();
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,80 @@
+//! The broker's shared state: config, metadata image, hosted partitions, producer ids, and
+//! the signal that wakes long-polling fetches.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use strom_controller::MetadataImage;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::partition::{PartitionError, PartitionRegistry};
+use crate::producer_ids::ProducerIdAllocator;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    /// Host and port clients are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// The metadata log and the controller's decisions. Held only while a metadata change
+    /// is decided and written; readers use [`Broker::image`].
+    pub metadata: Mutex<strom_controller::MetadataQuorum>,
+    image: RwLock<Arc<MetadataImage>>,
+    pub partitions: PartitionRegistry,
+    pub producer_ids: Mutex<ProducerIdAllocator>,
+    /// Bumped after every append; long-polling fetches wait for it to change.
+    appended: watch::Sender<u64>,
+}
+
+impl Broker {
+    pub fn new(
+        config: BrokerConfig,
+        advertised_host: String,
+        advertised_port: u16,
+        metadata: strom_controller::MetadataQuorum,
+        producer_ids: ProducerIdAllocator,
+    ) -> Result<Arc<Self>, PartitionError> {
+        let image = metadata.image();
+        let broker = Arc::new(Broker {
+            config,
+            advertised_host,
+            advertised_port,
+            metadata: Mutex::new(metadata),
+            image: RwLock::new(image.clone()),
+            partitions: PartitionRegistry::default(),
+            producer_ids: Mutex::new(producer_ids),
+            appended: watch::channel(0).0,
+        });
+        broker
+            .partitions
+            .sync_with_image(&broker.config, &image, now_ms())?;
+        Ok(broker)
+    }
+
+    /// The current metadata image; cheap (an `Arc` clone).
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().clone()
+    }
+
+    /// Installs the image after a metadata change and opens/deletes partitions to match.
+    pub fn apply_image(&self, image: Arc<MetadataImage>) -> Result<(), PartitionError> {
+        *self.image.write() = image.clone();
+        self.partitions.sync_with_image(&self.config, &image, now_ms())
+    }
+
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+}
