@@ -23,13 +23,18 @@ pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 
-// pub use admin::Admin;
+pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic};
 pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
-// pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::{ClientError, Result};
-// pub use producer::{Acks, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use offsets::{ListedOffset, OffsetSpec};
+pub use partitioner::{murmur2, partition_for_key, PartitionerKind};
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};
 pub use strom_protocol::batch::Compression;
 pub use strom_protocol::record::RecordHeader;
