@@ -1,1 +1,143 @@
-//! `strom-storage` (being written).
+//! `strom-storage`: the partition log.
+//!
+//! **Owns**: the log of one partition replica on local disk in Kafka's layout — segments
+//! (`<20-digit base offset>.log` holding record batches v2 byte for byte, with a sparse
+//! `.index` and `.timeindex`), appends with offset assignment, reads by offset as a file
+//! range, crash recovery, retention, the idempotent-producer state (`<offset>.snapshot`),
+//! the leader-epoch cache (`leader-epoch-checkpoint`), and the log-start and recovery-point
+//! checkpoints.
+//!
+//! **Must not**: know about requests, consumer groups, replication protocol or the network.
+//! It takes records blobs and offsets and answers offsets and byte ranges; mapping errors
+//! to Kafka error codes, the high watermark and delayed operations belong to the broker.
+//!
+//! # Design choices, and why
+//!
+//! - **What is stored is what is served.** A produce request's records are validated from
+//!   their 61-byte headers (framing, magic 2, CRC-32C over the batch, record count, size,
+//!   producer sequence), offsets are assigned by rewriting `baseOffset` and
+//!   `partitionLeaderEpoch` in the request's own buffer (both outside the CRC), and the
+//!   buffer is written with one `pwrite`. Records are never decoded or re-encoded and
+//!   compressed batches stay compressed; only LogAppendTime recomputes a CRC.
+//! - **Reads return a [`FileRange`]**, not bytes: the broker can `sendfile` it or `pread`
+//!   it ([`FileRange::read_to_bytes`]). The range holds an `Arc<File>`, so a segment
+//!   deleted by retention stays readable (unlinked files live while open on Unix).
+//! - **Lookup** is a `BTreeMap` search for the segment, a binary search of the sparse index
+//!   (one entry per `index.interval.bytes`) and a header scan from there through an 8 KiB
+//!   read window (many small batches per `pread`). Nothing per record.
+//! - **Indexes** are kept in memory and appended to plain files (Kafka mmaps preallocated
+//!   ones). A file that only ever holds valid entries needs no trim on close and never
+//!   exposes zeroed slots after a crash; the in-memory copy costs the same RAM as the mmap
+//!   pages would.
+//! - **Durability** follows Kafka: by default nothing is fsynced on append (`flush.messages`
+//!   and `flush.ms` are `i64::MAX`), because replication, not fsync, protects data, and a
+//!   `kill -9` of the process loses nothing that reached the page cache. Segments are
+//!   fsynced when rolled and the recovery point moves past them, so recovery after a crash
+//!   checks only the active segment (and anything after the last flush).
+//! - **Recovery** validates every batch after the recovery point (framing, CRC, increasing
+//!   offsets), truncates at the first torn or corrupt one, rebuilds the indexes, and never
+//!   serves a partial batch. A clean-shutdown marker written by [`PartitionLog::close`]
+//!   skips it; index files are still sanity-checked and rebuilt if damaged.
+//! - **Producer state** survives restarts through a CRC-protected snapshot written at every
+//!   roll and at close; on open the newest valid one is loaded and the batch headers after
+//!   it are replayed (headers only).
+//!
+//! All limits live in [`LogConfig`] (Kafka's names) and the few constants at the top of
+//! the modules (read window, recovery chunk, snapshots kept, producer batches remembered).
+
+mod append;
+mod config;
+mod error;
+mod files;
+mod header;
+mod index;
+mod leader_epoch;
+mod log;
+mod producer_state;
+mod read;
+mod retention;
+mod segment;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+pub use config::{LogConfig, TimestampType};
+pub use error::{AppendError, InvalidRecordReason, ReadError, StorageError};
+pub use log::PartitionLog;
+
+/// Result of a successful [`PartitionLog::append_as_leader`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: i64,
+    /// Offset of the last record appended.
+    pub last_offset: i64,
+    /// The broker time stamped into the batches, or -1 unless `LogAppendTime`.
+    pub log_append_time_ms: i64,
+    /// Log start offset after the append (Produce responses carry it).
+    pub log_start_offset: i64,
+    /// Records appended.
+    pub record_count: i64,
+    /// An idempotent retry: nothing was appended, the offsets are the original ones.
+    pub duplicate: bool,
+}
+
+/// Result of [`PartitionLog::read`].
+#[derive(Debug, Clone)]
+pub struct ReadInfo {
+    /// The whole batches to send, or `None` when there is nothing to send yet.
+    pub records: Option<FileRange>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// A byte range of a segment file holding whole batches. Holding it keeps the file open,
+/// even if retention deletes the segment meanwhile.
+#[derive(Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    /// Byte position in the file of the first batch.
+    pub position: u64,
+    /// Bytes in the range.
+    pub length: u32,
+}
+
+impl std::fmt::Debug for FileRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileRange")
+            .field("position", &self.position)
+            .field("length", &self.length)
+            .finish()
+    }
+}
+
+impl FileRange {
+    /// Copies the range into memory with `pread` (for TLS connections and tests; plaintext
+    /// connections can `sendfile` the range instead).
+    pub fn read_to_bytes(&self) -> std::io::Result<bytes::Bytes> {
+        let mut buffer = bytes::BytesMut::zeroed(self.length as usize);
+        self.file.read_exact_at(&mut buffer, self.position)?;
+        Ok(buffer.freeze())
+    }
+}
+
+/// A record found by timestamp ([`PartitionLog::offset_for_timestamp`],
+/// [`PartitionLog::max_timestamp_offset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    pub timestamp_ms: i64,
+    pub offset: i64,
+}
+
+/// Result of [`PartitionLog::enforce_retention`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
+}

@@ -1,0 +1,261 @@
+//! The produce path: validate every batch, assign offsets in place, write once.
+
+use bytes::BytesMut;
+use strom_protocol::batch::{
+    batch_size_bytes, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
+    BatchIter,
+};
+
+use crate::config::TimestampType;
+use crate::error::{AppendError, InvalidRecordReason};
+use crate::log::PartitionLog;
+use crate::producer_state::{
+    apply_batch, check_sequence, ProducerBatch, ProducerBatchHeader, ProducerEntry, SequenceCheck,
+};
+use crate::AppendInfo;
+
+/// What validation learned about a request's records.
+struct Validated {
+    /// Records (= offsets) the request takes.
+    offset_count: i64,
+    max_timestamp_ms: i64,
+    /// Producer-state updates to apply once the write succeeded, in batch order.
+    producer_updates: Vec<(ProducerBatchHeader, ProducerBatch)>,
+}
+
+enum Validation {
+    Append(Validated),
+    Duplicate(ProducerBatch),
+}
+
+impl PartitionLog {
+    /// Validates every batch of a Produce request's records blob (magic 2, lengths,
+    /// CRC-32C, record count, size <= `max.message.bytes`, idempotent producer
+    /// id/epoch/sequence), assigns offsets by rewriting each batch's `baseOffset` in place
+    /// (and `partitionLeaderEpoch`; LogAppendTime stamps `maxTimestamp` and recomputes the
+    /// CRC), appends to the active segment with a single write, updates the sparse indexes
+    /// and the log-end offset.
+    ///
+    /// Never decodes records; compressed batches are stored as they came. All-or-nothing:
+    /// if any batch is invalid nothing is appended. A retried batch of an idempotent
+    /// producer appends nothing and answers the original offsets with `duplicate = true`.
+    pub fn append_as_leader(
+        &mut self,
+        mut records: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.check_not_fenced()?;
+        let log_end = self.log_end_offset();
+        let validated = match self.validate(&records, log_end)? {
+            Validation::Append(validated) => validated,
+            Validation::Duplicate(batch) => {
+                return Ok(AppendInfo {
+                    base_offset: batch.first_offset,
+                    last_offset: batch.last_offset,
+                    log_append_time_ms: match self.config.message_timestamp_type {
+                        TimestampType::LogAppendTime => batch.timestamp_ms,
+                        TimestampType::CreateTime => -1,
+                    },
+                    log_start_offset: self.log_start_offset,
+                    record_count: batch.last_offset - batch.first_offset + 1,
+                    duplicate: true,
+                })
+            }
+        };
+        self.maybe_roll(records.len() as u64, &validated, now_ms)?;
+
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let mut position = 0usize;
+        let mut next_offset = log_end;
+        while position < records.len() {
+            let size = batch_size_bytes(&records[position..]).expect("validated batch");
+            let batch = &mut records[position..position + size];
+            let last_offset_delta = i32::from_be_bytes(batch[23..27].try_into().expect("4"));
+            set_base_offset(batch, next_offset);
+            set_partition_leader_epoch(batch, leader_epoch);
+            if log_append_time {
+                set_log_append_time(batch, now_ms);
+            }
+            next_offset += last_offset_delta as i64 + 1;
+            position += size;
+        }
+        assert_eq!(next_offset, log_end + validated.offset_count);
+
+        if self.epochs.assign(leader_epoch, log_end) {
+            self.epochs.persist()?;
+        }
+        let interval = self.config.index_interval_bytes;
+        if let Err((error, rolled_back)) = self.active_mut().append(&records, interval) {
+            if !rolled_back {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    %error,
+                    "a failed append could not be rolled back; fencing the log"
+                );
+                self.fenced = true;
+            }
+            return Err(error.into());
+        }
+        for (header, mut batch) in validated.producer_updates {
+            if log_append_time {
+                batch.timestamp_ms = now_ms;
+            }
+            self.producers.apply(&header, batch);
+        }
+        self.unflushed_messages = self
+            .unflushed_messages
+            .saturating_add(validated.offset_count);
+        self.maybe_flush(now_ms)?;
+        debug_assert!(self.log_end_offset() == next_offset);
+        Ok(AppendInfo {
+            base_offset: log_end,
+            last_offset: next_offset - 1,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            record_count: validated.offset_count,
+            duplicate: false,
+        })
+    }
+
+    /// Checks every batch without changing anything.
+    fn validate(&self, records: &[u8], log_end: i64) -> Result<Validation, AppendError> {
+        if records.is_empty() {
+            return Err(AppendError::InvalidRecord {
+                batch_index: 0,
+                reason: InvalidRecordReason::Empty,
+            });
+        }
+        if records.len() as u64 > self.config.segment_bytes_max() {
+            return Err(AppendError::RecordListTooLarge {
+                size_bytes: records.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        let mut offset_count = 0i64;
+        let mut max_timestamp_ms = -1i64;
+        let mut producer_updates = Vec::new();
+        // Producer entries as this request changes them: batches of one producer in one
+        // request must follow each other too. Few producers per request: a Vec suffices.
+        let mut overlay: Vec<(i64, Option<ProducerEntry>)> = Vec::new();
+        for (batch_index, item) in BatchIter::new(records).enumerate() {
+            let view = item.map_err(|source| AppendError::CorruptMessage {
+                batch_index,
+                source,
+            })?;
+            if view.size_bytes() > self.config.max_message_bytes as usize {
+                return Err(AppendError::MessageTooLarge {
+                    size_bytes: view.size_bytes(),
+                    max_bytes: self.config.max_message_bytes,
+                });
+            }
+            view.verify_crc()
+                .map_err(|source| AppendError::CorruptMessage {
+                    batch_index,
+                    source,
+                })?;
+            if view.record_count() as i64 != view.last_offset_delta() as i64 + 1 {
+                return Err(AppendError::CorruptMessage {
+                    batch_index,
+                    source: BatchError::InvalidRecordCount {
+                        record_count: view.record_count(),
+                        last_offset_delta: view.last_offset_delta(),
+                    },
+                });
+            }
+            if view.base_offset() != 0 {
+                return Err(AppendError::InvalidRecord {
+                    batch_index,
+                    reason: InvalidRecordReason::NonZeroBaseOffset {
+                        base_offset: view.base_offset(),
+                    },
+                });
+            }
+            if view.is_control() {
+                return Err(AppendError::InvalidRecord {
+                    batch_index,
+                    reason: InvalidRecordReason::ControlBatch,
+                });
+            }
+            let first_offset = log_end + offset_count;
+            let last_offset = first_offset + view.last_offset_delta() as i64;
+            if view.producer_id() >= 0 {
+                let header = ProducerBatchHeader {
+                    producer_id: view.producer_id(),
+                    epoch: view.producer_epoch(),
+                    first_sequence: view.base_sequence(),
+                    last_sequence: view.last_sequence(),
+                    is_control: false,
+                };
+                let slot = match overlay.iter().position(|(id, _)| *id == header.producer_id) {
+                    Some(slot) => slot,
+                    None => {
+                        let entry = self.producers.get(header.producer_id).cloned();
+                        overlay.push((header.producer_id, entry));
+                        overlay.len() - 1
+                    }
+                };
+                let entry = &mut overlay[slot].1;
+                match check_sequence(entry.as_ref(), &header)? {
+                    SequenceCheck::Duplicate(batch) if batch.first_offset < log_end => {
+                        return Ok(Validation::Duplicate(batch));
+                    }
+                    SequenceCheck::Duplicate(_) => {
+                        // The same batch twice in one request: the second is out of order.
+                        return Err(AppendError::OutOfOrderSequence {
+                            producer_id: header.producer_id,
+                            expected: header.last_sequence.wrapping_add(1).max(0),
+                            got: header.first_sequence,
+                        });
+                    }
+                    SequenceCheck::Append => {}
+                }
+                let batch = ProducerBatch {
+                    first_sequence: header.first_sequence,
+                    last_sequence: header.last_sequence,
+                    first_offset,
+                    last_offset,
+                    timestamp_ms: view.max_timestamp(),
+                };
+                apply_batch(entry, &header, batch);
+                producer_updates.push((header, batch));
+            }
+            offset_count += view.last_offset_delta() as i64 + 1;
+            max_timestamp_ms = max_timestamp_ms.max(view.max_timestamp());
+        }
+        assert!(
+            offset_count > 0,
+            "a non-empty blob holds at least one record"
+        );
+        Ok(Validation::Append(Validated {
+            offset_count,
+            max_timestamp_ms,
+            producer_updates,
+        }))
+    }
+
+    /// Rolls the active segment when the incoming records would overflow `segment.bytes`,
+    /// it is older than `segment.ms`, an index is full, or offsets would no longer fit
+    /// its 32-bit relative offsets.
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u64,
+        validated: &Validated,
+        now_ms: i64,
+    ) -> Result<(), AppendError> {
+        let log_end = self.log_end_offset();
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size_bytes() + incoming_bytes > self.config.segment_bytes_max();
+        let too_old =
+            active.age_for_roll_ms(validated.max_timestamp_ms, now_ms) > self.config.segment_ms;
+        let last_incoming = log_end + validated.offset_count - 1;
+        let offsets_overflow = last_incoming - active.base_offset() > i32::MAX as i64;
+        if too_big || too_old || active.index_is_full() || offsets_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+}

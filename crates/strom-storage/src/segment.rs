@@ -1,0 +1,578 @@
+//! One segment: a `.log` file of whole v2 batches plus its sparse `.index` and
+//! `.timeindex`, all named after the segment's base offset.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strom_protocol::batch::{BatchIter, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES};
+
+use crate::error::StorageError;
+use crate::files::{self, offset_file, open_read_write, INDEX_SUFFIX, LOG_SUFFIX};
+use crate::header::{BatchHeader, HeaderScanner};
+use crate::index::{IndexDamage, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::FileRange;
+
+/// Bytes read at a time while recovery checks a batch's CRC; bounds recovery's memory no
+/// matter how large a (possibly corrupt) batch claims to be.
+const RECOVERY_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Why recovery cut a segment short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Truncation {
+    pub position_bytes: u64,
+    pub reason: &'static str,
+    pub bytes_removed: u64,
+}
+
+/// Outcome of reading from one segment.
+pub(crate) enum SegmentRead {
+    /// No batch in this segment reaches the fetch offset: try the next segment.
+    NotHere,
+    /// The batches found (`None`: the first one is beyond the limits).
+    Found(Option<FileRange>),
+}
+
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log_file: Arc<File>,
+    size_bytes: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Offset after the last batch; the base offset while empty.
+    next_offset: i64,
+    /// Largest batch `maxTimestamp` in the segment, -1 while empty.
+    max_timestamp_ms: i64,
+    /// Last offset of the first batch that reached `max_timestamp_ms`, -1 while empty.
+    offset_of_max_timestamp: i64,
+    /// `maxTimestamp` of the first batch: what `segment.ms` measures age from.
+    first_batch_timestamp_ms: Option<i64>,
+    created_ms: i64,
+    bytes_since_last_index_entry: u64,
+}
+
+impl Segment {
+    /// Creates a new, empty segment (replacing any leftover files of that name).
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_bytes: u32,
+        now_ms: i64,
+    ) -> Result<Segment, StorageError> {
+        assert!(base_offset >= 0, "segment base offset {base_offset} < 0");
+        let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
+        let log_file = open_read_write(&log_path, true)?;
+        log_file.set_len(0).map_err(StorageError::io(&log_path))?;
+        Ok(Segment {
+            base_offset,
+            log_file: Arc::new(log_file),
+            size_bytes: 0,
+            offset_index: OffsetIndex::create(
+                offset_file(dir, base_offset, INDEX_SUFFIX),
+                index_bytes,
+            )?,
+            time_index: TimeIndex::create(
+                offset_file(dir, base_offset, files::TIME_INDEX_SUFFIX),
+                index_bytes,
+            )?,
+            log_path,
+            next_offset: base_offset,
+            max_timestamp_ms: -1,
+            offset_of_max_timestamp: -1,
+            first_batch_timestamp_ms: None,
+            created_ms: now_ms,
+            bytes_since_last_index_entry: 0,
+        })
+    }
+
+    /// Opens an existing segment. With `recover` every batch is checked (framing, CRC,
+    /// increasing offsets), the indexes are rebuilt and a bad tail is cut off. Without it,
+    /// the indexes are loaded and sanity-checked; damaged ones trigger a recovery anyway.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_bytes: u32,
+        index_interval_bytes: u32,
+        recover: bool,
+        now_ms: i64,
+    ) -> Result<(Segment, Option<Truncation>), StorageError> {
+        let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
+        let log_file = open_read_write(&log_path, false)?;
+        let size_bytes = log_file
+            .metadata()
+            .map_err(StorageError::io(&log_path))?
+            .len();
+        let index_path = offset_file(dir, base_offset, INDEX_SUFFIX);
+        let time_path = offset_file(dir, base_offset, files::TIME_INDEX_SUFFIX);
+        let loaded = if recover {
+            None
+        } else {
+            match (
+                OffsetIndex::load(index_path.clone(), index_bytes, size_bytes)?,
+                TimeIndex::load(time_path.clone(), index_bytes)?,
+            ) {
+                (Ok(offset_index), Ok(time_index)) => Some((offset_index, time_index)),
+                (offset, time) => {
+                    let damage: Option<IndexDamage> = offset.err().or(time.err());
+                    tracing::warn!(
+                        segment = %log_path.display(),
+                        ?damage,
+                        "index files are damaged; rebuilding them from the log"
+                    );
+                    None
+                }
+            }
+        };
+        let (offset_index, time_index, needs_recovery) = match loaded {
+            Some((offset_index, time_index)) => (offset_index, time_index, false),
+            None => (
+                OffsetIndex::create(index_path, index_bytes)?,
+                TimeIndex::create(time_path, index_bytes)?,
+                true,
+            ),
+        };
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            log_file: Arc::new(log_file),
+            size_bytes,
+            offset_index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp_ms: -1,
+            offset_of_max_timestamp: -1,
+            first_batch_timestamp_ms: None,
+            created_ms: now_ms,
+            bytes_since_last_index_entry: 0,
+        };
+        if needs_recovery {
+            let truncation = segment.recover(index_interval_bytes)?;
+            return Ok((segment, truncation));
+        }
+        match segment.load_tail_state() {
+            Ok(()) => Ok((segment, None)),
+            Err(StorageError::CorruptSegment {
+                position_bytes,
+                reason,
+                ..
+            }) => {
+                tracing::warn!(
+                    segment = %segment.log_path.display(),
+                    position_bytes,
+                    reason,
+                    "segment tail does not parse; recovering the segment"
+                );
+                segment.reset(dir, index_bytes)?;
+                let truncation = segment.recover(index_interval_bytes)?;
+                Ok((segment, truncation))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Forgets everything derived from the log (indexes, stats) before a recovery.
+    fn reset(&mut self, dir: &Path, index_bytes: u32) -> Result<(), StorageError> {
+        self.offset_index = OffsetIndex::create(
+            offset_file(dir, self.base_offset, INDEX_SUFFIX),
+            index_bytes,
+        )?;
+        self.time_index = TimeIndex::create(
+            offset_file(dir, self.base_offset, files::TIME_INDEX_SUFFIX),
+            index_bytes,
+        )?;
+        self.next_offset = self.base_offset;
+        self.max_timestamp_ms = -1;
+        self.offset_of_max_timestamp = -1;
+        self.first_batch_timestamp_ms = None;
+        self.bytes_since_last_index_entry = 0;
+        Ok(())
+    }
+
+    /// After loading trusted indexes: finds the next offset and largest timestamp by
+    /// scanning only the headers after the last index entries (or the whole segment when
+    /// the time index is empty).
+    fn load_tail_state(&mut self) -> Result<(), StorageError> {
+        if let Some(entry) = self.time_index.last() {
+            self.max_timestamp_ms = entry.timestamp_ms;
+            self.offset_of_max_timestamp = self.base_offset + entry.relative_offset as i64;
+        }
+        let last_indexed = self
+            .offset_index
+            .last()
+            .map_or(0, |e| e.position_bytes as u64);
+        let scan_from = match self.time_index.last() {
+            Some(entry) => last_indexed.min(self.offset_index.lookup(entry.relative_offset)),
+            None => 0,
+        };
+        let mut scanner =
+            HeaderScanner::new(&self.log_file, &self.log_path, scan_from, self.size_bytes);
+        while let Some((position, header)) = scanner.next_header()? {
+            if position == 0 {
+                self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
+            }
+            if header.max_timestamp_ms > self.max_timestamp_ms {
+                self.max_timestamp_ms = header.max_timestamp_ms;
+                self.offset_of_max_timestamp = header.last_offset();
+            }
+            if header.base_offset < self.next_offset {
+                return Err(StorageError::CorruptSegment {
+                    path: self.log_path.clone(),
+                    position_bytes: position,
+                    reason: "batch offsets do not increase",
+                });
+            }
+            self.next_offset = header.next_offset();
+        }
+        if self.first_batch_timestamp_ms.is_none() && self.size_bytes > 0 {
+            let mut scanner =
+                HeaderScanner::new(&self.log_file, &self.log_path, 0, self.size_bytes);
+            if let Some((_, header)) = scanner.next_header()? {
+                self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
+            }
+        }
+        self.bytes_since_last_index_entry = self.size_bytes - last_indexed;
+        Ok(())
+    }
+
+    /// Checks every batch from the start, rebuilds both indexes, and truncates the file at
+    /// the first batch that is torn or corrupt. Never keeps a partial batch.
+    fn recover(&mut self, index_interval_bytes: u32) -> Result<Option<Truncation>, StorageError> {
+        let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
+        let mut chunk = vec![0u8; RECOVERY_CHUNK_BYTES];
+        let file_bytes = self.size_bytes;
+        self.size_bytes = 0;
+        let mut position = 0u64;
+        let mut failure: Option<&'static str> = None;
+        while position < file_bytes {
+            match self.check_batch(position, file_bytes, &mut header_bytes, &mut chunk)? {
+                Ok(header) => {
+                    self.size_bytes = position + header.size_bytes;
+                    self.index_batch(position, &header, index_interval_bytes)?;
+                    position += header.size_bytes;
+                }
+                Err(reason) => {
+                    failure = Some(reason);
+                    break;
+                }
+            }
+        }
+        assert_eq!(self.size_bytes, position);
+        let Some(reason) = failure else {
+            return Ok(None);
+        };
+        tracing::warn!(
+            segment = %self.log_path.display(),
+            position_bytes = position,
+            bytes_removed = file_bytes - position,
+            reason,
+            "truncating a torn or corrupt tail of the segment"
+        );
+        self.log_file
+            .set_len(position)
+            .map_err(StorageError::io(&self.log_path))?;
+        Ok(Some(Truncation {
+            position_bytes: position,
+            reason,
+            bytes_removed: file_bytes - position,
+        }))
+    }
+
+    /// Validates the batch at `position`: `Ok(Err(reason))` when it is torn or corrupt.
+    fn check_batch(
+        &self,
+        position: u64,
+        file_bytes: u64,
+        header_bytes: &mut [u8; BATCH_HEADER_BYTES],
+        chunk: &mut [u8],
+    ) -> Result<Result<BatchHeader, &'static str>, StorageError> {
+        let io = StorageError::io(&self.log_path);
+        if file_bytes - position < BATCH_HEADER_BYTES as u64 {
+            return Ok(Err("partial batch header"));
+        }
+        self.log_file
+            .read_exact_at(header_bytes, position)
+            .map_err(io)?;
+        let Some(header) = BatchHeader::parse(header_bytes) else {
+            return Ok(Err(
+                "batch header does not parse (length, magic or offsets)",
+            ));
+        };
+        if position + header.size_bytes > file_bytes {
+            return Ok(Err("batch runs past the end of the file"));
+        }
+        if header.base_offset < self.next_offset.max(self.base_offset) {
+            return Ok(Err("batch offsets do not increase"));
+        }
+        if header.last_offset() - self.base_offset > i32::MAX as i64 {
+            return Ok(Err(
+                "batch offset does not fit the segment's relative offsets",
+            ));
+        }
+        let record_count = i32::from_be_bytes(header_bytes[57..61].try_into().expect("4"));
+        if record_count < 0 || record_count as i64 > header.last_offset_delta as i64 + 1 {
+            return Ok(Err("record count does not match the last offset delta"));
+        }
+        if header.attributes & strom_protocol::batch::ATTRIBUTE_COMPRESSION_MASK > 4 {
+            return Ok(Err("unknown compression codec"));
+        }
+        let stored_crc = u32::from_be_bytes(header_bytes[17..21].try_into().expect("4"));
+        let mut crc = crc32c::crc32c(&header_bytes[21..]);
+        let mut at = position + BATCH_HEADER_BYTES as u64;
+        let end = position + header.size_bytes;
+        while at < end {
+            let want = ((end - at) as usize).min(chunk.len());
+            self.log_file
+                .read_exact_at(&mut chunk[..want], at)
+                .map_err(StorageError::io(&self.log_path))?;
+            crc = crc32c::crc32c_append(crc, &chunk[..want]);
+            at += want as u64;
+        }
+        if crc != stored_crc {
+            return Ok(Err("CRC-32C mismatch"));
+        }
+        Ok(Ok(header))
+    }
+
+    /// Updates the in-memory stats and, every `index.interval.bytes`, both indexes for a
+    /// batch just written at `position`.
+    fn index_batch(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) -> Result<(), StorageError> {
+        assert!(
+            header.base_offset >= self.next_offset,
+            "offsets must increase"
+        );
+        assert!(position + header.size_bytes <= self.size_bytes);
+        if self.first_batch_timestamp_ms.is_none() {
+            self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
+        }
+        if header.max_timestamp_ms > self.max_timestamp_ms || self.offset_of_max_timestamp < 0 {
+            self.max_timestamp_ms = header.max_timestamp_ms;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+        self.next_offset = header.next_offset();
+        // Both indexes advance together so a loaded pair describes the same prefix.
+        if self.bytes_since_last_index_entry > index_interval_bytes as u64
+            && !self.offset_index.is_full()
+            && !self.time_index.is_full()
+        {
+            self.offset_index.append(OffsetEntry {
+                relative_offset: self.relative(header.last_offset()),
+                position_bytes: u32::try_from(position).expect("segment positions fit u32"),
+            })?;
+            self.time_index.maybe_append(TimeEntry {
+                timestamp_ms: self.max_timestamp_ms,
+                relative_offset: self.relative(self.offset_of_max_timestamp),
+            })?;
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += header.size_bytes;
+        Ok(())
+    }
+
+    fn relative(&self, offset: i64) -> u32 {
+        let relative = offset - self.base_offset;
+        assert!(
+            (0..=i32::MAX as i64).contains(&relative),
+            "offset {offset} outside segment {}",
+            self.base_offset
+        );
+        relative as u32
+    }
+
+    /// Writes already validated, offset-assigned batches at the end of the file with one
+    /// positioned write, then indexes them. On a failed write the file is cut back to its
+    /// old size so no partial batch remains; `Err` then means the caller must fence the log
+    /// if the cut fails too (reported as the second tuple element being false).
+    pub fn append(
+        &mut self,
+        records: &[u8],
+        index_interval_bytes: u32,
+    ) -> Result<(), (StorageError, bool)> {
+        let start = self.size_bytes;
+        if let Err(error) = self.log_file.write_all_at(records, start) {
+            let rolled_back = self.log_file.set_len(start).is_ok();
+            return Err((StorageError::io(&self.log_path)(error), rolled_back));
+        }
+        self.size_bytes = start + records.len() as u64;
+        let mut position = start;
+        for view in BatchIter::new(records) {
+            let view = view.expect("batches were validated before the write");
+            let header = BatchHeader::parse(view.as_bytes()).expect("validated batch header");
+            self.index_batch(position, &header, index_interval_bytes)
+                .map_err(|error| (error, false))?;
+            position += header.size_bytes;
+        }
+        assert_eq!(position, self.size_bytes, "records must hold whole batches");
+        Ok(())
+    }
+
+    /// First batch whose last offset is >= `offset`, as (position, header).
+    pub fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        let start = if offset <= self.base_offset {
+            0
+        } else {
+            let relative = (offset - self.base_offset).min(u32::MAX as i64) as u32;
+            self.offset_index.lookup(relative)
+        };
+        let mut scanner =
+            HeaderScanner::new(&self.log_file, &self.log_path, start, self.size_bytes);
+        while let Some((position, header)) = scanner.next_header()? {
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one holding `fetch_offset`, within `max_bytes` (at least one
+    /// batch when `min_one_batch`), stopping before a batch that reaches
+    /// `max_offset_exclusive`.
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: u32,
+        max_offset_exclusive: i64,
+        min_one_batch: bool,
+    ) -> Result<SegmentRead, StorageError> {
+        let Some((start, first)) = self.locate(fetch_offset)? else {
+            return Ok(SegmentRead::NotHere);
+        };
+        if first.last_offset() >= max_offset_exclusive
+            || (first.size_bytes > max_bytes as u64 && !min_one_batch)
+        {
+            return Ok(SegmentRead::Found(None));
+        }
+        let mut length = first.size_bytes;
+        let mut scanner = HeaderScanner::new(
+            &self.log_file,
+            &self.log_path,
+            start + first.size_bytes,
+            self.size_bytes,
+        );
+        while let Some((_, header)) = scanner.next_header()? {
+            if header.last_offset() >= max_offset_exclusive
+                || length + header.size_bytes > max_bytes as u64
+            {
+                break;
+            }
+            length += header.size_bytes;
+        }
+        assert!(start + length <= self.size_bytes);
+        Ok(SegmentRead::Found(Some(FileRange {
+            file: Arc::clone(&self.log_file),
+            position: start,
+            length: u32::try_from(length).expect("segment ranges fit u32"),
+        })))
+    }
+
+    /// Reads one whole batch into memory (timestamp lookups only).
+    pub fn read_batch(&self, position: u64, header: &BatchHeader) -> Result<Vec<u8>, StorageError> {
+        assert!(position + header.size_bytes <= self.size_bytes);
+        assert!(header.size_bytes >= BATCH_LOG_OVERHEAD_BYTES as u64);
+        let mut bytes = vec![0u8; header.size_bytes as usize];
+        self.log_file
+            .read_exact_at(&mut bytes, position)
+            .map_err(StorageError::io(&self.log_path))?;
+        Ok(bytes)
+    }
+
+    /// Scanner over this segment's headers from the batch holding `offset`.
+    pub fn scanner_from(&self, offset: i64) -> Result<HeaderScanner<'_>, StorageError> {
+        let start = match self.locate(offset)? {
+            Some((position, _)) => position,
+            None => self.size_bytes,
+        };
+        Ok(HeaderScanner::new(
+            &self.log_file,
+            &self.log_path,
+            start,
+            self.size_bytes,
+        ))
+    }
+
+    /// Largest-timestamp position hint for timestamp searches.
+    pub fn time_lookup_start(&self, timestamp_ms: i64) -> i64 {
+        match self.time_index.lookup(timestamp_ms) {
+            Some(relative) => self.base_offset + relative as i64,
+            None => self.base_offset,
+        }
+    }
+
+    /// Called when the segment stops being the active one: records the final largest
+    /// timestamp in the time index (so a later open needs no scan) and fsyncs all files.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        if self.offset_of_max_timestamp >= 0 {
+            let entry = TimeEntry {
+                timestamp_ms: self.max_timestamp_ms,
+                relative_offset: self.relative(self.offset_of_max_timestamp),
+            };
+            self.time_index.maybe_append(entry)?;
+        }
+        self.sync()
+    }
+
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.log_file
+            .sync_data()
+            .map_err(StorageError::io(&self.log_path))?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Unlinks the segment's files. Readers holding the log file's `Arc` keep reading.
+    pub fn delete_files(self) -> Result<(), StorageError> {
+        files::remove_if_exists(&self.log_path)?;
+        files::remove_if_exists(self.offset_index.path())?;
+        files::remove_if_exists(self.time_index.path())
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn index_is_full(&self) -> bool {
+        self.offset_index.is_full() || self.time_index.is_full()
+    }
+
+    /// Age that `segment.ms` compares: from the first batch's timestamp to the incoming
+    /// batch's (Kafka's rule), or from creation when there is no usable timestamp.
+    pub fn age_for_roll_ms(&self, incoming_max_timestamp_ms: i64, now_ms: i64) -> i64 {
+        match self.first_batch_timestamp_ms {
+            Some(first) if first >= 0 => incoming_max_timestamp_ms.saturating_sub(first),
+            _ => now_ms.saturating_sub(self.created_ms),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn index_entries(&self) -> &[OffsetEntry] {
+        self.offset_index.entries()
+    }
+
+    #[cfg(test)]
+    pub fn time_entries(&self) -> &[TimeEntry] {
+        self.time_index.entries()
+    }
+}

@@ -1,0 +1,5 @@
+//! Tests of the partition log through its public API, plus a few of its internals.
+
+mod support;
+
+mod append_read;
