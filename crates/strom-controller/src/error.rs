@@ -51,6 +51,14 @@ pub enum MetadataError {
     Fenced,
     #[error("metadata log does not start with a cluster id record")]
     MissingClusterId,
+    #[error(
+        "this node is configured as node {configured}, but the metadata log in this data \
+         directory belongs to node(s) {registered:?}; fix node.id or use another data directory"
+    )]
+    NodeIdMismatch {
+        configured: i32,
+        registered: Vec<i32>,
+    },
     #[error("replaying the metadata record at offset {offset} failed: {source}")]
     Replay {
         offset: u64,

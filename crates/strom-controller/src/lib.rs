@@ -27,6 +27,27 @@
 //! same entries with Raft (openraft) behind the same [`MetadataLogStore`] contract
 //! ("durable before returning", "no holes", atomic entries), and adds snapshots so
 //! replay does not grow with history.
+//!
+//! # Use from the broker
+//!
+//! ```
+//! use strom_controller::{CreateTopic, MetadataQuorum, TopicDefaults};
+//!
+//! let data_dir = tempfile::tempdir()?;
+//! let mut quorum = MetadataQuorum::open(data_dir.path(), 1, "127.0.0.1", 9092)?;
+//! let results = quorum.create_topics(
+//!     &[CreateTopic { name: "orders".into(), num_partitions: Some(3), ..Default::default() }],
+//!     false,
+//!     &TopicDefaults { num_partitions: 1, default_replication_factor: 1 },
+//! )?;
+//! assert!(results[0].error.is_none());
+//!
+//! let image = quorum.image(); // an Arc snapshot: hand it to request handlers
+//! let orders = image.topic("orders").unwrap();
+//! assert_eq!(orders.partitions[2].leader, 1);
+//! assert_eq!(image.cluster_id().unwrap().len(), 22);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod controller;
 mod error;

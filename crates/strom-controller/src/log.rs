@@ -80,7 +80,8 @@ pub trait MetadataLogStore: Send {
 /// Opening it recovers from a crash: a torn or CRC-bad last entry is truncated (with a
 /// warning), because each append is fsynced before the next starts, so only the last entry
 /// can be incomplete. Damage *followed by* a valid entry is not a torn write but corruption;
-/// `open` refuses it rather than drop acknowledged metadata.
+/// `open` refuses it rather than drop acknowledged metadata. That check is best effort: a
+/// damaged length field hides where the next frame starts, and is treated as a torn tail.
 #[derive(Debug)]
 pub struct FileMetadataLog {
     path: PathBuf,

@@ -76,6 +76,16 @@ impl<S: MetadataLogStore> MetadataQuorum<S> {
                 .apply_entry(entry.base_offset, &entry.records)
                 .map_err(|(offset, source)| MetadataError::Replay { offset, source })?;
         }
+        // One voter: the log can only be this node's. A different node id on the same data
+        // directory would leave a registered broker that never runs, and replicas would be
+        // placed on it. (Multi-node replaces this with broker heartbeats and fencing.)
+        let registered = image.broker_ids();
+        if !registered.is_empty() && !registered.contains(&controller.node_id()) {
+            return Err(MetadataError::NodeIdMismatch {
+                configured: controller.node_id(),
+                registered,
+            });
+        }
         let mut quorum = Self {
             store,
             controller,

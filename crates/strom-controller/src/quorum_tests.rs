@@ -315,3 +315,20 @@ fn given_log_with_contradicting_record_when_opened_should_refuse_with_its_offset
         "{error}"
     );
 }
+
+#[test]
+fn given_data_dir_of_another_node_when_opened_should_refuse_naming_both_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let error = MetadataQuorum::open(dir.path(), 2, "localhost", 9092).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            MetadataError::NodeIdMismatch {
+                configured: 2,
+                registered
+            } if registered == &vec![1]
+        ),
+        "{error}"
+    );
+}
