@@ -24,24 +24,43 @@
 //! large allocation: invalid UTF-8, a null where the field is not nullable. Bytes after
 //! the end of the body are ignored, as the decoder ignores them.
 //!
-//! An API without a schema gets [`BoundsError::NoSchema`]: the broker must not decode such
-//! a body with the generated decoder (answer UNSUPPORTED_VERSION, or close the connection).
-//! A version outside what kafka-protocol decodes gets [`BoundsError::UnsupportedVersion`].
+//! # For the broker
+//!
+//! Call [`check_request`] on every body before decoding it. `Err(NoSchema)`: the API has
+//! no schema here, so its body must not reach the generated decoder (answer
+//! UNSUPPORTED_VERSION, or close the connection). `Err(UnsupportedVersion)`: kafka-protocol
+//! cannot decode that version either. Any other error is a malformed or hostile body:
+//! close the connection, as Kafka does with a request it cannot parse. Memory is still proportional to the body: an element of one
+//! byte on the wire (an empty compact string) becomes a 32-byte `StrBytes` in memory, so
+//! the frame size cap (`socket.request.max.bytes`) stays the outer limit.
+//!
+//! # Tests
+//!
+//! `tests/` checks the walker against kafka-protocol's own codec, for every covered API at
+//! every version: sampled valid requests (rich, sparse, seeded random) must pass; every
+//! truncation must be judged as the decoder judges it; a huge count patched over any array
+//! count must be refused; and a hostile corpus (huge counts spliced in at every offset,
+//! random byte changes) is decoded under an allocator that records the largest allocation
+//! whenever the walker accepts, and must fail in the decoder whenever the walker refuses.
 //!
 //! # Adding an API
 //!
 //! 1. Run `python3 requests/generate.py GROUP ApiName...` (it reads the generated
 //!    decoders in `~/.cargo/registry/src/*/kafka-protocol-0.18.0/src/messages/` and
-//!    asserts every shape it relies on) and paste the module it prints into the file of
-//!    its group in `requests/`; or write the tables by hand from the decoder: one
+//!    asserts every shape it relies on) and paste the module it prints into
+//!    `requests/GROUP.rs`; or write the tables by hand from the decoder: one
 //!    `field(name, kind)` per decoded field in decode order, `.since(v)` / `.until(v)` /
 //!    `.between(a, b)` for the decoder's `if version` gates, one `tagged(tag, name, kind)`
-//!    per arm of its `match tag`.
+//!    per arm of its `match tag`. A kind the walker lacks (UINT16, UINT32, FLOAT64, nullable
+//!    structs) is added to `schema.rs` and `walk.rs` first.
 //! 2. Add the message to `requests::ALL`.
-//! 3. Add a `Sample` implementation per struct in the tests (`tests/samples.rs`), so the
-//!    differential and hostile tests cover the new API at every version.
+//! 3. Paste the output of `requests/generate.py --samples ApiName` into
+//!    `tests/samples/GROUP.rs` and add the API to the `requests!` list in
+//!    `tests/samples/mod.rs`; every test then covers it at every version.
 //!
-//! After a kafka-protocol upgrade, rerun the generator for every API and diff.
+//! After a kafka-protocol upgrade, rerun the generator for every API and diff; the test
+//! `schemas_cover_the_apis_and_versions_kafka_protocol_decodes` fails when the version
+//! ranges moved.
 
 mod requests;
 mod schema;

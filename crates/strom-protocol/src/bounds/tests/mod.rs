@@ -2,7 +2,6 @@
 //! every version must pass; truncated and patched ones must fail, or decode within bounds.
 
 mod allocation;
-mod sample_messages;
 mod samples;
 
 use super::requests::ALL;
