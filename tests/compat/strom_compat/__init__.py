@@ -1,0 +1,1 @@
+"""Helpers for Strom's compatibility tests: broker process, wire codec, murmur2, scenario."""
