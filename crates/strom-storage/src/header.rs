@@ -120,11 +120,6 @@ impl<'a> HeaderScanner<'a> {
         }
     }
 
-    /// Position of the batch [`HeaderScanner::next_header`] returns next.
-    pub fn position(&self) -> u64 {
-        self.position
-    }
-
     fn corrupt(&self, reason: &'static str) -> StorageError {
         StorageError::CorruptSegment {
             path: self.path.to_path_buf(),

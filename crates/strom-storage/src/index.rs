@@ -119,6 +119,7 @@ impl OffsetIndex {
         self.entries.len() >= self.entries_max
     }
 
+    #[cfg(test)]
     pub fn entries(&self) -> &[OffsetEntry] {
         &self.entries
     }
@@ -232,6 +233,7 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
+    #[cfg(test)]
     pub fn entries(&self) -> &[TimeEntry] {
         &self.entries
     }

@@ -52,10 +52,6 @@ impl LeaderEpochCache {
         self.entries.last().map(|e| e.epoch)
     }
 
-    pub fn entries(&self) -> &[EpochEntry] {
-        &self.entries
-    }
-
     /// Records that `epoch` starts at `start_offset` if it is newer than the latest.
     /// Returns whether the cache changed (then the caller persists it).
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> bool {

@@ -185,6 +185,7 @@ impl ProducerStateTable {
         self.producers.insert(producer_id, entry);
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.producers.len()
     }

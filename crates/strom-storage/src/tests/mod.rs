@@ -3,3 +3,8 @@
 mod support;
 
 mod append_read;
+mod producers;
+mod recovery;
+mod retention;
+mod segments;
+mod timestamps;

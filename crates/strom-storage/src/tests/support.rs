@@ -80,3 +80,49 @@ pub(crate) fn records_of(bytes: &[u8]) -> Vec<(i64, i64)> {
         })
         .collect()
 }
+
+pub(crate) const NOW_MS: i64 = 1_700_000_000_000;
+
+/// Small segments and a dense index so a few batches exercise rolls and index lookups.
+pub(crate) fn small_config() -> crate::LogConfig {
+    crate::LogConfig {
+        segment_bytes: 16 * 1024,
+        index_interval_bytes: 256,
+        retention_ms: -1,
+        ..Default::default()
+    }
+}
+
+/// Appends `count` batches of `records_each` records; returns the stored bytes of each
+/// batch as read back afterwards (offsets assigned).
+pub(crate) fn append_batches(
+    log: &mut crate::PartitionLog,
+    count: usize,
+    records_each: usize,
+    first_timestamp_ms: i64,
+) -> Vec<crate::AppendInfo> {
+    (0..count)
+        .map(|i| {
+            let bytes = batch(records_each, first_timestamp_ms + i as i64 * 10);
+            log.append_as_leader(blob(&[bytes]), 1, NOW_MS)
+                .expect("append")
+        })
+        .collect()
+}
+
+/// Reads the whole log from `from` with no limits, segment after segment.
+pub(crate) fn read_all(log: &crate::PartitionLog, from: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    for _ in 0..100_000 {
+        let info = log.read(offset, u32::MAX, i64::MAX, true).expect("read");
+        let Some(range) = info.records else {
+            break;
+        };
+        let bytes = range.read_to_bytes().expect("pread");
+        let batches = batches_of(&bytes);
+        offset = batches.last().expect("non-empty range").1 + 1;
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
