@@ -14,6 +14,23 @@ use crate::producer_state::{
 };
 use crate::AppendInfo;
 
+/// Smallest encoding of a record: length, attributes, timestamp delta, offset delta, key
+/// length, value length and header count, one byte each.
+const RECORD_BYTES_MIN: usize = 7;
+
+/// Records are never decoded on append, so a hostile batch could claim billions of records
+/// (and burn as many offsets) in a few bytes. Bound the claim by what the bytes can hold:
+/// uncompressed, 7 bytes per record; compressed, 7 bytes per record of the largest
+/// decompressed size any reader accepts.
+fn record_count_is_plausible(view: &strom_protocol::batch::BatchView<'_>) -> bool {
+    let record_count = view.record_count().max(0) as usize;
+    let bytes_available = match view.compression() {
+        strom_protocol::batch::Compression::None => view.records_bytes().len(),
+        _ => strom_protocol::record::DECOMPRESSED_BATCH_BYTES_MAX,
+    };
+    record_count <= bytes_available / RECORD_BYTES_MIN
+}
+
 /// What validation learned about a request's records.
 struct Validated {
     /// Records (= offsets) the request takes.
@@ -83,7 +100,10 @@ impl PartitionLog {
         assert_eq!(next_offset, log_end + validated.offset_count);
 
         if self.epochs.assign(leader_epoch, log_end) {
-            self.epochs.persist()?;
+            if let Err(error) = self.epochs.persist() {
+                self.epochs.remove_latest();
+                return Err(error.into());
+            }
         }
         let interval = self.config.index_interval_bytes;
         if let Err((error, rolled_back)) = self.active_mut().append(&records, interval) {
@@ -155,6 +175,15 @@ impl PartitionLog {
                     source,
                 })?;
             if view.record_count() as i64 != view.last_offset_delta() as i64 + 1 {
+                return Err(AppendError::CorruptMessage {
+                    batch_index,
+                    source: BatchError::InvalidRecordCount {
+                        record_count: view.record_count(),
+                        last_offset_delta: view.last_offset_delta(),
+                    },
+                });
+            }
+            if !record_count_is_plausible(&view) {
                 return Err(AppendError::CorruptMessage {
                     batch_index,
                     source: BatchError::InvalidRecordCount {

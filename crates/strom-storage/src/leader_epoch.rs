@@ -59,12 +59,18 @@ impl LeaderEpochCache {
             return false;
         }
         if let Some(last) = self.entries.last() {
-            assert!(
-                start_offset >= last.start_offset,
-                "epoch {epoch} starts at {start_offset}, before epoch {} at {}",
-                last.epoch,
-                last.start_offset
-            );
+            if start_offset < last.start_offset {
+                // Only possible from inconsistent data on disk; the append path always
+                // assigns at the log end, which never precedes a known epoch start.
+                tracing::warn!(
+                    epoch,
+                    start_offset,
+                    latest_epoch = last.epoch,
+                    latest_start_offset = last.start_offset,
+                    "ignoring a leader epoch that starts before the latest one"
+                );
+                return false;
+            }
         }
         if self.entries.len() == EPOCH_ENTRIES_MAX {
             self.entries.remove(0);
@@ -94,6 +100,11 @@ impl LeaderEpochCache {
             0 => Some((requested, next.start_offset)),
             n => Some((self.entries[n - 1].epoch, next.start_offset)),
         }
+    }
+
+    /// Undoes the latest [`LeaderEpochCache::assign`] (its checkpoint write failed).
+    pub fn remove_latest(&mut self) {
+        self.entries.pop();
     }
 
     /// Drops epochs that start at or after `end_offset` (the log was cut there).

@@ -44,7 +44,12 @@ impl PartitionLog {
     /// state is loaded from the newest valid snapshot and brought up to date by replaying
     /// batch headers after it.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, StorageError> {
-        std::fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                files::fsync_dir(parent)?;
+            }
+        }
         let marker = dir.join(files::CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         let bases = clean_directory(dir)?;
@@ -71,6 +76,16 @@ impl PartitionLog {
                 now_ms,
             )?;
             recovered_any |= recover || truncation.is_some();
+            if let Some((_, previous)) = segments.last_key_value() {
+                let previous: &Segment = previous;
+                if previous.next_offset() > base {
+                    return Err(StorageError::CorruptSegment {
+                        path: segment.log_path().to_path_buf(),
+                        position_bytes: 0,
+                        reason: "segment overlaps the offsets of the previous segment",
+                    });
+                }
+            }
             segments.insert(base, segment);
             if truncation.is_some() && next_base.is_some() {
                 // Kafka's rule: data after a corrupt batch cannot be trusted to follow it.

@@ -414,6 +414,15 @@ impl Segment {
 
     /// First batch whose last offset is >= `offset`, as (position, header).
     pub fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        Ok(self.locate_with_scanner(offset)?.1)
+    }
+
+    /// [`Segment::locate`], also returning the scanner positioned after the batch found,
+    /// so a read continues from the same read window.
+    fn locate_with_scanner(
+        &self,
+        offset: i64,
+    ) -> Result<(HeaderScanner<'_>, Option<(u64, BatchHeader)>), StorageError> {
         let start = if offset <= self.base_offset {
             0
         } else {
@@ -424,10 +433,10 @@ impl Segment {
             HeaderScanner::new(&self.log_file, &self.log_path, start, self.size_bytes);
         while let Some((position, header)) = scanner.next_header()? {
             if header.last_offset() >= offset {
-                return Ok(Some((position, header)));
+                return Ok((scanner, Some((position, header))));
             }
         }
-        Ok(None)
+        Ok((scanner, None))
     }
 
     /// Whole batches from the one holding `fetch_offset`, within `max_bytes` (at least one
@@ -440,7 +449,8 @@ impl Segment {
         max_offset_exclusive: i64,
         min_one_batch: bool,
     ) -> Result<SegmentRead, StorageError> {
-        let Some((start, first)) = self.locate(fetch_offset)? else {
+        let (mut scanner, found) = self.locate_with_scanner(fetch_offset)?;
+        let Some((start, first)) = found else {
             return Ok(SegmentRead::NotHere);
         };
         if first.last_offset() >= max_offset_exclusive
@@ -449,12 +459,6 @@ impl Segment {
             return Ok(SegmentRead::Found(None));
         }
         let mut length = first.size_bytes;
-        let mut scanner = HeaderScanner::new(
-            &self.log_file,
-            &self.log_path,
-            start + first.size_bytes,
-            self.size_bytes,
-        );
         while let Some((_, header)) = scanner.next_header()? {
             if header.last_offset() >= max_offset_exclusive
                 || length + header.size_bytes > max_bytes as u64

@@ -361,3 +361,24 @@ fn given_oversized_batches_when_appended_should_reject_by_message_and_segment_si
         }
     ));
 }
+
+#[test]
+fn given_batch_claiming_more_records_than_its_bytes_hold_when_appended_should_reject() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    let mut hostile = batch(2, 0);
+    let claimed = 1_000_000i32;
+    hostile[23..27].copy_from_slice(&(claimed - 1).to_be_bytes());
+    hostile[57..61].copy_from_slice(&claimed.to_be_bytes());
+    let crc = crc32c::crc32c(&hostile[21..]);
+    hostile[17..21].copy_from_slice(&crc.to_be_bytes());
+    let error = assert_rejected_and_nothing_appended(&mut log, blob(&[hostile]));
+    assert!(matches!(
+        error,
+        AppendError::CorruptMessage {
+            source: BatchError::InvalidRecordCount { .. },
+            ..
+        }
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+}
