@@ -52,7 +52,10 @@ pub async fn create_topics(
     topics: Vec<CreateTopic>,
     validate_only: bool,
 ) -> Result<Vec<CreateTopicResult>, AdminError> {
-    change(broker, move |quorum, defaults| quorum.create_topics(&topics, validate_only, &defaults)).await
+    change(broker, move |quorum, defaults| {
+        quorum.create_topics(&topics, validate_only, &defaults)
+    })
+    .await
 }
 
 /// Metadata auto-creation: topics with the broker defaults. Failures (a race with another
@@ -77,7 +80,10 @@ pub async fn auto_create_topics(broker: &Arc<Broker>, names: Vec<String>) {
     }
 }
 
-pub async fn delete_topics(broker: &Arc<Broker>, topics: Vec<TopicRef>) -> Result<Vec<DeleteTopicResult>, AdminError> {
+pub async fn delete_topics(
+    broker: &Arc<Broker>,
+    topics: Vec<TopicRef>,
+) -> Result<Vec<DeleteTopicResult>, AdminError> {
     change(broker, move |quorum, _| quorum.delete_topics(&topics)).await
 }
 
@@ -86,5 +92,8 @@ pub async fn create_partitions(
     topics: Vec<CreatePartitions>,
     validate_only: bool,
 ) -> Result<Vec<CreatePartitionsResult>, AdminError> {
-    change(broker, move |quorum, _| quorum.create_partitions(&topics, validate_only)).await
+    change(broker, move |quorum, _| {
+        quorum.create_partitions(&topics, validate_only)
+    })
+    .await
 }

@@ -95,6 +95,7 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("message.max.bytes", "1048588", ConfigType::Int, "Largest record batch accepted (topic: max.message.bytes)."),
     key("log.message.timestamp.type", "CreateTime", ConfigType::String, "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's (topic: message.timestamp.type)."),
     key("min.insync.replicas", "1", ConfigType::Int, "Replicas that must have a write before acks=all is answered (topic: min.insync.replicas)."),
+    key("producer.id.expiration.ms", "86400000", ConfigType::Int, "Forget an idempotent producer's state this long after its last write."),
     key("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame; a larger one closes the connection."),
     key("max.connections", "10000", ConfigType::Int, "Most client connections at once; further ones are closed at accept."),
     key("connections.max.idle.ms", "600000", ConfigType::Long, "Close a connection idle for this long."),
@@ -212,10 +213,12 @@ impl RawConfig {
     /// Applies `key=value` overrides from the command line.
     pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<(), ConfigError> {
         for given in overrides {
-            let (k, v) = given.split_once('=').ok_or_else(|| ConfigError::BadOverride {
-                key: given.clone(),
-                given: given.clone(),
-            })?;
+            let (k, v) = given
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride {
+                    key: given.clone(),
+                    given: given.clone(),
+                })?;
             self.set(k.trim(), v.trim())?;
         }
         Ok(())
@@ -287,9 +290,9 @@ fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
         expected: expected.to_string(),
     };
     let first = value.split(',').next().unwrap_or("").trim();
-    let address = first
-        .strip_prefix("PLAINTEXT://")
-        .ok_or_else(|| bad("PLAINTEXT://host:port (TLS and SASL listeners are not available yet)"))?;
+    let address = first.strip_prefix("PLAINTEXT://").ok_or_else(|| {
+        bad("PLAINTEXT://host:port (TLS and SASL listeners are not available yet)")
+    })?;
     let address = if let Some(port) = address.strip_prefix(':') {
         format!("0.0.0.0:{port}")
     } else {
@@ -384,6 +387,12 @@ impl BrokerConfig {
             flush_ms: parse_number::<i64>(&raw, "log.flush.interval.ms", 0, i64::MAX)?,
             max_message_bytes: parse_number::<u32>(&raw, "message.max.bytes", 0, i32::MAX as u32)?,
             message_timestamp_type: timestamp_type,
+            producer_id_expiration_ms: parse_number::<i64>(
+                &raw,
+                "producer.id.expiration.ms",
+                1,
+                i32::MAX as i64,
+            )?,
         };
         Ok(BrokerConfig {
             node_id: parse_number::<i32>(&raw, "node.id", 0, i32::MAX)?,
@@ -421,7 +430,12 @@ impl BrokerConfig {
                 i64::MAX,
             )?,
             fetch_max_bytes: parse_number::<i32>(&raw, "fetch.max.bytes", 1024, i32::MAX)?,
-            fetch_max_wait_ms_cap: parse_number::<i64>(&raw, "fetch.max.wait.ms.cap", 0, 3_600_000)?,
+            fetch_max_wait_ms_cap: parse_number::<i64>(
+                &raw,
+                "fetch.max.wait.ms.cap",
+                0,
+                3_600_000,
+            )?,
             raw,
         })
     }
@@ -458,15 +472,26 @@ pub const TOPIC_CONFIG_FIXED_DEFAULTS: &[(&str, &str, ConfigType)] = &[
     ("max.compaction.lag.ms", LONG_MAX, ConfigType::Long),
     ("min.compaction.lag.ms", "0", ConfigType::Long),
     ("min.cleanable.dirty.ratio", "0.5", ConfigType::Double),
-    ("message.timestamp.before.max.ms", LONG_MAX, ConfigType::Long),
+    (
+        "message.timestamp.before.max.ms",
+        LONG_MAX,
+        ConfigType::Long,
+    ),
     ("message.timestamp.after.max.ms", LONG_MAX, ConfigType::Long),
     ("preallocate", "false", ConfigType::Boolean),
-    ("unclean.leader.election.enable", "false", ConfigType::Boolean),
+    (
+        "unclean.leader.election.enable",
+        "false",
+        ConfigType::Boolean,
+    ),
     ("segment.jitter.ms", "0", ConfigType::Long),
 ];
 
 /// The broker's default for a topic config key, with the synonym it comes from.
-pub fn topic_default(config: &BrokerConfig, key: &str) -> Option<(String, ConfigSource, ConfigType)> {
+pub fn topic_default(
+    config: &BrokerConfig,
+    key: &str,
+) -> Option<(String, ConfigSource, ConfigType)> {
     if let Some((_, broker_key)) = TOPIC_CONFIG_SYNONYMS.iter().find(|(k, _)| *k == key) {
         let (value, source) = config.describe(broker_key)?;
         let config_type = find_key(broker_key)?.config_type;
@@ -489,9 +514,16 @@ pub fn topic_config_keys() -> impl Iterator<Item = &'static str> {
 /// The storage config of a topic: broker defaults overridden by the topic's own configs.
 /// Topic configs were validated when they were set, so a bad value here falls back to the
 /// broker default rather than failing the partition.
-pub fn log_config_for_topic(config: &BrokerConfig, topic_configs: &BTreeMap<String, String>) -> LogConfig {
+pub fn log_config_for_topic(
+    config: &BrokerConfig,
+    topic_configs: &BTreeMap<String, String>,
+) -> LogConfig {
     let mut log = config.log.clone();
-    let num = |key: &str| topic_configs.get(key).and_then(|v| v.trim().parse::<i64>().ok());
+    let num = |key: &str| {
+        topic_configs
+            .get(key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
     if let Some(v) = num("segment.bytes") {
         log.segment_bytes = v.max(14) as u64;
     }
@@ -519,7 +551,10 @@ pub fn log_config_for_topic(config: &BrokerConfig, topic_configs: &BTreeMap<Stri
     if let Some(v) = num("max.message.bytes") {
         log.max_message_bytes = v.clamp(0, i32::MAX as i64) as u32;
     }
-    match topic_configs.get("message.timestamp.type").map(String::as_str) {
+    match topic_configs
+        .get("message.timestamp.type")
+        .map(String::as_str)
+    {
         Some("LogAppendTime") => log.message_timestamp_type = TimestampType::LogAppendTime,
         Some("CreateTime") => log.message_timestamp_type = TimestampType::CreateTime,
         _ => {}
@@ -551,7 +586,8 @@ mod tests {
         .unwrap();
         let mut raw = RawConfig::new();
         raw.load_file(&path).unwrap();
-        raw.apply_overrides(&["num.partitions=3".to_string()]).unwrap();
+        raw.apply_overrides(&["num.partitions=3".to_string()])
+            .unwrap();
         raw.apply_env(|name| (name == "STROM_NUM_PARTITIONS").then(|| "4".to_string()))
             .unwrap();
         let config = BrokerConfig::from_raw(raw).unwrap();
@@ -569,7 +605,10 @@ mod tests {
         let mut raw = RawConfig::new();
         raw.set("num.partitions", "zero").unwrap();
         let error = BrokerConfig::from_raw(raw).unwrap_err().to_string();
-        assert!(error.contains("num.partitions") && error.contains("1..=10000"), "{error}");
+        assert!(
+            error.contains("num.partitions") && error.contains("1..=10000"),
+            "{error}"
+        );
 
         let mut raw = RawConfig::new();
         let error = raw.set("num.partition", "1").unwrap_err().to_string();
@@ -577,7 +616,10 @@ mod tests {
 
         let mut raw = RawConfig::new();
         raw.set("listeners", "SSL://127.0.0.1:9093").unwrap();
-        assert!(BrokerConfig::from_raw(raw).unwrap_err().to_string().contains("listeners"));
+        assert!(BrokerConfig::from_raw(raw)
+            .unwrap_err()
+            .to_string()
+            .contains("listeners"));
     }
 
     #[test]
@@ -585,7 +627,10 @@ mod tests {
         let config = BrokerConfig::from_raw(RawConfig::new()).unwrap();
         let mut topic = BTreeMap::new();
         topic.insert("retention.ms".to_string(), "5000".to_string());
-        topic.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        topic.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         let log = log_config_for_topic(&config, &topic);
         assert_eq!(log.retention_ms, 5000);
         assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);

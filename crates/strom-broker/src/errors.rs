@@ -3,18 +3,27 @@
 use strom_protocol::ErrorCode;
 use strom_storage::AppendError;
 
+/// The error code of success.
+pub const NO_ERROR: i16 = 0;
+
 pub fn append_error_code(error: &AppendError) -> ErrorCode {
     match error {
         AppendError::CorruptMessage { .. } => ErrorCode::CorruptMessage,
         AppendError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         AppendError::RecordListTooLarge { .. } => ErrorCode::RecordListTooLarge,
+        AppendError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
         AppendError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
         AppendError::Storage(_) => ErrorCode::KafkaStorageError,
     }
 }
 
-/// Index of the batch (within the request's records) that failed, where the error names one.
-pub fn append_error_batch_index(_error: &AppendError) -> Option<i32> {
-    None
+/// Index of the batch (within the request's records) that failed, where the error names one
+/// (Produce v8+ `record_errors`).
+pub fn append_error_batch_index(error: &AppendError) -> Option<i32> {
+    match error {
+        AppendError::CorruptMessage { batch_index, .. }
+        | AppendError::InvalidRecord { batch_index, .. } => Some(*batch_index as i32),
+        _ => None,
+    }
 }

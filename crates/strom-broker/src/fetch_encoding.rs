@@ -279,13 +279,17 @@ mod tests {
         assert_eq!(frame.parts.len(), 3);
         assert!(matches!(frame.parts[1], ResponsePart::File(_)));
         let mut expected = sample([Some(Bytes::from_static(b"456789")), None, None]);
-        expected.topics[0].partitions[0].records = FetchRecords::Memory(Bytes::from_static(b"456789"));
+        expected.topics[0].partitions[0].records =
+            FetchRecords::Memory(Bytes::from_static(b"456789"));
         let whole = frame.to_bytes().unwrap();
         let declared = i32::from_be_bytes(whole[0..4].try_into().unwrap()) as usize;
         assert_eq!(declared, whole.len() - 4);
         assert_eq!(
             whole,
-            encode_fetch_response(12, 9, &expected).unwrap().to_bytes().unwrap()
+            encode_fetch_response(12, 9, &expected)
+                .unwrap()
+                .to_bytes()
+                .unwrap()
         );
     }
 }

@@ -90,15 +90,22 @@ impl PartitionRegistry {
                 if partition.replicas.contains(&config.node_id) {
                     wanted.insert(
                         (topic.topic_id, partition.partition),
-                        (topic.name.clone(), partition.leader_epoch, log_config.clone()),
+                        (
+                            topic.name.clone(),
+                            partition.leader_epoch,
+                            log_config.clone(),
+                        ),
                     );
                 }
             }
         }
         let removed: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write();
-            let gone: Vec<(Uuid, i32)> =
-                map.keys().filter(|k| !wanted.contains_key(k)).cloned().collect();
+            let gone: Vec<(Uuid, i32)> = map
+                .keys()
+                .filter(|k| !wanted.contains_key(k))
+                .cloned()
+                .collect();
             gone.iter().filter_map(|k| map.remove(k)).collect()
         };
         for partition in removed {
@@ -106,10 +113,7 @@ impl PartitionRegistry {
         }
         for ((topic_id, index), (topic, leader_epoch, log_config)) in wanted {
             if let Some(existing) = self.get(topic_id, index) {
-                let mut log = existing.log.lock();
-                if log.config() != &log_config {
-                    log.set_config(log_config);
-                }
+                existing.log.lock().set_config(log_config);
                 continue;
             }
             let dir = partition_dir(&config.log_dirs, &topic, index);
@@ -119,14 +123,16 @@ impl PartitionRegistry {
                     warn!(dir = %dir.display(), %error, "cannot remove stale partition directory");
                 }
             }
-            let open_error = |source: Box<dyn std::error::Error + Send + Sync>| PartitionError::Open {
-                topic: topic.clone(),
-                index,
-                dir: dir.clone(),
-                source,
-            };
+            let open_error =
+                |source: Box<dyn std::error::Error + Send + Sync>| PartitionError::Open {
+                    topic: topic.clone(),
+                    index,
+                    dir: dir.clone(),
+                    source,
+                };
             write_topic_id(&dir, topic_id).map_err(|e| open_error(e.into()))?;
-            let log = PartitionLog::open(&dir, log_config, now_ms).map_err(|e| open_error(e.into()))?;
+            let log =
+                PartitionLog::open(&dir, log_config, now_ms).map_err(|e| open_error(e.into()))?;
             info!(%topic, partition = index, log_end_offset = log.log_end_offset(), "partition opened");
             self.partitions.write().insert(
                 (topic_id, index),
@@ -181,7 +187,8 @@ impl PartitionRegistry {
 
     /// Closes every log cleanly (flush, producer-state snapshot, clean-shutdown marker).
     pub fn close_all(&self) {
-        let partitions: Vec<Arc<Partition>> = self.partitions.write().drain().map(|(_, p)| p).collect();
+        let partitions: Vec<Arc<Partition>> =
+            self.partitions.write().drain().map(|(_, p)| p).collect();
         for partition in partitions {
             let name = format!("{}-{}", partition.topic, partition.index);
             match Arc::try_unwrap(partition) {

@@ -49,7 +49,9 @@ impl ProducerIdAllocator {
                 source,
             };
             std::fs::write(&tmp, format!("{end}\n")).map_err(io)?;
-            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
             std::fs::rename(&tmp, &self.path).map_err(io)?;
             self.block_end = end;
         }

@@ -20,8 +20,16 @@ pub struct EncodeError {
 }
 
 impl EncodeError {
-    fn new(api_key: ApiKey, version: i16, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        EncodeError { api_key, version, source: source.into() }
+    fn new(
+        api_key: ApiKey,
+        version: i16,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        EncodeError {
+            api_key,
+            version,
+            source: source.into(),
+        }
     }
 }
 

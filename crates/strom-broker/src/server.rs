@@ -23,11 +23,17 @@ const FLUSH_CHECK_INTERVAL_MS: u64 = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("data directory {path} is in use by another strom process (stop it, or choose another log.dirs)")]
     DataDirLocked { path: PathBuf },
     #[error("cannot listen on {address}: {source} (is another broker running? choose another port with --set listeners=PLAINTEXT://127.0.0.1:PORT)")]
-    Bind { address: SocketAddr, source: std::io::Error },
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open the metadata log: {0}")]
     Metadata(#[from] strom_controller::MetadataError),
     #[error(transparent)]
@@ -77,12 +83,13 @@ pub struct BoundBroker {
 /// Opens storage and metadata and binds the listener.
 pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
     let lock = lock_data_dir(&config.log_dirs)?;
-    let listener = TcpListener::bind(config.listener)
-        .await
-        .map_err(|source| ServerError::Bind {
-            address: config.listener,
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(config.listener)
+            .await
+            .map_err(|source| ServerError::Bind {
+                address: config.listener,
+                source,
+            })?;
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         address: config.listener,
         source,
@@ -92,7 +99,8 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         None if local_addr.ip().is_unspecified() => ("127.0.0.1".to_string(), local_addr.port()),
         None => (local_addr.ip().to_string(), local_addr.port()),
     };
-    let metadata = strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?;
+    let metadata =
+        strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?;
     let producer_ids = ProducerIdAllocator::open(&config.log_dirs)?;
     let broker = Broker::new(config, host, port, metadata, producer_ids)?;
     Ok(BoundBroker {
@@ -147,7 +155,8 @@ impl BoundBroker {
 /// Retention and time-based flushing, off the request path.
 fn spawn_background(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms as u64);
+        let retention_every =
+            Duration::from_millis(broker.config.retention_check_interval_ms as u64);
         let mut retention = tokio::time::interval(retention_every);
         let mut flush = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
         loop {
@@ -184,7 +193,9 @@ fn enforce_retention(broker: &Broker) {
                 "retention deleted segments"
             ),
             Ok(_) => {}
-            Err(error) => warn!(topic = %partition.topic, partition = partition.index, %error, "retention failed"),
+            Err(error) => {
+                warn!(topic = %partition.topic, partition = partition.index, %error, "retention failed")
+            }
         }
     }
 }

@@ -67,11 +67,13 @@ impl Broker {
     /// Installs the image after a metadata change and opens/deletes partitions to match.
     pub fn apply_image(&self, image: Arc<MetadataImage>) -> Result<(), PartitionError> {
         *self.image.write() = image.clone();
-        self.partitions.sync_with_image(&self.config, &image, now_ms())
+        self.partitions
+            .sync_with_image(&self.config, &image, now_ms())
     }
 
     pub fn notify_appended(&self) {
-        self.appended.send_modify(|count| *count = count.wrapping_add(1));
+        self.appended
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {

@@ -12,17 +12,21 @@ use tracing::warn;
 use crate::admin;
 use crate::state::Broker;
 
-pub async fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let topics: Vec<CreatePartitions> = request
         .topics
         .iter()
         .map(|t| CreatePartitions {
             name: t.name.0.to_string(),
             count: t.count,
-            assignments: t
-                .assignments
-                .as_ref()
-                .map(|a| a.iter().map(|p| p.broker_ids.iter().map(|b| b.0).collect()).collect()),
+            assignments: t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|p| p.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            }),
         })
         .collect();
     let results = match admin::create_partitions(broker, topics, request.validate_only).await {
@@ -45,8 +49,8 @@ pub async fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> C
     let results = results
         .into_iter()
         .map(|result| {
-            let mut response =
-                CreatePartitionsTopicResult::default().with_name(TopicName(StrBytes::from_string(result.name)));
+            let mut response = CreatePartitionsTopicResult::default()
+                .with_name(TopicName(StrBytes::from_string(result.name)));
             if let Some(error) = result.error {
                 response = response
                     .with_error_code(error.code())

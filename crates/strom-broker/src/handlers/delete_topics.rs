@@ -12,7 +12,11 @@ use tracing::warn;
 use crate::admin;
 use crate::state::Broker;
 
-pub async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let refs: Vec<TopicRef> = if version >= 6 {
         request
             .topics
@@ -23,15 +27,28 @@ pub async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version:
             })
             .collect()
     } else {
-        request.topic_names.iter().map(|n| TopicRef::Name(n.0.to_string())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| TopicRef::Name(n.0.to_string()))
+            .collect()
     };
-    let message = |text: String| if version >= 5 { Some(StrBytes::from_string(text)) } else { None };
+    let message = |text: String| {
+        if version >= 5 {
+            Some(StrBytes::from_string(text))
+        } else {
+            None
+        }
+    };
     let fail_all = |code: ErrorCode, text: String| {
         let responses = refs
             .iter()
             .map(|r| {
                 let (name, id) = match r {
-                    TopicRef::Name(n) => (Some(TopicName(StrBytes::from_string(n.clone()))), uuid::Uuid::nil()),
+                    TopicRef::Name(n) => (
+                        Some(TopicName(StrBytes::from_string(n.clone()))),
+                        uuid::Uuid::nil(),
+                    ),
                     TopicRef::Id(id) => (None, *id),
                 };
                 DeletableTopicResult::default()

@@ -12,13 +12,26 @@ use crate::state::Broker;
 /// Endpoint types of DescribeCluster v1+.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
-pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest, version: i16) -> DescribeClusterResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
     let image = broker.image();
     let mut response = DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(image.cluster_id().unwrap_or_default().to_string()))
+        .with_cluster_id(StrBytes::from_string(
+            image.cluster_id().unwrap_or_default().to_string(),
+        ))
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            (1 << 4) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13)
+            (1 << 4)
+                | (1 << 7)
+                | (1 << 8)
+                | (1 << 9)
+                | (1 << 10)
+                | (1 << 11)
+                | (1 << 12)
+                | (1 << 13)
         } else {
             i32::MIN
         });
@@ -37,7 +50,10 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeClusterRequest, version: i1
         .values()
         .map(|b| {
             let (host, port) = if b.broker_id == broker.config.node_id {
-                (broker.advertised_host.clone(), broker.advertised_port as i32)
+                (
+                    broker.advertised_host.clone(),
+                    broker.advertised_port as i32,
+                )
             } else {
                 (b.host.clone(), b.port as i32)
             };

@@ -43,7 +43,10 @@ pub struct ConfigEntry {
 }
 
 /// Every config of a topic: its own overrides, else the broker's defaults.
-pub fn topic_config_entries(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+pub fn topic_config_entries(
+    config: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
     let mut names: Vec<String> = topic_config_keys().map(str::to_string).collect();
     for key in overrides.keys() {
         if !names.contains(key) {
@@ -67,7 +70,10 @@ pub fn topic_config_entries(config: &BrokerConfig, overrides: &BTreeMap<String, 
                     .unwrap_or_else(|| name.clone());
                 synonyms.push((broker_key, value.clone(), source_code(*source)));
             }
-            let config_type = default.as_ref().map(|(_, _, t)| *t).unwrap_or(ConfigType::String);
+            let config_type = default
+                .as_ref()
+                .map(|(_, _, t)| *t)
+                .unwrap_or(ConfigType::String);
             let (value, source) = match overrides.get(&name) {
                 Some(value) => (value.clone(), SOURCE_TOPIC_CONFIG),
                 None => default
@@ -93,7 +99,11 @@ fn broker_config_entries(config: &BrokerConfig) -> Vec<ConfigEntry> {
             let (value, source) = config.describe(key.name).expect("key from the table");
             let mut synonyms = vec![(key.name.to_string(), value.clone(), source_code(source))];
             if source != ConfigSource::Default {
-                synonyms.push((key.name.to_string(), key.default.to_string(), SOURCE_DEFAULT_CONFIG));
+                synonyms.push((
+                    key.name.to_string(),
+                    key.default.to_string(),
+                    SOURCE_DEFAULT_CONFIG,
+                ));
             }
             ConfigEntry {
                 name: key.name.to_string(),
@@ -107,7 +117,11 @@ fn broker_config_entries(config: &BrokerConfig) -> Vec<ConfigEntry> {
         .collect()
 }
 
-pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
     let image = broker.image();
     let results = request
         .resources
@@ -123,24 +137,28 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, version: i1
                     None => {
                         return result
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(StrBytes::from_string(format!("topic `{name}` does not exist"))));
+                            .with_error_message(Some(StrBytes::from_string(format!(
+                                "topic `{name}` does not exist"
+                            ))));
                     }
                 },
                 RESOURCE_BROKER => {
                     if !name.is_empty() && name != broker.config.node_id.to_string() {
-                        return result.with_error_code(ErrorCode::InvalidRequest.code()).with_error_message(Some(
-                            StrBytes::from_string(format!(
+                        return result
+                            .with_error_code(ErrorCode::InvalidRequest.code())
+                            .with_error_message(Some(StrBytes::from_string(format!(
                                 "broker `{name}` is not this broker (node.id {})",
                                 broker.config.node_id
-                            )),
-                        ));
+                            ))));
                     }
                     (broker_config_entries(&broker.config), true)
                 }
                 other => {
-                    return result.with_error_code(ErrorCode::InvalidRequest.code()).with_error_message(Some(
-                        StrBytes::from_string(format!("resource type {other} is not supported (2 = topic, 4 = broker)")),
-                    ));
+                    return result
+                        .with_error_code(ErrorCode::InvalidRequest.code())
+                        .with_error_message(Some(StrBytes::from_string(format!(
+                            "resource type {other} is not supported (2 = topic, 4 = broker)"
+                        ))));
                 }
             };
             let configs = entries

@@ -15,6 +15,7 @@ use strom_storage::ReadError;
 use tokio::time::Instant;
 use tracing::warn;
 
+use crate::errors::NO_ERROR;
 use crate::fetch_encoding::{
     encode_fetch_response, FetchPartitionOut, FetchRecords, FetchResponseOut, FetchTopicOut,
 };
@@ -57,7 +58,11 @@ fn read_once(
                 any_error = true;
                 partitions.push(empty_partition(
                     index,
-                    if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition },
+                    if version >= 13 {
+                        ErrorCode::UnknownTopicId
+                    } else {
+                        ErrorCode::UnknownTopicOrPartition
+                    },
                 ));
                 continue;
             };
@@ -71,7 +76,10 @@ fn read_once(
                 partitions.push(empty_partition(index, error));
                 continue;
             };
-            if version >= 9 && fetch.current_leader_epoch >= 0 && fetch.current_leader_epoch != partition.leader_epoch {
+            if version >= 9
+                && fetch.current_leader_epoch >= 0
+                && fetch.current_leader_epoch != partition.leader_epoch
+            {
                 any_error = true;
                 partitions.push(empty_partition(
                     index,
@@ -83,7 +91,8 @@ fn read_once(
                 ));
                 continue;
             }
-            let partition_max = (fetch.partition_max_bytes.max(0) as usize).min(response_max.saturating_sub(total_bytes));
+            let partition_max = (fetch.partition_max_bytes.max(0) as usize)
+                .min(response_max.saturating_sub(total_bytes));
             let min_one_batch = total_bytes == 0;
             let log = partition.log.lock();
             let high_watermark = log.log_end_offset();
@@ -91,29 +100,34 @@ fn read_once(
             let result = if partition_max == 0 && !min_one_batch {
                 Ok(None)
             } else {
-                log.read(fetch.fetch_offset, partition_max as u32, high_watermark, min_one_batch)
-                    .map(|info| info.records)
+                log.read(
+                    fetch.fetch_offset,
+                    partition_max as u32,
+                    high_watermark,
+                    min_one_batch,
+                )
+                .map(|info| info.records)
             };
             drop(log);
             let (error, records) = match result {
                 Ok(Some(range)) => {
                     total_bytes += range.length as usize;
-                    (ErrorCode::None, FetchRecords::File(range))
+                    (NO_ERROR, FetchRecords::File(range))
                 }
-                Ok(None) => (ErrorCode::None, FetchRecords::Memory(bytes::Bytes::new())),
+                Ok(None) => (NO_ERROR, FetchRecords::Memory(bytes::Bytes::new())),
                 Err(ReadError::OffsetOutOfRange { .. }) => {
                     any_error = true;
-                    (ErrorCode::OffsetOutOfRange, FetchRecords::None)
+                    (ErrorCode::OffsetOutOfRange.code(), FetchRecords::None)
                 }
                 Err(error) => {
                     warn!(topic = %topic.name, partition = index, %error, "read failed");
                     any_error = true;
-                    (ErrorCode::KafkaStorageError, FetchRecords::None)
+                    (ErrorCode::KafkaStorageError.code(), FetchRecords::None)
                 }
             };
             partitions.push(FetchPartitionOut {
                 partition_index: index,
-                error_code: error.code(),
+                error_code: error,
                 high_watermark,
                 last_stable_offset: high_watermark,
                 log_start_offset,
@@ -167,7 +181,10 @@ pub async fn handle(
         if done {
             return encode_fetch_response(version, correlation_id, &response);
         }
-        if tokio::time::timeout_at(deadline, appends.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, appends.changed())
+            .await
+            .is_err()
+        {
             // Deadline: answer with whatever is there now.
             let (response, _, _) = read_once(broker, &broker.image(), &request, version);
             return encode_fetch_response(version, correlation_id, &response);

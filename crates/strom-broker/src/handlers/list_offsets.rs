@@ -7,6 +7,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use strom_protocol::ErrorCode;
+
+use crate::errors::NO_ERROR;
 use tracing::warn;
 
 use crate::state::Broker;
@@ -17,16 +19,26 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-fn answer(index: i32, error: ErrorCode, timestamp: i64, offset: i64, epoch: i32) -> ListOffsetsPartitionResponse {
+fn answer(
+    index: i32,
+    error: i16,
+    timestamp: i64,
+    offset: i64,
+    epoch: i32,
+) -> ListOffsetsPartitionResponse {
     ListOffsetsPartitionResponse::default()
         .with_partition_index(index)
-        .with_error_code(error.code())
+        .with_error_code(error)
         .with_timestamp(timestamp)
         .with_offset(offset)
         .with_leader_epoch(epoch)
 }
 
-pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let image = broker.image();
     let topics = request
         .topics
@@ -38,41 +50,64 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -
                 .iter()
                 .map(|p| {
                     let index = p.partition_index;
-                    let Some(partition) = topic.and_then(|t| broker.partitions.get(t.topic_id, index)) else {
-                        return answer(index, ErrorCode::UnknownTopicOrPartition, -1, -1, -1);
+                    let Some(partition) =
+                        topic.and_then(|t| broker.partitions.get(t.topic_id, index))
+                    else {
+                        return answer(
+                            index,
+                            ErrorCode::UnknownTopicOrPartition.code(),
+                            -1,
+                            -1,
+                            -1,
+                        );
                     };
                     let epoch = partition.leader_epoch;
-                    if version >= 4 && p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        let error = if p.current_leader_epoch < epoch {
-                            ErrorCode::FencedLeaderEpoch
+                    if version >= 4
+                        && p.current_leader_epoch >= 0
+                        && p.current_leader_epoch != epoch
+                    {
+                        let error: i16 = if p.current_leader_epoch < epoch {
+                            ErrorCode::FencedLeaderEpoch.code()
                         } else {
-                            ErrorCode::UnknownLeaderEpoch
+                            ErrorCode::UnknownLeaderEpoch.code()
                         };
                         return answer(index, error, -1, -1, -1);
                     }
                     let log = partition.log.lock();
                     match p.timestamp {
-                        LATEST => answer(index, ErrorCode::None, -1, log.log_end_offset(), epoch),
-                        EARLIEST | EARLIEST_LOCAL => answer(index, ErrorCode::None, -1, log.log_start_offset(), epoch),
-                        LATEST_TIERED => answer(index, ErrorCode::None, -1, -1, -1),
+                        LATEST => answer(index, NO_ERROR, -1, log.log_end_offset(), epoch),
+                        EARLIEST | EARLIEST_LOCAL => {
+                            answer(index, NO_ERROR, -1, log.log_start_offset(), epoch)
+                        }
+                        LATEST_TIERED => answer(index, NO_ERROR, -1, -1, -1),
                         MAX_TIMESTAMP => match log.max_timestamp_offset() {
-                            Ok(Some(found)) => answer(index, ErrorCode::None, found.timestamp_ms, found.offset, epoch),
-                            Ok(None) => answer(index, ErrorCode::None, -1, -1, -1),
+                            Ok(Some(found)) => {
+                                answer(index, NO_ERROR, found.timestamp_ms, found.offset, epoch)
+                            }
+                            Ok(None) => answer(index, NO_ERROR, -1, -1, -1),
                             Err(error) => {
                                 warn!(%error, "max timestamp lookup failed");
-                                answer(index, ErrorCode::KafkaStorageError, -1, -1, -1)
+                                answer(index, ErrorCode::KafkaStorageError.code(), -1, -1, -1)
                             }
                         },
                         timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
-                            Ok(Some(found)) => answer(index, ErrorCode::None, found.timestamp_ms, found.offset, epoch),
-                            Ok(None) => answer(index, ErrorCode::None, -1, -1, -1),
+                            Ok(Some(found)) => {
+                                answer(index, NO_ERROR, found.timestamp_ms, found.offset, epoch)
+                            }
+                            Ok(None) => answer(index, NO_ERROR, -1, -1, -1),
                             Err(error) => {
                                 warn!(%error, "timestamp lookup failed");
-                                answer(index, ErrorCode::KafkaStorageError, -1, -1, -1)
+                                answer(index, ErrorCode::KafkaStorageError.code(), -1, -1, -1)
                             }
                         },
-                        _ => answer(index, ErrorCode::InvalidRequest, -1, -1, -1),
+                        _ => answer(index, ErrorCode::InvalidRequest.code(), -1, -1, -1),
                     }
+                })
+                .map(|mut answer| {
+                    if version < 4 {
+                        answer.leader_epoch = -1; // not in the response before v4
+                    }
+                    answer
                 })
                 .collect();
             ListOffsetsTopicResponse::default()

@@ -17,8 +17,10 @@ use crate::state::Broker;
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Every topic operation allowed (no authoriser yet): READ, WRITE, CREATE, DELETE, ALTER,
 /// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS as bit positions of Kafka's AclOperation codes.
-const TOPIC_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-const CLUSTER_OPERATIONS_ALL: i32 = (1 << 4) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
+const TOPIC_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const CLUSTER_OPERATIONS_ALL: i32 =
+    (1 << 4) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
 
 fn topic_response(topic: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
@@ -49,7 +51,11 @@ fn topic_response(topic: &TopicImage, include_ops: bool) -> MetadataResponseTopi
         )
 }
 
-fn error_topic(name: Option<String>, topic_id: uuid::Uuid, error: ErrorCode) -> MetadataResponseTopic {
+fn error_topic(
+    name: Option<String>,
+    topic_id: uuid::Uuid,
+    error: ErrorCode,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(error.code())
         .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
@@ -57,7 +63,11 @@ fn error_topic(name: Option<String>, topic_id: uuid::Uuid, error: ErrorCode) -> 
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
 
-pub async fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let include_ops = request.include_topic_authorized_operations;
     // v0 sends an empty list for "all topics"; v1+ sends null.
     let requested = match request.topics {
@@ -65,11 +75,15 @@ pub async fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16
         Some(topics) if topics.is_empty() && version == 0 => None,
         Some(topics) => Some(topics),
     };
-    let auto_create = broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let auto_create =
+        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
 
     let mut image: Arc<MetadataImage> = broker.image();
     let topics = match requested {
-        None => image.topics().map(|t| topic_response(t, include_ops)).collect(),
+        None => image
+            .topics()
+            .map(|t| topic_response(t, include_ops))
+            .collect(),
         Some(requested) => {
             // Create the missing ones first, in one metadata change.
             let missing: Vec<String> = requested
@@ -88,13 +102,21 @@ pub async fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16
                         let name = name.0.to_string();
                         match image.topic(&name) {
                             Some(topic) => topic_response(topic, include_ops),
-                            None if validate_topic_name(&name).is_err() => {
-                                error_topic(Some(name), uuid::Uuid::nil(), ErrorCode::InvalidTopicException)
-                            }
-                            None if auto_create => {
-                                error_topic(Some(name), uuid::Uuid::nil(), ErrorCode::LeaderNotAvailable)
-                            }
-                            None => error_topic(Some(name), uuid::Uuid::nil(), ErrorCode::UnknownTopicOrPartition),
+                            None if validate_topic_name(&name).is_err() => error_topic(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ErrorCode::InvalidTopicException,
+                            ),
+                            None if auto_create => error_topic(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ErrorCode::LeaderNotAvailable,
+                            ),
+                            None => error_topic(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ErrorCode::UnknownTopicOrPartition,
+                            ),
                         }
                     }
                     None => match image.topic_by_id(wanted.topic_id) {
@@ -111,7 +133,10 @@ pub async fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16
         .values()
         .map(|b| {
             let (host, port) = if b.broker_id == broker.config.node_id {
-                (broker.advertised_host.clone(), broker.advertised_port as i32)
+                (
+                    broker.advertised_host.clone(),
+                    broker.advertised_port as i32,
+                )
             } else {
                 (b.host.clone(), b.port as i32)
             };
@@ -125,7 +150,11 @@ pub async fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16
 
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(image.cluster_id().map(|id| StrBytes::from_string(id.to_string())))
+        .with_cluster_id(
+            image
+                .cluster_id()
+                .map(|id| StrBytes::from_string(id.to_string())),
+        )
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS_ALL

@@ -149,6 +149,8 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
             let request = decode!(OffsetForLeaderEpochRequest);
             answer!(offset_for_leader_epoch::handle(broker, request))
         }
-        other => Outcome::Close(format!("{other:?} is listed as supported but has no handler")),
+        other => Outcome::Close(format!(
+            "{other:?} is listed as supported but has no handler"
+        )),
     }
 }

@@ -18,7 +18,12 @@ use tracing::warn;
 use crate::errors::append_error_code;
 use crate::state::{now_ms, Broker};
 
-fn failed(version: i16, index: i32, error: ErrorCode, message: Option<String>) -> PartitionProduceResponse {
+fn failed(
+    version: i16,
+    index: i32,
+    error: ErrorCode,
+    message: Option<String>,
+) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(error.code())
@@ -28,7 +33,11 @@ fn failed(version: i16, index: i32, error: ErrorCode, message: Option<String>) -
         .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
 }
 
-pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let image = broker.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -48,11 +57,17 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16)
         for data in topic_data.partition_data {
             let index = data.index;
             if !matches!(acks, -1..=1) {
-                partition_responses.push(failed(version, index, ErrorCode::InvalidRequiredAcks, None));
+                partition_responses.push(failed(
+                    version,
+                    index,
+                    ErrorCode::InvalidRequiredAcks,
+                    None,
+                ));
                 continue;
             }
             if request.transactional_id.is_some() {
                 partition_responses.push(failed(
+                    version,
                     index,
                     ErrorCode::InvalidTxnState,
                     Some("transactions are not supported by this broker yet".into()),
@@ -63,8 +78,17 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16)
                 partition_responses.push(failed(version, index, unknown_topic, None));
                 continue;
             };
-            let Some(state) = topic.partitions.get(index.max(0) as usize).filter(|_| index >= 0) else {
-                partition_responses.push(failed(version, index, ErrorCode::UnknownTopicOrPartition, None));
+            let Some(state) = topic
+                .partitions
+                .get(index.max(0) as usize)
+                .filter(|_| index >= 0)
+            else {
+                partition_responses.push(failed(
+                    version,
+                    index,
+                    ErrorCode::UnknownTopicOrPartition,
+                    None,
+                ));
                 continue;
             };
             if acks == -1 {
@@ -75,6 +99,7 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16)
                     .unwrap_or(broker.config.min_insync_replicas as usize);
                 if state.isr.len() < min_isr {
                     partition_responses.push(failed(
+                        version,
                         index,
                         ErrorCode::NotEnoughReplicas,
                         Some(format!(
@@ -86,11 +111,17 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16)
                 }
             }
             let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
-                partition_responses.push(failed(version, index, ErrorCode::NotLeaderOrFollower, None));
+                partition_responses.push(failed(
+                    version,
+                    index,
+                    ErrorCode::NotLeaderOrFollower,
+                    None,
+                ));
                 continue;
             };
             let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                 partition_responses.push(failed(
+                    version,
                     index,
                     ErrorCode::CorruptMessage,
                     Some("produce request carries no record batch".into()),
@@ -98,10 +129,11 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16)
                 continue;
             };
             let buffer = BytesMut::from(&records[..]);
-            let result = partition
-                .log
-                .lock()
-                .append_as_leader(buffer, partition.leader_epoch, now_ms());
+            let result =
+                partition
+                    .log
+                    .lock()
+                    .append_as_leader(buffer, partition.leader_epoch, now_ms());
             match result {
                 Ok(info) => {
                     appended_any |= !info.duplicate;
@@ -118,12 +150,21 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16)
                     if let AppendError::Storage(storage) = &error {
                         warn!(topic = %topic.name, partition = index, error = %storage, "append failed");
                     }
-                    let mut response = failed(version, index, append_error_code(&error), Some(error.to_string()));
+                    let mut response = failed(
+                        version,
+                        index,
+                        append_error_code(&error),
+                        Some(error.to_string()),
+                    );
                     if version >= 8 {
                         if let Some(batch_index) = crate::errors::append_error_batch_index(&error) {
-                            response = response.with_record_errors(vec![BatchIndexAndErrorMessage::default()
-                                .with_batch_index(batch_index)
-                                .with_batch_index_error_message(Some(StrBytes::from_string(error.to_string())))]);
+                            response = response.with_record_errors(vec![
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(batch_index)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(
+                                        error.to_string(),
+                                    ))),
+                            ]);
                         }
                     }
                     partition_responses.push(response);
