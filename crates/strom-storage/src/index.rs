@@ -84,7 +84,11 @@ impl OffsetIndex {
         let Some(bytes) = read_whole(&path)? else {
             return Ok(Err(IndexDamage::Missing));
         };
-        if bytes.len() as u64 % OFFSET_INDEX_ENTRY_BYTES != 0 {
+        if !bytes
+            .chunks_exact(OFFSET_INDEX_ENTRY_BYTES as usize)
+            .remainder()
+            .is_empty()
+        {
             return Ok(Err(IndexDamage::PartialEntry));
         }
         let mut entries = Vec::with_capacity(bytes.len() / 8);
@@ -198,7 +202,11 @@ impl TimeIndex {
         let Some(bytes) = read_whole(&path)? else {
             return Ok(Err(IndexDamage::Missing));
         };
-        if bytes.len() as u64 % TIME_INDEX_ENTRY_BYTES != 0 {
+        if !bytes
+            .chunks_exact(TIME_INDEX_ENTRY_BYTES as usize)
+            .remainder()
+            .is_empty()
+        {
             return Ok(Err(IndexDamage::PartialEntry));
         }
         let mut entries: Vec<TimeEntry> = Vec::with_capacity(bytes.len() / 12);

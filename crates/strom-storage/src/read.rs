@@ -61,8 +61,8 @@ impl PartitionLog {
         Ok(info)
     }
 
-    /// ListOffsets by timestamp: the first record (in offset order) whose timestamp is
-    /// >= `timestamp_ms`, or `None`. Skips segments whose largest timestamp is smaller,
+    /// ListOffsets by timestamp: the first record (in offset order) whose timestamp is at
+    /// least `timestamp_ms`, or `None`. Skips segments whose largest timestamp is smaller,
     /// starts inside a segment from its time index, and decodes only the one batch the
     /// record lies in. Not the hot path.
     pub fn offset_for_timestamp(

@@ -343,7 +343,7 @@ fn given_oversized_batches_when_appended_should_reject_by_message_and_segment_si
     let mut log = open(dir.path(), config);
     let big = batch(20, 0);
     assert!(big.len() > 200);
-    let error = assert_rejected_and_nothing_appended(&mut log, blob(&[big.clone()]));
+    let error = assert_rejected_and_nothing_appended(&mut log, blob(std::slice::from_ref(&big)));
     assert!(matches!(
         error,
         AppendError::MessageTooLarge { max_bytes: 200, .. }

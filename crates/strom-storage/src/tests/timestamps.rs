@@ -97,7 +97,7 @@ fn given_compressed_batches_when_looked_up_by_timestamp_should_find_exact_record
     };
     let compressed = batch_with(10, 500, &options);
     let info = log
-        .append_as_leader(blob(&[compressed.clone()]), 1, NOW_MS)
+        .append_as_leader(blob(std::slice::from_ref(&compressed)), 1, NOW_MS)
         .expect("append");
     // Stored as it came (compressed, same records bytes).
     let stored = read_all(&log, 0);
