@@ -91,6 +91,16 @@ pub enum AppendError {
         expected: i32,
         got: i32,
     },
+    /// A follower's batch starts below the offset the log expects next (the follower must
+    /// truncate first): Kafka's UnexpectedAppendOffset, UNKNOWN_SERVER_ERROR on the wire.
+    #[error(
+        "batch {batch_index} starts at offset {base_offset}, expected at least {next_offset_min}"
+    )]
+    UnexpectedOffset {
+        batch_index: usize,
+        base_offset: i64,
+        next_offset_min: i64,
+    },
     /// The disk failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] StorageError),

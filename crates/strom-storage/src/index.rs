@@ -123,6 +123,17 @@ impl OffsetIndex {
         self.entries.len() >= self.entries_max
     }
 
+    /// Drops entries pointing at or after `position_bytes` (the log is cut there).
+    pub fn truncate_to_position(&mut self, position_bytes: u64) -> Result<(), StorageError> {
+        let keep = self
+            .entries
+            .partition_point(|e| (e.position_bytes as u64) < position_bytes);
+        self.entries.truncate(keep);
+        self.file
+            .set_len(keep as u64 * OFFSET_INDEX_ENTRY_BYTES)
+            .map_err(StorageError::io(&self.path))
+    }
+
     #[cfg(test)]
     pub fn entries(&self) -> &[OffsetEntry] {
         &self.entries
@@ -239,6 +250,17 @@ impl TimeIndex {
 
     pub fn last(&self) -> Option<TimeEntry> {
         self.entries.last().copied()
+    }
+
+    /// Drops entries whose offset is at or after `relative_offset` (the log is cut there).
+    pub fn truncate_to_offset(&mut self, relative_offset: u32) -> Result<(), StorageError> {
+        let keep = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
+        self.entries.truncate(keep);
+        self.file
+            .set_len(keep as u64 * TIME_INDEX_ENTRY_BYTES)
+            .map_err(StorageError::io(&self.path))
     }
 
     #[cfg(test)]

@@ -107,6 +107,11 @@ impl LeaderEpochCache {
         self.entries.pop();
     }
 
+    /// Forgets every epoch (the log was emptied).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// Drops epochs that start at or after `end_offset` (the log was cut there).
     pub fn truncate_from_end(&mut self, end_offset: i64) -> bool {
         let keep = self

@@ -55,6 +55,7 @@ mod leader_epoch;
 mod log;
 mod producer_state;
 mod read;
+mod replica;
 mod retention;
 mod segment;
 

@@ -172,7 +172,7 @@ impl PartitionLog {
 
     /// Loads the newest snapshot and replays batch headers after it (never records).
     /// Returns whether the leader-epoch cache learned epochs from the replayed batches.
-    fn rebuild_producer_state(&mut self) -> Result<bool, StorageError> {
+    pub(crate) fn rebuild_producer_state(&mut self) -> Result<bool, StorageError> {
         let log_end = self.log_end_offset();
         let (snapshot_offset, table) =
             match producer_state::load_latest_snapshot(&self.dir, log_end)? {
@@ -241,7 +241,16 @@ impl PartitionLog {
     /// scans the active segment (Kafka flushes rolled segments asynchronously; doing it
     /// here costs one fsync per `segment.bytes` of appends).
     pub(crate) fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
-        let new_base = self.log_end_offset();
+        self.roll_at(self.log_end_offset(), now_ms)
+    }
+
+    /// [`PartitionLog::roll`] with the new segment starting at `new_base` (a follower's
+    /// next batch may start after a gap that compaction left in the leader's log).
+    pub(crate) fn roll_at(&mut self, new_base: i64, now_ms: i64) -> Result<(), StorageError> {
+        assert!(
+            new_base >= self.log_end_offset(),
+            "a new segment starts at the log end"
+        );
         let active = self.active_mut();
         assert!(!active.is_empty(), "never roll an empty segment");
         assert!(new_base > active.base_offset());

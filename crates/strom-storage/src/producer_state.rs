@@ -190,6 +190,11 @@ impl ProducerStateTable {
         self.producers.len()
     }
 
+    /// Forgets every producer (the log was emptied).
+    pub fn clear(&mut self) {
+        self.producers.clear();
+    }
+
     /// Drops producers whose batches all lie below the new log start.
     pub fn remove_below(&mut self, log_start_offset: i64) {
         self.producers

@@ -508,6 +508,30 @@ impl Segment {
         }
     }
 
+    /// Removes the batch holding `offset` and every later one (whole batches only, as
+    /// Kafka), trims both indexes, recomputes the segment's stats and fsyncs. Returns the
+    /// bytes removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<u64, StorageError> {
+        let Some((position, header)) = self.locate(offset)? else {
+            return Ok(0);
+        };
+        let removed_bytes = self.size_bytes - position;
+        self.log_file
+            .set_len(position)
+            .map_err(StorageError::io(&self.log_path))?;
+        self.size_bytes = position;
+        self.offset_index.truncate_to_position(position)?;
+        let cut_relative = (header.base_offset - self.base_offset).max(0) as u32;
+        self.time_index.truncate_to_offset(cut_relative)?;
+        self.next_offset = self.base_offset;
+        self.max_timestamp_ms = -1;
+        self.offset_of_max_timestamp = -1;
+        self.first_batch_timestamp_ms = None;
+        self.load_tail_state()?;
+        self.sync()?;
+        Ok(removed_bytes)
+    }
+
     /// Called when the segment stops being the active one: records the final largest
     /// timestamp in the time index (so a later open needs no scan) and fsyncs all files.
     pub fn seal(&mut self) -> Result<(), StorageError> {

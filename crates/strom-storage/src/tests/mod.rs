@@ -5,6 +5,7 @@ mod support;
 mod append_read;
 mod producers;
 mod recovery;
+mod replica;
 mod retention;
 mod segments;
 mod timestamps;
