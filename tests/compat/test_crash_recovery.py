@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from strom_compat.confluent_driver import create_topic
@@ -26,6 +26,11 @@ def run_kill9_scenario(broker, producer_config: dict) -> dict:
 
     acked: dict[bytes, int] = {}
     failed: dict[bytes, str] = {}
+    fatal: list[str] = []
+
+    def on_error(err):
+        if err.fatal():
+            fatal.append(str(err))
 
     def on_delivery(err, msg):
         if err is not None:
@@ -40,6 +45,7 @@ def run_kill9_scenario(broker, producer_config: dict) -> dict:
         "retry.backoff.ms": 100,
         "reconnect.backoff.max.ms": 500,
         "log.connection.close": False,
+        "error_cb": on_error,
         **producer_config,
     })
     produced: list[bytes] = []
@@ -48,19 +54,26 @@ def run_kill9_scenario(broker, producer_config: dict) -> dict:
         until = time.monotonic() + seconds
         while time.monotonic() < until:
             payload = b"msg-%07d" % len(produced)
-            producer.produce(topic, value=payload, partition=0, on_delivery=on_delivery)
-            produced.append(payload)
-            producer.poll(0)
+            try:
+                producer.produce(topic, value=payload, partition=0, on_delivery=on_delivery)
+                produced.append(payload)
+                producer.poll(0)
+            except KafkaException as error:  # a fatal producer error: stop writing, report it
+                fatal.append(f"produce()/poll() raised {error}")
+                return
             time.sleep(MESSAGE_INTERVAL_S)
 
     write_for(WRITE_BEFORE_KILL_S)
-    producer.poll(0)
     acked_before_kill = dict(acked)  # a subset of what the broker had acknowledged by then
     broker.kill()
     write_for(DOWN_S)  # queued in the client while the broker is down
     broker.start()
     write_for(WRITE_AFTER_RESTART_S)
-    unacknowledged = producer.flush(60)
+    try:
+        unacknowledged = producer.flush(30)
+    except KafkaException as error:
+        fatal.append(f"flush() raised {error}")
+        unacknowledged = len(producer)
     producer.close()
 
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "crash-test-reader",
@@ -88,9 +101,11 @@ def run_kill9_scenario(broker, producer_config: dict) -> dict:
         "failed": len(failed),
         "unacknowledged_after_flush": unacknowledged,
         "read_back": len(log),
+        "fatal_producer_errors": fatal[:3],
+        "delivery_errors": sorted(set(failed.values()))[:3],
     }
     print(f"kill -9 scenario: {summary}")
-    return {"acked": acked, "acked_before_kill": acked_before_kill, "failed": failed, "log": log,
+    return {"acked": acked, "acked_before_kill": acked_before_kill, "failed": failed, "log": log, "fatal": fatal,
             "unacknowledged": unacknowledged, "summary": summary}
 
 
@@ -123,6 +138,7 @@ def test_given_acks1_producer_when_broker_killed_and_restarted_should_lose_no_ac
     assert not duplicated_early, (
         f"records acknowledged before the kill appear more than once: {duplicated_early[:5]}"
     )
+    assert not outcome["fatal"], f"producer hit a fatal error: {outcome['fatal'][:3]}"
     assert outcome["unacknowledged"] == 0 and not outcome["failed"], (
         f"after the restart the producer could not deliver everything: {outcome['summary']}, "
         f"errors {list(outcome['failed'].values())[:3]}"
@@ -137,6 +153,10 @@ def test_given_idempotent_producer_when_broker_killed_and_restarted_should_have_
     assert not duplicates, (
         f"idempotent producer: {len(duplicates)} payloads written more than once after the "
         f"restart, e.g. {list(duplicates.items())[:5]} ({outcome['summary']})"
+    )
+    assert not outcome["fatal"], (
+        f"idempotent producer hit a fatal error across the restart (the broker must keep producer "
+        f"id/epoch/sequence state through recovery): {outcome['fatal'][:3]} ({outcome['summary']})"
     )
     assert outcome["unacknowledged"] == 0 and not outcome["failed"], (
         f"after the restart the idempotent producer could not deliver everything: "
