@@ -57,10 +57,103 @@ impl Default for LogConfig {
     }
 }
 
+/// A [`LogConfig`] value outside what Kafka accepts for that key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} = {value} is outside the accepted range [{min}, {max}]")]
+pub struct ConfigError {
+    /// Kafka's config key, e.g. `segment.bytes`.
+    pub key: &'static str,
+    pub value: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
 impl LogConfig {
+    /// Checks every value against Kafka's accepted range for its key; call once when a
+    /// config is loaded or altered, before [`crate::PartitionLog::set_config`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&'static str, i64, i64, i64); 10] = [
+            (
+                "segment.bytes",
+                self.segment_bytes.min(i64::MAX as u64) as i64,
+                61,
+                i32::MAX as i64,
+            ),
+            ("segment.ms", self.segment_ms, 1, i64::MAX),
+            (
+                "segment.index.bytes",
+                self.segment_index_bytes as i64,
+                4,
+                i32::MAX as i64,
+            ),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes as i64,
+                0,
+                i32::MAX as i64,
+            ),
+            ("retention.ms", self.retention_ms, -1, i64::MAX),
+            ("retention.bytes", self.retention_bytes, -1, i64::MAX),
+            ("flush.messages", self.flush_messages, 1, i64::MAX),
+            ("flush.ms", self.flush_ms, 0, i64::MAX),
+            (
+                "max.message.bytes",
+                self.max_message_bytes as i64,
+                0,
+                i32::MAX as i64,
+            ),
+            (
+                "producer.id.expiration.ms",
+                self.producer_id_expiration_ms,
+                1,
+                i64::MAX,
+            ),
+        ];
+        for (key, value, min, max) in checks {
+            if value < min || value > max {
+                return Err(ConfigError {
+                    key,
+                    value,
+                    min,
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Largest segment the log writes: `segment.bytes`, capped so every file position fits
     /// the 32-bit positions of the offset index.
     pub(crate) fn segment_bytes_max(&self) -> u64 {
         self.segment_bytes.clamp(1, u32::MAX as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_defaults_when_validated_should_pass() {
+        LogConfig::default()
+            .validate()
+            .expect("Kafka's defaults are valid");
+    }
+
+    #[test]
+    fn given_out_of_range_value_when_validated_should_name_key_and_range() {
+        let config = LogConfig {
+            retention_ms: -2,
+            ..LogConfig::default()
+        };
+        let error = config.validate().expect_err("invalid");
+        assert_eq!(error.key, "retention.ms");
+        assert_eq!((error.value, error.min), (-2, -1));
+        assert!(error.to_string().contains("retention.ms = -2"));
+        let config = LogConfig {
+            segment_bytes: 1 << 40,
+            ..LogConfig::default()
+        };
+        assert_eq!(config.validate().expect_err("too big").key, "segment.bytes");
     }
 }

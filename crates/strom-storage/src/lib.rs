@@ -66,7 +66,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-pub use config::{LogConfig, TimestampType};
+pub use config::{ConfigError, LogConfig, TimestampType};
 pub use error::{AppendError, InvalidRecordReason, ReadError, StorageError};
 pub use log::PartitionLog;
 

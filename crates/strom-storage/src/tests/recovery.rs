@@ -292,3 +292,116 @@ fn given_truncated_tail_when_reopened_should_drop_epochs_starting_after_log_end(
     assert_eq!(log.latest_epoch(), Some(1));
     assert_eq!(log.end_offset_for_epoch(1), Some((1, 3)));
 }
+
+/// kill -9 at any moment of a write: the active file ends at an arbitrary byte (possibly
+/// followed by garbage from a torn page). Recovery must keep exactly the whole batches
+/// before the cut, byte for byte, and continue offsets right after them.
+#[test]
+fn given_random_cut_points_and_garbage_when_reopened_should_keep_exact_whole_batch_prefix() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for round in 0..40 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: 3000,
+            ..small_config()
+        };
+        let mut log = open(dir.path(), config.clone());
+        let batches = rng.gen_range(5..40);
+        for _ in 0..batches {
+            let count = rng.gen_range(1..6);
+            log.append_as_leader(blob(&[batch(count, 0)]), 1, NOW_MS)
+                .expect("append");
+        }
+        let written = read_all(&log, 0);
+        let active_base = log.active().base_offset();
+        let active_path = active_log_path(&log);
+        let active_size = log.active().size_bytes();
+        let sealed_bytes = log.size_bytes() - active_size;
+        crash(log);
+
+        let cut = rng.gen_range(0..=active_size);
+        truncate(&active_path, cut);
+        if rng.gen_bool(0.5) {
+            let garbage: Vec<u8> = (0..rng.gen_range(1..200)).map(|_| rng.gen()).collect();
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&active_path)
+                .expect("open");
+            std::io::Write::write_all(&mut &file, &garbage).expect("write");
+        }
+
+        let mut log = open(dir.path(), config);
+        // Model: whole batches of the active segment that end at or before the cut.
+        let mut expected_end = active_base;
+        let mut expected_bytes = sealed_bytes;
+        for (base, last, bytes) in batches_of(&written) {
+            if base < active_base {
+                continue;
+            }
+            let end = expected_bytes + bytes.len() as u64;
+            if end - sealed_bytes > cut {
+                break;
+            }
+            expected_bytes = end;
+            expected_end = last + 1;
+        }
+        assert_eq!(
+            log.log_end_offset(),
+            expected_end,
+            "round {round} cut {cut}"
+        );
+        assert_eq!(log.size_bytes(), expected_bytes, "round {round}");
+        let recovered = read_all(&log, 0);
+        assert_eq!(
+            recovered[..],
+            written[..recovered.len()],
+            "round {round}: a prefix"
+        );
+        let info = log
+            .append_as_leader(blob(&[batch(1, 0)]), 1, NOW_MS)
+            .expect("append");
+        assert_eq!(info.base_offset, expected_end);
+    }
+}
+
+#[test]
+fn given_flush_messages_when_reached_should_fsync_and_move_recovery_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        flush_messages: 5,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config);
+    let checkpoint = dir.path().join(crate::files::RECOVERY_POINT_FILE);
+    let read_point = || crate::files::read_offset_checkpoint(&checkpoint).expect("read");
+    let initial = read_point();
+    log.append_as_leader(blob(&[batch(3, 0)]), 1, NOW_MS)
+        .expect("append");
+    assert_eq!(read_point(), initial, "3 < flush.messages: no flush yet");
+    log.append_as_leader(blob(&[batch(3, 0)]), 1, NOW_MS)
+        .expect("append");
+    assert_eq!(read_point(), Some(6));
+    assert_eq!(log.unflushed_messages, 0);
+}
+
+#[test]
+fn given_flush_ms_when_elapsed_should_flush_on_maybe_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        flush_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config);
+    log.append_as_leader(blob(&[batch(2, 0)]), 1, NOW_MS)
+        .expect("append");
+    log.maybe_flush(NOW_MS + 999).expect("not yet");
+    assert_eq!(log.unflushed_messages, 2);
+    log.maybe_flush(NOW_MS + 1_000).expect("flush");
+    assert_eq!(log.unflushed_messages, 0);
+    let checkpoint = dir.path().join(crate::files::RECOVERY_POINT_FILE);
+    assert_eq!(
+        crate::files::read_offset_checkpoint(&checkpoint).expect("read"),
+        Some(2)
+    );
+}
