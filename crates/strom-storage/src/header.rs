@@ -101,6 +101,9 @@ pub(crate) struct HeaderScanner<'a> {
     window: Box<[u8; WINDOW_BYTES]>,
     window_start: u64,
     window_len: usize,
+    /// Set once batches turn out larger than a window: then reading a whole window per
+    /// header would copy kilobytes to use 61 bytes, so only headers are read.
+    large_batches: bool,
 }
 
 impl<'a> HeaderScanner<'a> {
@@ -117,6 +120,7 @@ impl<'a> HeaderScanner<'a> {
             window: Box::new([0u8; WINDOW_BYTES]),
             window_start: 0,
             window_len: 0,
+            large_batches: false,
         }
     }
 
@@ -141,7 +145,12 @@ impl<'a> HeaderScanner<'a> {
         if self.position < self.window_start
             || self.position + BATCH_HEADER_BYTES as u64 > window_end
         {
-            let want = (self.end_bytes - self.position).min(WINDOW_BYTES as u64) as usize;
+            let window_bytes = if self.large_batches {
+                BATCH_HEADER_BYTES
+            } else {
+                WINDOW_BYTES
+            };
+            let want = (self.end_bytes - self.position).min(window_bytes as u64) as usize;
             self.file
                 .read_exact_at(&mut self.window[..want], self.position)
                 .map_err(StorageError::io(self.path))?;
@@ -154,6 +163,7 @@ impl<'a> HeaderScanner<'a> {
         if self.position + header.size_bytes > self.end_bytes {
             return Err(self.corrupt("batch runs past the end of the segment"));
         }
+        self.large_batches = header.size_bytes >= (WINDOW_BYTES / 2) as u64;
         let position = self.position;
         self.position += header.size_bytes;
         Ok(Some((position, header)))

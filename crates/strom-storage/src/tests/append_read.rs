@@ -382,3 +382,53 @@ fn given_batch_claiming_more_records_than_its_bytes_hold_when_appended_should_re
     ));
     assert_eq!(log.log_end_offset(), 0);
 }
+
+#[test]
+fn given_large_and_small_batches_mixed_when_read_should_locate_every_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    let mut ranges = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..40usize {
+        let value_bytes = if i % 3 == 0 { 20_000 } else { 10 };
+        let records: Vec<strom_protocol::record::RecordToEncode> = (0..1 + i % 3)
+            .map(|_| strom_protocol::record::RecordToEncode {
+                key: None,
+                value: Some(bytes::Bytes::from(vec![i as u8; value_bytes])),
+                headers: vec![],
+                timestamp_ms: i as i64,
+            })
+            .collect();
+        let encoded = strom_protocol::record::encode_batch(&records, &Default::default())
+            .expect("encode")
+            .to_vec();
+        let info = log
+            .append_as_leader(blob(std::slice::from_ref(&encoded)), 1, NOW_MS)
+            .expect("append");
+        ranges.push((info.base_offset, info.last_offset));
+        sent.push(encoded);
+    }
+    for offset in 0..log.log_end_offset() {
+        let range = log
+            .read(offset, 1, i64::MAX, true)
+            .expect("read")
+            .records
+            .expect("r");
+        let got = batches_of(&range.read_to_bytes().expect("pread"));
+        let index = ranges
+            .iter()
+            .position(|r| r.0 <= offset && offset <= r.1)
+            .expect("linear");
+        assert_eq!((got[0].0, got[0].1), ranges[index], "offset {offset}");
+        assert_eq!(got[0].2[16..], sent[index][16..], "offset {offset}");
+    }
+    let everything = log
+        .read(0, u32::MAX, i64::MAX, false)
+        .expect("read")
+        .records
+        .expect("r");
+    assert_eq!(
+        batches_of(&everything.read_to_bytes().expect("pread")).len(),
+        40
+    );
+}
