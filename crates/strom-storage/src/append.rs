@@ -56,6 +56,10 @@ impl PartitionLog {
     /// Never decodes records; compressed batches are stored as they came. All-or-nothing:
     /// if any batch is invalid nothing is appended. A retried batch of an idempotent
     /// producer appends nothing and answers the original offsets with `duplicate = true`.
+    ///
+    /// A [`AppendError::Storage`] after the write (an fsync demanded by `flush.messages`
+    /// failed) fences the log: the batch may be in the page cache, but no further write is
+    /// accepted until the log is reopened and recovered.
     pub fn append_as_leader(
         &mut self,
         mut records: BytesMut,

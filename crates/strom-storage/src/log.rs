@@ -75,7 +75,12 @@ impl PartitionLog {
                 recover,
                 now_ms,
             )?;
-            recovered_any |= recover || truncation.is_some();
+            if recover || truncation.is_some() {
+                // Recovery vouched for these bytes; make sure they are on disk before the
+                // recovery point moves past them.
+                segment.sync()?;
+                recovered_any = true;
+            }
             if let Some((_, previous)) = segments.last_key_value() {
                 let previous: &Segment = previous;
                 if previous.next_offset() > base {

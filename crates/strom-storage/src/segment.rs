@@ -216,14 +216,33 @@ impl Segment {
                 self.max_timestamp_ms = header.max_timestamp_ms;
                 self.offset_of_max_timestamp = header.last_offset();
             }
+            let corrupt = |reason| StorageError::CorruptSegment {
+                path: self.log_path.clone(),
+                position_bytes: position,
+                reason,
+            };
             if header.base_offset < self.next_offset {
-                return Err(StorageError::CorruptSegment {
-                    path: self.log_path.clone(),
-                    position_bytes: position,
-                    reason: "batch offsets do not increase",
-                });
+                return Err(corrupt("batch offsets do not increase"));
+            }
+            let indexed = self
+                .offset_index
+                .last()
+                .filter(|_| position == last_indexed);
+            if indexed.is_some_and(|e| {
+                self.base_offset + e.relative_offset as i64 != header.last_offset()
+            }) {
+                return Err(corrupt(
+                    "the offset index disagrees with the batch it points at",
+                ));
             }
             self.next_offset = header.next_offset();
+        }
+        if self.offset_of_max_timestamp >= self.next_offset {
+            return Err(StorageError::CorruptSegment {
+                path: self.log_path.clone(),
+                position_bytes: self.size_bytes,
+                reason: "the time index points past the end of the segment",
+            });
         }
         if self.first_batch_timestamp_ms.is_none() && self.size_bytes > 0 {
             let mut scanner =

@@ -405,3 +405,29 @@ fn given_flush_ms_when_elapsed_should_flush_on_maybe_flush() {
         Some(2)
     );
 }
+
+#[test]
+fn given_clean_marker_but_log_shortened_behind_our_back_when_reopened_should_recover_prefix() {
+    for keep_fraction in [2u64, 3, 10] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), small_config());
+        append_batches(&mut log, 40, 2, 0);
+        let written = read_all(&log, 0);
+        let path = active_log_path(&log);
+        let size = log.size_bytes();
+        log.close().expect("close");
+        truncate(&path, size - size / keep_fraction);
+        let mut log = open(dir.path(), small_config());
+        let recovered = read_all(&log, 0);
+        assert!(recovered.len() as u64 <= size - size / keep_fraction);
+        assert_eq!(recovered[..], written[..recovered.len()]);
+        let end = log.log_end_offset();
+        assert_eq!(records_of(&recovered).len() as i64, end);
+        let info = log
+            .append_as_leader(blob(&[batch(1, 0)]), 1, NOW_MS)
+            .expect("append");
+        assert_eq!(info.base_offset, end);
+        // Timestamp lookups still work on the rebuilt time index.
+        assert!(log.max_timestamp_offset().expect("max").is_some());
+    }
+}
