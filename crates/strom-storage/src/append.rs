@@ -68,7 +68,7 @@ impl PartitionLog {
     ) -> Result<AppendInfo, AppendError> {
         self.check_not_fenced()?;
         let log_end = self.log_end_offset();
-        let validated = match self.validate(&records, log_end)? {
+        let validated = match self.validate(&records, log_end, now_ms)? {
             Validation::Append(validated) => validated,
             Validation::Duplicate(batch) => {
                 return Ok(AppendInfo {
@@ -125,7 +125,7 @@ impl PartitionLog {
             if log_append_time {
                 batch.timestamp_ms = now_ms;
             }
-            self.producers.apply(&header, batch);
+            self.producers.apply(&header, batch, now_ms);
         }
         self.unflushed_messages = self
             .unflushed_messages
@@ -143,7 +143,12 @@ impl PartitionLog {
     }
 
     /// Checks every batch without changing anything.
-    fn validate(&self, records: &[u8], log_end: i64) -> Result<Validation, AppendError> {
+    fn validate(
+        &self,
+        records: &[u8],
+        log_end: i64,
+        now_ms: i64,
+    ) -> Result<Validation, AppendError> {
         if records.is_empty() {
             return Err(AppendError::InvalidRecord {
                 batch_index: 0,
@@ -250,7 +255,7 @@ impl PartitionLog {
                     last_offset,
                     timestamp_ms: view.max_timestamp(),
                 };
-                apply_batch(entry, &header, batch);
+                apply_batch(entry, &header, batch, now_ms);
                 producer_updates.push((header, batch));
             }
             offset_count += view.last_offset_delta() as i64 + 1;

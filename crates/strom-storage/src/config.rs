@@ -33,9 +33,11 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
-    /// `producer.id.expiration.ms`: idempotent producer state whose newest batch timestamp is
-    /// older than this is dropped by [`crate::PartitionLog::enforce_retention`], which bounds
-    /// the producer table (Kafka default: 1 day).
+    /// `producer.id.expiration.ms`: idempotent producer state not appended to for this
+    /// long (broker clock) is dropped by [`crate::PartitionLog::enforce_retention`], which
+    /// bounds the producer table (Kafka default: 1 day). State is *not* dropped when
+    /// retention deletes the producer's batches: unknown producers must start at sequence
+    /// 0, so dropping an active producer's state would fail its next batch.
     pub producer_id_expiration_ms: i64,
 }
 

@@ -129,7 +129,7 @@ impl PartitionLog {
         let log_end = log.log_end_offset();
         let mut epochs_changed = log.epochs.truncate_from_end(log_end);
         epochs_changed |= log.epochs.truncate_from_start(log.log_start_offset);
-        epochs_changed |= log.rebuild_producer_state()?;
+        epochs_changed |= log.rebuild_producer_state(now_ms)?;
         if epochs_changed {
             log.epochs.persist()?;
         }
@@ -177,10 +177,10 @@ impl PartitionLog {
 
     /// Loads the newest snapshot and replays batch headers after it (never records).
     /// Returns whether the leader-epoch cache learned epochs from the replayed batches.
-    pub(crate) fn rebuild_producer_state(&mut self) -> Result<bool, StorageError> {
+    pub(crate) fn rebuild_producer_state(&mut self, now_ms: i64) -> Result<bool, StorageError> {
         let log_end = self.log_end_offset();
         let (snapshot_offset, table) =
-            match producer_state::load_latest_snapshot(&self.dir, log_end)? {
+            match producer_state::load_latest_snapshot(&self.dir, log_end, now_ms)? {
                 Some((offset, table)) => (offset, table),
                 None => (self.log_start_offset, ProducerStateTable::default()),
             };
@@ -217,10 +217,10 @@ impl PartitionLog {
                         last_offset: header.last_offset(),
                         timestamp_ms: header.max_timestamp_ms,
                     },
+                    now_ms,
                 );
             }
         }
-        self.producers.remove_below(self.log_start_offset);
         Ok(epochs_changed)
     }
 

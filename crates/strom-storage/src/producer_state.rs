@@ -35,17 +35,16 @@ pub(crate) struct ProducerBatch {
 pub(crate) struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<ProducerBatch>,
+    /// Broker time of the producer's last append (or of the load that restored it): what
+    /// `producer.id.expiration.ms` measures. The broker's clock, not the batch timestamps,
+    /// so a producer writing old CreateTime timestamps is not expired while it is active.
+    /// Not in the snapshot: a restart restarts the clock, which only keeps state longer.
+    pub last_append_ms: i64,
 }
 
 impl ProducerEntry {
     fn last_sequence(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_sequence)
-    }
-    fn last_offset(&self) -> i64 {
-        self.batches.back().map_or(-1, |b| b.last_offset)
-    }
-    fn last_timestamp_ms(&self) -> i64 {
-        self.batches.back().map_or(-1, |b| b.timestamp_ms)
     }
 }
 
@@ -142,11 +141,14 @@ pub(crate) fn apply_batch(
     entry: &mut Option<ProducerEntry>,
     header: &ProducerBatchHeader,
     batch: ProducerBatch,
+    now_ms: i64,
 ) {
     let entry = entry.get_or_insert_with(|| ProducerEntry {
         epoch: header.epoch,
         batches: VecDeque::with_capacity(PRODUCER_BATCHES_MAX),
+        last_append_ms: now_ms,
     });
+    entry.last_append_ms = entry.last_append_ms.max(now_ms);
     if header.epoch != entry.epoch {
         entry.epoch = header.epoch;
         entry.batches.clear();
@@ -172,9 +174,9 @@ impl ProducerStateTable {
         self.producers.get(&producer_id)
     }
 
-    pub fn apply(&mut self, header: &ProducerBatchHeader, batch: ProducerBatch) {
+    pub fn apply(&mut self, header: &ProducerBatchHeader, batch: ProducerBatch, now_ms: i64) {
         let mut entry = self.producers.remove(&header.producer_id);
-        apply_batch(&mut entry, header, batch);
+        apply_batch(&mut entry, header, batch, now_ms);
         self.producers.insert(
             header.producer_id,
             entry.expect("apply_batch creates the entry"),
@@ -195,16 +197,10 @@ impl ProducerStateTable {
         self.producers.clear();
     }
 
-    /// Drops producers whose batches all lie below the new log start.
-    pub fn remove_below(&mut self, log_start_offset: i64) {
-        self.producers
-            .retain(|_, entry| entry.last_offset() >= log_start_offset);
-    }
-
     /// Drops producers idle longer than `producer.id.expiration.ms`.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) {
         self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp_ms()) < expiration_ms);
+            .retain(|_, entry| now_ms.saturating_sub(entry.last_append_ms) < expiration_ms);
     }
 
     /// Writes the table as of `offset` to `dir/<offset>.snapshot`, atomically.
@@ -238,7 +234,7 @@ impl ProducerStateTable {
     }
 
     /// Parses a snapshot; `None` when it is damaged in any way.
-    pub fn parse_snapshot(contents: &[u8]) -> Option<ProducerStateTable> {
+    pub fn parse_snapshot(contents: &[u8], loaded_at_ms: i64) -> Option<ProducerStateTable> {
         if contents.len() < SNAPSHOT_HEADER_BYTES
             || &contents[..4] != SNAPSHOT_MAGIC
             || u16::from_be_bytes([contents[4], contents[5]]) != SNAPSHOT_VERSION
@@ -278,7 +274,14 @@ impl ProducerStateTable {
                     timestamp_ms: i64::from_be_bytes(take(8)?.try_into().ok()?),
                 });
             }
-            table.insert(id, ProducerEntry { epoch, batches });
+            table.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_append_ms: loaded_at_ms,
+                },
+            );
         }
         if at != body.len() {
             return None;
@@ -306,6 +309,7 @@ pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<i64>, StorageError> {
 pub(crate) fn load_latest_snapshot(
     dir: &Path,
     max_offset: i64,
+    loaded_at_ms: i64,
 ) -> Result<Option<(i64, ProducerStateTable)>, StorageError> {
     let offsets = list_snapshots(dir)?;
     for &offset in offsets.iter().rev() {
@@ -316,7 +320,7 @@ pub(crate) fn load_latest_snapshot(
             continue;
         }
         let contents = std::fs::read(&path).map_err(StorageError::io(&path))?;
-        match ProducerStateTable::parse_snapshot(&contents) {
+        match ProducerStateTable::parse_snapshot(&contents, loaded_at_ms) {
             Some(table) => return Ok(Some((offset, table))),
             None => {
                 tracing::warn!(snapshot = %path.display(), "deleting a corrupt producer snapshot");

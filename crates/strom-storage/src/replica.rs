@@ -72,6 +72,7 @@ impl PartitionLog {
                     last_offset: view.last_offset(),
                     timestamp_ms: view.max_timestamp(),
                 },
+                now_ms,
             );
         }
         self.unflushed_messages = self.unflushed_messages.saturating_add(batches.record_count);
@@ -219,7 +220,7 @@ impl PartitionLog {
             self.recovery_point,
         )?;
         let mut epochs_changed = self.epochs.truncate_from_end(log_end);
-        epochs_changed |= self.rebuild_producer_state()?;
+        epochs_changed |= self.rebuild_producer_state(now_ms)?;
         if epochs_changed {
             self.epochs.persist()?;
         }

@@ -63,7 +63,6 @@ impl PartitionLog {
             if self.epochs.truncate_from_start(new_log_start) {
                 self.epochs.persist()?;
             }
-            self.producers.remove_below(new_log_start);
             outcome.log_start_offset = new_log_start;
         }
         self.producers

@@ -155,6 +155,7 @@ fn given_sequence_at_i32_max_when_next_batch_starts_at_zero_should_accept() {
             last_offset: 0,
             timestamp_ms: NOW_MS,
         },
+        NOW_MS,
     );
     log.append_as_leader(blob(&[idempotent(2, 9, 0, 0)]), 1, NOW_MS)
         .expect("wrapped");
@@ -244,21 +245,32 @@ fn given_corrupt_snapshot_when_reopened_should_rebuild_state_from_log() {
 }
 
 #[test]
-fn given_retention_deleting_all_batches_of_a_producer_should_drop_its_state() {
+fn given_retention_deleting_a_producers_batches_should_keep_its_state_until_it_expires() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {
         retention_ms: 1_000,
+        producer_id_expiration_ms: 60_000,
         ..small_config()
     };
     let mut log = PartitionLog::open(dir.path(), config, NOW_MS).expect("open");
+    // Old CreateTime timestamps: retention deletes the data at once.
     log.append_as_leader(blob(&[idempotent(1, 5, 0, 0)]), 1, NOW_MS)
         .expect("a");
-    assert_eq!(log.producers.len(), 1);
-    log.enforce_retention(NOW_MS + 10_000).expect("retention");
+    let outcome = log.enforce_retention(NOW_MS + 10_000).expect("retention");
+    assert_eq!(outcome.segments_deleted, 1);
+    assert_eq!(
+        log.producers.len(),
+        1,
+        "an active producer keeps its sequence"
+    );
+    log.append_as_leader(blob(&[idempotent(1, 5, 0, 1)]), 1, NOW_MS + 10_000)
+        .expect("next sequence still accepted");
+    // Idle for producer.id.expiration.ms (broker clock): dropped, and must restart at 0.
+    log.enforce_retention(NOW_MS + 10_000 + 60_000)
+        .expect("retention");
     assert_eq!(log.producers.len(), 0);
-    // A new sequence 0 is accepted again.
-    log.append_as_leader(blob(&[idempotent(1, 5, 0, 0)]), 1, NOW_MS)
-        .expect("restart");
+    log.append_as_leader(blob(&[idempotent(1, 5, 0, 0)]), 1, NOW_MS + 70_000)
+        .expect("restart at 0");
 }
 
 #[test]
@@ -280,14 +292,19 @@ fn given_snapshot_format_when_round_tripped_should_be_identical() {
                 last_offset: sequence as i64,
                 timestamp_ms: 5,
             },
+            NOW_MS,
         );
     }
     let dir = tempfile::tempdir().expect("tempdir");
     table.write_snapshot(dir.path(), 42).expect("write");
     let bytes = std::fs::read(dir.path().join("00000000000000000042.snapshot")).expect("read");
-    let parsed = crate::producer_state::ProducerStateTable::parse_snapshot(&bytes).expect("parse");
+    let parsed =
+        crate::producer_state::ProducerStateTable::parse_snapshot(&bytes, NOW_MS).expect("parse");
     assert_eq!(parsed, table);
     for cut in 0..bytes.len() {
-        assert!(crate::producer_state::ProducerStateTable::parse_snapshot(&bytes[..cut]).is_none());
+        assert!(
+            crate::producer_state::ProducerStateTable::parse_snapshot(&bytes[..cut], NOW_MS)
+                .is_none()
+        );
     }
 }
