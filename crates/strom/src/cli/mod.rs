@@ -1,0 +1,195 @@
+//! The operator CLI: `topic`, `produce`, `consume`, `bench`, `cluster`. Each command is a
+//! thin layer over `strom-client`: parse arguments, call the client, print a table (for
+//! people) or JSON (`--json`, for scripts). Errors are one line that names the thing and
+//! the fix.
+//!
+//! Exit codes: 0 success, 1 the operation failed, 2 bad usage (clap), 3 the cluster could
+//! not be reached.
+
+pub mod bench;
+pub mod cluster;
+pub mod consume;
+pub mod output;
+pub mod produce;
+pub mod timestamp;
+pub mod topic;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use strom_client::{Client, ClientConfig, ClientError};
+
+/// How to reach the cluster; flattened into every command.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Broker(s) to bootstrap from, comma-separated HOST:PORT.
+    #[arg(
+        long,
+        env = "STROM_BOOTSTRAP_SERVER",
+        default_value = "127.0.0.1:9092",
+        value_name = "HOST:PORT"
+    )]
+    pub bootstrap_server: String,
+    /// Timeout of each request to a broker, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub request_timeout_ms: u64,
+}
+
+impl ConnectArgs {
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(&self.bootstrap_server);
+        config.connection.request_timeout = Duration::from_millis(self.request_timeout_ms);
+        config.connection.connect_timeout = Duration::from_secs(5);
+        config
+    }
+
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(self.client_config()).await?)
+    }
+}
+
+/// Parses `key=value`.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+    }
+}
+
+/// An error the CLI reports with a given exit code (already phrased for the user).
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+pub fn fail(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(CliError {
+        message: message.into(),
+        exit_code: 1,
+    })
+}
+
+fn connection_hint(address: &str) -> String {
+    format!(
+        "is a broker running at {address}? Start one with `strom broker`, or point at another \
+         with --bootstrap-server HOST:PORT (or STROM_BOOTSTRAP_SERVER)"
+    )
+}
+
+/// One line for the user, and the exit code.
+pub fn describe_error(error: &anyhow::Error) -> (String, u8) {
+    if let Some(cli) = error.downcast_ref::<CliError>() {
+        return (cli.message.clone(), cli.exit_code);
+    }
+    if let Some(client) = error.downcast_ref::<ClientError>() {
+        return describe_client_error(client);
+    }
+    let text = format!("{error:#}").replace('\n', " ");
+    (text, 1)
+}
+
+pub fn describe_client_error(error: &ClientError) -> (String, u8) {
+    match error {
+        ClientError::NoBrokerAvailable {
+            servers,
+            last_error,
+        } => {
+            let cause = match last_error.as_ref() {
+                ClientError::Connect { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
+            (
+                format!(
+                    "cannot connect to {servers} ({cause}): {}",
+                    connection_hint(servers)
+                ),
+                3,
+            )
+        }
+        ClientError::Connect { address, source } => (
+            format!(
+                "cannot connect to {address} ({source}): {}",
+                connection_hint(address)
+            ),
+            3,
+        ),
+        ClientError::ConnectTimeout { address, .. } => {
+            (format!("{error}: {}", connection_hint(address)), 3)
+        }
+        ClientError::UnknownTopic { topic } => (
+            format!(
+                "topic '{topic}' does not exist: create it with `strom topic create {topic}` \
+                 (see `strom topic list`)"
+            ),
+            1,
+        ),
+        ClientError::UnknownPartition { topic, partition } => (
+            format!(
+                "topic '{topic}' has no partition {partition}: see `strom topic describe {topic}`"
+            ),
+            1,
+        ),
+        ClientError::Broker { code: 36, .. } => (
+            format!("{error} (pass --if-not-exists to accept an existing topic)"),
+            1,
+        ),
+        ClientError::UnsupportedApi { .. } => (
+            format!("{error}: this broker is too old or not Kafka-compatible for this command"),
+            1,
+        ),
+        other => (other.to_string(), 1),
+    }
+}
+
+/// Runs a command future and turns its error into a one-line message and exit code.
+pub fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let (message, code) = describe_error(&error);
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_refused_connection_when_described_should_name_address_and_fix() {
+        let error = ClientError::NoBrokerAvailable {
+            servers: "127.0.0.1:1".into(),
+            last_error: Box::new(ClientError::Connect {
+                address: "127.0.0.1:1".into(),
+                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            }),
+        };
+        let (message, code) = describe_error(&anyhow::Error::new(error));
+        assert_eq!(code, 3);
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+        assert!(message.contains("--bootstrap-server"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn given_key_value_text_when_parsed_should_split_at_first_equals() {
+        assert_eq!(
+            parse_key_value("a=b=c"),
+            Ok(("a".to_string(), "b=c".to_string()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
+}
