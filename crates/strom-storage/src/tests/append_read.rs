@@ -432,3 +432,58 @@ fn given_large_and_small_batches_mixed_when_read_should_locate_every_offset() {
         40
     );
 }
+
+#[test]
+fn given_log_behind_rwlock_when_readers_race_appends_and_rolls_should_only_see_whole_batches() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PartitionLog>();
+    assert_send_sync::<crate::FileRange>();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 4096,
+        ..small_config()
+    };
+    let log = std::sync::Arc::new(std::sync::RwLock::new(open(dir.path(), config)));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let log = std::sync::Arc::clone(&log);
+            let done = std::sync::Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut next = 0i64;
+                let mut checked = 0usize;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || checked == 0 {
+                    let range = {
+                        let log = log.read().expect("lock");
+                        log.read(next, 2048, i64::MAX, true).expect("read").records
+                    };
+                    // Read the bytes outside the lock, as the broker's network path does.
+                    if let Some(range) = range {
+                        let bytes = range.read_to_bytes().expect("pread");
+                        let batches = batches_of(&bytes);
+                        assert!(batches[0].0 <= next && next <= batches[0].1);
+                        for pair in batches.windows(2) {
+                            assert_eq!(pair[0].1 + 1, pair[1].0, "contiguous offsets");
+                        }
+                        next = batches.last().expect("batch").1 + 1;
+                        checked += batches.len();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+                checked
+            })
+        })
+        .collect();
+    for i in 0..300 {
+        let mut log = log.write().expect("lock");
+        log.append_as_leader(blob(&[batch(1 + i % 3, 0)]), 1, NOW_MS)
+            .expect("append");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().expect("reader") > 0);
+    }
+    assert!(log.read().expect("lock").segment_count() > 2);
+}
