@@ -14,6 +14,7 @@ pub fn append_error_code(error: &AppendError) -> ErrorCode {
         AppendError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
         AppendError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        AppendError::UnexpectedOffset { .. } => ErrorCode::UnknownServerError,
         AppendError::Storage(_) => ErrorCode::KafkaStorageError,
     }
 }

@@ -1,0 +1,374 @@
+//! Shared by the broker integration tests: start the real `strom` binary on a free loopback
+//! port with a temp data dir, and talk raw Kafka protocol to it.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+pub struct TestBroker {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    log_path: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl TestBroker {
+    pub fn start(extra: &[&str]) -> TestBroker {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let data_dir = temp.path().join("data");
+        let mut broker = TestBroker::start_in(&data_dir, free_port(), extra);
+        broker._temp = Some(temp);
+        broker
+    }
+
+    /// Starts on `data_dir` and `port` (restart after a kill uses the same ones).
+    pub fn start_in(data_dir: &Path, port: u16, extra: &[&str]) -> TestBroker {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log_path = data_dir.with_extension(format!("{port}.log"));
+        std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
+        command
+            .arg("broker")
+            .arg("--set")
+            .arg(format!("log.dirs={}", data_dir.display()))
+            .arg("--set")
+            .arg(format!("listeners=PLAINTEXT://{addr}"));
+        for setting in extra {
+            command.arg("--set").arg(setting);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn strom broker");
+        let broker = TestBroker {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            log_path,
+        };
+        broker.wait_ready();
+        broker
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "broker did not listen on {} within 30 s; log:\n{}",
+            self.addr,
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn connect(&self) -> Conn {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Conn {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY-free: use the `kill` command to send SIGTERM to our own child by PID.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A raw connection speaking Kafka frames.
+pub struct Conn {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Conn {
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Writes one request frame without reading the answer.
+    pub fn send<T: Encodable>(&mut self, api_key: ApiKey, version: i16, body: &T) -> i32 {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("strom-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, api_key.request_header_version(version))
+            .expect("header");
+        body.encode(&mut buf, version).expect("body");
+        let size = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).expect("write request");
+        self.correlation_id
+    }
+
+    /// Reads one response frame; `None` when the broker closed the connection.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        if self.stream.read_exact(&mut size).is_err() {
+            return None;
+        }
+        let size = i32::from_be_bytes(size) as usize;
+        let mut frame = vec![0u8; size];
+        self.stream.read_exact(&mut frame).ok()?;
+        Some(Bytes::from(frame))
+    }
+
+    /// Sends a request and decodes the response at the same version.
+    pub fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Resp {
+        let correlation_id = self.send(api_key, version, body);
+        let mut frame = self.read_frame().expect("broker answered");
+        let header_version = if api_key == ApiKey::ApiVersions {
+            0
+        } else {
+            api_key.response_header_version(version)
+        };
+        let header = ResponseHeader::decode(&mut frame, header_version).expect("header");
+        assert_eq!(header.correlation_id, correlation_id);
+        let response = Resp::decode(&mut frame, version).expect("response body");
+        assert_eq!(
+            frame.remaining(),
+            0,
+            "trailing bytes in {api_key:?} v{version} response"
+        );
+        response
+    }
+
+    /// True when the broker has closed this connection (read returns EOF or reset).
+    pub fn is_closed_by_broker(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(error) => !matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use strom_protocol::record::{encode_batch, BatchBuilderOptions, RecordHeader, RecordToEncode};
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub fn create_topic(conn: &mut Conn, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]);
+    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request);
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "create {name}: {:?}",
+        response.topics[0].error_message
+    );
+}
+
+/// A batch of `count` records `"{prefix}-{i}"` with key `"k{i}"` and a repeated header.
+pub fn batch(prefix: &str, count: usize, timestamp_ms: i64) -> Bytes {
+    let records: Vec<RecordToEncode> = (0..count)
+        .map(|i| RecordToEncode {
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("{prefix}-{i}"))),
+            headers: vec![
+                RecordHeader {
+                    key: Bytes::from_static(b"h"),
+                    value: Some(Bytes::from_static(b"1")),
+                },
+                RecordHeader {
+                    key: Bytes::from_static(b"h"),
+                    value: Some(Bytes::from_static(b"2")),
+                },
+            ],
+            timestamp_ms: timestamp_ms + i as i64,
+        })
+        .collect();
+    encode_batch(&records, &BatchBuilderOptions::default()).expect("encode batch")
+}
+
+pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+/// Produces one blob at acks=1 and returns (error code, base offset).
+pub fn produce(conn: &mut Conn, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let response: ProduceResponse = conn.call(
+        ApiKey::Produce,
+        9,
+        &produce_request(topic, partition, records, 1),
+    );
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1024 * 1024)])])
+}
+
+/// Fetch v11 (by name); returns (error code, high watermark, records bytes).
+pub fn fetch(conn: &mut Conn, topic: &str, partition: i32, offset: i64) -> (i16, i64, Bytes) {
+    let response: FetchResponse = conn.call(
+        ApiKey::Fetch,
+        11,
+        &fetch_request(topic, partition, offset, 0, 0),
+    );
+    let p = &response.responses[0].partitions[0];
+    (
+        p.error_code,
+        p.high_watermark,
+        p.records.clone().unwrap_or_default(),
+    )
+}
+
+/// Decodes every record of a fetched blob as (offset, value).
+pub fn decode_values(records: &[u8]) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for batch in strom_protocol::batch::BatchIter::new(records) {
+        let batch = batch.expect("valid batch from broker");
+        batch.verify_crc().expect("crc");
+        for record in strom_protocol::record::decode_batch(&batch).expect("decode") {
+            out.push((
+                record.offset,
+                String::from_utf8(record.value.unwrap_or_default().to_vec()).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+pub fn list_offset(
+    conn: &mut Conn,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)])]);
+    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request);
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
