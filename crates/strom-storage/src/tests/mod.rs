@@ -3,6 +3,7 @@
 mod support;
 
 mod append_read;
+mod crash;
 mod producers;
 mod recovery;
 mod replica;
