@@ -287,8 +287,13 @@ impl PartitionLog {
             return Ok(());
         }
         let too_big = active.size_bytes() + incoming_bytes > self.config.segment_bytes_max();
+        // The timestamp the batches will carry once stored (LogAppendTime stamps `now_ms`).
+        let incoming_timestamp_ms = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => validated.max_timestamp_ms,
+        };
         let too_old =
-            active.age_for_roll_ms(validated.max_timestamp_ms, now_ms) > self.config.segment_ms;
+            active.age_for_roll_ms(incoming_timestamp_ms, now_ms) > self.config.segment_ms;
         let last_incoming = log_end + validated.offset_count - 1;
         let offsets_overflow = last_incoming - active.base_offset() > i32::MAX as i64;
         if too_big || too_old || active.index_is_full() || offsets_overflow {

@@ -42,8 +42,20 @@
 //!   roll and at close; on open the newest valid one is loaded and the batch headers after
 //!   it are replayed (headers only).
 //!
-//! All limits live in [`LogConfig`] (Kafka's names) and the few constants at the top of
-//! the modules (read window, recovery chunk, snapshots kept, producer batches remembered).
+//! - **Followers** append the leader's bytes untouched ([`PartitionLog::append_as_follower`])
+//!   and cut back to a leader-epoch boundary ([`PartitionLog::truncate_to`]); the cut is
+//!   fsynced so a crash cannot resurrect divergent batches.
+//!
+//! All limits live in [`LogConfig`] (Kafka's names, checked by [`LogConfig::validate`]) and
+//! the few constants at the top of the modules (read window, recovery chunk, snapshots
+//! kept, producer batches remembered, leader epochs kept).
+//!
+//! # Not yet
+//!
+//! Log compaction (the cleaner; `.cleaned`/`.swap` files are only removed on open),
+//! transactions (last stable offset, aborted-transaction index; transactional batches are
+//! stored like any other), `message.timestamp.difference.max.ms`, `DeleteRecords`, and a
+//! lock against two processes opening one directory (the broker owns the data-dir lock).
 
 mod append;
 mod config;

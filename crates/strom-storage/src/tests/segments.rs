@@ -129,3 +129,23 @@ fn given_index_entries_when_appended_should_be_sparse_and_point_at_batch_starts(
     assert_eq!(file_bytes, entries.len() as u64 * 8);
     assert!(!segment.time_entries().is_empty());
 }
+
+#[test]
+fn given_log_append_time_when_broker_clock_passes_segment_ms_should_roll() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_ms: 1_000,
+        message_timestamp_type: crate::TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.path(), config, NOW_MS).expect("open");
+    // Producer timestamps stay old; the broker's clock is what counts.
+    log.append_as_leader(blob(&[batch(1, 0)]), 1, NOW_MS)
+        .expect("append");
+    log.append_as_leader(blob(&[batch(1, 0)]), 1, NOW_MS + 500)
+        .expect("append");
+    assert_eq!(log.segment_count(), 1);
+    log.append_as_leader(blob(&[batch(1, 0)]), 1, NOW_MS + 1_001)
+        .expect("append");
+    assert_eq!(log.segment_count(), 2);
+}
