@@ -2,11 +2,15 @@
 //! segment, in Kafka's layouts: 8-byte entries (relative offset u32, position u32) and
 //! 12-byte entries (timestamp i64, relative offset u32), big-endian.
 //!
-//! Entries live in memory (a sorted `Vec`) and are appended to the file with one positioned
-//! write each (one per `index.interval.bytes` of log, so rare). Kafka mmaps preallocated
-//! files instead; a plain file that only ever holds valid entries needs no trimming on
-//! close and cannot expose zero-filled slots after a crash.
+//! The active segment's entries live in memory (a sorted `Vec`) and each new entry is
+//! appended to the file with one positioned write (one per `index.interval.bytes` of log,
+//! so rare). A sealed segment's index stays on disk: lookups binary-search the file with
+//! `pread` (about 20 reads of 8 bytes for a full 10 MiB index, served by the page cache),
+//! so memory does not grow with the amount of data kept. Kafka mmaps preallocated files
+//! instead; a plain file that only ever holds valid entries needs no trim on close, cannot
+//! expose zero-filled slots after a crash, and cannot SIGBUS when truncated.
 
+use std::fmt::Debug;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -14,8 +18,12 @@ use std::path::{Path, PathBuf};
 use crate::error::StorageError;
 use crate::files::open_read_write;
 
-pub(crate) const OFFSET_INDEX_ENTRY_BYTES: u64 = 8;
-pub(crate) const TIME_INDEX_ENTRY_BYTES: u64 = 12;
+/// One fixed-size entry of an index file.
+pub(crate) trait IndexEntry: Copy + Debug + PartialEq {
+    const BYTES: usize;
+    fn decode(bytes: &[u8]) -> Self;
+    fn encode(&self, out: &mut [u8]);
+}
 
 /// One offset index entry: the batch whose last offset is `base + relative_offset` starts
 /// at `position_bytes`.
@@ -25,12 +33,40 @@ pub(crate) struct OffsetEntry {
     pub position_bytes: u32,
 }
 
+impl IndexEntry for OffsetEntry {
+    const BYTES: usize = 8;
+    fn decode(bytes: &[u8]) -> Self {
+        OffsetEntry {
+            relative_offset: u32::from_be_bytes(bytes[..4].try_into().expect("4")),
+            position_bytes: u32::from_be_bytes(bytes[4..8].try_into().expect("4")),
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        out[4..8].copy_from_slice(&self.position_bytes.to_be_bytes());
+    }
+}
+
 /// One time index entry: up to offset `base + relative_offset` the largest timestamp is
 /// `timestamp_ms`, and that offset is the last one of the batch that first reached it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimeEntry {
     pub timestamp_ms: i64,
     pub relative_offset: u32,
+}
+
+impl IndexEntry for TimeEntry {
+    const BYTES: usize = 12;
+    fn decode(bytes: &[u8]) -> Self {
+        TimeEntry {
+            timestamp_ms: i64::from_be_bytes(bytes[..8].try_into().expect("8")),
+            relative_offset: u32::from_be_bytes(bytes[8..12].try_into().expect("4")),
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.timestamp_ms.to_be_bytes());
+        out[8..12].copy_from_slice(&self.relative_offset.to_be_bytes());
+    }
 }
 
 /// Why a loaded index was thrown away and rebuilt.
@@ -42,137 +78,206 @@ pub(crate) enum IndexDamage {
     PastLogEnd,
 }
 
-fn read_whole(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(StorageError::Io {
-            path: path.to_path_buf(),
-            source: error,
-        }),
-    }
+enum Residence<E> {
+    /// Active segment: every entry in memory; appends allowed.
+    Memory(Vec<E>),
+    /// Sealed segment: entries read from the file on demand.
+    Disk { count: usize, last: Option<E> },
 }
 
-/// The `.index` file of a segment.
-pub(crate) struct OffsetIndex {
+/// An index file of `E` entries, sorted.
+pub(crate) struct SparseIndex<E: IndexEntry> {
     path: PathBuf,
     file: File,
-    entries: Vec<OffsetEntry>,
+    residence: Residence<E>,
     entries_max: usize,
 }
 
-impl OffsetIndex {
-    /// Creates an empty index, replacing whatever file was there.
+pub(crate) type OffsetIndex = SparseIndex<OffsetEntry>;
+pub(crate) type TimeIndex = SparseIndex<TimeEntry>;
+
+impl<E: IndexEntry> SparseIndex<E> {
+    /// Creates an empty, memory-resident index, replacing whatever file was there.
     pub fn create(path: PathBuf, index_bytes: u32) -> Result<Self, StorageError> {
         let file = open_read_write(&path, true)?;
         file.set_len(0).map_err(StorageError::io(&path))?;
-        Ok(OffsetIndex {
+        Ok(SparseIndex {
             path,
             file,
-            entries: Vec::new(),
-            entries_max: entries_max(index_bytes, OFFSET_INDEX_ENTRY_BYTES),
+            residence: Residence::Memory(Vec::new()),
+            entries_max: entries_max::<E>(index_bytes),
         })
     }
 
-    /// Loads the index and checks it against the log (Kafka's sanity check): whole entries,
-    /// strictly increasing offsets and positions, every position inside the log.
+    /// Opens an existing file. `resident`: read every entry and check each consecutive
+    /// pair with `ordered` (the active segment). Otherwise only the first and last entries
+    /// are read and checked with `ordered` (Kafka's sanity check), and the rest stay on
+    /// disk. `valid` checks single entries against the log.
     pub fn load(
         path: PathBuf,
         index_bytes: u32,
-        log_size_bytes: u64,
+        resident: bool,
+        ordered: impl Fn(&E, &E) -> bool,
+        valid: impl Fn(&E) -> bool,
     ) -> Result<Result<Self, IndexDamage>, StorageError> {
-        let Some(bytes) = read_whole(&path)? else {
-            return Ok(Err(IndexDamage::Missing));
+        let file = match open_read_write(&path, false) {
+            Ok(file) => file,
+            Err(StorageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(Err(IndexDamage::Missing))
+            }
+            Err(error) => return Err(error),
         };
-        if !bytes
-            .chunks_exact(OFFSET_INDEX_ENTRY_BYTES as usize)
-            .remainder()
-            .is_empty()
-        {
+        let file_bytes = file.metadata().map_err(StorageError::io(&path))?.len();
+        if file_bytes % E::BYTES as u64 != 0 {
             return Ok(Err(IndexDamage::PartialEntry));
         }
-        let mut entries = Vec::with_capacity(bytes.len() / 8);
-        for chunk in bytes.chunks_exact(8) {
-            let entry = OffsetEntry {
-                relative_offset: u32::from_be_bytes(chunk[..4].try_into().expect("4")),
-                position_bytes: u32::from_be_bytes(chunk[4..].try_into().expect("4")),
-            };
-            if let Some(last) = entries.last() {
-                let last: &OffsetEntry = last;
-                if entry.relative_offset <= last.relative_offset
-                    || entry.position_bytes <= last.position_bytes
-                {
-                    return Ok(Err(IndexDamage::OutOfOrder));
-                }
-            }
-            if entry.position_bytes as u64 >= log_size_bytes {
-                return Ok(Err(IndexDamage::PastLogEnd));
-            }
-            entries.push(entry);
-        }
-        let file = open_read_write(&path, false)?;
-        Ok(Ok(OffsetIndex {
+        let count = (file_bytes / E::BYTES as u64) as usize;
+        let mut index = SparseIndex {
             path,
             file,
-            entries,
-            entries_max: entries_max(index_bytes, OFFSET_INDEX_ENTRY_BYTES),
-        }))
+            residence: Residence::Disk { count, last: None },
+            entries_max: entries_max::<E>(index_bytes),
+        };
+        if count == 0 {
+            index.residence = Residence::Memory(Vec::new());
+            if !resident {
+                index.to_disk();
+            }
+            return Ok(Ok(index));
+        }
+        let first = index.entry(0)?;
+        let last = index.entry(count - 1)?;
+        if !valid(&first) || !valid(&last) {
+            return Ok(Err(IndexDamage::PastLogEnd));
+        }
+        if count > 1 && !ordered(&first, &last) {
+            return Ok(Err(IndexDamage::OutOfOrder));
+        }
+        index.residence = Residence::Disk {
+            count,
+            last: Some(last),
+        };
+        if resident {
+            index.to_memory()?;
+            if let Residence::Memory(entries) = &index.residence {
+                if entries.windows(2).any(|pair| !ordered(&pair[0], &pair[1])) {
+                    return Ok(Err(IndexDamage::OutOfOrder));
+                }
+                if !entries.iter().all(&valid) {
+                    return Ok(Err(IndexDamage::PastLogEnd));
+                }
+            }
+        }
+        Ok(Ok(index))
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.residence {
+            Residence::Memory(entries) => entries.len(),
+            Residence::Disk { count, .. } => *count,
+        }
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.entries_max
+        self.len() >= self.entries_max
     }
 
-    /// Drops entries pointing at or after `position_bytes` (the log is cut there).
-    pub fn truncate_to_position(&mut self, position_bytes: u64) -> Result<(), StorageError> {
-        let keep = self
-            .entries
-            .partition_point(|e| (e.position_bytes as u64) < position_bytes);
-        self.entries.truncate(keep);
-        self.file
-            .set_len(keep as u64 * OFFSET_INDEX_ENTRY_BYTES)
-            .map_err(StorageError::io(&self.path))
-    }
-
-    #[cfg(test)]
-    pub fn entries(&self) -> &[OffsetEntry] {
-        &self.entries
-    }
-
-    pub fn last(&self) -> Option<OffsetEntry> {
-        self.entries.last().copied()
-    }
-
-    /// Appends an entry; both fields must grow strictly.
-    pub fn append(&mut self, entry: OffsetEntry) -> Result<(), StorageError> {
-        if let Some(last) = self.entries.last() {
-            assert!(
-                entry.relative_offset > last.relative_offset
-                    && entry.position_bytes > last.position_bytes,
-                "offset index entries must increase: {last:?} then {entry:?}"
-            );
+    pub fn last(&self) -> Option<E> {
+        match &self.residence {
+            Residence::Memory(entries) => entries.last().copied(),
+            Residence::Disk { last, .. } => *last,
         }
-        let mut bytes = [0u8; 8];
-        bytes[..4].copy_from_slice(&entry.relative_offset.to_be_bytes());
-        bytes[4..].copy_from_slice(&entry.position_bytes.to_be_bytes());
-        let at = self.entries.len() as u64 * OFFSET_INDEX_ENTRY_BYTES;
+    }
+
+    /// Entry `i` (`i < len`), from memory or with one `pread`.
+    fn entry(&self, i: usize) -> Result<E, StorageError> {
+        match &self.residence {
+            Residence::Memory(entries) => Ok(entries[i]),
+            Residence::Disk { count, .. } => {
+                assert!(i < *count, "index entry {i} of {count}");
+                let mut bytes = [0u8; 16];
+                self.file
+                    .read_exact_at(&mut bytes[..E::BYTES], (i * E::BYTES) as u64)
+                    .map_err(StorageError::io(&self.path))?;
+                Ok(E::decode(&bytes[..E::BYTES]))
+            }
+        }
+    }
+
+    /// Number of leading entries for which `before` holds (entries are sorted, so it
+    /// holds for a prefix). At most log2(len) + 1 reads on disk.
+    pub fn partition_point(&self, before: impl Fn(&E) -> bool) -> Result<usize, StorageError> {
+        if let Residence::Memory(entries) = &self.residence {
+            return Ok(entries.partition_point(before));
+        }
+        let (mut low, mut high) = (0usize, self.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if before(&self.entry(middle)?) {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        Ok(low)
+    }
+
+    /// Appends an entry to a memory-resident index (only the active segment appends).
+    fn push(&mut self, entry: E) -> Result<(), StorageError> {
+        let Residence::Memory(entries) = &mut self.residence else {
+            panic!(
+                "append to the index of a sealed segment {}",
+                self.path.display()
+            );
+        };
+        let mut bytes = [0u8; 16];
+        entry.encode(&mut bytes[..E::BYTES]);
+        let at = (entries.len() * E::BYTES) as u64;
         self.file
-            .write_all_at(&bytes, at)
+            .write_all_at(&bytes[..E::BYTES], at)
             .map_err(StorageError::io(&self.path))?;
-        self.entries.push(entry);
+        entries.push(entry);
         Ok(())
     }
 
-    /// Position of the last entry whose offset is <= `relative_offset`, or 0 (the segment
-    /// start) when there is none. The batch holding the offset starts at or after it.
-    pub fn lookup(&self, relative_offset: u32) -> u64 {
-        let after = self
-            .entries
-            .partition_point(|e| e.relative_offset <= relative_offset);
-        match after {
-            0 => 0,
-            n => self.entries[n - 1].position_bytes as u64,
+    /// Keeps the first `keep` entries (memory-resident indexes only).
+    fn truncate(&mut self, keep: usize) -> Result<(), StorageError> {
+        let Residence::Memory(entries) = &mut self.residence else {
+            panic!(
+                "truncate the index of a sealed segment {}",
+                self.path.display()
+            );
+        };
+        entries.truncate(keep);
+        self.file
+            .set_len((keep * E::BYTES) as u64)
+            .map_err(StorageError::io(&self.path))
+    }
+
+    /// The segment was sealed: drop the in-memory copy, keep serving from the file.
+    pub fn to_disk(&mut self) {
+        if let Residence::Memory(entries) = &self.residence {
+            self.residence = Residence::Disk {
+                count: entries.len(),
+                last: entries.last().copied(),
+            };
         }
+    }
+
+    /// The segment became active again (truncation): load every entry into memory.
+    pub fn to_memory(&mut self) -> Result<(), StorageError> {
+        let Residence::Disk { count, .. } = self.residence else {
+            return Ok(());
+        };
+        let mut bytes = vec![0u8; count * E::BYTES];
+        self.file
+            .read_exact_at(&mut bytes, 0)
+            .map_err(StorageError::io(&self.path))?;
+        let entries = bytes.chunks_exact(E::BYTES).map(E::decode).collect();
+        self.residence = Residence::Memory(entries);
+        Ok(())
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {
@@ -182,96 +287,81 @@ impl OffsetIndex {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    #[cfg(test)]
+    pub fn all_entries(&self) -> Vec<E> {
+        (0..self.len())
+            .map(|i| self.entry(i).expect("entry"))
+            .collect()
+    }
 }
 
-/// The `.timeindex` file of a segment.
-pub(crate) struct TimeIndex {
-    path: PathBuf,
-    file: File,
-    entries: Vec<TimeEntry>,
-    entries_max: usize,
+impl OffsetIndex {
+    /// Loads an offset index, checked against a log of `log_size_bytes` bytes: strictly
+    /// increasing offsets and positions, every position inside the log.
+    pub fn load_checked(
+        path: PathBuf,
+        index_bytes: u32,
+        log_size_bytes: u64,
+        resident: bool,
+    ) -> Result<Result<Self, IndexDamage>, StorageError> {
+        Self::load(
+            path,
+            index_bytes,
+            resident,
+            |a, b| b.relative_offset > a.relative_offset && b.position_bytes > a.position_bytes,
+            |e| (e.position_bytes as u64) < log_size_bytes,
+        )
+    }
+
+    /// Appends an entry; both fields must grow strictly.
+    pub fn append(&mut self, entry: OffsetEntry) -> Result<(), StorageError> {
+        if let Some(last) = self.last() {
+            assert!(
+                entry.relative_offset > last.relative_offset
+                    && entry.position_bytes > last.position_bytes,
+                "offset index entries must increase: {last:?} then {entry:?}"
+            );
+        }
+        self.push(entry)
+    }
+
+    /// Position of the last entry whose offset is <= `relative_offset`, or 0 (the segment
+    /// start) when there is none. The batch holding the offset starts at or after it.
+    pub fn lookup(&self, relative_offset: u32) -> Result<u64, StorageError> {
+        match self.partition_point(|e| e.relative_offset <= relative_offset)? {
+            0 => Ok(0),
+            n => Ok(self.entry(n - 1)?.position_bytes as u64),
+        }
+    }
+
+    /// Drops entries pointing at or after `position_bytes` (the log is cut there).
+    pub fn truncate_to_position(&mut self, position_bytes: u64) -> Result<(), StorageError> {
+        let keep = self.partition_point(|e| (e.position_bytes as u64) < position_bytes)?;
+        self.truncate(keep)
+    }
 }
 
 impl TimeIndex {
-    pub fn create(path: PathBuf, index_bytes: u32) -> Result<Self, StorageError> {
-        let file = open_read_write(&path, true)?;
-        file.set_len(0).map_err(StorageError::io(&path))?;
-        Ok(TimeIndex {
-            path,
-            file,
-            entries: Vec::new(),
-            entries_max: entries_max(index_bytes, TIME_INDEX_ENTRY_BYTES),
-        })
-    }
-
-    /// Loads and sanity-checks the time index: whole entries, timestamps and offsets
-    /// strictly increasing, offsets below `next_relative_offset_max` when known.
-    pub fn load(
+    /// Loads a time index: timestamps strictly increasing, offsets never going back.
+    pub fn load_checked(
         path: PathBuf,
         index_bytes: u32,
+        resident: bool,
     ) -> Result<Result<Self, IndexDamage>, StorageError> {
-        let Some(bytes) = read_whole(&path)? else {
-            return Ok(Err(IndexDamage::Missing));
-        };
-        if !bytes
-            .chunks_exact(TIME_INDEX_ENTRY_BYTES as usize)
-            .remainder()
-            .is_empty()
-        {
-            return Ok(Err(IndexDamage::PartialEntry));
-        }
-        let mut entries: Vec<TimeEntry> = Vec::with_capacity(bytes.len() / 12);
-        for chunk in bytes.chunks_exact(12) {
-            let entry = TimeEntry {
-                timestamp_ms: i64::from_be_bytes(chunk[..8].try_into().expect("8")),
-                relative_offset: u32::from_be_bytes(chunk[8..].try_into().expect("4")),
-            };
-            if let Some(last) = entries.last() {
-                if entry.timestamp_ms <= last.timestamp_ms
-                    || entry.relative_offset < last.relative_offset
-                {
-                    return Ok(Err(IndexDamage::OutOfOrder));
-                }
-            }
-            entries.push(entry);
-        }
-        let file = open_read_write(&path, false)?;
-        Ok(Ok(TimeIndex {
+        Self::load(
             path,
-            file,
-            entries,
-            entries_max: entries_max(index_bytes, TIME_INDEX_ENTRY_BYTES),
-        }))
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.entries_max
-    }
-
-    pub fn last(&self) -> Option<TimeEntry> {
-        self.entries.last().copied()
-    }
-
-    /// Drops entries whose offset is at or after `relative_offset` (the log is cut there).
-    pub fn truncate_to_offset(&mut self, relative_offset: u32) -> Result<(), StorageError> {
-        let keep = self
-            .entries
-            .partition_point(|e| e.relative_offset < relative_offset);
-        self.entries.truncate(keep);
-        self.file
-            .set_len(keep as u64 * TIME_INDEX_ENTRY_BYTES)
-            .map_err(StorageError::io(&self.path))
-    }
-
-    #[cfg(test)]
-    pub fn entries(&self) -> &[TimeEntry] {
-        &self.entries
+            index_bytes,
+            resident,
+            |a, b| b.timestamp_ms > a.timestamp_ms && b.relative_offset >= a.relative_offset,
+            |_| true,
+        )
     }
 
     /// Appends `entry` when its timestamp is larger than the last one's (Kafka's
     /// `maybeAppend`); otherwise the index already says as much.
     pub fn maybe_append(&mut self, entry: TimeEntry) -> Result<(), StorageError> {
-        if let Some(last) = self.entries.last() {
+        if let Some(last) = self.last() {
             if entry.timestamp_ms <= last.timestamp_ms {
                 return Ok(());
             }
@@ -280,39 +370,26 @@ impl TimeIndex {
                 "time index offsets must not go back: {last:?} then {entry:?}"
             );
         }
-        let mut bytes = [0u8; 12];
-        bytes[..8].copy_from_slice(&entry.timestamp_ms.to_be_bytes());
-        bytes[8..].copy_from_slice(&entry.relative_offset.to_be_bytes());
-        let at = self.entries.len() as u64 * TIME_INDEX_ENTRY_BYTES;
-        self.file
-            .write_all_at(&bytes, at)
-            .map_err(StorageError::io(&self.path))?;
-        self.entries.push(entry);
-        Ok(())
+        self.push(entry)
     }
 
     /// Relative offset of the last entry whose timestamp is <= `timestamp_ms`: every record
     /// before that entry's batch is older than its timestamp, so a search for
     /// `timestamp_ms` may start there. `None`: start at the segment's beginning.
-    pub fn lookup(&self, timestamp_ms: i64) -> Option<u32> {
-        let after = self
-            .entries
-            .partition_point(|e| e.timestamp_ms <= timestamp_ms);
-        match after {
-            0 => None,
-            n => Some(self.entries[n - 1].relative_offset),
+    pub fn lookup(&self, timestamp_ms: i64) -> Result<Option<u32>, StorageError> {
+        match self.partition_point(|e| e.timestamp_ms <= timestamp_ms)? {
+            0 => Ok(None),
+            n => Ok(Some(self.entry(n - 1)?.relative_offset)),
         }
     }
 
-    pub fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_data().map_err(StorageError::io(&self.path))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Drops entries whose offset is at or after `relative_offset` (the log is cut there).
+    pub fn truncate_to_offset(&mut self, relative_offset: u32) -> Result<(), StorageError> {
+        let keep = self.partition_point(|e| e.relative_offset < relative_offset)?;
+        self.truncate(keep)
     }
 }
 
-fn entries_max(index_bytes: u32, entry_bytes: u64) -> usize {
-    ((index_bytes as u64 / entry_bytes) as usize).max(1)
+fn entries_max<E: IndexEntry>(index_bytes: u32) -> usize {
+    (index_bytes as usize / E::BYTES).max(1)
 }

@@ -25,10 +25,11 @@
 //! - **Lookup** is a `BTreeMap` search for the segment, a binary search of the sparse index
 //!   (one entry per `index.interval.bytes`) and a header scan from there through an 8 KiB
 //!   read window (many small batches per `pread`). Nothing per record.
-//! - **Indexes** are kept in memory and appended to plain files (Kafka mmaps preallocated
-//!   ones). A file that only ever holds valid entries needs no trim on close and never
-//!   exposes zeroed slots after a crash; the in-memory copy costs the same RAM as the mmap
-//!   pages would.
+//! - **Indexes** are plain files that only ever hold valid entries (Kafka mmaps
+//!   preallocated ones): no trim on close, no zeroed slots after a crash, no SIGBUS on a
+//!   truncated file. The active segment's entries are also kept in memory; sealed
+//!   segments binary-search their files with `pread` (page-cache hits), so memory does not
+//!   grow with the data retained.
 //! - **Durability** follows Kafka: by default nothing is fsynced on append (`flush.messages`
 //!   and `flush.ms` are `i64::MAX`), because replication, not fsync, protects data, and a
 //!   `kill -9` of the process loses nothing that reached the page cache. Segments are

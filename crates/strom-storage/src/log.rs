@@ -73,6 +73,7 @@ impl PartitionLog {
                 config.segment_index_bytes,
                 config.index_interval_bytes,
                 recover,
+                next_base.is_none(),
                 now_ms,
             )?;
             if recover || truncation.is_some() {
@@ -103,6 +104,10 @@ impl PartitionLog {
                 }
                 break;
             }
+        }
+        if let Some(mut last) = segments.last_entry() {
+            // A corrupt segment may have ended the scan early and become the active one.
+            last.get_mut().set_active(true)?;
         }
         if segments.is_empty() {
             let base = log_start_checkpoint.unwrap_or(0);

@@ -77,7 +77,7 @@ impl PartitionLog {
             {
                 continue;
             }
-            let start = segment.time_lookup_start(timestamp_ms).max(log_start);
+            let start = segment.time_lookup_start(timestamp_ms)?.max(log_start);
             let mut scanner = segment.scanner_from(start)?;
             while let Some((position, header)) = scanner.next_header()? {
                 if header.max_timestamp_ms < timestamp_ms || header.last_offset() < log_start {

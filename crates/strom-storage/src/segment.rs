@@ -90,12 +90,36 @@ impl Segment {
     /// Opens an existing segment. With `recover` every batch is checked (framing, CRC,
     /// increasing offsets), the indexes are rebuilt and a bad tail is cut off. Without it,
     /// the indexes are loaded and sanity-checked; damaged ones trigger a recovery anyway.
+    /// Only an `active` segment keeps its index entries in memory.
     pub fn open(
         dir: &Path,
         base_offset: i64,
         index_bytes: u32,
         index_interval_bytes: u32,
         recover: bool,
+        active: bool,
+        now_ms: i64,
+    ) -> Result<(Segment, Option<Truncation>), StorageError> {
+        let (mut segment, truncation) = Self::open_resident(
+            dir,
+            base_offset,
+            index_bytes,
+            index_interval_bytes,
+            recover,
+            active,
+            now_ms,
+        )?;
+        segment.set_active(active)?;
+        Ok((segment, truncation))
+    }
+
+    fn open_resident(
+        dir: &Path,
+        base_offset: i64,
+        index_bytes: u32,
+        index_interval_bytes: u32,
+        recover: bool,
+        active: bool,
         now_ms: i64,
     ) -> Result<(Segment, Option<Truncation>), StorageError> {
         let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
@@ -110,8 +134,8 @@ impl Segment {
             None
         } else {
             match (
-                OffsetIndex::load(index_path.clone(), index_bytes, size_bytes)?,
-                TimeIndex::load(time_path.clone(), index_bytes)?,
+                OffsetIndex::load_checked(index_path.clone(), index_bytes, size_bytes, active)?,
+                TimeIndex::load_checked(time_path.clone(), index_bytes, active)?,
             ) {
                 (Ok(offset_index), Ok(time_index)) => Some((offset_index, time_index)),
                 (offset, time) => {
@@ -172,6 +196,19 @@ impl Segment {
         }
     }
 
+    /// Keeps the index entries in memory (the active segment, which appends) or leaves
+    /// them on disk (a sealed one), so memory does not grow with the data retained.
+    pub fn set_active(&mut self, active: bool) -> Result<(), StorageError> {
+        if active {
+            self.offset_index.to_memory()?;
+            self.time_index.to_memory()
+        } else {
+            self.offset_index.to_disk();
+            self.time_index.to_disk();
+            Ok(())
+        }
+    }
+
     /// Forgets everything derived from the log (indexes, stats) before a recovery.
     fn reset(&mut self, dir: &Path, index_bytes: u32) -> Result<(), StorageError> {
         self.offset_index = OffsetIndex::create(
@@ -203,7 +240,7 @@ impl Segment {
             .last()
             .map_or(0, |e| e.position_bytes as u64);
         let scan_from = match self.time_index.last() {
-            Some(entry) => last_indexed.min(self.offset_index.lookup(entry.relative_offset)),
+            Some(entry) => last_indexed.min(self.offset_index.lookup(entry.relative_offset)?),
             None => 0,
         };
         let mut scanner =
@@ -446,7 +483,7 @@ impl Segment {
             0
         } else {
             let relative = (offset - self.base_offset).min(u32::MAX as i64) as u32;
-            self.offset_index.lookup(relative)
+            self.offset_index.lookup(relative)?
         };
         let mut scanner =
             HeaderScanner::new(&self.log_file, &self.log_path, start, self.size_bytes);
@@ -520,17 +557,18 @@ impl Segment {
     }
 
     /// Largest-timestamp position hint for timestamp searches.
-    pub fn time_lookup_start(&self, timestamp_ms: i64) -> i64 {
-        match self.time_index.lookup(timestamp_ms) {
+    pub fn time_lookup_start(&self, timestamp_ms: i64) -> Result<i64, StorageError> {
+        Ok(match self.time_index.lookup(timestamp_ms)? {
             Some(relative) => self.base_offset + relative as i64,
             None => self.base_offset,
-        }
+        })
     }
 
     /// Removes the batch holding `offset` and every later one (whole batches only, as
     /// Kafka), trims both indexes, recomputes the segment's stats and fsyncs. Returns the
     /// bytes removed.
     pub fn truncate_to(&mut self, offset: i64) -> Result<u64, StorageError> {
+        self.set_active(true)?;
         let Some((position, header)) = self.locate(offset)? else {
             return Ok(0);
         };
@@ -561,7 +599,8 @@ impl Segment {
             };
             self.time_index.maybe_append(entry)?;
         }
-        self.sync()
+        self.sync()?;
+        self.set_active(false)
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {
@@ -614,12 +653,12 @@ impl Segment {
     }
 
     #[cfg(test)]
-    pub fn index_entries(&self) -> &[OffsetEntry] {
-        self.offset_index.entries()
+    pub fn index_entries(&self) -> Vec<OffsetEntry> {
+        self.offset_index.all_entries()
     }
 
     #[cfg(test)]
-    pub fn time_entries(&self) -> &[TimeEntry] {
-        self.time_index.entries()
+    pub fn time_entries(&self) -> Vec<TimeEntry> {
+        self.time_index.all_entries()
     }
 }

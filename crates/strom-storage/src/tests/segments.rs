@@ -149,3 +149,63 @@ fn given_log_append_time_when_broker_clock_passes_segment_ms_should_roll() {
         .expect("append");
     assert_eq!(log.segment_count(), 2);
 }
+
+/// Sealed segments serve lookups from their index files (not memory): every offset must
+/// still find its batch, before and after a restart, and the active segment keeps working.
+#[test]
+fn given_sealed_segments_when_every_offset_read_should_match_linear_scan_before_and_after_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 3000,
+        index_interval_bytes: 150,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(dir.path(), config.clone(), NOW_MS).expect("open");
+    let mut ranges = Vec::new();
+    for i in 0..250usize {
+        let info = log
+            .append_as_leader(blob(&[batch(1 + i % 4, i as i64)]), 1, NOW_MS)
+            .expect("append");
+        ranges.push((info.base_offset, info.last_offset));
+    }
+    assert!(log.segment_count() > 5);
+    let sealed = log.segments.values().next().expect("first");
+    assert!(
+        sealed.index_entries().len() > 5,
+        "sealed index has entries on disk"
+    );
+    let check = |log: &PartitionLog, ranges: &[(i64, i64)]| {
+        for offset in 0..log.log_end_offset() {
+            let range = log
+                .read(offset, 1, i64::MAX, true)
+                .expect("read")
+                .records
+                .expect("r");
+            let got = batches_of(&range.read_to_bytes().expect("pread"));
+            let want = ranges
+                .iter()
+                .find(|r| r.0 <= offset && offset <= r.1)
+                .expect("linear");
+            assert_eq!((got[0].0, got[0].1), *want, "offset {offset}");
+        }
+    };
+    check(&log, &ranges);
+    log.close().expect("close");
+    let mut log = PartitionLog::open(dir.path(), config.clone(), NOW_MS).expect("reopen");
+    check(&log, &ranges);
+    log.append_as_leader(blob(&[batch(2, 0)]), 1, NOW_MS)
+        .expect("append after reopen");
+    // Truncating back into a sealed segment makes it the active one again.
+    let target = ranges[30].0;
+    log.truncate_to(target, NOW_MS).expect("truncate");
+    assert_eq!(log.log_end_offset(), target);
+    ranges.truncate(30);
+    check(&log, &ranges);
+    for _ in 0..50 {
+        let info = log
+            .append_as_leader(blob(&[batch(3, 0)]), 1, NOW_MS)
+            .expect("append");
+        ranges.push((info.base_offset, info.last_offset));
+    }
+    check(&log, &ranges);
+}
