@@ -183,6 +183,9 @@ pub struct Client {
 
 const BOOTSTRAP_ID: i32 = -1;
 
+/// Retries of a topic the cluster says does not exist (it may be being created).
+const UNKNOWN_TOPIC_RETRIES_MAX: u32 = 3;
+
 impl Client {
     /// Connects to the first reachable bootstrap server and loads the broker list.
     pub async fn connect(config: ClientConfig) -> Result<Client> {
@@ -387,9 +390,16 @@ impl Client {
                 }
                 Some(_) => None,
             };
+            // A topic still unknown after asking for auto-creation a few times means the
+            // broker will not create it; don't spend the whole retry budget on it.
+            let attempts_max = if retry_reason == Some(3) {
+                self.inner.config.retries_max.min(UNKNOWN_TOPIC_RETRIES_MAX)
+            } else {
+                self.inner.config.retries_max
+            };
             match retry_reason {
                 None => return Ok(found.expect("checked above")),
-                Some(code) if attempt >= self.inner.config.retries_max => {
+                Some(code) if attempt >= attempts_max => {
                     if code == 3 {
                         return Err(ClientError::UnknownTopic {
                             topic: topic.to_string(),
@@ -422,6 +432,17 @@ impl Client {
             }
         }
         self.topic_metadata(topic, allow_auto_topic_creation).await
+    }
+
+    /// The partition count of a cached, healthy topic, without copying its metadata (the
+    /// producer's per-record path).
+    pub fn cached_partition_count(&self, topic: &str) -> Option<i32> {
+        let metadata = self.inner.metadata.read().expect("metadata lock");
+        let found = metadata.topics.get(topic)?;
+        let healthy = found.error_code == 0
+            && !found.partitions.is_empty()
+            && found.partitions.iter().all(|p| p.leader >= 0);
+        healthy.then_some(found.partitions.len() as i32)
     }
 
     /// The leader of a partition from the cache (refreshing once if unknown).

@@ -90,6 +90,12 @@ const WRITE_QUEUE_FRAMES_MAX: usize = 64;
 
 type Waiter = oneshot::Sender<Result<Bytes>>;
 
+/// A frame for the writer task; `written` is told once it is flushed to the socket.
+struct OutgoingFrame {
+    frame: Bytes,
+    written: Option<oneshot::Sender<()>>,
+}
+
 struct State {
     address: String,
     pending: Mutex<HashMap<i32, Waiter>>,
@@ -112,9 +118,9 @@ impl State {
 struct Shared {
     state: Arc<State>,
     config: ConnectionConfig,
-    frames: mpsc::Sender<Bytes>,
+    frames: mpsc::Sender<OutgoingFrame>,
     next_correlation_id: AtomicI32,
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
     broker_versions: HashMap<i16, (i16, i16)>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -232,7 +238,7 @@ impl Connection {
             frames_rx,
             state.clone(),
         ));
-        let in_flight = Semaphore::new(config.in_flight_requests_max.max(1));
+        let in_flight = Arc::new(Semaphore::new(config.in_flight_requests_max.max(1)));
         Connection {
             shared: Arc::new(Shared {
                 state,
@@ -307,6 +313,44 @@ impl Connection {
         version: i16,
         expect_response: bool,
     ) -> Result<Option<Bytes>> {
+        match self.enqueue(request, version, expect_response).await? {
+            Some(pending) => pending.wait_frame().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Queues a request for the socket and returns a handle on its response. Requests
+    /// queued one after another from one task reach the broker in that order (the
+    /// in-flight semaphore and the write queue are both FIFO), which is what keeps a
+    /// partition's batches in order when several are in flight.
+    pub async fn enqueue_version<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<PendingResponse<R>> {
+        let pending = self
+            .enqueue(request, version, true)
+            .await?
+            .expect("a response was expected");
+        Ok(PendingResponse {
+            pending,
+            version,
+            marker: std::marker::PhantomData,
+        })
+    }
+
+    /// [`Connection::enqueue_version`] at the negotiated version.
+    pub async fn enqueue_request<R: Request>(&self, request: &R) -> Result<PendingResponse<R>> {
+        let version = self.version_for_key(api_key_of::<R>())?;
+        self.enqueue_version(request, version).await
+    }
+
+    async fn enqueue<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<Option<PendingFrame>> {
         let shared = &self.shared;
         let closed = || ClientError::ConnectionClosed {
             address: shared.state.address.clone(),
@@ -315,14 +359,14 @@ impl Connection {
             return Err(closed());
         }
         let timeout = shared.config.request_timeout;
-        let timed_out = || ClientError::Timeout {
-            api: api_name::<R>(),
-            address: shared.state.address.clone(),
-            timeout_ms: timeout.as_millis() as u64,
-        };
-        let _permit = tokio::time::timeout(timeout, shared.in_flight.acquire())
+        let api = api_name::<R>();
+        let permit = tokio::time::timeout(timeout, shared.in_flight.clone().acquire_owned())
             .await
-            .map_err(|_| timed_out())?
+            .map_err(|_| ClientError::Timeout {
+                api,
+                address: shared.state.address.clone(),
+                timeout_ms: timeout.as_millis() as u64,
+            })?
             .map_err(|_| closed())?;
         let correlation_id = shared
             .next_correlation_id
@@ -333,8 +377,27 @@ impl Connection {
         let frame =
             encode_request_frame(request, version, correlation_id, &shared.config.client_id)?;
         if !expect_response {
-            shared.frames.send(frame).await.map_err(|_| closed())?;
-            return Ok(None);
+            // No response will come, so "sent" must mean flushed to the socket: a caller
+            // that exits right after would otherwise lose the frame.
+            let (written, flushed) = oneshot::channel();
+            shared
+                .frames
+                .send(OutgoingFrame {
+                    frame,
+                    written: Some(written),
+                })
+                .await
+                .map_err(|_| closed())?;
+            drop(permit);
+            return match tokio::time::timeout(timeout, flushed).await {
+                Ok(Ok(())) => Ok(None),
+                Ok(Err(_)) => Err(closed()),
+                Err(_) => Err(ClientError::Timeout {
+                    api,
+                    address: shared.state.address.clone(),
+                    timeout_ms: timeout.as_millis() as u64,
+                }),
+            };
         }
         let (waiter, response) = oneshot::channel();
         shared
@@ -343,37 +406,25 @@ impl Connection {
             .lock()
             .expect("pending lock")
             .insert(correlation_id, waiter);
+        let pending = PendingFrame {
+            state: shared.state.clone(),
+            correlation_id,
+            response,
+            timeout,
+            api,
+            _permit: permit,
+        };
         // The reader may have failed between the check above and the insert; it drains
         // `pending` only once, so look again.
-        if self.is_closed() {
-            shared
-                .state
-                .pending
-                .lock()
-                .expect("pending lock")
-                .remove(&correlation_id);
-            return Err(closed());
-        }
-        let forget = || {
-            shared
-                .state
-                .pending
-                .lock()
-                .expect("pending lock")
-                .remove(&correlation_id);
+        let outgoing = OutgoingFrame {
+            frame,
+            written: None,
         };
-        if shared.frames.send(frame).await.is_err() {
-            forget();
+        if self.is_closed() || shared.frames.send(outgoing).await.is_err() {
+            pending.forget();
             return Err(closed());
         }
-        match tokio::time::timeout(timeout, response).await {
-            Ok(Ok(result)) => result.map(Some),
-            Ok(Err(_)) => Err(closed()),
-            Err(_) => {
-                forget();
-                Err(timed_out())
-            }
-        }
+        Ok(Some(pending))
     }
 
     async fn api_versions_handshake(&self) -> Result<HashMap<i16, (i16, i16)>> {
@@ -416,6 +467,59 @@ impl Connection {
             client_max: 3,
             broker: None,
         })
+    }
+}
+
+/// A request on the wire, waiting for its response frame. Holds its in-flight permit.
+struct PendingFrame {
+    state: Arc<State>,
+    correlation_id: i32,
+    response: oneshot::Receiver<Result<Bytes>>,
+    timeout: Duration,
+    api: &'static str,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl PendingFrame {
+    fn forget(&self) {
+        self.state
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(&self.correlation_id);
+    }
+
+    async fn wait_frame(mut self) -> Result<Bytes> {
+        let closed = || ClientError::ConnectionClosed {
+            address: self.state.address.clone(),
+        };
+        match tokio::time::timeout(self.timeout, &mut self.response).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(closed()),
+            Err(_) => {
+                self.forget();
+                Err(ClientError::Timeout {
+                    api: self.api,
+                    address: self.state.address.clone(),
+                    timeout_ms: self.timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+}
+
+/// The response to a request queued with [`Connection::enqueue_version`].
+pub struct PendingResponse<R: Request> {
+    pending: PendingFrame,
+    version: i16,
+    marker: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> PendingResponse<R> {
+    pub async fn wait(self) -> Result<R::Response> {
+        let address = self.pending.state.address.clone();
+        let frame = self.pending.wait_frame().await?;
+        decode_response::<R>(frame, self.version, &address)
     }
 }
 
@@ -555,15 +659,20 @@ async fn read_loop(
 
 async fn write_loop(
     mut writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    mut frames: mpsc::Receiver<Bytes>,
+    mut frames: mpsc::Receiver<OutgoingFrame>,
     state: Arc<State>,
 ) {
-    while let Some(frame) = frames.recv().await {
-        let mut result = writer.write_all(&frame).await;
+    while let Some(first) = frames.recv().await {
+        let mut written = Vec::new();
+        let mut result = writer.write_all(&first.frame).await;
+        written.extend(first.written);
         // Coalesce whatever else is queued into the same flush.
         while result.is_ok() {
             match frames.try_recv() {
-                Ok(frame) => result = writer.write_all(&frame).await,
+                Ok(next) => {
+                    result = writer.write_all(&next.frame).await;
+                    written.extend(next.written);
+                }
                 Err(_) => break,
             }
         }
@@ -577,6 +686,9 @@ async fn write_loop(
                 source: std::io::Error::other(message.clone()),
             });
             return;
+        }
+        for done in written {
+            let _ = done.send(());
         }
     }
     let _ = writer.shutdown().await;

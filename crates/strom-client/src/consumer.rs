@@ -168,7 +168,7 @@ impl Consumer {
                 partition,
             });
         }
-        self.seek_many(&[key.clone()], to).await?;
+        self.seek_many(std::slice::from_ref(&key), to).await?;
         Ok(self.assigned[&key].position.expect("set by seek"))
     }
 

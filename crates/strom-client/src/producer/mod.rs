@@ -266,11 +266,15 @@ impl Producer {
         if inner.closed.load(Ordering::SeqCst) {
             return Err(ClientError::ProducerClosed);
         }
-        let topic = inner
-            .client
-            .cached_topic(&record.topic, inner.config.allow_auto_topic_creation)
-            .await?;
-        let partitions = topic.partitions.len() as i32;
+        let partitions = match inner.client.cached_partition_count(&record.topic) {
+            Some(count) => count,
+            None => inner
+                .client
+                .cached_topic(&record.topic, inner.config.allow_auto_topic_creation)
+                .await?
+                .partitions
+                .len() as i32,
+        };
         if let Some(partition) = record.partition {
             if partition < 0 || partition >= partitions {
                 return Err(ClientError::UnknownPartition {
@@ -301,11 +305,11 @@ impl Producer {
                 None => {
                     state
                         .partitioner
-                        .partition(&topic.name, encoded.key.as_deref(), partitions)
+                        .partition(&record.topic, encoded.key.as_deref(), partitions)
                 }
             };
             let topic_partition = TopicPartition {
-                topic: Arc::from(topic.name.as_str()),
+                topic: Arc::from(record.topic.as_str()),
                 partition,
             };
             let outcome =
@@ -315,7 +319,7 @@ impl Producer {
             if outcome.batch_closed {
                 state
                     .partitioner
-                    .on_batch_closed(&topic.name, partition, partitions);
+                    .on_batch_closed(&record.topic, partition, partitions);
             }
             // A closed batch can go now; a new batch brings a new linger deadline.
             outcome.batch_closed || outcome.batch_created
@@ -580,11 +584,10 @@ async fn dispatch(inner: &Arc<Inner>, batches: Vec<ProducerBatch>) {
             Err(error) => retry_or_fail(inner, batch, error),
         }
     }
+    // Requests are queued on the sockets here, in drain order, so a partition's batches
+    // reach the broker in order; only the wait for the responses runs in parallel.
     for (leader, batches) in by_leader {
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            produce_to(&inner, leader, batches).await;
-        });
+        produce_to(inner, leader, batches).await;
     }
 }
 
@@ -676,8 +679,8 @@ async fn produce_to(inner: &Arc<Inner>, leader: i32, batches: Vec<ProducerBatch>
         }
         return;
     }
-    let response = match connection.send(&request).await {
-        Ok(response) => response,
+    let pending = match connection.enqueue_request(&request).await {
+        Ok(pending) => pending,
         Err(error) => {
             for batch in batches {
                 retry_or_fail(inner, batch, clone_error(&error));
@@ -685,6 +688,25 @@ async fn produce_to(inner: &Arc<Inner>, leader: i32, batches: Vec<ProducerBatch>
             return;
         }
     };
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        match pending.wait().await {
+            Ok(response) => absorb_response(&inner, connection.address(), response, batches),
+            Err(error) => {
+                for batch in batches {
+                    retry_or_fail(&inner, batch, clone_error(&error));
+                }
+            }
+        }
+    });
+}
+
+fn absorb_response(
+    inner: &Inner,
+    address: &str,
+    response: kafka_protocol::messages::ProduceResponse,
+    batches: Vec<ProducerBatch>,
+) {
     let mut results: HashMap<(String, i32), _> = HashMap::new();
     for topic in response.responses {
         for partition in topic.partition_responses {
@@ -700,7 +722,7 @@ async fn produce_to(inner: &Arc<Inner>, leader: i32, batches: Vec<ProducerBatch>
             let error = ClientError::Decode {
                 api: "ProduceResponse",
                 version: -1,
-                address: connection.address().to_string(),
+                address: address.to_string(),
                 reason: format!("no result for {}-{}", key.0, key.1),
             };
             finish(inner, batch, Err(&error));
