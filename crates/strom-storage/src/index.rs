@@ -143,7 +143,7 @@ impl<E: IndexEntry> SparseIndex<E> {
         if count == 0 {
             index.residence = Residence::Memory(Vec::new());
             if !resident {
-                index.to_disk();
+                index.release_to_disk();
             }
             return Ok(Ok(index));
         }
@@ -160,7 +160,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             last: Some(last),
         };
         if resident {
-            index.to_memory()?;
+            index.load_into_memory()?;
             if let Residence::Memory(entries) = &index.residence {
                 if entries.windows(2).any(|pair| !ordered(&pair[0], &pair[1])) {
                     return Ok(Err(IndexDamage::OutOfOrder));
@@ -257,7 +257,7 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     /// The segment was sealed: drop the in-memory copy, keep serving from the file.
-    pub fn to_disk(&mut self) {
+    pub fn release_to_disk(&mut self) {
         if let Residence::Memory(entries) = &self.residence {
             self.residence = Residence::Disk {
                 count: entries.len(),
@@ -267,7 +267,7 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     /// The segment became active again (truncation): load every entry into memory.
-    pub fn to_memory(&mut self) -> Result<(), StorageError> {
+    pub fn load_into_memory(&mut self) -> Result<(), StorageError> {
         let Residence::Disk { count, .. } = self.residence else {
             return Ok(());
         };

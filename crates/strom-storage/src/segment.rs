@@ -200,11 +200,11 @@ impl Segment {
     /// them on disk (a sealed one), so memory does not grow with the data retained.
     pub fn set_active(&mut self, active: bool) -> Result<(), StorageError> {
         if active {
-            self.offset_index.to_memory()?;
-            self.time_index.to_memory()
+            self.offset_index.load_into_memory()?;
+            self.time_index.load_into_memory()
         } else {
-            self.offset_index.to_disk();
-            self.time_index.to_disk();
+            self.offset_index.release_to_disk();
+            self.time_index.release_to_disk();
             Ok(())
         }
     }
