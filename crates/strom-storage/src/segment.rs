@@ -14,9 +14,48 @@ use crate::header::{BatchHeader, HeaderScanner};
 use crate::index::{IndexDamage, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::FileRange;
 
-/// Bytes read at a time while recovery checks a batch's CRC; bounds recovery's memory no
-/// matter how large a (possibly corrupt) batch claims to be.
-const RECOVERY_CHUNK_BYTES: usize = 64 * 1024;
+/// Read-ahead window of recovery: one `pread` serves many small batches, and recovery's
+/// memory stays bounded no matter how large a (possibly corrupt) batch claims to be.
+const RECOVERY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Sequential reads through a fixed window, for recovery's front-to-back scan.
+struct ReadAhead<'a> {
+    file: &'a File,
+    path: &'a Path,
+    file_bytes: u64,
+    window: Vec<u8>,
+    window_start: u64,
+    window_len: usize,
+}
+
+impl<'a> ReadAhead<'a> {
+    fn new(file: &'a File, path: &'a Path, file_bytes: u64) -> Self {
+        ReadAhead {
+            file,
+            path,
+            file_bytes,
+            window: vec![0u8; RECOVERY_CHUNK_BYTES],
+            window_start: 0,
+            window_len: 0,
+        }
+    }
+
+    /// `length` bytes at `at` (`length` <= the window; the range must lie in the file).
+    fn slice(&mut self, at: u64, length: usize) -> Result<&[u8], StorageError> {
+        assert!(length <= self.window.len() && at + length as u64 <= self.file_bytes);
+        let window_end = self.window_start + self.window_len as u64;
+        if at < self.window_start || at + length as u64 > window_end {
+            let want = (self.file_bytes - at).min(self.window.len() as u64) as usize;
+            self.file
+                .read_exact_at(&mut self.window[..want], at)
+                .map_err(StorageError::io(self.path))?;
+            self.window_start = at;
+            self.window_len = want;
+        }
+        let from = (at - self.window_start) as usize;
+        Ok(&self.window[from..from + length])
+    }
+}
 
 /// Why recovery cut a segment short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,14 +334,15 @@ impl Segment {
     /// Checks every batch from the start, rebuilds both indexes, and truncates the file at
     /// the first batch that is torn or corrupt. Never keeps a partial batch.
     fn recover(&mut self, index_interval_bytes: u32) -> Result<Option<Truncation>, StorageError> {
-        let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
-        let mut chunk = vec![0u8; RECOVERY_CHUNK_BYTES];
         let file_bytes = self.size_bytes;
+        let log_file = Arc::clone(&self.log_file);
+        let log_path = self.log_path.clone();
+        let mut reader = ReadAhead::new(&log_file, &log_path, file_bytes);
         self.size_bytes = 0;
         let mut position = 0u64;
         let mut failure: Option<&'static str> = None;
         while position < file_bytes {
-            match self.check_batch(position, file_bytes, &mut header_bytes, &mut chunk)? {
+            match self.check_batch(position, &mut reader)? {
                 Ok(header) => {
                     self.size_bytes = position + header.size_bytes;
                     self.index_batch(position, &header, index_interval_bytes)?;
@@ -339,18 +379,15 @@ impl Segment {
     fn check_batch(
         &self,
         position: u64,
-        file_bytes: u64,
-        header_bytes: &mut [u8; BATCH_HEADER_BYTES],
-        chunk: &mut [u8],
+        reader: &mut ReadAhead<'_>,
     ) -> Result<Result<BatchHeader, &'static str>, StorageError> {
-        let io = StorageError::io(&self.log_path);
+        let file_bytes = reader.file_bytes;
         if file_bytes - position < BATCH_HEADER_BYTES as u64 {
             return Ok(Err("partial batch header"));
         }
-        self.log_file
-            .read_exact_at(header_bytes, position)
-            .map_err(io)?;
-        let Some(header) = BatchHeader::parse(header_bytes) else {
+        let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
+        header_bytes.copy_from_slice(reader.slice(position, BATCH_HEADER_BYTES)?);
+        let Some(header) = BatchHeader::parse(&header_bytes) else {
             return Ok(Err(
                 "batch header does not parse (length, magic or offsets)",
             ));
@@ -378,11 +415,8 @@ impl Segment {
         let mut at = position + BATCH_HEADER_BYTES as u64;
         let end = position + header.size_bytes;
         while at < end {
-            let want = ((end - at) as usize).min(chunk.len());
-            self.log_file
-                .read_exact_at(&mut chunk[..want], at)
-                .map_err(StorageError::io(&self.log_path))?;
-            crc = crc32c::crc32c_append(crc, &chunk[..want]);
+            let want = ((end - at) as usize).min(RECOVERY_CHUNK_BYTES);
+            crc = crc32c::crc32c_append(crc, reader.slice(at, want)?);
             at += want as u64;
         }
         if crc != stored_crc {
