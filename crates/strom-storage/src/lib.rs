@@ -11,6 +11,22 @@
 //! It takes records blobs and offsets and answers offsets and byte ranges; mapping errors
 //! to Kafka error codes, the high watermark and delayed operations belong to the broker.
 //!
+//! # On disk (one directory per partition, e.g. `data/topic-0/`)
+//!
+//! | file | contents |
+//! |---|---|
+//! | `<base>.log` | whole record batches v2, exactly as served to consumers |
+//! | `<base>.index` | 8-byte entries: relative last offset u32, file position u32 (one per `index.interval.bytes`) |
+//! | `<base>.timeindex` | 12-byte entries: largest timestamp so far i64, relative offset u32 |
+//! | `<offset>.snapshot` | idempotent producer state as of `offset` (CRC-32C protected) |
+//! | `leader-epoch-checkpoint` | Kafka's text format: `0`, count, then `epoch start_offset` lines |
+//! | `log-start-offset-checkpoint` | log start offset: i64 + CRC-32C |
+//! | `recovery-point-offset-checkpoint` | offset below which everything is fsynced: i64 + CRC-32C |
+//! | `.strom-clean-shutdown` | present only between [`PartitionLog::close`] and the next open |
+//!
+//! `<base>` and `<offset>` are 20-digit zero-padded offsets. Checkpoints and snapshots are
+//! written to a `.tmp` file, fsynced, renamed over the old one, and the directory fsynced.
+//!
 //! # Design choices, and why
 //!
 //! - **What is stored is what is served.** A produce request's records are validated from
