@@ -14,6 +14,10 @@ use crate::producer_state::{
 };
 use crate::AppendInfo;
 
+/// Largest offset the log assigns. Far beyond any real log, but it keeps offset arithmetic
+/// from overflowing however many offsets hostile batches claim.
+const OFFSET_MAX: i64 = i64::MAX / 4;
+
 /// Smallest encoding of a record: length, attributes, timestamp delta, offset delta, key
 /// length, value length and header count, one byte each.
 const RECORD_BYTES_MIN: usize = 7;
@@ -260,6 +264,12 @@ impl PartitionLog {
             }
             offset_count += view.last_offset_delta() as i64 + 1;
             max_timestamp_ms = max_timestamp_ms.max(view.max_timestamp());
+            if log_end + offset_count > OFFSET_MAX {
+                return Err(AppendError::InvalidRecord {
+                    batch_index,
+                    reason: InvalidRecordReason::OffsetsExhausted,
+                });
+            }
         }
         assert!(
             offset_count > 0,

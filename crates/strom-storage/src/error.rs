@@ -118,6 +118,9 @@ pub enum InvalidRecordReason {
     /// Control batches (transaction markers) come from the coordinator, never a producer.
     #[error("clients must not send control batches")]
     ControlBatch,
+    /// The batch would take offsets beyond the largest the log assigns.
+    #[error("the batch would exhaust the offset space")]
+    OffsetsExhausted,
 }
 
 /// Why a read was refused.
