@@ -71,6 +71,9 @@ pub struct ConnectionConfig {
     /// Requests sent but not yet answered, per connection.
     pub in_flight_requests_max: usize,
     pub response_bytes_max: usize,
+    /// Highest version to send per API, below what both sides support (for testing old
+    /// code paths, or working around a broker bug).
+    pub version_caps: Vec<(ApiKey, i16)>,
 }
 
 impl Default for ConnectionConfig {
@@ -81,6 +84,7 @@ impl Default for ConnectionConfig {
             request_timeout: Duration::from_secs(30),
             in_flight_requests_max: 64,
             response_bytes_max: RESPONSE_BYTES_MAX,
+            version_caps: Vec::new(),
         }
     }
 }
@@ -200,6 +204,14 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let unversioned = Connection::start(stream, address, config, HashMap::new());
         let versions = unversioned.api_versions_handshake().await?;
+        tracing::debug!(
+            broker = address,
+            negotiated = ?CLIENT_API_VERSIONS
+                .iter()
+                .map(|&(key, min, max)| (api_key_name(key), negotiate((min, max), versions.get(&(key as i16)).copied())))
+                .collect::<Vec<_>>(),
+            "connected"
+        );
         let stream_parts = Arc::try_unwrap(unversioned.shared);
         // The handshake ran on a connection without a version table; rebuild the shared
         // part around the same tasks and socket with the table filled in.
@@ -273,7 +285,16 @@ impl Connection {
     }
 
     pub fn version_for_key(&self, api_key: ApiKey) -> Result<i16> {
-        let client = client_range(api_key).unwrap_or((0, -1));
+        let mut client = client_range(api_key).unwrap_or((0, -1));
+        if let Some(&(_, cap)) = self
+            .shared
+            .config
+            .version_caps
+            .iter()
+            .find(|(key, _)| *key == api_key)
+        {
+            client.1 = client.1.min(cap);
+        }
         let broker = self.broker_range(api_key);
         negotiate(client, broker).ok_or_else(|| ClientError::UnsupportedApi {
             api: api_key_name(api_key),
