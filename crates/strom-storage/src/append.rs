@@ -16,7 +16,7 @@ use crate::AppendInfo;
 
 /// Largest offset the log assigns. Far beyond any real log, but it keeps offset arithmetic
 /// from overflowing however many offsets hostile batches claim.
-const OFFSET_MAX: i64 = i64::MAX / 4;
+pub(crate) const OFFSET_MAX: i64 = i64::MAX / 4;
 
 /// Smallest encoding of a record: length, attributes, timestamp delta, offset delta, key
 /// length, value length and header count, one byte each.

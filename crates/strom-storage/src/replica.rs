@@ -122,6 +122,12 @@ impl PartitionLog {
                     batch_index,
                     source,
                 })?;
+            if view.base_offset() > crate::append::OFFSET_MAX {
+                return Err(AppendError::InvalidRecord {
+                    batch_index,
+                    reason: InvalidRecordReason::OffsetsExhausted,
+                });
+            }
             if view.base_offset() < next_offset_min {
                 return Err(AppendError::UnexpectedOffset {
                     batch_index,
