@@ -55,7 +55,11 @@ impl BatchHeader {
             producer_epoch: i16_at(51),
             base_sequence: i32_at(53),
         };
-        if header.magic != 2 || header.last_offset_delta < 0 || header.base_offset < 0 {
+        // Offsets near i64::MAX cannot be real, and `base + delta` must not overflow.
+        if header.magic != 2
+            || header.last_offset_delta < 0
+            || !(0..=i64::MAX / 2).contains(&header.base_offset)
+        {
             return None;
         }
         Some(header)
