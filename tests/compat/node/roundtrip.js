@@ -39,10 +39,17 @@ async function step(name, fn) {
   return await fn()
 }
 
+// kafkajs's log goes to stderr; its last errors are kept to explain a step that only timed out.
+const recentErrors = []
 function stderrLogCreator() {
   return ({ namespace, level, label, log }) => {
     const { message, ...extra } = log
-    process.stderr.write(`[kafkajs ${label} ${namespace}] ${message} ${JSON.stringify(extra)}\n`)
+    const line = `[kafkajs ${label} ${namespace}] ${message} ${JSON.stringify(extra)}`
+    process.stderr.write(`${line}\n`)
+    if (label === 'ERROR' || label === 'WARN') {
+      recentErrors.push(line.slice(0, 600))
+      if (recentErrors.length > 5) recentErrors.shift()
+    }
   }
 }
 
@@ -140,6 +147,10 @@ async function consumeAssigned(kafka, spec) {
 async function consumeWithGroup(kafka, spec) {
   const consumer = kafka.consumer({ groupId: `strom-compat-kafkajs-${spec.topic}`, maxWaitTimeInMs: 500, retry: { retries: 3 } })
   const records = []
+  let joined = null
+  let crashed = null
+  consumer.on(consumer.events.GROUP_JOIN, event => (joined = event.payload))
+  consumer.on(consumer.events.CRASH, event => (crashed = event.payload.error))
   await consumer.connect()
   try {
     await consumer.subscribe({ topic: spec.topic, fromBeginning: true })
@@ -149,7 +160,15 @@ async function consumeWithGroup(kafka, spec) {
         records.push(toRecord(partition, message))
       },
     })
-    await waitFor('all records', () => records.length >= spec.messages.length)
+    await waitFor('all records', () => crashed || records.length >= spec.messages.length)
+    if (crashed) throw crashed
+    if (records.length < spec.messages.length) {
+      throw new Error(
+        `consumed ${records.length} of ${spec.messages.length} records in ${WAIT_MS} ms; ` +
+          (joined ? `joined group as ${joined.memberId} (leader ${joined.isLeader}), assigned ${JSON.stringify(joined.memberAssignment)}` : 'never joined the group (no GROUP_JOIN event)') +
+          `; last kafkajs errors/warnings: ${JSON.stringify(recentErrors)}`
+      )
+    }
     await sleep(500) // a duplicate delivered right after the last record would show up here
   } finally {
     await consumer.disconnect()

@@ -21,9 +21,13 @@ LOG_TAIL_LINES = 60
 
 
 def strom_binary() -> Path:
-    """The debug binary scripts/test builds; STROM_BIN overrides it (e.g. a release build)."""
+    """The debug binary scripts/test builds (under CARGO_TARGET_DIR if set); STROM_BIN
+    overrides it (e.g. a release build)."""
     override = os.environ.get("STROM_BIN")
-    path = Path(override) if override else REPO_ROOT / "target" / "debug" / "strom"
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    if not target_dir.is_absolute():
+        target_dir = REPO_ROOT / target_dir
+    path = Path(override) if override else target_dir / "debug" / "strom"
     if not path.is_file() or not os.access(path, os.X_OK):
         raise RuntimeError(
             f"strom binary not found at {path}: build it first with "
@@ -90,7 +94,7 @@ class Broker:
         self.starts += 1
         log_file = open(self.log_path, "wb")
         env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
+        env.setdefault("STROM_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         self.process = subprocess.Popen(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
