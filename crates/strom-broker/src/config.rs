@@ -101,6 +101,17 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("connections.max.idle.ms", "600000", ConfigType::Long, "Close a connection idle for this long."),
     key("fetch.max.bytes", "57671680", ConfigType::Int, "Most bytes in one fetch response, whatever the client asks for."),
     key("fetch.max.wait.ms.cap", "30000", ConfigType::Long, "Upper bound on a client's fetch max_wait_ms (Strom-specific)."),
+    key("offsets.topic.num.partitions", "50", ConfigType::Int, "Partitions of the internal __consumer_offsets topic, created on first use. A group's coordinator partition is abs(hashCode(group.id)) % this; do not change it once the topic exists."),
+    key("offsets.topic.replication.factor", "1", ConfigType::Short, "Replication factor of __consumer_offsets."),
+    key("offsets.retention.minutes", "10080", ConfigType::Int, "Committed offsets of a group that has been empty this long (and not committed since) are deleted."),
+    key("offset.metadata.max.bytes", "4096", ConfigType::Int, "Largest metadata string accepted with a committed offset (OFFSET_METADATA_TOO_LARGE beyond)."),
+    key("group.initial.rebalance.delay.ms", "3000", ConfigType::Int, "How long the first rebalance of an empty classic group waits for more members to join (each new member extends it, up to the rebalance timeout)."),
+    key("group.min.session.timeout.ms", "6000", ConfigType::Int, "Smallest session timeout a classic group member may ask for (INVALID_SESSION_TIMEOUT below)."),
+    key("group.max.session.timeout.ms", "1800000", ConfigType::Int, "Largest session timeout a classic group member may ask for (INVALID_SESSION_TIMEOUT above)."),
+    key("group.max.size", "2147483647", ConfigType::Int, "Most members in one group (GROUP_MAX_SIZE_REACHED beyond)."),
+    key("group.consumer.heartbeat.interval.ms", "5000", ConfigType::Int, "Heartbeat interval given to members of consumer-protocol (KIP-848) groups."),
+    key("group.consumer.session.timeout.ms", "45000", ConfigType::Int, "A consumer-protocol (KIP-848) member that has not heartbeated for this long is removed from its group."),
+    key("group.consumer.assignors", "uniform,range", ConfigType::List, "Server-side assignors for consumer-protocol (KIP-848) groups; the first is the default when a member names none."),
 ];
 
 #[derive(Debug, Error)]
@@ -324,6 +335,106 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: i64,
     pub fetch_max_bytes: i32,
     pub fetch_max_wait_ms_cap: i64,
+    pub group: GroupSettings,
+}
+
+/// Group coordinator settings (the `group.*` and `offsets.*` keys).
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_retention_minutes: i64,
+    pub offset_metadata_max_bytes: usize,
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub consumer_heartbeat_interval_ms: i32,
+    pub consumer_session_timeout_ms: i32,
+    pub consumer_assignors: Vec<String>,
+}
+
+impl GroupSettings {
+    fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let min_session_timeout_ms =
+            parse_number::<i32>(raw, "group.min.session.timeout.ms", 0, i32::MAX)?;
+        let max_session_timeout_ms =
+            parse_number::<i32>(raw, "group.max.session.timeout.ms", 0, i32::MAX)?;
+        if max_session_timeout_ms < min_session_timeout_ms {
+            return Err(ConfigError::BadValue {
+                key: "group.max.session.timeout.ms".into(),
+                value: max_session_timeout_ms.to_string(),
+                expected: format!(
+                    "at least group.min.session.timeout.ms ({min_session_timeout_ms})"
+                ),
+            });
+        }
+        let assignors_raw = raw.get("group.consumer.assignors").0;
+        let consumer_assignors: Vec<String> = assignors_raw
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if consumer_assignors.is_empty()
+            || consumer_assignors
+                .iter()
+                .any(|a| a != "uniform" && a != "range")
+        {
+            return Err(ConfigError::BadValue {
+                key: "group.consumer.assignors".into(),
+                value: assignors_raw.to_string(),
+                expected: "a non-empty list of: uniform, range".into(),
+            });
+        }
+        Ok(GroupSettings {
+            offsets_topic_num_partitions: parse_number::<i32>(
+                raw,
+                "offsets.topic.num.partitions",
+                1,
+                10_000,
+            )?,
+            offsets_topic_replication_factor: parse_number::<i16>(
+                raw,
+                "offsets.topic.replication.factor",
+                1,
+                i16::MAX,
+            )?,
+            offsets_retention_minutes: parse_number::<i64>(
+                raw,
+                "offsets.retention.minutes",
+                1,
+                i32::MAX as i64,
+            )?,
+            offset_metadata_max_bytes: parse_number::<usize>(
+                raw,
+                "offset.metadata.max.bytes",
+                0,
+                i32::MAX as usize,
+            )?,
+            initial_rebalance_delay_ms: parse_number::<i64>(
+                raw,
+                "group.initial.rebalance.delay.ms",
+                0,
+                i32::MAX as i64,
+            )?,
+            min_session_timeout_ms,
+            max_session_timeout_ms,
+            max_size: parse_number::<usize>(raw, "group.max.size", 1, i32::MAX as usize)?,
+            consumer_heartbeat_interval_ms: parse_number::<i32>(
+                raw,
+                "group.consumer.heartbeat.interval.ms",
+                1,
+                i32::MAX,
+            )?,
+            consumer_session_timeout_ms: parse_number::<i32>(
+                raw,
+                "group.consumer.session.timeout.ms",
+                1,
+                i32::MAX,
+            )?,
+            consumer_assignors,
+        })
+    }
 }
 
 impl BrokerConfig {
@@ -436,6 +547,7 @@ impl BrokerConfig {
                 0,
                 3_600_000,
             )?,
+            group: GroupSettings::from_raw(&raw)?,
             raw,
         })
     }

@@ -3,7 +3,7 @@
 //! Owns: the listener and connections ([`server`], [`connection`]), request routing with one
 //! file per Kafka API ([`handlers`]), the partitions this broker hosts ([`partition`]), the
 //! broker config ([`config`]), and the fetch response encoding that serves records straight
-//! from segment files ([`fetch_encoding`]).
+//! from segment files ([`fetch_encoding`]), and the group coordinator ([`group`]).
 //!
 //! Must not: implement consensus (that is `strom-controller`), or decode records on the hot
 //! path: produce validates batch headers and appends the bytes; fetch sends file ranges with
@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod fetch_encoding;
+pub mod group;
 pub mod handlers;
 pub mod partition;
 pub mod producer_ids;

@@ -116,6 +116,15 @@ impl BoundBroker {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let broker = self.broker.clone();
         let background = spawn_background(broker.clone());
+        let group_timers = broker.groups.spawn_timers(broker.clone());
+        if broker.image().topic(crate::group::OFFSETS_TOPIC).is_some() {
+            // Replay committed offsets before clients ask; they get
+            // COORDINATOR_LOAD_IN_PROGRESS until this is done.
+            let loading = broker.clone();
+            tokio::spawn(async move {
+                let _ = loading.groups.ensure_loaded(&loading).await;
+            });
+        }
         let connections = Arc::new(Semaphore::new(broker.config.max_connections));
         info!(address = %self.local_addr, advertised = %format!("{}:{}", broker.advertised_host, broker.advertised_port), "strom broker ready");
         tokio::pin!(shutdown);
@@ -146,6 +155,7 @@ impl BoundBroker {
         }
         info!("shutting down: closing logs");
         background.abort();
+        group_timers.abort();
         let closing = broker.clone();
         let _ = tokio::task::spawn_blocking(move || closing.partitions.close_all()).await;
         info!("stopped");

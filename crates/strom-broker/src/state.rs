@@ -9,6 +9,7 @@ use strom_controller::MetadataImage;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::partition::{PartitionError, PartitionRegistry};
 use crate::producer_ids::ProducerIdAllocator;
 
@@ -30,6 +31,8 @@ pub struct Broker {
     image: RwLock<Arc<MetadataImage>>,
     pub partitions: PartitionRegistry,
     pub producer_ids: Mutex<ProducerIdAllocator>,
+    /// Consumer groups and committed offsets.
+    pub groups: Arc<GroupCoordinator>,
     /// Bumped after every append; long-polling fetches wait for it to change.
     appended: watch::Sender<u64>,
 }
@@ -43,6 +46,7 @@ impl Broker {
         producer_ids: ProducerIdAllocator,
     ) -> Result<Arc<Self>, PartitionError> {
         let image = metadata.image();
+        let groups = Arc::new(GroupCoordinator::new(&config));
         let broker = Arc::new(Broker {
             config,
             advertised_host,
@@ -51,6 +55,7 @@ impl Broker {
             image: RwLock::new(image.clone()),
             partitions: PartitionRegistry::default(),
             producer_ids: Mutex::new(producer_ids),
+            groups,
             appended: watch::channel(0).0,
         });
         broker

@@ -7,17 +7,30 @@
 //! request's own version.
 
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use std::sync::Arc;
 
@@ -73,6 +86,12 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         return Outcome::Close(format!("{api_key:?} v{version} body rejected: {error}"));
     }
     debug!(client_id = ?request.header.client_id.as_deref(), "request");
+    let client_id = request
+        .header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let mut body = request.body;
 
     macro_rules! decode {
@@ -148,6 +167,58 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         ApiKey::OffsetForLeaderEpoch => {
             let request = decode!(OffsetForLeaderEpochRequest);
             answer!(offset_for_leader_epoch::handle(broker, request))
+        }
+        ApiKey::FindCoordinator => {
+            let request = decode!(FindCoordinatorRequest);
+            answer!(find_coordinator::handle(broker, request, version).await)
+        }
+        ApiKey::JoinGroup => {
+            let request = decode!(JoinGroupRequest);
+            answer!(join_group::handle(broker, request, version, &client_id).await)
+        }
+        ApiKey::SyncGroup => {
+            let request = decode!(SyncGroupRequest);
+            answer!(sync_group::handle(broker, request, version).await)
+        }
+        ApiKey::Heartbeat => {
+            let request = decode!(HeartbeatRequest);
+            answer!(heartbeat::handle(broker, request, version).await)
+        }
+        ApiKey::LeaveGroup => {
+            let request = decode!(LeaveGroupRequest);
+            answer!(leave_group::handle(broker, request, version).await)
+        }
+        ApiKey::OffsetCommit => {
+            let request = decode!(OffsetCommitRequest);
+            answer!(offset_commit::handle(broker, request, version).await)
+        }
+        ApiKey::OffsetFetch => {
+            let request = decode!(OffsetFetchRequest);
+            answer!(offset_fetch::handle(broker, request, version).await)
+        }
+        ApiKey::ListGroups => {
+            let request = decode!(ListGroupsRequest);
+            answer!(list_groups::handle(broker, request, version).await)
+        }
+        ApiKey::DescribeGroups => {
+            let request = decode!(DescribeGroupsRequest);
+            answer!(describe_groups::handle(broker, request, version).await)
+        }
+        ApiKey::DeleteGroups => {
+            let request = decode!(DeleteGroupsRequest);
+            answer!(delete_groups::handle(broker, request).await)
+        }
+        ApiKey::OffsetDelete => {
+            let request = decode!(OffsetDeleteRequest);
+            answer!(offset_delete::handle(broker, request).await)
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let request = decode!(ConsumerGroupHeartbeatRequest);
+            answer!(consumer_group_heartbeat::handle(broker, request, version, &client_id).await)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            let request = decode!(ConsumerGroupDescribeRequest);
+            answer!(consumer_group_describe::handle(broker, request, version).await)
         }
         other => Outcome::Close(format!(
             "{other:?} is listed as supported but has no handler"

@@ -78,6 +78,19 @@ pub async fn handle(
                 partition_responses.push(failed(version, index, unknown_topic, None));
                 continue;
             };
+            if topic.name == crate::group::OFFSETS_TOPIC {
+                // Internal topic: only the group coordinator writes it (Kafka answers the same).
+                partition_responses.push(failed(
+                    version,
+                    index,
+                    ErrorCode::InvalidTopicException,
+                    Some(format!(
+                        "{} is written by the group coordinator only",
+                        topic.name
+                    )),
+                ));
+                continue;
+            }
             let Some(state) = topic
                 .partitions
                 .get(index.max(0) as usize)

@@ -1,0 +1,304 @@
+//! The group coordinator: consumer groups (classic and KIP-848) and committed offsets.
+//!
+//! Shape (openraft's engine/runtime split): [`coordinator::Coordinator`] is a plain state
+//! machine (events in, [`Action`]s out, time passed in), [`classic`] and [`consumer`] hold
+//! the two rebalance protocols, [`assignor`] the server-side assignors, [`records`] the
+//! `__consumer_offsets` record format. [`GroupCoordinator`] is the thin async runtime around
+//! them: it parks delayed JoinGroup/SyncGroup answers on oneshot channels, runs the timer
+//! tick, and writes records through the same `PartitionLog` as user data ([`persist`]).
+//!
+//! Durability: a commit is answered only after its record is appended to its partition of
+//! `__consumer_offsets` (partition = Java `String.hashCode(group) % partitions`), under the
+//! same flush policy as any topic. At start-up the topic is replayed into memory, so a
+//! restart loses no acknowledged commit. The memory state is changed only after the append,
+//! and appends happen under the coordinator lock, so log order and memory order agree.
+
+pub mod assignor;
+pub mod classic;
+pub mod consumer;
+pub mod coordinator;
+pub mod persist;
+pub mod records;
+
+#[cfg(test)]
+mod classic_tests;
+#[cfg(test)]
+mod consumer_tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use strom_protocol::ErrorCode;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::config::BrokerConfig;
+use crate::state::{now_ms, Broker};
+use classic::{JoinGroup, JoinResult, SyncGroup, SyncResult};
+use coordinator::Coordinator;
+use records::GroupValue;
+
+pub use persist::OFFSETS_TOPIC;
+
+/// The wire code of an optional error (0 = none).
+pub fn error_code(error: Option<ErrorCode>) -> i16 {
+    error.map_or(0, |e| e.code())
+}
+
+/// Identifies a parked JoinGroup or SyncGroup request.
+pub type WaiterId = u64;
+
+/// How often the timers (sessions, rebalance deadlines) are checked.
+const TICK_INTERVAL_MS: u64 = 100;
+/// How often expired offsets are looked for (Kafka's offsets.retention.check.interval.ms).
+const OFFSET_EXPIRY_INTERVAL_MS: u64 = 600_000;
+
+/// What the state machine asks the runtime to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    JoinDone {
+        waiter: WaiterId,
+        result: JoinResult,
+    },
+    SyncDone {
+        waiter: WaiterId,
+        result: SyncResult,
+    },
+    /// Write the group's metadata record (None = tombstone).
+    WriteGroup {
+        group_id: String,
+        value: Option<GroupValue>,
+    },
+    /// Write tombstones for these committed offsets.
+    DeleteOffsets {
+        group_id: String,
+        partitions: Vec<(String, i32)>,
+    },
+}
+
+/// The coordinator's settings, from the broker config.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub offsets_retention_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+    pub consumer_heartbeat_interval_ms: i32,
+    pub consumer_session_timeout_ms: i64,
+    /// Server-side assignors, the first being the default.
+    pub consumer_assignors: Vec<String>,
+}
+
+impl GroupConfig {
+    pub fn from_broker(config: &BrokerConfig) -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: config.group.initial_rebalance_delay_ms,
+            min_session_timeout_ms: config.group.min_session_timeout_ms,
+            max_session_timeout_ms: config.group.max_session_timeout_ms,
+            max_size: config.group.max_size,
+            offsets_retention_ms: config.group.offsets_retention_minutes * 60_000,
+            offset_metadata_max_bytes: config.group.offset_metadata_max_bytes,
+            consumer_heartbeat_interval_ms: config.group.consumer_heartbeat_interval_ms,
+            consumer_session_timeout_ms: config.group.consumer_session_timeout_ms as i64,
+            consumer_assignors: config.group.consumer_assignors.clone(),
+        }
+    }
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: i32::MAX as usize,
+            offsets_retention_ms: 10080 * 60_000,
+            offset_metadata_max_bytes: 4096,
+            consumer_heartbeat_interval_ms: 5000,
+            consumer_session_timeout_ms: 45000,
+            consumer_assignors: vec![assignor::UNIFORM.into(), assignor::RANGE.into()],
+        }
+    }
+}
+
+enum Waiter {
+    Join(oneshot::Sender<JoinResult>),
+    Sync(oneshot::Sender<SyncResult>),
+}
+
+const NOT_LOADED: u8 = 0;
+const LOADING: u8 = 1;
+const LOADED: u8 = 2;
+
+/// The async runtime around [`Coordinator`].
+pub struct GroupCoordinator {
+    pub state: Mutex<Coordinator>,
+    waiters: Mutex<HashMap<WaiterId, Waiter>>,
+    next_waiter: AtomicU64,
+    load_state: AtomicU8,
+    load_lock: tokio::sync::Mutex<()>,
+    pub offsets_topic_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: &BrokerConfig) -> Self {
+        GroupCoordinator {
+            state: Mutex::new(Coordinator::new(
+                GroupConfig::from_broker(config),
+                rand::random(),
+            )),
+            waiters: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(1),
+            load_state: AtomicU8::new(NOT_LOADED),
+            load_lock: tokio::sync::Mutex::new(()),
+            offsets_topic_partitions: config.group.offsets_topic_num_partitions,
+            offsets_topic_replication_factor: config.group.offsets_topic_replication_factor,
+        }
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.load_state.load(Ordering::Acquire) == LOADED
+    }
+
+    /// Makes sure `__consumer_offsets` exists and is replayed. While another request is
+    /// loading it answers COORDINATOR_LOAD_IN_PROGRESS, as Kafka does; clients retry.
+    pub async fn ensure_loaded(&self, broker: &Arc<Broker>) -> Result<(), ErrorCode> {
+        if self.is_loaded() {
+            return Ok(());
+        }
+        let Ok(_guard) = self.load_lock.try_lock() else {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        };
+        if self.is_loaded() {
+            return Ok(());
+        }
+        self.load_state.store(LOADING, Ordering::Release);
+        let result = persist::load(broker, self).await;
+        match result {
+            Ok(loaded) => {
+                info!(
+                    groups = loaded.groups,
+                    offsets = loaded.offsets,
+                    records = loaded.records,
+                    "group coordinator loaded"
+                );
+                self.load_state.store(LOADED, Ordering::Release);
+                Ok(())
+            }
+            Err(error) => {
+                warn!(%error, "group coordinator load failed");
+                self.load_state.store(NOT_LOADED, Ordering::Release);
+                Err(ErrorCode::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Runs `f` on the state machine, then carries out its actions: records are written
+    /// while the lock is still held (log order = memory order), parked requests are
+    /// answered after.
+    pub fn run<R>(
+        &self,
+        broker: &Arc<Broker>,
+        f: impl FnOnce(&mut Coordinator) -> (R, Vec<Action>),
+    ) -> R {
+        let mut completions = Vec::new();
+        let result = {
+            let mut state = self.state.lock();
+            let (result, actions) = f(&mut state);
+            for action in actions {
+                match action {
+                    Action::WriteGroup { group_id, value } => {
+                        if let Err(error) =
+                            persist::write_group(broker, self, &group_id, value.as_ref())
+                        {
+                            warn!(group = %group_id, ?error, "cannot write group metadata");
+                        }
+                    }
+                    Action::DeleteOffsets {
+                        group_id,
+                        partitions,
+                    } => {
+                        if let Err(error) =
+                            persist::write_offset_tombstones(broker, self, &group_id, &partitions)
+                        {
+                            warn!(group = %group_id, ?error, "cannot write offset tombstones");
+                        }
+                    }
+                    other => completions.push(other),
+                }
+            }
+            result
+        };
+        if !completions.is_empty() {
+            let mut waiters = self.waiters.lock();
+            for action in completions {
+                match action {
+                    Action::JoinDone { waiter, result } => {
+                        if let Some(Waiter::Join(sender)) = waiters.remove(&waiter) {
+                            let _ = sender.send(result);
+                        }
+                    }
+                    Action::SyncDone { waiter, result } => {
+                        if let Some(Waiter::Sync(sender)) = waiters.remove(&waiter) {
+                            let _ = sender.send(result);
+                        }
+                    }
+                    _ => unreachable!("writes handled above"),
+                }
+            }
+        }
+        result
+    }
+
+    /// JoinGroup: answered when the rebalance's join phase completes (or at once on error).
+    pub async fn join(&self, broker: &Arc<Broker>, request: JoinGroup) -> JoinResult {
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.lock().insert(waiter, Waiter::Join(sender));
+        let member_id = request.member_id.clone();
+        self.run(broker, |state| ((), state.join(now_ms(), request, waiter)));
+        receiver
+            .await
+            .unwrap_or_else(|_| JoinResult::error(ErrorCode::UnknownServerError, &member_id))
+    }
+
+    /// SyncGroup: followers wait for the leader's assignment.
+    pub async fn sync(&self, broker: &Arc<Broker>, request: SyncGroup) -> SyncResult {
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.lock().insert(waiter, Waiter::Sync(sender));
+        self.run(broker, |state| ((), state.sync(now_ms(), request, waiter)));
+        receiver
+            .await
+            .unwrap_or_else(|_| SyncResult::error(ErrorCode::UnknownServerError))
+    }
+
+    /// The timer loop: every tick checks sessions and deadlines; every few minutes expired
+    /// offsets are removed.
+    pub fn spawn_timers(self: &Arc<Self>, broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
+        let coordinator = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+            let mut expiry =
+                tokio::time::interval(Duration::from_millis(OFFSET_EXPIRY_INTERVAL_MS));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        coordinator.run(&broker, |state| ((), state.tick(now_ms())));
+                    }
+                    _ = expiry.tick() => {
+                        if coordinator.is_loaded() {
+                            coordinator.run(&broker, |state| ((), state.expire_offsets(now_ms())));
+                        }
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! Heartbeat of a classic group member: keeps its session and learns of rebalances.
+
+use std::sync::Arc;
+
+use crate::group::error_code;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use crate::state::{now_ms, Broker};
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: HeartbeatRequest,
+    version: i16,
+) -> HeartbeatResponse {
+    let error = match broker.groups.ensure_loaded(broker).await {
+        Err(error) => Some(error),
+        Ok(()) => {
+            let instance = request
+                .group_instance_id
+                .as_ref()
+                .map(|i| i.as_str())
+                .filter(|_| version >= 3);
+            match broker.groups.state.lock().heartbeat(
+                now_ms(),
+                request.group_id.0.as_str(),
+                request.member_id.as_str(),
+                instance,
+                request.generation_id,
+            ) {
+                Ok(()) => None,
+                Err(error) => Some(error),
+            }
+        }
+    };
+    HeartbeatResponse::default().with_error_code(error_code(error))
+}

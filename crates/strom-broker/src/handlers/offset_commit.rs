@@ -1,0 +1,161 @@
+//! OffsetCommit: validate the member and the partitions, append the commit records to the
+//! group's `__consumer_offsets` partition, then make them visible. Answered after the append.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use strom_protocol::ErrorCode;
+use strom_storage::AppendError;
+use tracing::warn;
+
+use crate::group::persist::{self, PersistError};
+use crate::group::records::OffsetValue;
+use crate::state::{now_ms, Broker};
+
+fn append_error_code(error: &PersistError) -> ErrorCode {
+    match error {
+        PersistError::Append(AppendError::MessageTooLarge { .. })
+        | PersistError::Append(AppendError::RecordListTooLarge { .. }) => {
+            ErrorCode::InvalidCommitOffsetSize
+        }
+        _ => ErrorCode::CoordinatorNotAvailable,
+    }
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let loaded = broker.groups.ensure_loaded(broker).await;
+    let group_id = request.group_id.0.to_string();
+    let member_id = request.member_id.to_string();
+    let instance = request
+        .group_instance_id
+        .as_ref()
+        .map(|i| i.to_string())
+        .filter(|_| version >= 7);
+    let image = broker.image();
+    let now = now_ms();
+    let metadata_max = broker.config.group.offset_metadata_max_bytes;
+
+    // Per-partition checks first: (topic index, partition index, result or value).
+    let mut results: Vec<Vec<(i32, Result<OffsetValue, ErrorCode>)>> = Vec::new();
+    for topic in &request.topics {
+        let known = image.topic(topic.name.0.as_str());
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let exists = known.is_some_and(|t| {
+                    p.partition_index >= 0 && p.partition_index < t.partition_count()
+                });
+                let metadata = p
+                    .committed_metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let result = if !exists {
+                    Err(ErrorCode::UnknownTopicOrPartition)
+                } else if metadata.len() > metadata_max {
+                    Err(ErrorCode::OffsetMetadataTooLarge)
+                } else {
+                    Ok(OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: if version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata,
+                        commit_timestamp_ms: now,
+                    })
+                };
+                (p.partition_index, result)
+            })
+            .collect();
+        results.push(partitions);
+    }
+
+    let group_error = match loaded {
+        Err(error) => Some(error),
+        Ok(()) => {
+            let coordinator = &broker.groups;
+            let mut state = coordinator.state.lock();
+            match state.validate_offset_commit(
+                now,
+                &group_id,
+                &member_id,
+                instance.as_deref(),
+                request.generation_id_or_member_epoch,
+            ) {
+                Err(error) => Some(error),
+                Ok(()) => {
+                    let commits: Vec<(String, i32, OffsetValue)> = request
+                        .topics
+                        .iter()
+                        .zip(&results)
+                        .flat_map(|(topic, partitions)| {
+                            partitions.iter().filter_map(|(index, result)| {
+                                result
+                                    .as_ref()
+                                    .ok()
+                                    .map(|v| (topic.name.0.to_string(), *index, v.clone()))
+                            })
+                        })
+                        .collect();
+                    match persist::write_offsets(broker, coordinator, &group_id, &commits) {
+                        Ok(()) => {
+                            for (topic, partition, value) in commits {
+                                state.apply_commit(&group_id, &topic, partition, value);
+                            }
+                            None
+                        }
+                        Err(error) => {
+                            warn!(group = %group_id, %error, "offset commit not written");
+                            // Only the partitions that were to be written fail.
+                            let code = append_error_code(&error);
+                            for partitions in results.iter_mut() {
+                                for (_, result) in partitions.iter_mut() {
+                                    if result.is_ok() {
+                                        *result = Err(code);
+                                    }
+                                }
+                            }
+                            None
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    let topics = request
+        .topics
+        .into_iter()
+        .zip(results)
+        .map(|(topic, partitions)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, result)| {
+                            let code = match (&group_error, result) {
+                                (Some(error), _) => error.code(),
+                                (None, Ok(_)) => 0,
+                                (None, Err(error)) => error.code(),
+                            };
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,182 @@
+//! OffsetFetch: committed offsets of one group (v1-7) or of several (v8+); -1 where
+//! nothing is committed, every committed partition when the topic list is null.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::ErrorCode;
+
+use crate::group::coordinator::{validate_group_id, Coordinator};
+use crate::group::records::OffsetValue;
+use crate::state::Broker;
+
+/// One partition's answer: index, committed value if any.
+type Fetched = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+
+fn fetch(state: &Coordinator, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let values = partitions
+                    .into_iter()
+                    .map(|p| (p, state.committed(group_id, &topic, p).cloned()))
+                    .collect();
+                (topic, values)
+            })
+            .collect(),
+        None => {
+            let mut out: Fetched = Vec::new();
+            for (topic, partition, value) in state.committed_partitions(group_id) {
+                match out.last_mut() {
+                    Some((last, values)) if *last == topic => values.push((partition, Some(value))),
+                    _ => out.push((topic, vec![(partition, Some(value))])),
+                }
+            }
+            out
+        }
+    }
+}
+
+fn group_check(
+    state: &Coordinator,
+    group_id: &str,
+    member: Option<(&str, i32)>,
+) -> Result<(), ErrorCode> {
+    validate_group_id(group_id)?;
+    if let (Some((member_id, epoch)), Some(crate::group::coordinator::Group::Consumer(group))) =
+        (member, state.groups.get(group_id))
+    {
+        if !member_id.is_empty() {
+            group.validate_commit(member_id, epoch)?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let loaded = broker.groups.ensure_loaded(broker).await;
+    if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|group| {
+                let group_id = group.group_id.0.to_string();
+                let topics = group.topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let member = group
+                    .member_id
+                    .as_ref()
+                    .map(|m| (m.as_str(), group.member_epoch))
+                    .filter(|_| version >= 9);
+                let outcome = loaded.and_then(|()| {
+                    let state = broker.groups.state.lock();
+                    group_check(&state, &group_id, member)?;
+                    Ok(fetch(&state, &group_id, topics))
+                });
+                let response = OffsetFetchResponseGroup::default().with_group_id(group.group_id);
+                match outcome {
+                    Err(error) => response.with_error_code(error.code()),
+                    Ok(fetched) => response.with_topics(
+                        fetched
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(StrBytes::from_string(topic)))
+                                    .with_partitions(
+                                        partitions
+                                            .into_iter()
+                                            .map(|(index, value)| {
+                                                let (offset, epoch, metadata) = split(value);
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(index)
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(epoch)
+                                                    .with_metadata(Some(StrBytes::from_string(
+                                                        metadata,
+                                                    )))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+
+    let group_id = request.group_id.0.to_string();
+    let topics: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let outcome = loaded.and_then(|()| {
+        let state = broker.groups.state.lock();
+        group_check(&state, &group_id, None)?;
+        Ok(fetch(&state, &group_id, topics.clone()))
+    });
+    let (error, fetched) = match outcome {
+        Ok(fetched) => (0, fetched),
+        // v1 has no top-level error: the error goes on every requested partition.
+        Err(error) => (
+            error.code(),
+            topics
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()))
+                .collect(),
+        ),
+    };
+    let partition_error = if version < 2 { error } else { 0 };
+    let response_topics = fetched
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, value)| {
+                            let (offset, epoch, metadata) = split(value);
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
+                                .with_metadata(Some(StrBytes::from_string(metadata)))
+                                .with_error_code(partition_error)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let response = OffsetFetchResponse::default().with_topics(response_topics);
+    if version >= 2 {
+        response.with_error_code(error)
+    } else {
+        response
+    }
+}
+
+fn split(value: Option<OffsetValue>) -> (i64, i32, String) {
+    match value {
+        Some(v) => (v.offset, v.leader_epoch, v.metadata),
+        None => (-1, -1, String::new()),
+    }
+}
