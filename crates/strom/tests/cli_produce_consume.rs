@@ -299,3 +299,31 @@ impl JsonFromStdin for Broker {
             .unwrap_or_else(|e| panic!("strom {args:?} printed invalid JSON ({e}): {stdout}"))
     }
 }
+
+#[test]
+fn given_follow_when_records_arrive_later_should_print_them_and_stop_at_count() {
+    let broker = Broker::start();
+    broker.ok(&["topic", "create", "live", "--partitions", "2"]);
+    let follower = broker.spawn(&[
+        "consume",
+        "live",
+        "--from-beginning",
+        "--follow",
+        "--count",
+        "3",
+        "--max-wait-ms",
+        "100",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    broker.ok_with_stdin(
+        &["produce", "live", "--partition", "1"],
+        b"one\ntwo\nthree\n",
+    );
+    let output = cli_support::finish(
+        follower,
+        std::time::Duration::from_secs(30),
+        "consume --follow",
+    );
+    assert!(output.status.success(), "{}", cli_support::stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "one\ntwo\nthree\n");
+}

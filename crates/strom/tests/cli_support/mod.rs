@@ -180,3 +180,22 @@ fn wait_with_timeout(child: Child, timeout: Duration, args: &[&str]) -> Output {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+impl Broker {
+    /// Starts `strom ARGS` without waiting (stdout piped), for commands that follow.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(STROM)
+            .args(args)
+            .env("STROM_BOOTSTRAP_SERVER", &self.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strom")
+    }
+}
+
+/// Waits for a spawned command, killing it (by pid) after `timeout`.
+pub fn finish(child: Child, timeout: Duration, what: &str) -> Output {
+    wait_with_timeout(child, timeout, &[what])
+}
