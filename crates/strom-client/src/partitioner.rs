@@ -2,9 +2,9 @@
 //!
 //! Keyed records go to `(murmur2(key) & 0x7fffffff) % partitions`, exactly as Java's
 //! `BuiltInPartitioner.partitionForKey`, so a key lands on the same partition whichever
-//! client wrote it. Records without a key stick to one partition until its batch is
-//! closed, then move on (Java's sticky partitioner, KIP-480), or rotate per record
-//! (round robin).
+//! client wrote it. Records without a key stick to one partition until its batch is full
+//! or a batch's worth of bytes went to it, then move on (Java's sticky partitioner,
+//! KIP-480 and KIP-794), or rotate per record (round robin).
 
 use std::collections::HashMap;
 
@@ -68,6 +68,9 @@ pub enum PartitionerKind {
 pub struct Partitioner {
     kind: PartitionerKind,
     sticky: HashMap<String, i32>,
+    /// Bytes sent to the current sticky partition of each topic.
+    sticky_bytes: HashMap<String, usize>,
+    sticky_bytes_max: usize,
     round_robin: HashMap<String, u32>,
     rng: rand::rngs::StdRng,
 }
@@ -78,6 +81,8 @@ impl Partitioner {
         Partitioner {
             kind,
             sticky: HashMap::new(),
+            sticky_bytes: HashMap::new(),
+            sticky_bytes_max: 16 * 1024,
             round_robin: HashMap::new(),
             rng: rand::rngs::StdRng::seed_from_u64(seed),
         }
@@ -108,6 +113,31 @@ impl Partitioner {
         }
     }
 
+    /// Keyless records move on after this many bytes went to one partition (the
+    /// producer's batch size), even when batches close by linger before filling.
+    pub fn with_sticky_bytes_max(mut self, bytes: usize) -> Self {
+        self.sticky_bytes_max = bytes.max(1);
+        self
+    }
+
+    /// Counts a keyless record's bytes against its sticky partition.
+    pub fn on_keyless_appended(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        bytes: usize,
+        partitions: i32,
+    ) {
+        if self.kind != PartitionerKind::Default || self.sticky.get(topic) != Some(&partition) {
+            return;
+        }
+        let total = self.sticky_bytes.entry(topic.to_string()).or_insert(0);
+        *total += bytes;
+        if *total >= self.sticky_bytes_max {
+            self.on_batch_closed(topic, partition, partitions);
+        }
+    }
+
     /// Called when the batch of the sticky partition of `topic` was closed: the next
     /// keyless record goes to another partition.
     pub fn on_batch_closed(&mut self, topic: &str, closed_partition: i32, partitions: i32) {
@@ -117,6 +147,7 @@ impl Partitioner {
         if self.sticky.get(topic) == Some(&closed_partition) {
             let next = self.random_partition(partitions, Some(closed_partition));
             self.sticky.insert(topic.to_string(), next);
+            self.sticky_bytes.remove(topic);
         }
     }
 
@@ -196,6 +227,24 @@ mod tests {
         // Closing a batch of another partition does not move the sticky choice.
         partitioner.on_batch_closed("t", (second + 1) % 4, 4);
         assert_eq!(partitioner.partition("t", None, 4), second);
+    }
+
+    #[test]
+    fn given_no_key_when_a_batch_worth_of_bytes_sent_should_move_on() {
+        let mut partitioner =
+            Partitioner::new(PartitionerKind::Default, 3).with_sticky_bytes_max(100);
+        let first = partitioner.partition("t", None, 3);
+        partitioner.on_keyless_appended("t", first, 60, 3);
+        assert_eq!(partitioner.partition("t", None, 3), first);
+        partitioner.on_keyless_appended("t", first, 60, 3);
+        let second = partitioner.partition("t", None, 3);
+        assert_ne!(second, first);
+        partitioner.on_keyless_appended("t", second, 99, 3);
+        assert_eq!(
+            partitioner.partition("t", None, 3),
+            second,
+            "count restarted"
+        );
     }
 
     #[test]

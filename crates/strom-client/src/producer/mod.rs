@@ -230,7 +230,8 @@ impl Producer {
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 accumulator: Accumulator::new(config.batch_size_bytes, config.linger),
-                partitioner: Partitioner::new(config.partitioner, seed),
+                partitioner: Partitioner::new(config.partitioner, seed)
+                    .with_sticky_bytes_max(config.batch_size_bytes),
                 flushes_waiting: 0,
                 in_flight: HashMap::new(),
                 sequences: HashMap::new(),
@@ -312,6 +313,8 @@ impl Producer {
                 topic: Arc::from(record.topic.as_str()),
                 partition,
             };
+            let keyless = record.partition.is_none() && encoded.key.is_none();
+            let size = record_size_bytes(&encoded);
             let outcome =
                 state
                     .accumulator
@@ -320,6 +323,10 @@ impl Producer {
                 state
                     .partitioner
                     .on_batch_closed(&record.topic, partition, partitions);
+            } else if keyless {
+                state
+                    .partitioner
+                    .on_keyless_appended(&record.topic, partition, size, partitions);
             }
             // A closed batch can go now; a new batch brings a new linger deadline.
             outcome.batch_closed || outcome.batch_created
