@@ -1,0 +1,119 @@
+//! The socket tasks: one reads response frames and hands each to its waiter, one writes
+//! queued request frames, coalescing what is queued into one flush.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::mpsc;
+
+use super::{OutgoingFrame, State};
+use crate::error::{ClientError, Result};
+
+pub(super) async fn read_loop(
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    state: Arc<State>,
+    response_bytes_max: usize,
+) {
+    let address = state.address.clone();
+    let result: Result<()> = async {
+        loop {
+            let size = match reader.read_i32().await {
+                Ok(size) => size,
+                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(ClientError::ConnectionClosed {
+                        address: address.clone(),
+                    })
+                }
+                Err(source) => {
+                    return Err(ClientError::Io {
+                        address: address.clone(),
+                        source,
+                    })
+                }
+            };
+            if size < 4 || size as i64 > response_bytes_max as i64 {
+                return Err(ClientError::ResponseTooLarge {
+                    address: address.clone(),
+                    size_bytes: size as i64,
+                    max_bytes: response_bytes_max,
+                });
+            }
+            let mut frame = BytesMut::zeroed(size as usize);
+            reader
+                .read_exact(&mut frame)
+                .await
+                .map_err(|source| ClientError::Io {
+                    address: address.clone(),
+                    source,
+                })?;
+            let correlation_id = i32::from_be_bytes(frame[0..4].try_into().expect("4 bytes"));
+            let waiter = state
+                .pending
+                .lock()
+                .expect("pending lock")
+                .remove(&correlation_id);
+            match waiter {
+                Some(waiter) => {
+                    let _ = waiter.send(Ok(frame.freeze()));
+                }
+                None => tracing::debug!(
+                    broker = %address,
+                    correlation_id,
+                    "response for a request no longer waited on (timed out)"
+                ),
+            }
+        }
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::debug!(broker = %address, %error, "connection reader stopped");
+        let message = error.to_string();
+        state.fail_all(|| match &error {
+            ClientError::ConnectionClosed { address } => ClientError::ConnectionClosed {
+                address: address.clone(),
+            },
+            _ => ClientError::Io {
+                address: address.clone(),
+                source: std::io::Error::other(message.clone()),
+            },
+        });
+    }
+}
+
+pub(super) async fn write_loop(
+    mut writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    mut frames: mpsc::Receiver<OutgoingFrame>,
+    state: Arc<State>,
+) {
+    while let Some(first) = frames.recv().await {
+        let mut written = Vec::new();
+        let mut result = writer.write_all(&first.frame).await;
+        written.extend(first.written);
+        // Coalesce whatever else is queued into the same flush.
+        while result.is_ok() {
+            match frames.try_recv() {
+                Ok(next) => {
+                    result = writer.write_all(&next.frame).await;
+                    written.extend(next.written);
+                }
+                Err(_) => break,
+            }
+        }
+        if result.is_ok() {
+            result = writer.flush().await;
+        }
+        if let Err(source) = result {
+            let message = source.to_string();
+            state.fail_all(|| ClientError::Io {
+                address: state.address.clone(),
+                source: std::io::Error::other(message.clone()),
+            });
+            return;
+        }
+        for done in written {
+            let _ = done.send(());
+        }
+    }
+    let _ = writer.shutdown().await;
+}
