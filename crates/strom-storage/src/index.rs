@@ -23,6 +23,8 @@ pub(crate) trait IndexEntry: Copy + Debug + PartialEq {
     const BYTES: usize;
     fn decode(bytes: &[u8]) -> Self;
     fn encode(&self, out: &mut [u8]);
+    /// Whether `next` may follow `previous` in the file.
+    fn ordered(previous: &Self, next: &Self) -> bool;
 }
 
 /// One offset index entry: the batch whose last offset is `base + relative_offset` starts
@@ -45,6 +47,9 @@ impl IndexEntry for OffsetEntry {
         out[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
         out[4..8].copy_from_slice(&self.position_bytes.to_be_bytes());
     }
+    fn ordered(a: &Self, b: &Self) -> bool {
+        b.relative_offset > a.relative_offset && b.position_bytes > a.position_bytes
+    }
 }
 
 /// One time index entry: up to offset `base + relative_offset` the largest timestamp is
@@ -66,6 +71,9 @@ impl IndexEntry for TimeEntry {
     fn encode(&self, out: &mut [u8]) {
         out[..8].copy_from_slice(&self.timestamp_ms.to_be_bytes());
         out[8..12].copy_from_slice(&self.relative_offset.to_be_bytes());
+    }
+    fn ordered(a: &Self, b: &Self) -> bool {
+        b.timestamp_ms > a.timestamp_ms && b.relative_offset >= a.relative_offset
     }
 }
 
@@ -110,14 +118,13 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     /// Opens an existing file. `resident`: read every entry and check each consecutive
-    /// pair with `ordered` (the active segment). Otherwise only the first and last entries
-    /// are read and checked with `ordered` (Kafka's sanity check), and the rest stay on
-    /// disk. `valid` checks single entries against the log.
+    /// pair is ordered (the active segment). Otherwise only the first and last entries are
+    /// read and checked (Kafka's sanity check), and the rest stay on disk. `valid` checks
+    /// single entries against the log.
     pub fn load(
         path: PathBuf,
         index_bytes: u32,
         resident: bool,
-        ordered: impl Fn(&E, &E) -> bool,
         valid: impl Fn(&E) -> bool,
     ) -> Result<Result<Self, IndexDamage>, StorageError> {
         let file = match open_read_write(&path, false) {
@@ -152,7 +159,7 @@ impl<E: IndexEntry> SparseIndex<E> {
         if !valid(&first) || !valid(&last) {
             return Ok(Err(IndexDamage::PastLogEnd));
         }
-        if count > 1 && !ordered(&first, &last) {
+        if count > 1 && !E::ordered(&first, &last) {
             return Ok(Err(IndexDamage::OutOfOrder));
         }
         index.residence = Residence::Disk {
@@ -160,15 +167,22 @@ impl<E: IndexEntry> SparseIndex<E> {
             last: Some(last),
         };
         if resident {
-            index.load_into_memory()?;
-            if let Residence::Memory(entries) = &index.residence {
-                if entries.windows(2).any(|pair| !ordered(&pair[0], &pair[1])) {
-                    return Ok(Err(IndexDamage::OutOfOrder));
-                }
-                if !entries.iter().all(&valid) {
-                    return Ok(Err(IndexDamage::PastLogEnd));
-                }
+            let mut bytes = vec![0u8; count * E::BYTES];
+            index
+                .file
+                .read_exact_at(&mut bytes, 0)
+                .map_err(StorageError::io(&index.path))?;
+            let entries: Vec<E> = bytes.chunks_exact(E::BYTES).map(E::decode).collect();
+            if entries
+                .windows(2)
+                .any(|pair| !E::ordered(&pair[0], &pair[1]))
+            {
+                return Ok(Err(IndexDamage::OutOfOrder));
             }
+            if !entries.iter().all(&valid) {
+                return Ok(Err(IndexDamage::PastLogEnd));
+            }
+            index.residence = Residence::Memory(entries);
         }
         Ok(Ok(index))
     }
@@ -275,7 +289,18 @@ impl<E: IndexEntry> SparseIndex<E> {
         self.file
             .read_exact_at(&mut bytes, 0)
             .map_err(StorageError::io(&self.path))?;
-        let entries = bytes.chunks_exact(E::BYTES).map(E::decode).collect();
+        let entries: Vec<E> = bytes.chunks_exact(E::BYTES).map(E::decode).collect();
+        if entries
+            .windows(2)
+            .any(|pair| !E::ordered(&pair[0], &pair[1]))
+        {
+            // Only damage can do this. An empty sparse index is always correct (lookups
+            // scan from the segment start); appends refill it.
+            tracing::warn!(index = %self.path.display(), "index entries out of order; discarding them");
+            self.file.set_len(0).map_err(StorageError::io(&self.path))?;
+            self.residence = Residence::Memory(Vec::new());
+            return Ok(());
+        }
         self.residence = Residence::Memory(entries);
         Ok(())
     }
@@ -305,13 +330,9 @@ impl OffsetIndex {
         log_size_bytes: u64,
         resident: bool,
     ) -> Result<Result<Self, IndexDamage>, StorageError> {
-        Self::load(
-            path,
-            index_bytes,
-            resident,
-            |a, b| b.relative_offset > a.relative_offset && b.position_bytes > a.position_bytes,
-            |e| (e.position_bytes as u64) < log_size_bytes,
-        )
+        Self::load(path, index_bytes, resident, |e| {
+            (e.position_bytes as u64) < log_size_bytes
+        })
     }
 
     /// Appends an entry; both fields must grow strictly.
@@ -329,9 +350,16 @@ impl OffsetIndex {
     /// Position of the last entry whose offset is <= `relative_offset`, or 0 (the segment
     /// start) when there is none. The batch holding the offset starts at or after it.
     pub fn lookup(&self, relative_offset: u32) -> Result<u64, StorageError> {
+        Ok(self
+            .lookup_entry(relative_offset)?
+            .map_or(0, |e| e.position_bytes as u64))
+    }
+
+    /// The last entry whose offset is <= `relative_offset`.
+    pub fn lookup_entry(&self, relative_offset: u32) -> Result<Option<OffsetEntry>, StorageError> {
         match self.partition_point(|e| e.relative_offset <= relative_offset)? {
-            0 => Ok(0),
-            n => Ok(self.entry(n - 1)?.position_bytes as u64),
+            0 => Ok(None),
+            n => Ok(Some(self.entry(n - 1)?)),
         }
     }
 
@@ -349,13 +377,7 @@ impl TimeIndex {
         index_bytes: u32,
         resident: bool,
     ) -> Result<Result<Self, IndexDamage>, StorageError> {
-        Self::load(
-            path,
-            index_bytes,
-            resident,
-            |a, b| b.timestamp_ms > a.timestamp_ms && b.relative_offset >= a.relative_offset,
-            |_| true,
-        )
+        Self::load(path, index_bytes, resident, |_| true)
     }
 
     /// Appends `entry` when its timestamp is larger than the last one's (Kafka's
@@ -376,10 +398,10 @@ impl TimeIndex {
     /// Relative offset of the last entry whose timestamp is <= `timestamp_ms`: every record
     /// before that entry's batch is older than its timestamp, so a search for
     /// `timestamp_ms` may start there. `None`: start at the segment's beginning.
-    pub fn lookup(&self, timestamp_ms: i64) -> Result<Option<u32>, StorageError> {
+    pub fn lookup(&self, timestamp_ms: i64) -> Result<Option<TimeEntry>, StorageError> {
         match self.partition_point(|e| e.timestamp_ms <= timestamp_ms)? {
             0 => Ok(None),
-            n => Ok(Some(self.entry(n - 1)?.relative_offset)),
+            n => Ok(Some(self.entry(n - 1)?)),
         }
     }
 

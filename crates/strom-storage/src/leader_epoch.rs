@@ -23,16 +23,19 @@ pub(crate) struct LeaderEpochCache {
 }
 
 impl LeaderEpochCache {
-    /// Loads the checkpoint in `dir`; a missing file is an empty cache.
-    pub fn load(dir: &Path) -> Result<LeaderEpochCache, StorageError> {
+    /// Loads the checkpoint in `dir`; a missing file is an empty cache. A damaged one is
+    /// an empty cache too, with `true` returned: the caller rebuilds it from the batch
+    /// headers, which carry each batch's leader epoch.
+    pub fn load(dir: &Path) -> Result<(LeaderEpochCache, bool), StorageError> {
         let path = dir.join(files::LEADER_EPOCH_CHECKPOINT_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(LeaderEpochCache {
+                let cache = LeaderEpochCache {
                     path,
                     entries: Vec::new(),
-                })
+                };
+                return Ok((cache, false));
             }
             Err(error) => {
                 return Err(StorageError::Io {
@@ -41,11 +44,20 @@ impl LeaderEpochCache {
                 })
             }
         };
-        let entries = parse(&text).ok_or_else(|| StorageError::CorruptCheckpoint {
-            path: path.clone(),
-            reason: "leader epoch checkpoint does not parse",
-        })?;
-        Ok(LeaderEpochCache { path, entries })
+        match std::str::from_utf8(&bytes).ok().and_then(parse) {
+            Some(entries) => Ok((LeaderEpochCache { path, entries }, false)),
+            None => {
+                tracing::warn!(
+                    checkpoint = %path.display(),
+                    "leader epoch checkpoint does not parse; rebuilding it from the log"
+                );
+                let cache = LeaderEpochCache {
+                    path,
+                    entries: Vec::new(),
+                };
+                Ok((cache, true))
+            }
+        }
     }
 
     pub fn latest_epoch(&self) -> Option<i32> {

@@ -118,13 +118,14 @@ impl PartitionLog {
             files::fsync_dir(dir)?;
         }
 
+        let (epochs, epochs_damaged) = LeaderEpochCache::load(dir)?;
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments,
             log_start_offset: 0,
             producers: ProducerStateTable::default(),
-            epochs: LeaderEpochCache::load(dir)?,
+            epochs,
             recovery_point: 0,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
@@ -132,7 +133,10 @@ impl PartitionLog {
         };
         log.settle_log_start(log_start_checkpoint)?;
         let log_end = log.log_end_offset();
-        let mut epochs_changed = log.epochs.truncate_from_end(log_end);
+        if epochs_damaged {
+            log.rebuild_epochs_from_log()?;
+        }
+        let mut epochs_changed = epochs_damaged | log.epochs.truncate_from_end(log_end);
         epochs_changed |= log.epochs.truncate_from_start(log.log_start_offset);
         epochs_changed |= log.rebuild_producer_state(now_ms)?;
         if epochs_changed {
@@ -177,6 +181,18 @@ impl PartitionLog {
             segment.delete_files()?;
         }
         self.log_start_offset = log_start;
+        Ok(())
+    }
+
+    /// Rebuilds the leader-epoch cache from every batch header in the log.
+    fn rebuild_epochs_from_log(&mut self) -> Result<(), StorageError> {
+        for segment in self.segments.values() {
+            let mut scanner = segment.scanner_from(self.log_start_offset)?;
+            while let Some((_, header)) = scanner.next_header()? {
+                self.epochs
+                    .assign(header.partition_leader_epoch, header.base_offset);
+            }
+        }
         Ok(())
     }
 

@@ -282,11 +282,29 @@ impl Segment {
             Some(entry) => last_indexed.min(self.offset_index.lookup(entry.relative_offset)?),
             None => 0,
         };
+        // The scan must pass the batch each index's last entry names, and find it as the
+        // entry says; otherwise the indexes cannot be trusted and the caller recovers.
+        let time_last = self.time_index.last();
+        let mut saw_last_indexed = self.offset_index.last().is_none();
+        let mut saw_time_batch = time_last.is_none();
         let mut scanner =
             HeaderScanner::new(&self.log_file, &self.log_path, scan_from, self.size_bytes);
         while let Some((position, header)) = scanner.next_header()? {
             if position == 0 {
                 self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
+            }
+            if let Some(entry) = time_last {
+                let offset = self.base_offset + entry.relative_offset as i64;
+                if header.base_offset <= offset && offset <= header.last_offset() {
+                    if header.max_timestamp_ms != entry.timestamp_ms {
+                        return Err(StorageError::CorruptSegment {
+                            path: self.log_path.clone(),
+                            position_bytes: position,
+                            reason: "the time index disagrees with the batch it names",
+                        });
+                    }
+                    saw_time_batch = true;
+                }
             }
             if header.max_timestamp_ms > self.max_timestamp_ms {
                 self.max_timestamp_ms = header.max_timestamp_ms;
@@ -304,14 +322,22 @@ impl Segment {
                 .offset_index
                 .last()
                 .filter(|_| position == last_indexed);
-            if indexed.is_some_and(|e| {
-                self.base_offset + e.relative_offset as i64 != header.last_offset()
-            }) {
-                return Err(corrupt(
-                    "the offset index disagrees with the batch it points at",
-                ));
+            if let Some(entry) = indexed {
+                if self.base_offset + entry.relative_offset as i64 != header.last_offset() {
+                    return Err(corrupt(
+                        "the offset index disagrees with the batch it points at",
+                    ));
+                }
+                saw_last_indexed = true;
             }
             self.next_offset = header.next_offset();
+        }
+        if !saw_last_indexed || !saw_time_batch {
+            return Err(StorageError::CorruptSegment {
+                path: self.log_path.clone(),
+                position_bytes: last_indexed,
+                reason: "an index entry names no batch of the segment",
+            });
         }
         if self.offset_of_max_timestamp >= self.next_offset {
             return Err(StorageError::CorruptSegment {
@@ -513,14 +539,57 @@ impl Segment {
         &self,
         offset: i64,
     ) -> Result<(HeaderScanner<'_>, Option<(u64, BatchHeader)>), StorageError> {
-        let start = if offset <= self.base_offset {
-            0
+        let entry = if offset <= self.base_offset {
+            None
         } else {
             let relative = (offset - self.base_offset).min(u32::MAX as i64) as u32;
-            self.offset_index.lookup(relative)?
+            self.offset_index.lookup_entry(relative)?
         };
+        let start = entry.map_or(0, |e| e.position_bytes as u64);
         let mut scanner =
             HeaderScanner::new(&self.log_file, &self.log_path, start, self.size_bytes);
+        let mut first = true;
+        loop {
+            let (position, header) = match scanner.next_header() {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
+                Err(StorageError::CorruptSegment { .. }) if first && entry.is_some() => {
+                    tracing::warn!(
+                        segment = %self.log_path.display(),
+                        position_bytes = start,
+                        "offset index points inside a batch; scanning the segment"
+                    );
+                    return self.scan_from_start(offset);
+                }
+                Err(error) => return Err(error),
+            };
+            if first {
+                first = false;
+                // An index entry names the last offset of the batch it points at. If it
+                // does not, the index is damaged: scanning on from there could skip the
+                // wanted batch, so scan the segment from its start instead.
+                let expected_last = entry.map(|e| self.base_offset + e.relative_offset as i64);
+                if expected_last.is_some_and(|last| last != header.last_offset()) {
+                    tracing::warn!(
+                        segment = %self.log_path.display(),
+                        position_bytes = position,
+                        "offset index disagrees with the log; scanning the segment"
+                    );
+                    return self.scan_from_start(offset);
+                }
+            }
+            if header.last_offset() >= offset {
+                return Ok((scanner, Some((position, header))));
+            }
+        }
+        Ok((scanner, None))
+    }
+
+    fn scan_from_start(
+        &self,
+        offset: i64,
+    ) -> Result<(HeaderScanner<'_>, Option<(u64, BatchHeader)>), StorageError> {
+        let mut scanner = HeaderScanner::new(&self.log_file, &self.log_path, 0, self.size_bytes);
         while let Some((position, header)) = scanner.next_header()? {
             if header.last_offset() >= offset {
                 return Ok((scanner, Some((position, header))));
@@ -592,10 +661,22 @@ impl Segment {
 
     /// Largest-timestamp position hint for timestamp searches.
     pub fn time_lookup_start(&self, timestamp_ms: i64) -> Result<i64, StorageError> {
-        Ok(match self.time_index.lookup(timestamp_ms)? {
-            Some(relative) => self.base_offset + relative as i64,
-            None => self.base_offset,
-        })
+        let Some(entry) = self.time_index.lookup(timestamp_ms)? else {
+            return Ok(self.base_offset);
+        };
+        let offset = self.base_offset + entry.relative_offset as i64;
+        // The entry's offset belongs to the batch that first reached its timestamp; if the
+        // log says otherwise the index is damaged and could skip records, so start over.
+        match self.locate(offset)? {
+            Some((_, header)) if header.max_timestamp_ms == entry.timestamp_ms => Ok(offset),
+            _ => {
+                tracing::warn!(
+                    segment = %self.log_path.display(),
+                    "time index disagrees with the log; scanning the segment"
+                );
+                Ok(self.base_offset)
+            }
+        }
     }
 
     /// Removes the batch holding `offset` and every later one (whole batches only, as
