@@ -22,8 +22,10 @@ use crate::response::{ResponseFrame, ResponsePart};
 use crate::state::Broker;
 use strom_protocol::frame::check_frame_size;
 
-/// Read buffer kept between frames; larger frames get a buffer of their exact size.
+/// Read buffer kept between frames.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Most a read grows the buffer by at once.
+const READ_CHUNK_BYTES: usize = 1024 * 1024;
 
 pub async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
@@ -92,12 +94,15 @@ async fn fill(
     idle_ms: i64,
     peer_gone: &mut bool,
 ) -> bool {
-    if buffer.len() < wanted {
-        buffer.reserve(wanted - buffer.len());
-    }
     while buffer.len() < wanted {
         if *peer_gone {
             return false;
+        }
+        // Grow with what arrives, not with what the peer declared: a client that announces
+        // a large frame and then stalls holds at most one chunk more than it sent.
+        let missing = wanted - buffer.len();
+        if buffer.capacity() - buffer.len() < missing {
+            buffer.reserve(missing.min(READ_CHUNK_BYTES));
         }
         let read = stream.read_buf(buffer);
         let result = if idle_ms > 0 {

@@ -316,3 +316,51 @@ fn given_create_partitions_and_delete_should_change_metadata() {
     create_topic(&mut conn, "grow", 1, &[]);
     assert_eq!(list_offset(&mut conn, "grow", 0, -1).1, 0);
 }
+
+#[test]
+fn given_cluster_when_described_should_name_this_broker_and_epoch_end_offsets() {
+    let broker = TestBroker::start(&["node.id=7"]);
+    let mut conn = broker.connect();
+    let response: DescribeClusterResponse = conn.call(
+        ApiKey::DescribeCluster,
+        1,
+        &DescribeClusterRequest::default().with_endpoint_type(1),
+    );
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.controller_id.0, 7);
+    assert_eq!(response.brokers.len(), 1);
+    assert_eq!(response.brokers[0].port, broker.addr.port() as i32);
+    assert!(!response.cluster_id.is_empty());
+
+    create_topic(&mut conn, "epochs", 1, &[]);
+    produce(&mut conn, "epochs", 0, batch("e", 3, 1));
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                .with_topic(topic_name("epochs"))
+                .with_partitions(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(-1)
+                        .with_leader_epoch(0),
+                    offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                        .with_partition(3)
+                        .with_current_leader_epoch(-1)
+                        .with_leader_epoch(0),
+                ]),
+        ]);
+    let response: OffsetForLeaderEpochResponse =
+        conn.call(ApiKey::OffsetForLeaderEpoch, 4, &request);
+    let partitions = &response.topics[0].partitions;
+    assert_eq!(
+        (
+            partitions[0].error_code,
+            partitions[0].leader_epoch,
+            partitions[0].end_offset
+        ),
+        (0, 0, 3),
+        "epoch 0 ends at the log end"
+    );
+    assert_eq!(partitions[1].error_code, 3, "unknown partition");
+}
