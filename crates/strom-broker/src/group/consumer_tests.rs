@@ -1,1 +1,243 @@
+//! KIP-848 state-machine tests: epochs, revocation before assignment, fencing, expiry.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use strom_protocol::ErrorCode;
+use uuid::Uuid;
+
+use super::classic::JoinGroup;
+use super::consumer::{Heartbeat, HeartbeatResult};
+use super::coordinator::{Coordinator, Group};
+use super::GroupConfig;
+
+fn topic_id() -> Uuid {
+    Uuid::from_bytes([9; 16])
+}
+
+struct Harness {
+    coordinator: Coordinator,
+    topics: BTreeMap<String, (Uuid, i32)>,
+    now_ms: i64,
+}
+
+fn partitions(result: &HeartbeatResult) -> Option<BTreeSet<i32>> {
+    result
+        .assignment
+        .as_ref()
+        .map(|a| a.get(&topic_id()).cloned().unwrap_or_default())
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            coordinator: Coordinator::new(GroupConfig::default(), 3),
+            topics: [("t".to_string(), (topic_id(), 6))].into(),
+            now_ms: 0,
+        }
+    }
+
+    fn request(member_id: &str, epoch: i32, owned: Option<&BTreeSet<i32>>) -> Heartbeat {
+        Heartbeat {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            member_epoch: epoch,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_string()]),
+            subscribed_topic_regex: None,
+            server_assignor: None,
+            owned: owned.map(|o| vec![(topic_id(), o.iter().copied().collect())]),
+            client_id: "c".into(),
+            client_host: String::new(),
+        }
+    }
+
+    fn beat(&mut self, request: Heartbeat) -> HeartbeatResult {
+        self.coordinator
+            .consumer_heartbeat(self.now_ms, request, &self.topics)
+    }
+
+    fn join(&mut self) -> (String, HeartbeatResult) {
+        let result = self.beat(Self::request("", 0, None));
+        assert_eq!(result.error, None, "{result:?}");
+        (result.member_id.clone().unwrap(), result)
+    }
+}
+
+#[test]
+fn given_single_member_when_joining_should_get_every_partition_and_an_epoch() {
+    let mut h = Harness::new();
+    let (_, result) = h.join();
+    assert!(result.member_epoch > 0);
+    assert_eq!(partitions(&result), Some((0..6).collect()));
+    assert_eq!(result.heartbeat_interval_ms, 5000);
+}
+
+#[test]
+fn given_second_member_when_joining_should_revoke_before_reassigning() {
+    let mut h = Harness::new();
+    let (a, first) = h.join();
+    let a_epoch = first.member_epoch;
+    let all: BTreeSet<i32> = (0..6).collect();
+    let (b, joined) = h.join();
+    // b's share is still owned by a: b gets the new epoch and nothing yet.
+    assert_eq!(partitions(&joined), Some(BTreeSet::new()));
+    let b_epoch = joined.member_epoch;
+    assert!(b_epoch > a_epoch);
+
+    // a learns it must give up three partitions; its epoch stays until it does.
+    let revoke = h.beat(Harness::request(&a, a_epoch, Some(&all)));
+    let kept = partitions(&revoke).expect("new assignment sent");
+    assert_eq!(kept.len(), 3);
+    assert_eq!(revoke.member_epoch, a_epoch);
+
+    // b asks again: still unreleased.
+    let still = h.beat(Harness::request(&b, b_epoch, Some(&BTreeSet::new())));
+    assert_eq!(partitions(&still).unwrap_or_default(), BTreeSet::new());
+
+    // a acknowledges the revocation: moves to the target epoch.
+    let acked = h.beat(Harness::request(&a, a_epoch, Some(&kept)));
+    assert_eq!(acked.error, None);
+    assert_eq!(acked.member_epoch, b_epoch);
+
+    // b now gets the released partitions.
+    let got = h.beat(Harness::request(&b, b_epoch, Some(&BTreeSet::new())));
+    let b_parts = partitions(&got).expect("assignment sent");
+    assert_eq!(b_parts.len(), 3);
+    assert!(b_parts.is_disjoint(&kept));
+    match h.coordinator.groups.get("g") {
+        Some(Group::Consumer(group)) => assert_eq!(group.state_name(), "Stable"),
+        _ => panic!("consumer group expected"),
+    }
+}
+
+#[test]
+fn given_wrong_epochs_when_heartbeating_should_fence_or_reject() {
+    let mut h = Harness::new();
+    let (a, first) = h.join();
+    let bad = h.beat(Harness::request(&a, first.member_epoch + 5, None));
+    assert_eq!(bad.error, Some(ErrorCode::FencedMemberEpoch));
+    let unknown = h.beat(Harness::request("ghost", 3, None));
+    assert_eq!(unknown.error, Some(ErrorCode::UnknownMemberId));
+    assert_eq!(
+        h.coordinator
+            .validate_offset_commit(0, "g", &a, None, first.member_epoch - 1),
+        Err(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        h.coordinator
+            .validate_offset_commit(0, "g", &a, None, first.member_epoch),
+        Ok(())
+    );
+    let mut request = Harness::request("", 0, None);
+    request.server_assignor = Some("sticky".into());
+    assert_eq!(h.beat(request).error, Some(ErrorCode::UnsupportedAssignor));
+    let mut request = Harness::request("", 0, None);
+    request.subscribed_topic_names = None;
+    assert_eq!(h.beat(request).error, Some(ErrorCode::InvalidRequest));
+}
+
+#[test]
+fn given_member_leaves_or_expires_should_give_partitions_to_the_rest() {
+    let mut h = Harness::new();
+    let (a, first) = h.join();
+    let all: BTreeSet<i32> = (0..6).collect();
+    let (b, joined) = h.join();
+    let revoke = h.beat(Harness::request(&a, first.member_epoch, Some(&all)));
+    let kept = partitions(&revoke).unwrap();
+    h.beat(Harness::request(&a, first.member_epoch, Some(&kept)));
+    let got = h.beat(Harness::request(
+        &b,
+        joined.member_epoch,
+        Some(&BTreeSet::new()),
+    ));
+    let b_parts = partitions(&got).unwrap();
+
+    // b leaves: a gets everything back on its next heartbeat.
+    let left = h.beat(Harness::request(&b, -1, None));
+    assert_eq!(left.member_epoch, -1);
+    let a_epoch = h.beat(Harness::request(&a, joined.member_epoch, Some(&kept)));
+    assert_eq!(partitions(&a_epoch), Some(all.clone()));
+    let _ = b_parts;
+
+    // a stops heartbeating: after the session timeout the group is empty.
+    h.now_ms += 45_000;
+    let _ = h.coordinator.tick(h.now_ms);
+    assert_eq!(
+        h.beat(Harness::request(&a, a_epoch.member_epoch, None))
+            .error,
+        Some(ErrorCode::UnknownMemberId)
+    );
+}
+
+#[test]
+fn given_topic_grows_when_heartbeating_should_assign_new_partitions() {
+    let mut h = Harness::new();
+    let (a, first) = h.join();
+    h.topics.insert("t".into(), (topic_id(), 8));
+    let all: BTreeSet<i32> = (0..6).collect();
+    let grown = h.beat(Harness::request(&a, first.member_epoch, Some(&all)));
+    assert_eq!(partitions(&grown), Some((0..8).collect()));
+    assert!(grown.member_epoch > first.member_epoch);
+}
+
+#[test]
+fn given_protocol_mismatch_should_refuse_mixing_classic_and_consumer_groups() {
+    let mut h = Harness::new();
+    let _ = h.join();
+    let actions = h.coordinator.join(
+        0,
+        JoinGroup {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Default::default())],
+            require_known_member_id: true,
+        },
+        1,
+    );
+    assert!(matches!(
+        &actions[..],
+        [super::Action::JoinDone { result, .. }] if result.error == Some(ErrorCode::InconsistentGroupProtocol)
+    ));
+
+    // A non-empty classic group refuses consumer-protocol members.
+    let _ = h.coordinator.join(
+        0,
+        JoinGroup {
+            group_id: "classic".into(),
+            member_id: String::new(),
+            group_instance_id: Some("i".into()),
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Default::default())],
+            require_known_member_id: true,
+        },
+        2,
+    );
+    let mut request = Harness::request("", 0, None);
+    request.group_id = "classic".into();
+    assert_eq!(h.beat(request).error, Some(ErrorCode::GroupIdNotFound));
+}
+
+#[test]
+fn given_range_assignor_requested_should_use_it() {
+    let mut h = Harness::new();
+    let mut request = Harness::request("", 0, None);
+    request.server_assignor = Some("range".into());
+    let result = h.beat(request);
+    assert_eq!(result.error, None);
+    match h.coordinator.groups.get("g") {
+        Some(Group::Consumer(group)) => assert_eq!(group.assignor_name, "range"),
+        _ => panic!("consumer group expected"),
+    }
+}

@@ -224,16 +224,15 @@ impl Coordinator {
         let results = members
             .iter()
             .map(|(member_id, instance)| {
-                match group.leave(
-                    &self.config,
-                    now_ms,
-                    member_id,
-                    instance.as_deref(),
-                    &mut actions,
-                ) {
-                    Ok(()) => None,
-                    Err(error) => Some(error),
-                }
+                group
+                    .leave(
+                        &self.config,
+                        now_ms,
+                        member_id,
+                        instance.as_deref(),
+                        &mut actions,
+                    )
+                    .err()
             })
             .collect();
         (Ok(results), actions)

@@ -24,6 +24,8 @@ pub mod records;
 mod classic_tests;
 #[cfg(test)]
 mod consumer_tests;
+#[cfg(test)]
+mod wire_tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};

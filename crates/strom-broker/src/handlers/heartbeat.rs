@@ -20,16 +20,18 @@ pub async fn handle(
                 .as_ref()
                 .map(|i| i.as_str())
                 .filter(|_| version >= 3);
-            match broker.groups.state.lock().heartbeat(
-                now_ms(),
-                request.group_id.0.as_str(),
-                request.member_id.as_str(),
-                instance,
-                request.generation_id,
-            ) {
-                Ok(()) => None,
-                Err(error) => Some(error),
-            }
+            broker
+                .groups
+                .state
+                .lock()
+                .heartbeat(
+                    now_ms(),
+                    request.group_id.0.as_str(),
+                    request.member_id.as_str(),
+                    instance,
+                    request.generation_id,
+                )
+                .err()
         }
     };
     HeartbeatResponse::default().with_error_code(error_code(error))
