@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod groups;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;

@@ -225,7 +225,7 @@ impl Producer {
         } else {
             (NO_PRODUCER_ID, -1)
         };
-        let buffer_bytes_total = config.buffer_bytes_max.clamp(1, Semaphore::MAX_PERMITS);
+        let buffer_bytes_total = config.buffer_bytes_max.clamp(1, u32::MAX as usize);
         let seed = now_ms() as u64 ^ std::process::id() as u64;
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
@@ -409,10 +409,8 @@ async fn init_producer_id(client: &Client) -> Result<(i64, i16)> {
     }
 }
 
-fn release(inner: &Inner, batch_size_bytes: usize, records: usize) {
-    inner
-        .buffer
-        .add_permits(batch_size_bytes.min(inner.buffer_bytes_total));
+fn release(inner: &Inner, acquired_bytes: usize, records: usize) {
+    inner.buffer.add_permits(acquired_bytes);
     if inner.outstanding.fetch_sub(records, Ordering::SeqCst) == records {
         inner.idle.notify_waiters();
     }
@@ -446,7 +444,12 @@ fn complete(
         };
         let _ = waiter.send(result);
     }
-    let size: usize = batch.records.iter().map(record_size_bytes).sum();
+    // Exactly what `send` acquired: each record's size, capped at the whole buffer.
+    let size: usize = batch
+        .records
+        .iter()
+        .map(|r| record_size_bytes(r).min(inner.buffer_bytes_total))
+        .sum();
     release(inner, size, records);
 }
 
