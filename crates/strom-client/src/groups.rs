@@ -98,7 +98,7 @@ fn broker_error(code: i16, message: Option<&StrBytes>, context: String) -> Optio
 
 /// COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR.
 fn coordinator_retriable(error: &ClientError) -> bool {
-    matches!(error.code(), Some(14 | 15 | 16))
+    matches!(error.code(), Some(14..=16))
 }
 
 /// The connection to `group`'s coordinator.
@@ -118,24 +118,35 @@ pub async fn coordinator(client: &Client, group: &str) -> Result<Connection> {
         };
         let response = connection.send_version(&request, v).await?;
         let (code, message, node_id) = if v >= 4 {
-            let coordinator = response.coordinators.first().ok_or_else(|| ClientError::Decode {
-                api: "FindCoordinatorResponse",
-                version: v,
-                address: connection.address().to_string(),
-                reason: "no coordinator in the answer".into(),
-            })?;
+            let coordinator = response
+                .coordinators
+                .first()
+                .ok_or_else(|| ClientError::Decode {
+                    api: "FindCoordinatorResponse",
+                    version: v,
+                    address: connection.address().to_string(),
+                    reason: "no coordinator in the answer".into(),
+                })?;
             (
                 coordinator.error_code,
                 coordinator.error_message.clone(),
                 coordinator.node_id.0,
             )
         } else {
-            (response.error_code, response.error_message, response.node_id.0)
+            (
+                response.error_code,
+                response.error_message,
+                response.node_id.0,
+            )
         };
-        match broker_error(code, message.as_ref(), format!("find coordinator of group '{group}'")) {
+        match broker_error(
+            code,
+            message.as_ref(),
+            format!("find coordinator of group '{group}'"),
+        ) {
             None => {
                 if !client.metadata().brokers.contains_key(&node_id) {
-                    client.refresh_metadata(&[]).await?;
+                    client.refresh_metadata(Some(&[]), false).await?;
                 }
                 return client.broker_connection(node_id).await;
             }
@@ -206,14 +217,22 @@ pub async fn describe_group(client: &Client, group: &str) -> Result<GroupDescrip
     let v = version(&connection, ApiKey::DescribeGroups)?;
     let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
     let response = connection.send_version(&request, v).await?;
-    let described = response.groups.into_iter().next().ok_or_else(|| ClientError::Decode {
-        api: "DescribeGroupsResponse",
-        version: v,
-        address: connection.address().to_string(),
-        reason: "no group in the answer".into(),
-    })?;
+    let described = response
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Decode {
+            api: "DescribeGroupsResponse",
+            version: v,
+            address: connection.address().to_string(),
+            reason: "no group in the answer".into(),
+        })?;
     let not_classic = described.error_code == 69 || described.group_state.as_str() == "Dead";
-    if not_classic && connection.broker_range(ApiKey::ConsumerGroupDescribe).is_some() {
+    if not_classic
+        && connection
+            .broker_range(ApiKey::ConsumerGroupDescribe)
+            .is_some()
+    {
         if let Ok(description) = describe_consumer_group(client, &connection, group).await {
             return Ok(description);
         }
@@ -259,12 +278,16 @@ async fn describe_consumer_group(
     let request =
         ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))]);
     let response = connection.send_version(&request, v).await?;
-    let described = response.groups.into_iter().next().ok_or_else(|| ClientError::Decode {
-        api: "ConsumerGroupDescribeResponse",
-        version: v,
-        address: connection.address().to_string(),
-        reason: "no group in the answer".into(),
-    })?;
+    let described = response
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Decode {
+            api: "ConsumerGroupDescribeResponse",
+            version: v,
+            address: connection.address().to_string(),
+            reason: "no group in the answer".into(),
+        })?;
     if let Some(error) = broker_error(
         described.error_code,
         described.error_message.as_ref(),
@@ -304,16 +327,17 @@ pub async fn committed_offsets(client: &Client, group: &str) -> Result<Vec<Commi
     let v = version(&connection, ApiKey::OffsetFetch)?;
     let mut offsets = Vec::new();
     if v >= 8 {
-        let request = OffsetFetchRequest::default().with_groups(vec![
-            OffsetFetchRequestGroup::default()
+        let request =
+            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
                 .with_group_id(GroupId(str_bytes(group)))
-                .with_topics(None),
-        ]);
+                .with_topics(None)]);
         let response = connection.send_version(&request, v).await?;
         for g in response.groups {
-            if let Some(error) =
-                broker_error(g.error_code, None, format!("fetch offsets of group '{group}'"))
-            {
+            if let Some(error) = broker_error(
+                g.error_code,
+                None,
+                format!("fetch offsets of group '{group}'"),
+            ) {
                 return Err(error);
             }
             for t in g.topics {
@@ -406,7 +430,10 @@ pub async fn commit_offsets(
     Ok(offsets
         .iter()
         .map(|(topic, partition, _)| {
-            let code = codes.get(&(topic.clone(), *partition)).copied().unwrap_or(0);
+            let code = codes
+                .get(&(topic.clone(), *partition))
+                .copied()
+                .unwrap_or(0);
             let result = match broker_error(
                 code,
                 None,
@@ -421,7 +448,10 @@ pub async fn commit_offsets(
 }
 
 /// Deletes groups (each must be empty); one result per group, in the order given.
-pub async fn delete_groups(client: &Client, groups: &[String]) -> Result<Vec<(String, Result<()>)>> {
+pub async fn delete_groups(
+    client: &Client,
+    groups: &[String],
+) -> Result<Vec<(String, Result<()>)>> {
     let mut results = Vec::with_capacity(groups.len());
     for group in groups {
         let connection = match coordinator(client, group).await {
