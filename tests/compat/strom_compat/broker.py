@@ -6,6 +6,7 @@ runs without it fails with a message that says what to run.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -49,6 +50,17 @@ def port_accepts(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+_running: dict[int, subprocess.Popen] = {}
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """If pytest dies before a fixture's teardown, still leave no broker behind (by PID)."""
+    for pid, process in list(_running.items()):
+        if process.poll() is None:
+            os.kill(pid, signal.SIGKILL)
 
 
 class Broker:
@@ -100,6 +112,7 @@ class Broker:
             cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
         log_file.close()  # the child holds its own descriptor
+        _running[self.process.pid] = self.process
         deadline = time.monotonic() + BROKER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
