@@ -294,7 +294,8 @@ impl Consumer {
                 })
                 .collect();
             let config = self.config.clone();
-            fetches.push(async move {
+            let topic_names: Vec<String> = topics.iter().map(|(name, _, _)| name.clone()).collect();
+            let fetch = async move {
                 let connection = client.broker_connection(leader).await?;
                 let mut version = connection.version_for_key(ApiKey::Fetch)?;
                 if version >= 13 && topics.iter().any(|(_, id, _)| id.is_nil()) {
@@ -327,10 +328,12 @@ impl Consumer {
                 let names: HashMap<Uuid, String> =
                     topics.into_iter().map(|(name, id, _)| (id, name)).collect();
                 Ok::<_, ClientError>((response, names))
-            });
+            };
+            fetches.push(async move { fetch.await.map_err(|error| (error, topic_names)) });
         }
         let mut records = Vec::new();
         let mut first_error = None;
+        let mut retriable_failure = false;
         for result in futures::future::join_all(fetches).await {
             match result {
                 Ok((response, names)) => {
@@ -338,13 +341,22 @@ impl Consumer {
                         first_error.get_or_insert(error);
                     }
                 }
-                Err(error) if error.is_retriable() => {
+                Err((error, topics)) if error.is_retriable() => {
                     tracing::debug!(%error, "fetch failed; will retry on next poll");
+                    // The leader may have moved or died: look it up again next time.
+                    for topic in &topics {
+                        self.client.invalidate_topic(topic);
+                    }
+                    retriable_failure = true;
                 }
-                Err(error) => {
+                Err((error, _)) => {
                     first_error.get_or_insert(error);
                 }
             }
+        }
+        if retriable_failure && records.is_empty() && first_error.is_none() {
+            // Don't spin on a broker that is down.
+            tokio::time::sleep(self.client.config().retry_backoff).await;
         }
         match first_error {
             Some(error) if records.is_empty() => Err(error),
