@@ -324,7 +324,9 @@ impl Consumer {
                             })
                             .collect(),
                     );
-                let response = connection.send_version(&request, version).await?;
+                let response = connection
+                    .send_version_held(&request, version, max_wait)
+                    .await?;
                 let names: HashMap<Uuid, String> =
                     topics.into_iter().map(|(name, id, _)| (id, name)).collect();
                 Ok::<_, ClientError>((response, names))

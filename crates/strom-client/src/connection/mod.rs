@@ -293,8 +293,26 @@ impl Connection {
         decode_response::<R>(frame, version, self.address())
     }
 
+    /// Sends a request the broker may legitimately hold for `held_for` (a long-polling
+    /// Fetch): the timeout is the request timeout plus that.
+    pub async fn send_version_held<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        held_for: Duration,
+    ) -> Result<R::Response> {
+        let timeout = self.shared.config.request_timeout + held_for;
+        let frame = self
+            .enqueue(request, version, true, timeout)
+            .await?
+            .expect("a response was expected")
+            .wait_frame()
+            .await?;
+        decode_response::<R>(frame, version, self.address())
+    }
+
     /// Sends a request the broker will not answer (Produce with acks=0). Returns once
-    /// the frame is queued for the socket.
+    /// the frame is flushed to the socket.
     pub async fn send_no_response<R: Request>(&self, request: &R) -> Result<()> {
         let version = self.version_for_key(api_key_of::<R>())?;
         self.round_trip::<R>(request, version, false).await?;
@@ -307,7 +325,11 @@ impl Connection {
         version: i16,
         expect_response: bool,
     ) -> Result<Option<Bytes>> {
-        match self.enqueue(request, version, expect_response).await? {
+        let timeout = self.shared.config.request_timeout;
+        match self
+            .enqueue(request, version, expect_response, timeout)
+            .await?
+        {
             Some(pending) => pending.wait_frame().await.map(Some),
             None => Ok(None),
         }
@@ -323,7 +345,7 @@ impl Connection {
         version: i16,
     ) -> Result<PendingResponse<R>> {
         let pending = self
-            .enqueue(request, version, true)
+            .enqueue(request, version, true, self.shared.config.request_timeout)
             .await?
             .expect("a response was expected");
         Ok(PendingResponse {
@@ -344,6 +366,7 @@ impl Connection {
         request: &R,
         version: i16,
         expect_response: bool,
+        timeout: Duration,
     ) -> Result<Option<PendingFrame>> {
         let shared = &self.shared;
         let closed = || ClientError::ConnectionClosed {
@@ -352,7 +375,6 @@ impl Connection {
         if self.is_closed() {
             return Err(closed());
         }
-        let timeout = shared.config.request_timeout;
         let api = api_name::<R>();
         let permit = tokio::time::timeout(timeout, shared.in_flight.clone().acquire_owned())
             .await
