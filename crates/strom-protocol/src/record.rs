@@ -141,7 +141,9 @@ fn encode_record(buf: &mut BytesMut, record: &RecordToEncode, offset_delta: i32,
     buf.put_slice(&body);
 }
 
-fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, RecordError> {
+/// Compresses a records section with `codec` (the log cleaner re-compresses the records
+/// it keeps with the batch's own codec).
+pub fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, RecordError> {
     let io = |source| RecordError::Compress {
         codec: codec.name(),
         source,

@@ -219,6 +219,9 @@ impl PartitionLog {
                     reason: InvalidRecordReason::ControlBatch,
                 });
             }
+            if self.config.cleanup_compact {
+                check_keys(&view, batch_index)?;
+            }
             let first_offset = log_end + offset_count;
             let last_offset = first_offset + view.last_offset_delta() as i64;
             if view.producer_id() >= 0 {
@@ -302,8 +305,16 @@ impl PartitionLog {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => validated.max_timestamp_ms,
         };
-        let too_old =
-            active.age_for_roll_ms(incoming_timestamp_ms, now_ms) > self.config.segment_ms;
+        // KIP-354: a compacted log also rolls after `max.compaction.lag.ms`, so no record
+        // waits in the active segment (which is never cleaned) longer than that.
+        let segment_ms = if self.config.cleanup_compact {
+            self.config
+                .segment_ms
+                .min(self.config.max_compaction_lag_ms)
+        } else {
+            self.config.segment_ms
+        };
+        let too_old = active.age_for_roll_ms(incoming_timestamp_ms, now_ms) > segment_ms;
         let last_incoming = log_end + validated.offset_count - 1;
         let offsets_overflow = last_incoming - active.base_offset() > i32::MAX as i64;
         if too_big || too_old || active.index_is_full() || offsets_overflow {
@@ -311,4 +322,26 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// A compacted log refuses records without a key. This is the one place the produce path
+/// decodes records (decompressing the batch if needed, one allocation per record), and it
+/// runs only for compacted topics: their cost per produced byte is a decode, which the
+/// usual changelog workloads (small records, modest rates) absorb.
+fn check_keys(
+    view: &strom_protocol::batch::BatchView<'_>,
+    batch_index: usize,
+) -> Result<(), AppendError> {
+    let records =
+        strom_protocol::record::decode_batch(view).map_err(|_| AppendError::InvalidRecord {
+            batch_index,
+            reason: InvalidRecordReason::Undecodable("malformed records"),
+        })?;
+    if records.iter().any(|record| record.key.is_none()) {
+        return Err(AppendError::InvalidRecord {
+            batch_index,
+            reason: InvalidRecordReason::MissingKey,
+        });
+    }
+    Ok(())
 }

@@ -39,6 +39,24 @@ pub struct LogConfig {
     /// retention deletes the producer's batches: unknown producers must start at sequence
     /// 0, so dropping an active producer's state would fail its next batch.
     pub producer_id_expiration_ms: i64,
+    /// `cleanup.policy` contains `delete`: `retention.ms`/`retention.bytes` delete old
+    /// segments. Without it (`compact` alone) retention never deletes.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key
+    /// ([`crate::PartitionLog::plan_clean`]) and appends refuse records without a key.
+    pub cleanup_compact: bool,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes / (clean + dirty) reach this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long (by the
+    /// largest timestamp of its segment).
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a segment dirty for longer is cleaned whatever the ratio,
+    /// and the active segment of a compacted log rolls after this long.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone (null value) survives after the
+    /// cleaner first saw it (KIP-534 delete horizon), so consumers reading from the start
+    /// see the delete.
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -55,6 +73,12 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -74,7 +98,15 @@ impl LogConfig {
     /// Checks every value against Kafka's accepted range for its key; call once when a
     /// config is loaded or altered, before [`crate::PartitionLog::set_config`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, i64, i64, i64); 10] = [
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(ConfigError {
+                key: "min.cleanable.dirty.ratio",
+                value: (self.min_cleanable_dirty_ratio * 100.0) as i64,
+                min: 0,
+                max: 1,
+            });
+        }
+        let checks: [(&'static str, i64, i64, i64); 13] = [
             (
                 "segment.bytes",
                 self.segment_bytes.min(i64::MAX as u64) as i64,
@@ -110,6 +142,19 @@ impl LogConfig {
                 1,
                 i64::MAX,
             ),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms,
+                0,
+                i64::MAX,
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms,
+                1,
+                i64::MAX,
+            ),
+            ("delete.retention.ms", self.delete_retention_ms, 0, i64::MAX),
         ];
         for (key, value, min, max) in checks {
             if value < min || value > max {

@@ -121,6 +121,12 @@ pub enum InvalidRecordReason {
     /// The batch would take offsets beyond the largest the log assigns.
     #[error("the batch would exhaust the offset space")]
     OffsetsExhausted,
+    /// A record without a key sent to a compacted log (Kafka 3+ refuses it the same way).
+    #[error("Compacted topic cannot accept message without key")]
+    MissingKey,
+    /// The records of a batch to a compacted log could not be decoded to check keys.
+    #[error("the records of the batch cannot be decoded: {0}")]
+    Undecodable(&'static str),
 }
 
 /// Why a read was refused.

@@ -22,6 +22,8 @@
 //! | `leader-epoch-checkpoint` | Kafka's text format: `0`, count, then `epoch start_offset` lines |
 //! | `log-start-offset-checkpoint` | log start offset: i64 + CRC-32C |
 //! | `recovery-point-offset-checkpoint` | offset below which everything is fsynced: i64 + CRC-32C |
+//! | `cleaner-offset-checkpoint` | compacted logs: first offset not yet cleaned (i64 + CRC-32C) |
+//! | `<base>.{log,index,timeindex}.cleaned` / `.swap` | a clean in progress; deleted on open |
 //! | `.strom-clean-shutdown` | present only between [`PartitionLog::close`] and the next open |
 //!
 //! `<base>` and `<offset>` are 20-digit zero-padded offsets. Checkpoints and snapshots are
@@ -67,14 +69,24 @@
 //! the few constants at the top of the modules (read window, recovery chunk, snapshots
 //! kept, producer batches remembered, leader epochs kept).
 //!
+//! - **Compaction** (`cleanup.policy=compact`) runs in the `cleaner` module's three steps
+//!   (plan under the lock, build from an immutable snapshot of sealed segments without
+//!   it, swap in under the lock with a crash-safe rename order); see its docs. Compacted
+//!   logs refuse records without a key at append, which costs a record decode per batch
+//!   for those topics only.
+//! - **DeleteRecords** ([`PartitionLog::delete_records_before`]) checkpoints the new log
+//!   start before unlinking anything.
+//!
 //! # Not yet
 //!
-//! Log compaction (the cleaner; `.cleaned`/`.swap` files are only removed on open),
-//! transactions (last stable offset, aborted-transaction index; transactional batches are
-//! stored like any other), `message.timestamp.difference.max.ms`, `DeleteRecords`, and a
-//! lock against two processes opening one directory (the broker owns the data-dir lock).
+//! Transactions (last stable offset, aborted-transaction index; transactional batches are
+//! stored like any other, and the cleaner keeps control batches as they are), merging
+//! small cleaned segments (Kafka's cleaner groups neighbours; Strom rewrites one for one),
+//! `message.timestamp.difference.max.ms`, and a lock against two processes opening one
+//! directory (the broker owns the data-dir lock).
 
 mod append;
+mod cleaner;
 mod config;
 mod error;
 mod files;
@@ -84,6 +96,7 @@ mod leader_epoch;
 mod log;
 mod producer_state;
 mod read;
+mod records_delete;
 mod replica;
 mod retention;
 mod segment;
@@ -95,6 +108,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+pub use cleaner::{
+    CleanOutcome, CleanPlan, CleanStats, CleanedLog, Throttle, CLEANER_MAP_BYTES_DEFAULT,
+};
 pub use config::{ConfigError, LogConfig, TimestampType};
 pub use error::{AppendError, InvalidRecordReason, ReadError, StorageError};
 pub use log::PartitionLog;
@@ -170,4 +186,17 @@ pub struct RetentionOutcome {
     pub bytes_deleted: u64,
     /// The log start offset afterwards.
     pub log_start_offset: i64,
+}
+
+/// One idempotent producer as the partition knows it (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence of the producer's last record, -1 when none is remembered.
+    pub last_sequence: i32,
+    /// `maxTimestamp` of its last batch, -1 when unknown.
+    pub last_timestamp_ms: i64,
+    /// Offset of its last record, -1 when unknown.
+    pub last_offset: i64,
 }

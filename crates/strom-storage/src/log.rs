@@ -31,6 +31,8 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: i64,
     /// Set after a write failed half-way; every later write is refused.
     pub(crate) fenced: bool,
+    /// Earliest delete horizon of tombstones the last clean kept (memory only).
+    pub(crate) tombstone_horizon_ms: Option<i64>,
 }
 
 impl PartitionLog {
@@ -130,6 +132,7 @@ impl PartitionLog {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             fenced: false,
+            tombstone_horizon_ms: None,
         };
         log.settle_log_start(log_start_checkpoint)?;
         let log_end = log.log_end_offset();

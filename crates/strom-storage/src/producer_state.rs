@@ -187,6 +187,33 @@ impl ProducerStateTable {
         self.producers.insert(producer_id, entry);
     }
 
+    /// (producer id, last offset of its newest batch): the batches the cleaner keeps.
+    pub fn last_batch_offsets(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.producers
+            .iter()
+            .filter_map(|(id, entry)| entry.batches.back().map(|b| (*id, b.last_offset)))
+    }
+
+    /// Every producer with its epoch and newest batch, for DescribeProducers.
+    pub fn describe(&self) -> Vec<crate::ProducerInfo> {
+        let mut out: Vec<crate::ProducerInfo> = self
+            .producers
+            .iter()
+            .map(|(id, entry)| {
+                let last = entry.batches.back();
+                crate::ProducerInfo {
+                    producer_id: *id,
+                    producer_epoch: entry.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_sequence),
+                    last_timestamp_ms: last.map_or(-1, |b| b.timestamp_ms),
+                    last_offset: last.map_or(-1, |b| b.last_offset),
+                }
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.producers.len()

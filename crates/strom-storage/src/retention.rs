@@ -76,6 +76,10 @@ impl PartitionLog {
         let eligible =
             |segment: &Segment| !segment.is_empty() && segment.next_offset() <= high_watermark;
         let mut doomed = 0usize;
+        if !self.config.cleanup_delete {
+            // `cleanup.policy=compact` alone: only the cleaner removes data.
+            return 0;
+        }
         if self.config.retention_ms >= 0 {
             let cutoff_ms = now_ms.saturating_sub(self.config.retention_ms);
             for segment in self.segments.values() {

@@ -59,22 +59,30 @@ impl Segment {
         index_bytes: u32,
         now_ms: i64,
     ) -> Result<Segment, StorageError> {
+        Self::create_named(dir, base_offset, index_bytes, now_ms, "")
+    }
+
+    /// A segment whose three files carry `extra_suffix` after their usual names (the
+    /// cleaner writes `<base>.log.cleaned`, `<base>.index.cleaned`, ...).
+    pub fn create_named(
+        dir: &Path,
+        base_offset: i64,
+        index_bytes: u32,
+        now_ms: i64,
+        extra_suffix: &str,
+    ) -> Result<Segment, StorageError> {
         assert!(base_offset >= 0, "segment base offset {base_offset} < 0");
-        let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
+        let named =
+            |suffix: &str| offset_file(dir, base_offset, &format!("{suffix}{extra_suffix}"));
+        let log_path = named(LOG_SUFFIX);
         let log_file = open_read_write(&log_path, true)?;
         log_file.set_len(0).map_err(StorageError::io(&log_path))?;
         Ok(Segment {
             base_offset,
             log_file: Arc::new(log_file),
             size_bytes: 0,
-            offset_index: OffsetIndex::create(
-                offset_file(dir, base_offset, INDEX_SUFFIX),
-                index_bytes,
-            )?,
-            time_index: TimeIndex::create(
-                offset_file(dir, base_offset, files::TIME_INDEX_SUFFIX),
-                index_bytes,
-            )?,
+            offset_index: OffsetIndex::create(named(INDEX_SUFFIX), index_bytes)?,
+            time_index: TimeIndex::create(named(files::TIME_INDEX_SUFFIX), index_bytes)?,
             log_path,
             next_offset: base_offset,
             max_timestamp_ms: -1,
@@ -618,6 +626,14 @@ impl Segment {
     }
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+    /// The open log file (the cleaner reads a snapshot of sealed segments through it).
+    pub fn log_file(&self) -> &Arc<File> {
+        &self.log_file
+    }
+    /// `maxTimestamp` of the first batch, -1 when unknown (what compaction lag measures).
+    pub fn first_batch_timestamp_ms(&self) -> i64 {
+        self.first_batch_timestamp_ms.unwrap_or(-1)
     }
     pub fn index_is_full(&self) -> bool {
         self.offset_index.is_full() || self.time_index.is_full()

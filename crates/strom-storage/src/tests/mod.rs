@@ -3,6 +3,7 @@
 mod support;
 
 mod append_read;
+mod compaction;
 mod crash;
 mod producers;
 mod recovery;
