@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
@@ -109,6 +109,28 @@ pub struct ClusterMetadata {
     pub controller_id: i32,
     pub brokers: BTreeMap<i32, BrokerMetadata>,
     pub topics: BTreeMap<String, TopicMetadata>,
+    /// When each cached topic was last answered by the cluster.
+    pub topic_fetched_at: BTreeMap<String, Instant>,
+}
+
+/// Cached topic metadata older than this is fetched again before use (Kafka's
+/// `metadata.max.age.ms` default), so new partitions and moved leaders are noticed even
+/// without an error.
+pub const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
+
+impl ClusterMetadata {
+    /// A cached topic that is healthy (no error, every partition led) and fresh enough.
+    pub fn usable_topic(&self, topic: &str, now: Instant) -> Option<&TopicMetadata> {
+        let found = self.topics.get(topic)?;
+        let fresh = self
+            .topic_fetched_at
+            .get(topic)
+            .is_some_and(|at| now.saturating_duration_since(*at) < METADATA_MAX_AGE);
+        let healthy = found.error_code == 0
+            && !found.partitions.is_empty()
+            && found.partitions.iter().all(|p| p.leader >= 0);
+        (fresh && healthy).then_some(found)
+    }
 }
 
 impl ClusterMetadata {
@@ -162,6 +184,7 @@ impl ClusterMetadata {
                 controller_id: response.controller_id.0,
                 brokers,
                 topics: BTreeMap::new(),
+                topic_fetched_at: BTreeMap::new(),
             },
             topics,
         )
@@ -337,14 +360,15 @@ impl Client {
         let response = connection.send_version(&request, version).await?;
         let (mut fresh, topics_answered) = ClusterMetadata::from_response(response);
         let mut metadata = self.inner.metadata.write().expect("metadata lock");
-        fresh.topics = if topics.is_none() {
-            BTreeMap::new()
-        } else {
-            metadata.topics.clone()
-        };
+        if topics.is_some() {
+            fresh.topics = metadata.topics.clone();
+            fresh.topic_fetched_at = metadata.topic_fetched_at.clone();
+        }
+        let now = Instant::now();
         // A topic answered with an error (e.g. UNKNOWN_TOPIC_OR_PARTITION) is cached with
         // it, so callers see why; `cached_topic` asks again for such entries.
         for topic in topics_answered {
+            fresh.topic_fetched_at.insert(topic.name.clone(), now);
             fresh.topics.insert(topic.name.clone(), topic);
         }
         let fresh = Arc::new(fresh);
@@ -426,10 +450,8 @@ impl Client {
         topic: &str,
         allow_auto_topic_creation: bool,
     ) -> Result<TopicMetadata> {
-        if let Some(found) = self.metadata().topics.get(topic) {
-            if found.error_code == 0 && found.partitions.iter().all(|p| p.leader >= 0) {
-                return Ok(found.clone());
-            }
+        if let Some(found) = self.metadata().usable_topic(topic, Instant::now()) {
+            return Ok(found.clone());
         }
         self.topic_metadata(topic, allow_auto_topic_creation).await
     }
@@ -438,11 +460,9 @@ impl Client {
     /// producer's per-record path).
     pub fn cached_partition_count(&self, topic: &str) -> Option<i32> {
         let metadata = self.inner.metadata.read().expect("metadata lock");
-        let found = metadata.topics.get(topic)?;
-        let healthy = found.error_code == 0
-            && !found.partitions.is_empty()
-            && found.partitions.iter().all(|p| p.leader >= 0);
-        healthy.then_some(found.partitions.len() as i32)
+        metadata
+            .usable_topic(topic, Instant::now())
+            .map(|found| found.partitions.len() as i32)
     }
 
     /// The leader of a partition from the cache (refreshing once if unknown).
@@ -470,6 +490,7 @@ impl Client {
         if metadata.topics.contains_key(topic) {
             let mut fresh = (**metadata).clone();
             fresh.topics.remove(topic);
+            fresh.topic_fetched_at.remove(topic);
             *metadata = Arc::new(fresh);
         }
     }
@@ -478,6 +499,50 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn topic(leaders: &[i32]) -> TopicMetadata {
+        TopicMetadata {
+            name: "t".into(),
+            topic_id: Uuid::nil(),
+            is_internal: false,
+            error_code: 0,
+            partitions: leaders
+                .iter()
+                .enumerate()
+                .map(|(index, leader)| PartitionMetadata {
+                    partition: index as i32,
+                    leader: *leader,
+                    leader_epoch: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    offline_replicas: vec![],
+                    error_code: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn given_cached_topic_when_stale_or_leaderless_should_not_be_usable() {
+        let now = Instant::now();
+        let mut metadata = ClusterMetadata::default();
+        metadata.topics.insert("t".into(), topic(&[1, 1]));
+        assert!(metadata.usable_topic("t", now).is_none(), "never fetched");
+        metadata.topic_fetched_at.insert("t".into(), now);
+        assert_eq!(
+            metadata.usable_topic("t", now).map(|t| t.partitions.len()),
+            Some(2)
+        );
+        assert!(
+            metadata.usable_topic("t", now + METADATA_MAX_AGE).is_none(),
+            "too old"
+        );
+        metadata.topics.insert("t".into(), topic(&[1, -1]));
+        assert!(
+            metadata.usable_topic("t", now).is_none(),
+            "a partition has no leader"
+        );
+    }
 
     #[test]
     fn given_retry_attempts_when_backing_off_should_double_up_to_max() {
