@@ -3,8 +3,10 @@
 //!
 //! Appends go through `PartitionLog::append_as_leader` like a producer's, so they share the
 //! log's validation, flush policy and crash recovery. The topic is created with
-//! `cleanup.policy=compact`, so when compaction exists it keeps only the latest commit per
-//! key; until then replay simply applies every record in order (last one wins).
+//! `cleanup.policy=compact` and `retention.ms=-1`: no commit is ever deleted by age (expiry
+//! is the coordinator's job, with tombstones), and compaction, where the storage runs it,
+//! keeps only the latest record per key. Replay applies every record in order, so it is
+//! correct with or without compaction (last one wins).
 
 use std::sync::Arc;
 
@@ -60,6 +62,9 @@ pub async fn load(
             assignments: Vec::new(),
             configs: vec![
                 ("cleanup.policy".into(), Some("compact".into())),
+                // Never delete commits by age: expiry is the coordinator's job
+                // (offsets.retention.minutes), and compaction keeps the latest per key.
+                ("retention.ms".into(), Some("-1".into())),
                 ("segment.bytes".into(), Some(OFFSETS_SEGMENT_BYTES.into())),
             ],
         };

@@ -45,8 +45,12 @@ impl Member {
         let leave = Arc::new(AtomicBool::new(false));
         let held: Held = Arc::new(Mutex::new((-1, Vec::new())));
         let thread = {
-            let (crash, leave, held, group) =
-                (crash.clone(), leave.clone(), held.clone(), group.to_string());
+            let (crash, leave, held, group) = (
+                crash.clone(),
+                leave.clone(),
+                held.clone(),
+                group.to_string(),
+            );
             std::thread::spawn(move || run(conn, &group, partitions, &crash, &leave, &held))
         };
         Member {
@@ -103,9 +107,6 @@ fn run(
     leave: &AtomicBool,
     held: &Held,
 ) {
-    conn.stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
     let mut member_id = String::new();
     'membership: loop {
         if crash.load(Ordering::SeqCst) {
@@ -114,8 +115,9 @@ fn run(
         if leave.load(Ordering::SeqCst) {
             let request = LeaveGroupRequest::default()
                 .with_group_id(GroupId(s(group)))
-                .with_members(vec![leave_group_request::MemberIdentity::default()
-                    .with_member_id(s(&member_id))]);
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(s(&member_id))
+                ]);
             let _: LeaveGroupResponse = conn.call(ApiKey::LeaveGroup, 3, &request);
             return;
         }
@@ -147,7 +149,11 @@ fn run(
         member_id = joined.member_id.to_string();
         let generation = joined.generation_id;
         let assignments = if joined.leader == joined.member_id {
-            let mut ids: Vec<String> = joined.members.iter().map(|m| m.member_id.to_string()).collect();
+            let mut ids: Vec<String> = joined
+                .members
+                .iter()
+                .map(|m| m.member_id.to_string())
+                .collect();
             ids.sort();
             ids.iter()
                 .enumerate()
@@ -203,7 +209,11 @@ fn run(
 
 /// Waits until every member holds the same generation and together they hold each of
 /// `partitions` exactly once; returns that generation and the holdings.
-pub fn wait_settled(members: &[&Member], partitions: i32, timeout: Duration) -> (i32, Vec<Vec<i32>>) {
+pub fn wait_settled(
+    members: &[&Member],
+    partitions: i32,
+    timeout: Duration,
+) -> (i32, Vec<Vec<i32>>) {
     let deadline = Instant::now() + timeout;
     loop {
         let held: Vec<(i32, Vec<i32>)> = members.iter().map(|m| m.held()).collect();
@@ -216,10 +226,7 @@ pub fn wait_settled(members: &[&Member], partitions: i32, timeout: Duration) -> 
         {
             return (generation, held.into_iter().map(|(_, p)| p).collect());
         }
-        assert!(
-            Instant::now() < deadline,
-            "group never settled: {held:?}"
-        );
+        assert!(Instant::now() < deadline, "group never settled: {held:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
