@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use strom_storage::{LogConfig, TimestampType};
 use thiserror::Error;
 
+use crate::listeners::{parse_listeners, ListenerConfig};
+use crate::tls::{ClientAuth, TlsSettings};
+
 /// Where a config value came from (Kafka's DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -76,8 +79,16 @@ const LONG_MAX: &str = "9223372036854775807";
 /// Every broker config key Strom reads. The README's configuration table mirrors this.
 pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("node.id", "1", ConfigType::Int, "Id of this node in the cluster."),
-    key("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigType::List, "Address the Kafka listener binds, as PLAINTEXT://host:port. Port 0 picks a free port."),
-    key("advertised.listeners", "", ConfigType::List, "Address clients are told to connect to; empty means the bound listener address."),
+    key("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigType::List, "Kafka listeners as NAME://host:port, comma-separated (e.g. PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093). Port 0 picks a free port."),
+    key("advertised.listeners", "", ConfigType::List, "Per listener name, the address clients are told to connect to (NAME://host:port); a listener not named here advertises its bound address."),
+    key("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", ConfigType::List, "Security protocol of each listener name (NAME:PROTOCOL pairs)."),
+    key("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", ConfigType::List, "SASL mechanisms offered on SASL_PLAINTEXT and SASL_SSL listeners. Credentials are SCRAM credentials (AlterUserScramCredentials, `strom user`); PLAIN checks passwords against them."),
+    key("ssl.keystore.type", "PEM", ConfigType::String, "Format of the keystore; only PEM is supported."),
+    key("ssl.keystore.location", "", ConfigType::String, "PEM file with the broker's private key and certificate chain (SSL and SASL_SSL listeners)."),
+    key("ssl.truststore.location", "", ConfigType::String, "PEM file with the CA certificates that client certificates must chain to (for ssl.client.auth)."),
+    key("ssl.client.auth", "none", ConfigType::String, "none, requested or required: whether clients present certificates (mutual TLS)."),
+    key("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", ConfigType::List, "TLS versions accepted."),
+    key("ssl.reload.check.interval.ms", "10000", ConfigType::Long, "How often the keystore and truststore files are checked for changes; changed certificates serve new connections without a restart (Strom-specific)."),
     key("log.dirs", "./strom-data", ConfigType::String, "Directory holding partition logs and the metadata log."),
     key("num.partitions", "1", ConfigType::Int, "Partitions of an auto-created topic, and of a created topic that asks for the default (-1)."),
     key("default.replication.factor", "1", ConfigType::Short, "Replication factor of auto-created topics."),
@@ -96,6 +107,16 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("log.message.timestamp.type", "CreateTime", ConfigType::String, "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's (topic: message.timestamp.type)."),
     key("min.insync.replicas", "1", ConfigType::Int, "Replicas that must have a write before acks=all is answered (topic: min.insync.replicas)."),
     key("producer.id.expiration.ms", "86400000", ConfigType::Int, "Forget an idempotent producer's state this long after its last write."),
+    // Log compaction (the cleaner) and the broker defaults of the compaction topic configs.
+    key("log.cleanup.policy", "delete", ConfigType::List, "delete, compact or compact,delete: what removes old records (topic: cleanup.policy)."),
+    key("log.cleaner.min.cleanable.ratio", "0.5", ConfigType::Double, "Clean a compacted log once dirty bytes / cleanable bytes reach this (topic: min.cleanable.dirty.ratio)."),
+    key("log.cleaner.min.compaction.lag.ms", "0", ConfigType::Long, "A record stays uncompacted at least this long (topic: min.compaction.lag.ms)."),
+    key("log.cleaner.max.compaction.lag.ms", LONG_MAX, ConfigType::Long, "A dirty record is compacted within about this long whatever the ratio (topic: max.compaction.lag.ms)."),
+    key("log.cleaner.delete.retention.ms", "86400000", ConfigType::Long, "Tombstones survive this long after the cleaner first sees them (topic: delete.retention.ms)."),
+    key("log.cleaner.enable", "true", ConfigType::Boolean, "Run the log cleaner for compacted topics."),
+    key("log.cleaner.backoff.ms", "15000", ConfigType::Long, "How long the cleaner sleeps when no log needs cleaning."),
+    key("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", ConfigType::Double, "Cap on the cleaner's read plus write rate."),
+    key("log.cleaner.dedupe.buffer.size", "134217728", ConfigType::Long, "Memory for the cleaner's key map; a dirty section with more keys is cleaned in several passes."),
     key("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame; a larger one closes the connection."),
     key("max.connections", "10000", ConfigType::Int, "Most client connections at once; further ones are closed at accept."),
     key("connections.max.idle.ms", "600000", ConfigType::Long, "Close a connection idle for this long."),
@@ -112,6 +133,9 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("group.consumer.heartbeat.interval.ms", "5000", ConfigType::Int, "Heartbeat interval given to members of consumer-protocol (KIP-848) groups."),
     key("group.consumer.session.timeout.ms", "45000", ConfigType::Int, "A consumer-protocol (KIP-848) member that has not heartbeated for this long is removed from its group."),
     key("group.consumer.assignors", "uniform,range", ConfigType::List, "Server-side assignors for consumer-protocol (KIP-848) groups; the first is the default when a member names none."),
+    // Observability (the HTTP endpoint and the slow-request log).
+    key("http.listener", "127.0.0.1:9644", ConfigType::String, "Address of the HTTP endpoint (health, Prometheus metrics, web console) as host:port; port 0 picks a free port; empty turns it off."),
+    key("log.slow.request.ms", "1000", ConfigType::Long, "Log a warning for a request that takes longer than this; 0 turns it off. Fetch, JoinGroup and SyncGroup park by design (long poll, rebalance) and are not logged."),
 ];
 
 #[derive(Debug, Error)]
@@ -293,25 +317,21 @@ fn parse_bool(raw: &RawConfig, key: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Parses `PLAINTEXT://host:port` (only PLAINTEXT for now).
-fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    let bad = |expected: &str| ConfigError::BadValue {
-        key: key.to_string(),
-        value: value.to_string(),
-        expected: expected.to_string(),
-    };
-    let first = value.split(',').next().unwrap_or("").trim();
-    let address = first.strip_prefix("PLAINTEXT://").ok_or_else(|| {
-        bad("PLAINTEXT://host:port (TLS and SASL listeners are not available yet)")
-    })?;
-    let address = if let Some(port) = address.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
-    } else {
-        address.replace("localhost", "127.0.0.1")
-    };
-    address
+/// Parses `http.listener`: `host:port` with a numeric IP (or `localhost`), empty = off.
+fn parse_http_listener(value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .replace("localhost", "127.0.0.1")
         .parse()
-        .map_err(|_| bad("PLAINTEXT://ip:port with a numeric IP, e.g. PLAINTEXT://127.0.0.1:9092"))
+        .map(Some)
+        .map_err(|_| ConfigError::BadValue {
+            key: "http.listener".into(),
+            value: value.to_string(),
+            expected: "ip:port, e.g. 127.0.0.1:9644, or empty to turn the HTTP endpoint off".into(),
+        })
 }
 
 /// The typed, validated broker config.
@@ -319,9 +339,14 @@ fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
 pub struct BrokerConfig {
     raw: RawConfig,
     pub node_id: i32,
-    pub listener: SocketAddr,
-    /// Host and port clients are told to use; `None` = the bound address.
-    pub advertised: Option<(String, u16)>,
+    /// Kafka listeners, in the order given; the first is the one advertised for
+    /// inter-broker traffic.
+    pub listeners: Vec<ListenerConfig>,
+    /// TLS settings, present when a listener uses SSL or SASL_SSL.
+    pub tls: Option<TlsSettings>,
+    pub tls_reload_check_interval_ms: i64,
+    /// `sasl.enabled.mechanisms`, in the order offered.
+    pub sasl_mechanisms: Vec<crate::sasl::Mechanism>,
     pub log_dirs: PathBuf,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -336,6 +361,10 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: i32,
     pub fetch_max_wait_ms_cap: i64,
     pub group: GroupSettings,
+    /// The HTTP endpoint's address; `None` = off (`http.listener` empty).
+    pub http_listener: Option<SocketAddr>,
+    /// Slow-request log threshold; 0 = off.
+    pub log_slow_request_ms: i64,
 }
 
 /// Group coordinator settings (the `group.*` and `offsets.*` keys).
@@ -437,34 +466,91 @@ impl GroupSettings {
     }
 }
 
+fn sasl_mechanisms(raw: &RawConfig) -> Result<Vec<crate::sasl::Mechanism>, ConfigError> {
+    raw.get("sasl.enabled.mechanisms")
+        .0
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|name| {
+            crate::sasl::Mechanism::from_name(name).ok_or_else(|| ConfigError::BadValue {
+                key: "sasl.enabled.mechanisms".into(),
+                value: name.into(),
+                expected: "PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512".into(),
+            })
+        })
+        .collect()
+}
+
+fn tls_settings(raw: &RawConfig) -> Result<TlsSettings, ConfigError> {
+    let keystore = raw.get("ssl.keystore.location").0.trim();
+    if keystore.is_empty() {
+        return Err(ConfigError::BadValue {
+            key: "ssl.keystore.location".into(),
+            value: String::new(),
+            expected: "a PEM file with the key and certificate chain (an SSL or SASL_SSL listener needs one; `strom tls gen-dev-certs` makes one for trying it out)".into(),
+        });
+    }
+    let keystore_type = raw.get("ssl.keystore.type").0;
+    if keystore_type != "PEM" {
+        return Err(ConfigError::BadValue {
+            key: "ssl.keystore.type".into(),
+            value: keystore_type.into(),
+            expected: "PEM (JKS and PKCS12 are not supported; convert with openssl)".into(),
+        });
+    }
+    let client_auth_raw = raw.get("ssl.client.auth").0;
+    let client_auth = ClientAuth::parse(client_auth_raw).ok_or_else(|| ConfigError::BadValue {
+        key: "ssl.client.auth".into(),
+        value: client_auth_raw.into(),
+        expected: "none, requested or required".into(),
+    })?;
+    let truststore = raw.get("ssl.truststore.location").0.trim();
+    if client_auth != ClientAuth::None && truststore.is_empty() {
+        return Err(ConfigError::BadValue {
+            key: "ssl.truststore.location".into(),
+            value: String::new(),
+            expected: format!(
+                "a PEM file of CA certificates (ssl.client.auth={client_auth_raw} needs one)"
+            ),
+        });
+    }
+    let protocols: Vec<String> = raw
+        .get("ssl.enabled.protocols")
+        .0
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if let Some(unknown) = protocols
+        .iter()
+        .find(|p| *p != "TLSv1.2" && *p != "TLSv1.3")
+    {
+        return Err(ConfigError::BadValue {
+            key: "ssl.enabled.protocols".into(),
+            value: unknown.clone(),
+            expected: "TLSv1.2 and/or TLSv1.3".into(),
+        });
+    }
+    Ok(TlsSettings {
+        keystore: PathBuf::from(keystore),
+        truststore: (!truststore.is_empty()).then(|| PathBuf::from(truststore)),
+        client_auth,
+        protocols,
+    })
+}
+
 impl BrokerConfig {
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listener = parse_listener("listeners", raw.get("listeners").0)?;
-        let advertised_raw = raw.get("advertised.listeners").0.trim().to_string();
-        let advertised = if advertised_raw.is_empty() {
-            None
+        let listeners = parse_listeners(
+            raw.get("listeners").0,
+            raw.get("advertised.listeners").0,
+            raw.get("listener.security.protocol.map").0,
+        )?;
+        let tls = if listeners.iter().any(|l| l.security.uses_tls()) {
+            Some(tls_settings(&raw)?)
         } else {
-            let rest = advertised_raw
-                .split(',')
-                .next()
-                .unwrap_or("")
-                .strip_prefix("PLAINTEXT://")
-                .ok_or_else(|| ConfigError::BadValue {
-                    key: "advertised.listeners".into(),
-                    value: advertised_raw.clone(),
-                    expected: "PLAINTEXT://host:port".into(),
-                })?;
-            let (host, port) = rest.rsplit_once(':').ok_or_else(|| ConfigError::BadValue {
-                key: "advertised.listeners".into(),
-                value: advertised_raw.clone(),
-                expected: "PLAINTEXT://host:port".into(),
-            })?;
-            let port: u16 = port.parse().map_err(|_| ConfigError::BadValue {
-                key: "advertised.listeners".into(),
-                value: advertised_raw.clone(),
-                expected: "a port in 1..=65535".into(),
-            })?;
-            Some((host.to_string(), port))
+            None
         };
         let timestamp_type = match raw.get("log.message.timestamp.type").0 {
             "CreateTime" => TimestampType::CreateTime,
@@ -504,11 +590,20 @@ impl BrokerConfig {
                 1,
                 i32::MAX as i64,
             )?,
+            // Topic-level settings without a broker key here (compaction) keep Kafka's defaults.
+            ..LogConfig::default()
         };
         Ok(BrokerConfig {
             node_id: parse_number::<i32>(&raw, "node.id", 0, i32::MAX)?,
-            listener,
-            advertised,
+            listeners,
+            tls,
+            sasl_mechanisms: sasl_mechanisms(&raw)?,
+            tls_reload_check_interval_ms: parse_number::<i64>(
+                &raw,
+                "ssl.reload.check.interval.ms",
+                100,
+                i64::MAX,
+            )?,
             log_dirs: PathBuf::from(raw.get("log.dirs").0.split(',').next().unwrap_or("").trim()),
             num_partitions: parse_number::<i32>(&raw, "num.partitions", 1, 10_000)?,
             default_replication_factor: parse_number::<i16>(
@@ -548,6 +643,8 @@ impl BrokerConfig {
                 3_600_000,
             )?,
             group: GroupSettings::from_raw(&raw)?,
+            http_listener: parse_http_listener(raw.get("http.listener").0)?,
+            log_slow_request_ms: parse_number::<i64>(&raw, "log.slow.request.ms", 0, i64::MAX)?,
             raw,
         })
     }
@@ -573,17 +670,20 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("max.message.bytes", "message.max.bytes"),
     ("message.timestamp.type", "log.message.timestamp.type"),
     ("min.insync.replicas", "min.insync.replicas"),
+    ("cleanup.policy", "log.cleanup.policy"),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+    ),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
 ];
 
 /// Topic configs with a fixed default and no broker synonym here.
 pub const TOPIC_CONFIG_FIXED_DEFAULTS: &[(&str, &str, ConfigType)] = &[
-    ("cleanup.policy", "delete", ConfigType::List),
     ("compression.type", "producer", ConfigType::String),
-    ("delete.retention.ms", "86400000", ConfigType::Long),
     ("file.delete.delay.ms", "60000", ConfigType::Long),
-    ("max.compaction.lag.ms", LONG_MAX, ConfigType::Long),
-    ("min.compaction.lag.ms", "0", ConfigType::Long),
-    ("min.cleanable.dirty.ratio", "0.5", ConfigType::Double),
     (
         "message.timestamp.before.max.ms",
         LONG_MAX,
@@ -671,7 +771,47 @@ pub fn log_config_for_topic(
         Some("CreateTime") => log.message_timestamp_type = TimestampType::CreateTime,
         _ => {}
     }
+    apply_compaction_configs(config, topic_configs, &mut log);
     log
+}
+
+/// The compaction settings of a topic: its own value, else the broker's synonym (checked
+/// with the topic rules; a bad broker value falls back to Kafka's default).
+fn apply_compaction_configs(
+    config: &BrokerConfig,
+    topic_configs: &BTreeMap<String, String>,
+    log: &mut LogConfig,
+) {
+    let value = |topic_key: &str| -> Option<String> {
+        if let Some(value) = topic_configs.get(topic_key) {
+            return Some(value.trim().to_string());
+        }
+        let (_, broker_key) = TOPIC_CONFIG_SYNONYMS
+            .iter()
+            .find(|(k, _)| *k == topic_key)?;
+        let (value, _) = config.describe(broker_key)?;
+        strom_controller::validate_topic_config(topic_key, &value)
+            .ok()
+            .map(|_| value.trim().to_string())
+    };
+    if let Some(policy) = value("cleanup.policy") {
+        let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+        log.cleanup_compact = policies.contains(&"compact");
+        log.cleanup_delete = policies.contains(&"delete");
+    }
+    if let Some(ratio) = value("min.cleanable.dirty.ratio").and_then(|v| v.parse::<f64>().ok()) {
+        log.min_cleanable_dirty_ratio = ratio.clamp(0.0, 1.0);
+    }
+    let long = |key: &str| value(key).and_then(|v| v.parse::<i64>().ok());
+    if let Some(v) = long("min.compaction.lag.ms") {
+        log.min_compaction_lag_ms = v.max(0);
+    }
+    if let Some(v) = long("max.compaction.lag.ms") {
+        log.max_compaction_lag_ms = v.max(1);
+    }
+    if let Some(v) = long("delete.retention.ms") {
+        log.delete_retention_ms = v.max(0);
+    }
 }
 
 #[cfg(test)]
@@ -681,7 +821,8 @@ mod tests {
     #[test]
     fn given_defaults_when_parsed_should_match_embedded_default() {
         let config = BrokerConfig::from_raw(RawConfig::new()).expect("defaults valid");
-        assert_eq!(config.listener, "127.0.0.1:9092".parse().unwrap());
+        assert_eq!(config.listeners[0].bind, "127.0.0.1:9092".parse().unwrap());
+        assert!(config.tls.is_none());
         assert_eq!(config.log_dirs, PathBuf::from("./strom-data"));
         assert!(config.auto_create_topics);
         assert_eq!(config.num_partitions, 1);
@@ -727,11 +868,11 @@ mod tests {
         assert!(error.contains("did you mean `num.partitions`"), "{error}");
 
         let mut raw = RawConfig::new();
-        raw.set("listeners", "SSL://127.0.0.1:9093").unwrap();
+        raw.set("listeners", "SSL://127.0.0.1:9093").unwrap(); // SSL without a keystore
         assert!(BrokerConfig::from_raw(raw)
             .unwrap_err()
             .to_string()
-            .contains("listeners"));
+            .contains("ssl.keystore.location"));
     }
 
     #[test]
@@ -747,6 +888,22 @@ mod tests {
         assert_eq!(log.retention_ms, 5000);
         assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(log.segment_bytes, config.log.segment_bytes);
+    }
+
+    #[test]
+    fn given_http_listener_when_parsed_should_default_on_and_turn_off_when_empty() {
+        let config = BrokerConfig::from_raw(RawConfig::new()).unwrap();
+        assert_eq!(
+            config.http_listener,
+            Some("127.0.0.1:9644".parse().unwrap())
+        );
+        let mut raw = RawConfig::new();
+        raw.set("http.listener", "").unwrap();
+        assert_eq!(BrokerConfig::from_raw(raw).unwrap().http_listener, None);
+        let mut raw = RawConfig::new();
+        raw.set("http.listener", "nowhere").unwrap();
+        let error = BrokerConfig::from_raw(raw).unwrap_err().to_string();
+        assert!(error.contains("http.listener"), "{error}");
     }
 
     #[test]

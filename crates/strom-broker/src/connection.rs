@@ -5,19 +5,25 @@
 //! size is checked before it is buffered. When the peer disconnects, frames it already sent
 //! are still processed (an acks=0 producer's last writes are not dropped); only writing
 //! stops.
+//!
+//! Transport: plaintext connections send fetched records with `sendfile(2)`; TLS
+//! connections read them into memory one file range at a time (bounded by the fetch size)
+//! and write them through rustls.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, Interest};
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
-use tracing::{debug, info_span, warn, Instrument};
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info_span, warn, Instrument, Span};
 
-use crate::handlers::{self, Outcome};
+use crate::handlers::{self, ConnectionContext, Outcome};
 use crate::response::{ResponseFrame, ResponsePart};
 use crate::state::Broker;
 use strom_protocol::frame::check_frame_size;
@@ -26,11 +32,66 @@ use strom_protocol::frame::check_frame_size;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Most a read grows the buffer by at once.
 const READ_CHUNK_BYTES: usize = 1024 * 1024;
+/// A TLS handshake that takes longer than this closes the connection.
+const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
-pub async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr) {
+/// The byte stream under a connection.
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    async fn read_buf(&mut self, buffer: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.read_buf(buffer).await,
+            Transport::Tls(stream) => stream.read_buf(buffer).await,
+        }
+    }
+}
+
+/// Accepts the transport of a new connection: TLS handshake on SSL listeners, with the
+/// client certificate's subject as the principal under mutual TLS.
+async fn open_transport(
+    stream: TcpStream,
+    context: &mut ConnectionContext,
+) -> io::Result<Transport> {
+    let Some(tls) = context.listener.tls.clone() else {
+        return Ok(Transport::Plain(stream));
+    };
+    let handshake = tls.acceptor().accept(stream);
+    let stream = tokio::time::timeout(Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS), handshake)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    if let Some(certificate) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        if let Some(subject) = crate::tls::principal_from_certificate(certificate) {
+            context.principal = format!("User:{subject}");
+        }
+    }
+    Ok(Transport::Tls(Box::new(stream)))
+}
+
+pub async fn serve_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut context: ConnectionContext,
+) {
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
+    let mut stream = match open_transport(stream, &mut context).await {
+        Ok(transport) => transport,
+        Err(error) => {
+            warn!(%peer, listener = %context.listener.name, %error, "TLS handshake failed");
+            return;
+        }
+    };
     let idle_ms = broker.config.connections_max_idle_ms;
     let max_frame = broker.config.socket_request_max_bytes;
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
@@ -67,7 +128,14 @@ pub async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: 
             api_version = prefix.map(|p| p.api_version),
             correlation_id = prefix.map(|p| p.correlation_id),
         );
-        match handlers::dispatch(&broker, frame).instrument(span).await {
+        let started = Instant::now();
+        let outcome = handlers::dispatch(&broker, frame, &mut context)
+            .instrument(span.clone())
+            .await;
+        if let Some(prefix) = prefix {
+            observe_request(&broker, &span, prefix.api_key, started.elapsed());
+        }
+        match outcome {
             Outcome::Respond(response) => {
                 if peer_gone {
                     continue;
@@ -76,6 +144,13 @@ pub async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: 
                     debug!(%peer, %error, "peer stopped reading; finishing buffered requests");
                     peer_gone = true;
                 }
+            }
+            Outcome::RespondThenClose(response, reason) => {
+                if !peer_gone {
+                    let _ = write_frame(&mut stream, &response).await;
+                }
+                warn!(%peer, %reason, "closing connection");
+                return;
             }
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
@@ -86,9 +161,31 @@ pub async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: 
     }
 }
 
+/// Counts the request and its latency, and logs it if slower than `log.slow.request.ms`.
+/// APIs that park by design (Fetch long polls, JoinGroup and SyncGroup waiting for the
+/// rebalance) are counted but never logged as slow.
+fn observe_request(broker: &Broker, span: &Span, api_key: i16, elapsed: Duration) {
+    broker.metrics.observe_request(api_key, elapsed);
+    let threshold_ms = broker.config.log_slow_request_ms;
+    let parks = [ApiKey::Fetch, ApiKey::JoinGroup, ApiKey::SyncGroup]
+        .iter()
+        .any(|key| *key as i16 == api_key);
+    if threshold_ms > 0 && !parks && elapsed.as_millis() > threshold_ms as u128 {
+        broker.metrics.slow_requests.add(1);
+        span.in_scope(|| {
+            warn!(
+                api = %crate::metrics::api_name(api_key),
+                elapsed_ms = elapsed.as_millis() as u64,
+                threshold_ms,
+                "slow request"
+            )
+        });
+    }
+}
+
 /// Reads until `buffer` holds `wanted` bytes. False on EOF, error or idle timeout.
 async fn fill(
-    stream: &mut TcpStream,
+    stream: &mut Transport,
     buffer: &mut BytesMut,
     wanted: usize,
     idle_ms: i64,
@@ -131,9 +228,31 @@ async fn fill(
     true
 }
 
-/// Writes a response: encoded parts with `send(MSG_MORE)` when more follows, file ranges
-/// with `sendfile(2)`, so records go from page cache to socket without a user-space copy.
-pub async fn write_frame(stream: &mut TcpStream, frame: &ResponseFrame) -> io::Result<()> {
+/// Writes a response. Plaintext: encoded parts with `send(MSG_MORE)` when more follows, file
+/// ranges with `sendfile(2)`, so records go from page cache to socket without a user-space
+/// copy. TLS: everything through the encrypting stream.
+pub async fn write_frame(transport: &mut Transport, frame: &ResponseFrame) -> io::Result<()> {
+    match transport {
+        Transport::Plain(stream) => write_plain(stream, frame).await,
+        Transport::Tls(stream) => {
+            for part in &frame.parts {
+                match part {
+                    ResponsePart::Bytes(bytes) => stream.write_all(bytes).await?,
+                    ResponsePart::File(range) => {
+                        let range = range.clone();
+                        let bytes = tokio::task::spawn_blocking(move || range.read_to_bytes())
+                            .await
+                            .map_err(io::Error::other)??;
+                        stream.write_all(&bytes).await?;
+                    }
+                }
+            }
+            stream.flush().await
+        }
+    }
+}
+
+async fn write_plain(stream: &mut TcpStream, frame: &ResponseFrame) -> io::Result<()> {
     let last = frame.parts.len().saturating_sub(1);
     for (index, part) in frame.parts.iter().enumerate() {
         let more = index < last;

@@ -3,7 +3,8 @@
 //! Owns: the listener and connections ([`server`], [`connection`]), request routing with one
 //! file per Kafka API ([`handlers`]), the partitions this broker hosts ([`partition`]), the
 //! broker config ([`config`]), and the fetch response encoding that serves records straight
-//! from segment files ([`fetch_encoding`]), and the group coordinator ([`group`]).
+//! from segment files ([`fetch_encoding`]), and the group coordinator ([`group`]), and the
+//! HTTP endpoint for health, Prometheus metrics and the web console ([`http`], [`metrics`]).
 //!
 //! Must not: implement consensus (that is `strom-controller`), or decode records on the hot
 //! path: produce validates batch headers and appends the bytes; fetch sends file ranges with
@@ -16,17 +17,23 @@
 //! mechanism simple until profiles say otherwise.
 
 pub mod admin;
+pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod fetch_encoding;
 pub mod group;
 pub mod handlers;
+pub mod http;
+pub mod listeners;
+pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod response;
+pub mod sasl;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use config::{BrokerConfig, ConfigError, RawConfig};
 pub use server::{bind, BoundBroker, ServerError};

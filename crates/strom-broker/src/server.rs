@@ -14,8 +14,11 @@ use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
 use crate::connection::serve_connection;
+use crate::handlers::ConnectionContext;
+use crate::listeners::ListenerInfo;
 use crate::producer_ids::{ProducerIdAllocator, ProducerIdError};
 use crate::state::{now_ms, Broker};
+use crate::tls::{ReloadingAcceptor, TlsError};
 
 /// How often partitions are checked against `flush.ms`.
 const FLUSH_CHECK_INTERVAL_MS: u64 = 1000;
@@ -34,6 +37,13 @@ pub enum ServerError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen for HTTP on {address}: {source} (choose another port with --set http.listener=127.0.0.1:PORT, or turn it off with --set http.listener=)")]
+    HttpBind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot open the metadata log: {0}")]
     Metadata(#[from] strom_controller::MetadataError),
     #[error(transparent)]
@@ -72,32 +82,84 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<DataDirLock, ServerError> {
     Ok(DataDirLock { _file: file })
 }
 
+/// A bound Kafka listener.
+struct BoundListener {
+    info: Arc<ListenerInfo>,
+    socket: TcpListener,
+    local_addr: SocketAddr,
+}
+
 /// A bound broker, before it serves.
 pub struct BoundBroker {
     pub broker: Arc<Broker>,
+    /// Address of the first listener.
     pub local_addr: SocketAddr,
-    listener: TcpListener,
+    /// Every listener's name and bound address, in config order.
+    pub listener_addrs: Vec<(String, SocketAddr)>,
+    listeners: Vec<BoundListener>,
+    /// Shared by the SSL and SASL_SSL listeners; reloaded when its files change.
+    tls_acceptor: Option<Arc<ReloadingAcceptor>>,
+    /// The HTTP endpoint (health, metrics, console), when `http.listener` is set.
+    pub http_addr: Option<SocketAddr>,
+    http_listener: Option<TcpListener>,
     _lock: DataDirLock,
 }
 
 /// Opens storage and metadata and binds the listener.
 pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
     let lock = lock_data_dir(&config.log_dirs)?;
-    let listener =
-        TcpListener::bind(config.listener)
-            .await
-            .map_err(|source| ServerError::Bind {
-                address: config.listener,
-                source,
-            })?;
-    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        address: config.listener,
-        source,
-    })?;
-    let (host, port) = match &config.advertised {
-        Some((host, port)) => (host.clone(), *port),
-        None if local_addr.ip().is_unspecified() => ("127.0.0.1".to_string(), local_addr.port()),
-        None => (local_addr.ip().to_string(), local_addr.port()),
+    let tls = match &config.tls {
+        Some(settings) => Some(Arc::new(ReloadingAcceptor::new(settings.clone())?)),
+        None => None,
+    };
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        let bind_error = |source| ServerError::Bind {
+            address: listener.bind,
+            source,
+        };
+        let socket = TcpListener::bind(listener.bind).await.map_err(bind_error)?;
+        let local_addr = socket.local_addr().map_err(bind_error)?;
+        let (advertised_host, advertised_port) = match &listener.advertised {
+            Some((host, port)) => (host.clone(), *port),
+            None if local_addr.ip().is_unspecified() => {
+                ("127.0.0.1".to_string(), local_addr.port())
+            }
+            None => (local_addr.ip().to_string(), local_addr.port()),
+        };
+        listeners.push(BoundListener {
+            info: Arc::new(ListenerInfo {
+                name: listener.name.clone(),
+                security: listener.security,
+                advertised_host,
+                advertised_port,
+                tls: listener.security.uses_tls().then(|| tls.clone()).flatten(),
+            }),
+            socket,
+            local_addr,
+        });
+    }
+    let local_addr = listeners[0].local_addr;
+    let host = listeners[0].info.advertised_host.clone();
+    let port = listeners[0].info.advertised_port;
+    let http_listener = match config.http_listener {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| ServerError::HttpBind { address, source })?,
+        ),
+        None => None,
+    };
+    let http_addr = match &http_listener {
+        Some(listener) => Some(
+            listener
+                .local_addr()
+                .map_err(|source| ServerError::HttpBind {
+                    address: config.http_listener.expect("set when bound"),
+                    source,
+                })?,
+        ),
+        None => None,
     };
     let metadata =
         strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?;
@@ -106,7 +168,14 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
     Ok(BoundBroker {
         broker,
         local_addr,
-        listener,
+        listener_addrs: listeners
+            .iter()
+            .map(|l| (l.info.name.clone(), l.local_addr))
+            .collect(),
+        listeners,
+        tls_acceptor: tls,
+        http_addr,
+        http_listener,
         _lock: lock,
     })
 }
@@ -116,6 +185,7 @@ impl BoundBroker {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let broker = self.broker.clone();
         let background = spawn_background(broker.clone());
+        let cleaner = crate::cleaner::spawn(broker.clone());
         let group_timers = broker.groups.spawn_timers(broker.clone());
         if broker.image().topic(crate::group::OFFSETS_TOPIC).is_some() {
             // Replay committed offsets before clients ask; they get
@@ -125,41 +195,99 @@ impl BoundBroker {
                 let _ = loading.groups.ensure_loaded(&loading).await;
             });
         }
+        let http = self
+            .http_listener
+            .map(|listener| crate::http::spawn(listener, broker.clone()));
+        if let Some(address) = self.http_addr {
+            info!(%address, "http endpoint ready (/health, /ready, /metrics, console at /)");
+        }
         let connections = Arc::new(Semaphore::new(broker.config.max_connections));
-        info!(address = %self.local_addr, advertised = %format!("{}:{}", broker.advertised_host, broker.advertised_port), "strom broker ready");
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = self.listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(pair) => pair,
-                        Err(error) => {
-                            warn!(%error, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let Ok(permit) = connections.clone().try_acquire_owned() else {
-                        warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
-                        drop(stream);
-                        continue;
-                    };
-                    let broker = broker.clone();
-                    tokio::spawn(async move {
-                        serve_connection(broker, stream, peer).await;
-                        drop(permit);
-                    });
-                }
-            }
+        let mut accepting = Vec::new();
+        for listener in self.listeners {
+            info!(
+                listener = %listener.info.name,
+                address = %listener.local_addr,
+                advertised = %format!("{}:{}", listener.info.advertised_host, listener.info.advertised_port),
+                "listening"
+            );
+            accepting.push(tokio::spawn(accept_loop(
+                listener,
+                broker.clone(),
+                connections.clone(),
+            )));
+        }
+        if let Some(acceptor) = self.tls_acceptor.clone() {
+            accepting.push(spawn_tls_reload(
+                acceptor,
+                broker.config.tls_reload_check_interval_ms,
+            ));
+        }
+        info!("strom broker ready");
+        shutdown.await;
+        for task in accepting {
+            task.abort();
         }
         info!("shutting down: closing logs");
         background.abort();
+        let _ = tokio::task::spawn_blocking(move || cleaner.stop()).await;
         group_timers.abort();
+        if let Some(http) = http {
+            http.abort();
+        }
         let closing = broker.clone();
         let _ = tokio::task::spawn_blocking(move || closing.partitions.close_all()).await;
         info!("stopped");
     }
+}
+
+/// Accepts connections on one listener until aborted.
+async fn accept_loop(listener: BoundListener, broker: Arc<Broker>, connections: Arc<Semaphore>) {
+    loop {
+        let (stream, peer) = match listener.socket.accept().await {
+            Ok(pair) => pair,
+            Err(error) => {
+                warn!(%error, listener = %listener.info.name, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
+            broker.metrics.connections_rejected.add(1);
+            drop(stream);
+            continue;
+        };
+        let broker = broker.clone();
+        let open = broker.metrics.connections.track();
+        let context = ConnectionContext::new(listener.info.clone(), peer);
+        tokio::spawn(async move {
+            serve_connection(broker, stream, peer, context).await;
+            drop(open);
+            drop(permit);
+        });
+    }
+}
+
+/// Re-reads changed certificate files so new connections get new certificates.
+fn spawn_tls_reload(
+    acceptor: Arc<ReloadingAcceptor>,
+    interval_ms: i64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(interval_ms.max(100) as u64));
+        loop {
+            every.tick().await;
+            let acceptor = acceptor.clone();
+            match tokio::task::spawn_blocking(move || acceptor.reload_if_changed()).await {
+                Ok(Ok(true)) => info!("TLS certificates reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => {
+                    warn!(%error, "TLS certificates changed but cannot be loaded; keeping the previous ones")
+                }
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 /// Retention and time-based flushing, off the request path.

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
+use crate::metrics::Metrics;
 use crate::partition::{PartitionError, PartitionRegistry};
 use crate::producer_ids::ProducerIdAllocator;
 
@@ -35,6 +36,8 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// Bumped after every append; long-polling fetches wait for it to change.
     appended: watch::Sender<u64>,
+    /// Request, traffic and connection instruments (rendered by the HTTP endpoint).
+    pub metrics: Metrics,
 }
 
 impl Broker {
@@ -57,6 +60,7 @@ impl Broker {
             producer_ids: Mutex::new(producer_ids),
             groups,
             appended: watch::channel(0).0,
+            metrics: Metrics::new(now_ms()),
         });
         broker
             .partitions

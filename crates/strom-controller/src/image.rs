@@ -64,7 +64,18 @@ pub struct MetadataImage {
     brokers: BTreeMap<i32, BrokerRegistration>,
     topics_by_id: BTreeMap<Uuid, Arc<TopicImage>>,
     topic_ids_by_name: BTreeMap<String, Uuid>,
+    /// SCRAM credentials by (user, mechanism).
+    scram_credentials: BTreeMap<(String, i8), ScramCredentialRecord>,
     last_offset: Option<u64>,
+}
+
+/// A stored SCRAM credential (hex-encoded salt and keys, as in the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialRecord {
+    pub salt: String,
+    pub iterations: i32,
+    pub stored_key: String,
+    pub server_key: String,
 }
 
 impl MetadataImage {
@@ -235,8 +246,46 @@ impl MetadataImage {
                     None => topic.configs.remove(key),
                 };
             }
+            MetadataRecord::UserScramCredential {
+                user,
+                mechanism,
+                salt,
+                iterations,
+                stored_key,
+                server_key,
+            } => {
+                self.scram_credentials.insert(
+                    (user.clone(), *mechanism),
+                    ScramCredentialRecord {
+                        salt: salt.clone(),
+                        iterations: *iterations,
+                        stored_key: stored_key.clone(),
+                        server_key: server_key.clone(),
+                    },
+                );
+            }
+            MetadataRecord::RemoveUserScramCredential { user, mechanism } => {
+                self.scram_credentials.remove(&(user.clone(), *mechanism));
+            }
         }
         Ok(())
+    }
+
+    /// The credential of `user` for SCRAM `mechanism` (1 = SHA-256, 2 = SHA-512).
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialRecord> {
+        self.scram_credentials.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every user with a SCRAM credential, with its mechanisms and iteration counts.
+    pub fn scram_users(&self) -> BTreeMap<String, Vec<(i8, i32)>> {
+        let mut users: BTreeMap<String, Vec<(i8, i32)>> = BTreeMap::new();
+        for ((user, mechanism), credential) in &self.scram_credentials {
+            users
+                .entry(user.clone())
+                .or_default()
+                .push((*mechanism, credential.iterations));
+        }
+        users
     }
 
     fn topic_mut(&mut self, topic_id: Uuid) -> Result<&mut Arc<TopicImage>, ImageError> {

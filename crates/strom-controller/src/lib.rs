@@ -70,7 +70,9 @@ pub use error::{
     ReplicaAssignmentReason, ReplicationFactorReason,
 };
 pub use ids::{IdGenerator, RandomIds, SeededIds};
-pub use image::{BrokerRegistration, MetadataImage, PartitionState, TopicImage};
+pub use image::{
+    BrokerRegistration, MetadataImage, PartitionState, ScramCredentialRecord, TopicImage,
+};
 pub use log::{
     FileMetadataLog, MemoryMetadataLog, MetadataEntry, MetadataLogStore, METADATA_ENTRY_BYTES_MAX,
     METADATA_LOG_DIR_NAME, METADATA_LOG_FILE_NAME,

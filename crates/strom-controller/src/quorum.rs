@@ -165,6 +165,20 @@ impl<S: MetadataLogStore> MetadataQuorum<S> {
         Ok(decision.response)
     }
 
+    /// Writes SCRAM credential changes (upserts and removals) as one entry. The broker has
+    /// validated them; the controller only records them.
+    pub fn alter_scram_credentials(
+        &mut self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), MetadataError> {
+        debug_assert!(records.iter().all(|r| matches!(
+            r,
+            MetadataRecord::UserScramCredential { .. }
+                | MetadataRecord::RemoveUserScramCredential { .. }
+        )));
+        self.commit(records)
+    }
+
     /// Applies `records` to a copy of the image first (so a record the image would refuse
     /// is never written), appends them as one durable entry, then publishes the copy.
     fn commit(&mut self, records: Vec<MetadataRecord>) -> Result<(), MetadataError> {

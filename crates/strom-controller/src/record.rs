@@ -50,6 +50,19 @@ pub enum MetadataRecord {
         key: String,
         value: Option<String>,
     },
+    /// A user's SCRAM credential for one mechanism (1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512),
+    /// as RFC 5802 stores it: never the password, only the salt, the iteration count and
+    /// the keys derived from the salted password (hex).
+    UserScramCredential {
+        user: String,
+        mechanism: i8,
+        salt: String,
+        iterations: i32,
+        stored_key: String,
+        server_key: String,
+    },
+    /// A user's SCRAM credential for one mechanism was removed.
+    RemoveUserScramCredential { user: String, mechanism: i8 },
 }
 
 /// Uuids as their hyphenated text form, so the log stays readable with `jq` and does not

@@ -36,6 +36,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Show the cluster: id, controller, brokers.
     Cluster(cli::cluster::ClusterArgs),
+    /// TLS helpers: make a development CA and certificates.
+    Tls(cli::tls::TlsArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
             Command::Consume(args) => cli::consume::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
             Command::Cluster(args) => cli::cluster::run(args).await,
+            Command::Tls(args) => cli::tls::run(args).await,
         }
     });
     // A closed stdout (`strom consume ... | head`) is how the reader says "enough".

@@ -16,6 +16,7 @@ pub fn handle(
     broker: &Arc<Broker>,
     request: DescribeClusterRequest,
     version: i16,
+    advertised: (String, i32),
 ) -> DescribeClusterResponse {
     let image = broker.image();
     let mut response = DescribeClusterResponse::default()
@@ -50,10 +51,7 @@ pub fn handle(
         .values()
         .map(|b| {
             let (host, port) = if b.broker_id == broker.config.node_id {
-                (
-                    broker.advertised_host.clone(),
-                    broker.advertised_port as i32,
-                )
+                advertised.clone()
             } else {
                 (b.host.clone(), b.port as i32)
             };

@@ -17,6 +17,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
     version: i16,
+    advertised: (String, i32),
 ) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if version >= 4 {
         request.coordinator_keys
@@ -33,8 +34,8 @@ pub async fn handle(
         KEY_TYPE_TRANSACTION => None,
         _ => Some(ErrorCode::InvalidRequest),
     };
-    let host = StrBytes::from_string(broker.advertised_host.clone());
-    let port = broker.advertised_port as i32;
+    let (host, port) = advertised;
+    let host = StrBytes::from_string(host);
     let node_id = BrokerId(broker.config.node_id);
     let message = error.map(|_| {
         if key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION {

@@ -67,6 +67,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     request: MetadataRequest,
     version: i16,
+    advertised: (String, i32),
 ) -> MetadataResponse {
     let include_ops = request.include_topic_authorized_operations;
     // v0 sends an empty list for "all topics"; v1+ sends null.
@@ -133,10 +134,7 @@ pub async fn handle(
         .values()
         .map(|b| {
             let (host, port) = if b.broker_id == broker.config.node_id {
-                (
-                    broker.advertised_host.clone(),
-                    broker.advertised_port as i32,
-                )
+                advertised.clone()
             } else {
                 (b.host.clone(), b.port as i32)
             };

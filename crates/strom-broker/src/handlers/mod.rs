@@ -6,19 +6,26 @@
 //! everything a decoded request can get wrong is answered with an error code at the
 //! request's own version.
 
+mod alter_configs;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod describe_producers;
+mod describe_user_scram_credentials;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -30,6 +37,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 
 use std::sync::Arc;
@@ -44,6 +53,37 @@ use tracing::{debug, error};
 use crate::response::{encode_frame, ResponseFrame};
 use crate::state::Broker;
 
+/// Who is on the other end of a connection and how they reached us.
+pub struct ConnectionContext {
+    pub listener: Arc<crate::listeners::ListenerInfo>,
+    pub peer: std::net::SocketAddr,
+    /// `User:ANONYMOUS` until TLS client authentication or SASL names someone.
+    pub principal: String,
+    /// SASL listeners: whether SASL authentication has succeeded on this connection.
+    pub authenticated: bool,
+    pub sasl: crate::sasl::SaslSession,
+}
+
+impl ConnectionContext {
+    pub fn new(listener: Arc<crate::listeners::ListenerInfo>, peer: std::net::SocketAddr) -> Self {
+        ConnectionContext {
+            listener,
+            peer,
+            principal: "User:ANONYMOUS".to_string(),
+            authenticated: false,
+            sasl: crate::sasl::SaslSession::Idle,
+        }
+    }
+
+    /// The host and port to give clients of this connection.
+    pub fn advertised(&self) -> (String, i32) {
+        (
+            self.listener.advertised_host.clone(),
+            self.listener.advertised_port as i32,
+        )
+    }
+}
+
 /// What the connection does after a request.
 pub enum Outcome {
     Respond(ResponseFrame),
@@ -51,6 +91,8 @@ pub enum Outcome {
     NoResponse,
     /// Malformed or unsupported beyond answering: close this connection only.
     Close(String),
+    /// Answer, then close (a failed SASL authentication).
+    RespondThenClose(ResponseFrame, String),
 }
 
 fn respond<T: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Outcome {
@@ -63,7 +105,11 @@ fn respond<T: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, bod
     }
 }
 
-pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    context: &mut ConnectionContext,
+) -> Outcome {
     let Some(prefix) = peek_header_prefix(&frame) else {
         return Outcome::Close("frame shorter than a request header".into());
     };
@@ -110,14 +156,53 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         };
     }
 
+    // SASL listeners answer nothing but the handshake until the client has authenticated.
+    if context.listener.security.uses_sasl()
+        && !context.authenticated
+        && !matches!(
+            api_key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        return Outcome::Close(format!(
+            "{api_key:?} before SASL authentication on listener {}",
+            context.listener.name
+        ));
+    }
+
     match api_key {
+        ApiKey::SaslHandshake => {
+            let request = decode!(SaslHandshakeRequest);
+            answer!(sasl_handshake::handle(broker, request, context))
+        }
+        ApiKey::SaslAuthenticate => {
+            let request = decode!(SaslAuthenticateRequest);
+            let outcome = sasl_authenticate::handle(broker, request, context);
+            match (
+                respond(api_key, version, correlation_id, &outcome.response),
+                outcome.close,
+            ) {
+                (Outcome::Respond(frame), true) => {
+                    Outcome::RespondThenClose(frame, "SASL authentication failed".into())
+                }
+                (other, _) => other,
+            }
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let request = decode!(DescribeUserScramCredentialsRequest);
+            answer!(describe_user_scram_credentials::handle(broker, request))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let request = decode!(AlterUserScramCredentialsRequest);
+            answer!(alter_user_scram_credentials::handle(broker, request).await)
+        }
         ApiKey::ApiVersions => {
             let request = decode!(ApiVersionsRequest);
             answer!(api_versions::handle(&request, version))
         }
         ApiKey::Metadata => {
             let request = decode!(MetadataRequest);
-            answer!(metadata::handle(broker, request, version).await)
+            answer!(metadata::handle(broker, request, version, context.advertised()).await)
         }
         ApiKey::Produce => {
             let request = decode!(ProduceRequest);
@@ -156,9 +241,34 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
             let request = decode!(DescribeConfigsRequest);
             answer!(describe_configs::handle(broker, request, version))
         }
+        ApiKey::AlterConfigs => {
+            let request = decode!(AlterConfigsRequest);
+            answer!(alter_configs::handle(broker, request).await)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let request = decode!(IncrementalAlterConfigsRequest);
+            answer!(incremental_alter_configs::handle(broker, request).await)
+        }
+        ApiKey::DeleteRecords => {
+            let request = decode!(DeleteRecordsRequest);
+            answer!(delete_records::handle(broker, request).await)
+        }
+        ApiKey::DescribeLogDirs => {
+            let request = decode!(DescribeLogDirsRequest);
+            answer!(describe_log_dirs::handle(broker, request))
+        }
+        ApiKey::DescribeProducers => {
+            let request = decode!(DescribeProducersRequest);
+            answer!(describe_producers::handle(broker, request))
+        }
         ApiKey::DescribeCluster => {
             let request = decode!(DescribeClusterRequest);
-            answer!(describe_cluster::handle(broker, request, version))
+            answer!(describe_cluster::handle(
+                broker,
+                request,
+                version,
+                context.advertised()
+            ))
         }
         ApiKey::InitProducerId => {
             let request = decode!(InitProducerIdRequest);
@@ -170,7 +280,7 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         }
         ApiKey::FindCoordinator => {
             let request = decode!(FindCoordinatorRequest);
-            answer!(find_coordinator::handle(broker, request, version).await)
+            answer!(find_coordinator::handle(broker, request, version, context.advertised()).await)
         }
         ApiKey::JoinGroup => {
             let request = decode!(JoinGroupRequest);

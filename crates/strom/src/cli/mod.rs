@@ -12,6 +12,7 @@ pub mod consume;
 pub mod output;
 pub mod produce;
 pub mod timestamp;
+pub mod tls;
 pub mod topic;
 
 use std::process::ExitCode;

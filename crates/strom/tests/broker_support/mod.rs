@@ -49,7 +49,10 @@ impl TestBroker {
             .arg("--set")
             .arg(format!("log.dirs={}", data_dir.display()))
             .arg("--set")
-            .arg(format!("listeners=PLAINTEXT://{addr}"));
+            .arg(format!("listeners=PLAINTEXT://{addr}"))
+            // Tests run side by side: the HTTP endpoint takes any free port.
+            .arg("--set")
+            .arg("http.listener=127.0.0.1:0");
         for setting in extra {
             command.arg("--set").arg(setting);
         }
@@ -89,14 +92,7 @@ impl TestBroker {
     }
 
     pub fn connect(&self) -> Conn {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        Conn {
-            stream,
-            correlation_id: 0,
-        }
+        Conn::plain(self.addr)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -138,13 +134,39 @@ impl Drop for TestBroker {
     }
 }
 
+/// Anything a Kafka connection can run over (TCP, or TLS over TCP).
+pub trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
 /// A raw connection speaking Kafka frames.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Box<dyn ReadWrite>,
+    /// The TCP socket under `stream`, for timeouts.
+    pub tcp: TcpStream,
     correlation_id: i32,
 }
 
 impl Conn {
+    pub fn plain(addr: SocketAddr) -> Conn {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn {
+            stream: Box::new(tcp.try_clone().unwrap()),
+            tcp,
+            correlation_id: 0,
+        }
+    }
+
+    /// Wraps an established stream (e.g. TLS) whose TCP socket is `tcp`.
+    pub fn over(stream: Box<dyn ReadWrite>, tcp: TcpStream) -> Conn {
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn {
+            stream,
+            tcp,
+            correlation_id: 0,
+        }
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)
     }
@@ -208,17 +230,23 @@ impl Conn {
 
     /// True when the broker has closed this connection (read returns EOF or reset).
     pub fn is_closed_by_broker(&mut self) -> bool {
-        self.stream
+        self.tcp
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let mut byte = [0u8; 1];
-        match self.stream.read(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(error) => !matches!(
-                error.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
+        // Bytes before the end (a TLS alert, say) are read past; only EOF or a reset within
+        // the timeout counts as closed.
+        let mut chunk = [0u8; 512];
+        loop {
+            match self.tcp.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(error) => {
+                    return !matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }
+            }
         }
     }
 }

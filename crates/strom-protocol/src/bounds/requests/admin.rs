@@ -271,3 +271,35 @@ pub(in crate::bounds) mod incremental_alter_configs {
         tagged: &[],
     };
 }
+
+/// DescribeLogDirs (`describe_log_dirs_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod describe_log_dirs {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::DescribeLogDirs,
+        versions: Versions::new(1, 4),
+        flexible_from: Some(2),
+        body: &DESCRIBE_LOG_DIRS_REQUEST,
+    };
+
+    /// `DescribeLogDirsRequest`.
+    const DESCRIBE_LOG_DIRS_REQUEST: Struct = Struct {
+        name: "DescribeLogDirsRequest",
+        fields: &[field(
+            "topics",
+            Kind::Array(&Kind::Struct(&DESCRIBABLE_LOG_DIR_TOPIC)),
+        )],
+        tagged: &[],
+    };
+
+    /// `DescribableLogDirTopic`.
+    const DESCRIBABLE_LOG_DIR_TOPIC: Struct = Struct {
+        name: "DescribableLogDirTopic",
+        fields: &[
+            field("topic", STRING),
+            field("partitions", Kind::Array(&INT32)),
+        ],
+        tagged: &[],
+    };
+}

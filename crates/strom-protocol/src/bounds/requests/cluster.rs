@@ -122,3 +122,76 @@ pub(in crate::bounds) mod sasl_authenticate {
         tagged: &[],
     };
 }
+/// DescribeUserScramCredentials (`describe_user_scram_credentials_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod describe_user_scram_credentials {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::DescribeUserScramCredentials,
+        versions: Versions::new(0, 0),
+        flexible_from: Some(0),
+        body: &DESCRIBE_USER_SCRAM_CREDENTIALS_REQUEST,
+    };
+
+    /// `DescribeUserScramCredentialsRequest`.
+    const DESCRIBE_USER_SCRAM_CREDENTIALS_REQUEST: Struct = Struct {
+        name: "DescribeUserScramCredentialsRequest",
+        fields: &[field("users", Kind::Array(&Kind::Struct(&USER_NAME)))],
+        tagged: &[],
+    };
+
+    /// `UserName`.
+    const USER_NAME: Struct = Struct {
+        name: "UserName",
+        fields: &[field("name", STRING)],
+        tagged: &[],
+    };
+}
+
+/// AlterUserScramCredentials (`alter_user_scram_credentials_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod alter_user_scram_credentials {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::AlterUserScramCredentials,
+        versions: Versions::new(0, 0),
+        flexible_from: Some(0),
+        body: &ALTER_USER_SCRAM_CREDENTIALS_REQUEST,
+    };
+
+    /// `AlterUserScramCredentialsRequest`.
+    const ALTER_USER_SCRAM_CREDENTIALS_REQUEST: Struct = Struct {
+        name: "AlterUserScramCredentialsRequest",
+        fields: &[
+            field(
+                "deletions",
+                Kind::Array(&Kind::Struct(&SCRAM_CREDENTIAL_DELETION)),
+            ),
+            field(
+                "upsertions",
+                Kind::Array(&Kind::Struct(&SCRAM_CREDENTIAL_UPSERTION)),
+            ),
+        ],
+        tagged: &[],
+    };
+
+    /// `ScramCredentialDeletion`.
+    const SCRAM_CREDENTIAL_DELETION: Struct = Struct {
+        name: "ScramCredentialDeletion",
+        fields: &[field("name", STRING), field("mechanism", INT8)],
+        tagged: &[],
+    };
+
+    /// `ScramCredentialUpsertion`.
+    const SCRAM_CREDENTIAL_UPSERTION: Struct = Struct {
+        name: "ScramCredentialUpsertion",
+        fields: &[
+            field("name", STRING),
+            field("mechanism", INT8),
+            field("iterations", INT32),
+            field("salt", BYTES),
+            field("salted_password", BYTES),
+        ],
+        tagged: &[],
+    };
+}

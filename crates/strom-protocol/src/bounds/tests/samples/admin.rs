@@ -228,3 +228,26 @@ impl Sample for incremental_alter_configs_request::IncrementalAlterConfigsReques
         m
     }
 }
+
+impl Sample for describe_log_dirs_request::DescribableLogDirTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.topic = g.sample(version);
+        m.partitions = g.sample(version);
+        if version >= 2 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for describe_log_dirs_request::DescribeLogDirsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.topics = g.sample(version);
+        if version >= 2 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}

@@ -89,3 +89,63 @@ impl Sample for sasl_authenticate_request::SaslAuthenticateRequest {
         m
     }
 }
+impl Sample for describe_user_scram_credentials_request::DescribeUserScramCredentialsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.users = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for describe_user_scram_credentials_request::UserName {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.name = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for alter_user_scram_credentials_request::AlterUserScramCredentialsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.deletions = g.sample(version);
+        m.upsertions = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for alter_user_scram_credentials_request::ScramCredentialDeletion {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.name = g.sample(version);
+        m.mechanism = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for alter_user_scram_credentials_request::ScramCredentialUpsertion {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.name = g.sample(version);
+        m.mechanism = g.sample(version);
+        m.iterations = g.sample(version);
+        m.salt = g.sample(version);
+        m.salted_password = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
