@@ -92,6 +92,8 @@ class Broker:
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "num.partitions": "1",
             "auto.create.topics.enable": "true",
+            # Brokers run side by side in the suite: the HTTP endpoint takes any free port.
+            "http.listener": "127.0.0.1:0",
         }
         config.update(self.extra_config)
         cmd = [str(strom_binary()), "broker"]
