@@ -171,4 +171,18 @@ fn given_broker_when_cluster_described_should_list_it() {
         .expect("port");
     assert_eq!(brokers[0]["port"], port);
     assert!(cluster["controller_id"].as_i64().is_some());
+
+    let with_configs = broker.strom(&["cluster", "describe", "--configs", "--json"]);
+    if with_configs.status.success() {
+        let value: serde_json::Value = serde_json::from_slice(&with_configs.stdout).expect("json");
+        let configs = value["brokers"][0]["configs"].as_array().expect("configs");
+        assert!(!configs.is_empty(), "a broker has configs: {value}");
+    } else {
+        // A broker that cannot describe its configs fails in one line, naming the broker.
+        assert!(
+            stderr(&with_configs).contains("broker"),
+            "{}",
+            stderr(&with_configs)
+        );
+    }
 }
