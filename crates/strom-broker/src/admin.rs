@@ -97,3 +97,19 @@ pub async fn create_partitions(
     })
     .await
 }
+
+/// Topic config changes (`None` removes a key back to its default), validated by the
+/// controller, persisted as TopicConfig records, applied live to the open logs by the image
+/// swap. The inner error is the per-topic answer (UNKNOWN_TOPIC_OR_PARTITION,
+/// INVALID_CONFIG with a message naming the key, ...).
+pub async fn alter_topic_configs(
+    broker: &Arc<Broker>,
+    topic: String,
+    changes: Vec<(String, Option<String>)>,
+    validate_only: bool,
+) -> Result<Result<(), strom_controller::ControllerError>, AdminError> {
+    change(broker, move |quorum, _| {
+        quorum.alter_topic_configs(&topic, &changes, validate_only)
+    })
+    .await
+}
