@@ -36,6 +36,9 @@ pub fn parse_timestamp_ms(text: &str) -> Result<i64, String> {
              (e.g. 2024-05-01T12:00:00Z)"
         )
     };
+    if !text.is_ascii() {
+        return Err(invalid());
+    }
     let (date, time) = match text.find(['T', 't', ' ']) {
         Some(at) => (&text[..at], Some(&text[at + 1..])),
         None => (text, None),
@@ -160,6 +163,10 @@ mod tests {
         );
         assert!(parse_timestamp_ms("yesterday").is_err());
         assert!(parse_timestamp_ms("2024-13-01").is_err());
+        assert!(
+            parse_timestamp_ms("2024-01-01T00:00+\u{20ac}1").is_err(),
+            "no panic on non-ASCII"
+        );
     }
 
     #[test]
