@@ -39,8 +39,8 @@
 //!   producer state from batch headers.
 //! - Control batches (transaction markers) are kept as they are. Strom has no
 //!   transactions yet; Kafka removes markers of finished transactions after the horizon.
-//! - A segment left with no batch is deleted (its offsets become a gap; if it was the
-//!   first, the log start moves to the next segment).
+//! - A segment left with no batch is deleted (its offsets become a gap; the log start
+//!   does not move, so readers positioned there continue with the next batch).
 //!
 //! # Crash safety of the swap
 //!
@@ -451,24 +451,10 @@ impl PartitionLog {
     }
 
     fn delete_cleaned_away(&mut self, base: i64) -> Result<(), StorageError> {
-        let is_first = self.segments.keys().next() == Some(&base);
-        if is_first {
-            let next_base = *self
-                .segments
-                .range(base + 1..)
-                .next()
-                .expect("the active segment follows")
-                .0;
-            let new_start = self.log_start_offset.max(next_base);
-            files::write_offset_checkpoint(
-                &self.dir.join(files::LOG_START_OFFSET_FILE),
-                new_start,
-            )?;
-            self.log_start_offset = new_start;
-            if self.epochs.truncate_from_start(new_start) {
-                self.epochs.persist()?;
-            }
-        }
+        // The log start stays where it is even when the first segment goes: its offsets
+        // become a gap like any other, and a consumer positioned there reads on from the
+        // next batch instead of getting OFFSET_OUT_OF_RANGE. (On the next open the log
+        // start becomes the first segment's base, as Kafka's does.)
         let segment = self.segments.remove(&base).expect("checked present");
         tracing::debug!(segment = %segment.log_path().display(), "cleaning left no batch; deleting the segment");
         // The log file first: orphan indexes are removed on open.

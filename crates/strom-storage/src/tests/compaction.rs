@@ -281,17 +281,28 @@ fn given_tombstone_when_first_cleaned_should_stay_until_delete_retention_passes(
     log.clean(NOW_MS + DELETE_RETENTION_MS - 1, true, &mut throttle)
         .expect("clean");
     assert_eq!(log_records(&log)[0].0, 1);
-    // After it: gone; its segment had nothing else and is deleted, the log start moves.
+    // After it: gone; its segment had nothing else and is deleted. The log start stays:
+    // a read there continues with the next batch.
     log.clean(NOW_MS + DELETE_RETENTION_MS, true, &mut throttle)
         .expect("clean");
     let records = log_records(&log);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].1.key, "b");
-    assert_eq!(log.log_start_offset(), 2);
-    assert!(matches!(
-        log.read(0, 1024, i64::MAX, true),
-        Err(ReadError::OffsetOutOfRange { .. })
-    ));
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_start_offset(), 0);
+    let range = log
+        .read(0, 1024, i64::MAX, true)
+        .expect("read")
+        .records
+        .expect("b");
+    assert_eq!(batches_of(&range.read_to_bytes().expect("pread"))[0].0, 2);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), compact_config(), NOW_MS).expect("reopen");
+    assert_eq!(
+        log.log_start_offset(),
+        2,
+        "on open the start is the first segment's base"
+    );
 }
 
 #[test]
