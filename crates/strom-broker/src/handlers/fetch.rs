@@ -149,6 +149,30 @@ fn read_once(
     (response, total_bytes, any_error)
 }
 
+/// Adds the record bytes of the response being sent to each topic's bytes-out counter.
+/// Topics fetched by id (v13+) carry no name in the response, so it comes from the image.
+fn count_bytes_out(broker: &Broker, response: &FetchResponseOut) {
+    let mut image = None;
+    for topic in &response.topics {
+        let bytes: u64 = topic
+            .partitions
+            .iter()
+            .map(|partition| partition.records.len() as u64)
+            .sum();
+        if bytes == 0 {
+            continue;
+        }
+        if !topic.name.is_empty() {
+            broker.metrics.record_fetch(&topic.name, bytes);
+        } else if let Some(known) = image
+            .get_or_insert_with(|| broker.image())
+            .topic_by_id(topic.topic_id)
+        {
+            broker.metrics.record_fetch(&known.name, bytes);
+        }
+    }
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     request: FetchRequest,
@@ -179,14 +203,17 @@ pub async fn handle(
             || request.topics.is_empty() && max_wait_ms == 0
             || Instant::now() >= deadline;
         if done {
+            count_bytes_out(broker, &response);
             return encode_fetch_response(version, correlation_id, &response);
         }
-        if tokio::time::timeout_at(deadline, appends.changed())
-            .await
-            .is_err()
-        {
+        let waited = {
+            let _parked = broker.metrics.fetch_purgatory.track();
+            tokio::time::timeout_at(deadline, appends.changed()).await
+        };
+        if waited.is_err() {
             // Deadline: answer with whatever is there now.
             let (response, _, _) = read_once(broker, &broker.image(), &request, version);
+            count_bytes_out(broker, &response);
             return encode_fetch_response(version, correlation_id, &response);
         }
     }

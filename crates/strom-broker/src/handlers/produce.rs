@@ -141,6 +141,7 @@ pub async fn handle(
                 ));
                 continue;
             };
+            let batch_bytes = records.len() as u64;
             let buffer = BytesMut::from(&records[..]);
             let result =
                 partition
@@ -150,6 +151,13 @@ pub async fn handle(
             match result {
                 Ok(info) => {
                     appended_any |= !info.duplicate;
+                    if !info.duplicate {
+                        broker.metrics.record_produce(
+                            &topic.name,
+                            batch_bytes,
+                            info.record_count.max(0) as u64,
+                        );
+                    }
                     partition_responses.push(
                         PartitionProduceResponse::default()
                             .with_index(index)

@@ -1,0 +1,33 @@
+//! The web console's static assets (plain HTML, CSS and JavaScript under
+//! `crates/strom-broker/console/`), built into the binary: no CDN, no build step, works
+//! offline. The page talks to the JSON API under `/api/`.
+
+use bytes::Bytes;
+use hyper::StatusCode;
+
+use super::{response, HttpError, HttpResponse};
+
+const INDEX_HTML: &str = include_str!("../../console/index.html");
+const APP_JS: &str = include_str!("../../console/app.js");
+const APP_CSS: &str = include_str!("../../console/app.css");
+
+pub fn index() -> HttpResponse {
+    response(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        Bytes::from_static(INDEX_HTML.as_bytes()),
+    )
+}
+
+pub fn asset(file: &str) -> Result<HttpResponse, HttpError> {
+    let (content_type, body) = match file {
+        "app.js" => ("text/javascript; charset=utf-8", APP_JS),
+        "app.css" => ("text/css; charset=utf-8", APP_CSS),
+        _ => return Err(HttpError::not_found(format!("no console file `{file}`"))),
+    };
+    Ok(response(
+        StatusCode::OK,
+        content_type,
+        Bytes::from_static(body.as_bytes()),
+    ))
+}
