@@ -17,6 +17,7 @@
 pub mod batch;
 pub mod bounds;
 pub mod frame;
+pub mod fuzzing;
 pub mod record;
 pub mod versions;
 
