@@ -45,7 +45,11 @@ impl Broker {
             .arg("--set")
             .arg(format!("log.dirs={}", dir.path().join("data").display()))
             .arg("--set")
-            .arg(format!("listeners=PLAINTEXT://{address}"));
+            .arg(format!("listeners=PLAINTEXT://{address}"))
+            // The HTTP endpoint has a fixed default port; brokers of parallel tests would
+            // collide on it.
+            .arg("--set")
+            .arg("http.listener=");
         for setting in overrides {
             command.arg("--set").arg(setting);
         }
