@@ -32,6 +32,8 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
     Consume(cli::consume::ConsumeArgs),
+    /// List, describe and delete consumer groups; reset their offsets.
+    Group(cli::group::GroupArgs),
     /// Measure produce or consume throughput and latency.
     Bench(cli::bench::BenchArgs),
     /// Show the cluster: id, controller, brokers.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
             Command::Topic(args) => cli::topic::run(args).await,
             Command::Produce(args) => cli::produce::run(args).await,
             Command::Consume(args) => cli::consume::run(args).await,
+            Command::Group(args) => cli::group::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
             Command::Cluster(args) => cli::cluster::run(args).await,
             Command::Tls(args) => cli::tls::run(args).await,

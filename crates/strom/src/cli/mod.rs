@@ -1,4 +1,4 @@
-//! The operator CLI: `topic`, `produce`, `consume`, `bench`, `cluster`. Each command is a
+//! The operator CLI: `topic`, `produce`, `consume`, `group`, `bench`, `cluster`. Each command is a
 //! thin layer over `strom-client`: parse arguments, call the client, print a table (for
 //! people) or JSON (`--json`, for scripts). Errors are one line that names the thing and
 //! the fix.
@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod consume;
+pub mod group;
 pub mod output;
 pub mod produce;
 pub mod timestamp;
