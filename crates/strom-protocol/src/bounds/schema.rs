@@ -50,6 +50,7 @@ pub(super) const INT8: Kind = Kind::Fixed(1);
 pub(super) const INT16: Kind = Kind::Fixed(2);
 pub(super) const INT32: Kind = Kind::Fixed(4);
 pub(super) const INT64: Kind = Kind::Fixed(8);
+pub(super) const FLOAT64: Kind = Kind::Fixed(8);
 pub(super) const UUID: Kind = Kind::Fixed(16);
 pub(super) const STRING: Kind = Kind::String;
 pub(super) const BYTES: Kind = Kind::Bytes;

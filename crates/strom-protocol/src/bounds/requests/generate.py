@@ -15,7 +15,7 @@ SRC = glob.glob(os.path.expanduser('~/.cargo/registry/src/*/kafka-protocol-0.18.
 # Kinds the covered requests use. UInt16, UInt32 and Float64 (8, 4, 8 bytes) and
 # OptionStruct (an INT8 marker, 1 = present) appear in other APIs: add them to
 # `schema.rs`, the walker and this table when an API needs them.
-FIXED = {'Int8': 'INT8', 'Boolean': 'BOOL', 'Int16': 'INT16', 'Int32': 'INT32',
+FIXED = {'Int8': 'INT8', 'Boolean': 'BOOL', 'Int16': 'INT16', 'Int32': 'INT32', 'Float64': 'FLOAT64',
          'Int64': 'INT64', 'Uuid': 'UUID'}
 COMPACT = {'CompactString': 'String', 'CompactBytes': 'Bytes', 'CompactArray': 'Array'}
 

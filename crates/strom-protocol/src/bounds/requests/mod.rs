@@ -4,6 +4,7 @@ mod admin;
 mod cluster;
 mod data;
 mod groups;
+mod security;
 mod transactions;
 
 use super::schema::Message;
@@ -49,6 +50,11 @@ pub(super) const ALL: &[&Message] = &[
     &transactions::end_txn::REQUEST,
     &transactions::txn_offset_commit::REQUEST,
     &transactions::describe_producers::REQUEST,
+    &security::create_acls::REQUEST,
+    &security::describe_acls::REQUEST,
+    &security::delete_acls::REQUEST,
+    &security::describe_client_quotas::REQUEST,
+    &security::alter_client_quotas::REQUEST,
 ];
 
 /// The schema of `api_key`'s request body, if there is one.

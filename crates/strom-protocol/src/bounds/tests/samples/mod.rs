@@ -10,6 +10,7 @@ mod admin;
 mod cluster;
 mod data;
 mod groups;
+mod security;
 mod transactions;
 
 use bytes::{Bytes, BytesMut};
@@ -93,7 +94,7 @@ macro_rules! sample_by_rng {
         }
     )*};
 }
-sample_by_rng!(bool, i8, i16, i32, i64, u16, u32);
+sample_by_rng!(bool, i8, i16, i32, i64, u16, u32, f64);
 
 impl Sample for uuid::Uuid {
     fn sample(g: &mut Gen, _version: i16) -> Self {
@@ -222,8 +223,8 @@ requests! {
     OffsetDelete => OffsetDeleteRequest,
     AlterConfigs => AlterConfigsRequest,
     IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
-    DeleteRecords => DeleteRecordsRequest,
     DescribeLogDirs => DescribeLogDirsRequest,
+    DeleteRecords => DeleteRecordsRequest,
     SaslHandshake => SaslHandshakeRequest,
     SaslAuthenticate => SaslAuthenticateRequest,
     DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
@@ -235,4 +236,9 @@ requests! {
     EndTxn => EndTxnRequest,
     TxnOffsetCommit => TxnOffsetCommitRequest,
     DescribeProducers => DescribeProducersRequest,
+    CreateAcls => CreateAclsRequest,
+    DescribeAcls => DescribeAclsRequest,
+    DeleteAcls => DeleteAclsRequest,
+    DescribeClientQuotas => DescribeClientQuotasRequest,
+    AlterClientQuotas => AlterClientQuotasRequest,
 }
