@@ -4,6 +4,7 @@ mod support;
 
 mod append_read;
 mod compaction;
+mod compaction_crash;
 mod crash;
 mod producers;
 mod recovery;
