@@ -263,3 +263,43 @@ async fn given_topic_when_partitions_added_should_describe_new_count() {
         Err(error) => assert!(error.to_string().contains("CreatePartitions"), "{error}"),
     }
 }
+
+#[tokio::test]
+async fn given_broker_restarted_when_producing_and_consuming_should_reconnect_and_lose_nothing() {
+    let mut broker = Broker::start();
+    let client = client(&broker).await;
+    create_topic(&client, "restart", 1).await;
+    let producer = Producer::new(client.clone(), ProducerConfig::default())
+        .await
+        .expect("producer");
+    for i in 0..10 {
+        producer
+            .send_and_wait(ProducerRecord::new("restart", format!("before-{i}")))
+            .await
+            .expect("acknowledged before restart");
+    }
+    let mut consumer = Consumer::new(client.clone(), ConsumerConfig::default());
+    consumer.assign_topic("restart").await.expect("assign");
+    consumer.seek_all(SeekTo::Earliest).await.expect("seek");
+    assert_eq!(consume_n(&mut consumer, 10).await.len(), 10);
+
+    broker.restart();
+
+    // Same client, producer and consumer: their connections died and must come back.
+    for i in 0..10 {
+        producer
+            .send_and_wait(ProducerRecord::new("restart", format!("after-{i}")))
+            .await
+            .expect("acknowledged after restart");
+    }
+    let after: Vec<String> = consume_n(&mut consumer, 10)
+        .await
+        .iter()
+        .map(value)
+        .collect();
+    assert_eq!(
+        after,
+        (0..10).map(|i| format!("after-{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(consumer.position("restart", 0), Some(20));
+}

@@ -19,7 +19,41 @@ pub struct Broker {
     child: Child,
     pub address: String,
     log_path: PathBuf,
+    overrides: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+fn spawn_broker(
+    dir: &std::path::Path,
+    address: &str,
+    log_path: &std::path::Path,
+    overrides: &[String],
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    let mut command = Command::new(STROM);
+    command
+        .arg("broker")
+        .arg("--set")
+        .arg(format!("log.dirs={}", dir.join("data").display()))
+        .arg("--set")
+        .arg(format!("listeners=PLAINTEXT://{address}"))
+        // The HTTP endpoint has a fixed default port; brokers of parallel tests would
+        // collide on it.
+        .arg("--set")
+        .arg("http.listener=");
+    for setting in overrides {
+        command.arg("--set").arg(setting);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn strom broker")
 }
 
 fn free_port() -> u16 {
@@ -38,35 +72,30 @@ impl Broker {
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let log_path = dir.path().join("broker.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut command = Command::new(STROM);
-        command
-            .arg("broker")
-            .arg("--set")
-            .arg(format!("log.dirs={}", dir.path().join("data").display()))
-            .arg("--set")
-            .arg(format!("listeners=PLAINTEXT://{address}"))
-            // The HTTP endpoint has a fixed default port; brokers of parallel tests would
-            // collide on it.
-            .arg("--set")
-            .arg("http.listener=");
-        for setting in overrides {
-            command.arg("--set").arg(setting);
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn strom broker");
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let child = spawn_broker(dir.path(), &address, &log_path, &overrides);
         let mut broker = Broker {
             child,
             address,
             log_path,
+            overrides,
             _dir: dir,
         };
         broker.wait_until_ready();
         broker
+    }
+
+    /// Kills the broker (SIGKILL, by pid) and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_broker(
+            self._dir.path(),
+            &self.address,
+            &self.log_path,
+            &self.overrides,
+        );
+        self.wait_until_ready();
     }
 
     fn wait_until_ready(&mut self) {
