@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::acl::{AclIndex, QuotaTable};
 use crate::error::ImageError;
 use crate::record::MetadataRecord;
 
@@ -66,6 +67,10 @@ pub struct MetadataImage {
     topic_ids_by_name: BTreeMap<String, Uuid>,
     /// SCRAM credentials by (user, mechanism).
     scram_credentials: BTreeMap<(String, i8), ScramCredentialRecord>,
+    /// ACL bindings, indexed for the authoriser; shared between images until one changes.
+    acls: Arc<AclIndex>,
+    /// Client quotas by entity.
+    client_quotas: Arc<QuotaTable>,
     last_offset: Option<u64>,
 }
 
@@ -267,6 +272,15 @@ impl MetadataImage {
             MetadataRecord::RemoveUserScramCredential { user, mechanism } => {
                 self.scram_credentials.remove(&(user.clone(), *mechanism));
             }
+            MetadataRecord::Acl { acl } => {
+                Arc::make_mut(&mut self.acls).insert(acl.clone());
+            }
+            MetadataRecord::RemoveAcl { acl } => {
+                Arc::make_mut(&mut self.acls).remove(acl);
+            }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                Arc::make_mut(&mut self.client_quotas).set(entity, key, *value);
+            }
         }
         Ok(())
     }
@@ -274,6 +288,16 @@ impl MetadataImage {
     /// The credential of `user` for SCRAM `mechanism` (1 = SHA-256, 2 = SHA-512).
     pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialRecord> {
         self.scram_credentials.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every ACL binding, indexed by resource.
+    pub fn acls(&self) -> &AclIndex {
+        &self.acls
+    }
+
+    /// Client quotas by entity.
+    pub fn client_quotas(&self) -> &QuotaTable {
+        &self.client_quotas
     }
 
     /// Every user with a SCRAM credential, with its mechanisms and iteration counts.

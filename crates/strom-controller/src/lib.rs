@@ -49,6 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod acl;
 mod controller;
 mod error;
 mod ids;
@@ -59,6 +60,7 @@ mod record;
 mod topic_config;
 mod topic_name;
 
+pub use acl::{AclBinding, AclIndex, QuotaEntity, QuotaEntityPart, QuotaTable, QuotaValue};
 pub use controller::{
     Controller, CreatePartitions, CreatePartitionsResult, CreateTopic, CreateTopicResult, Decision,
     DeleteTopicResult, PartitionAssignment, TopicDefaults, TopicRef, CLUSTER_METADATA_TOPIC_NAME,

@@ -179,6 +179,27 @@ impl<S: MetadataLogStore> MetadataQuorum<S> {
         self.commit(records)
     }
 
+    /// Writes ACL creations and deletions as one entry. The broker has validated them and
+    /// left out no-ops.
+    pub fn alter_acls(&mut self, records: Vec<MetadataRecord>) -> Result<(), MetadataError> {
+        debug_assert!(records.iter().all(|r| matches!(
+            r,
+            MetadataRecord::Acl { .. } | MetadataRecord::RemoveAcl { .. }
+        )));
+        self.commit(records)
+    }
+
+    /// Writes client quota changes as one entry. The broker has validated them.
+    pub fn alter_client_quotas(
+        &mut self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), MetadataError> {
+        debug_assert!(records
+            .iter()
+            .all(|r| matches!(r, MetadataRecord::ClientQuota { .. })));
+        self.commit(records)
+    }
+
     /// Applies `records` to a copy of the image first (so a record the image would refuse
     /// is never written), appends them as one durable entry, then publishes the copy.
     fn commit(&mut self, records: Vec<MetadataRecord>) -> Result<(), MetadataError> {

@@ -63,6 +63,17 @@ pub enum MetadataRecord {
     },
     /// A user's SCRAM credential for one mechanism was removed.
     RemoveUserScramCredential { user: String, mechanism: i8 },
+    /// An ACL binding was created (creating an existing binding writes nothing).
+    Acl { acl: crate::acl::AclBinding },
+    /// An ACL binding was deleted.
+    RemoveAcl { acl: crate::acl::AclBinding },
+    /// A client quota was set (`Some`) or removed (`None`) on an entity (its parts sorted
+    /// by entity type; a part without a name is that type's default).
+    ClientQuota {
+        entity: crate::acl::QuotaEntity,
+        key: String,
+        value: Option<crate::acl::QuotaValue>,
+    },
 }
 
 /// Uuids as their hyphenated text form, so the log stays readable with `jq` and does not
@@ -116,6 +127,25 @@ mod tests {
                 value: None,
             },
             MetadataRecord::RemoveTopic { topic_id },
+            MetadataRecord::Acl {
+                acl: crate::acl::AclBinding {
+                    resource_type: 2,
+                    resource_name: "orders".to_string(),
+                    pattern_type: 4,
+                    principal: "User:alice".to_string(),
+                    host: "*".to_string(),
+                    operation: 3,
+                    permission: 3,
+                },
+            },
+            MetadataRecord::ClientQuota {
+                entity: vec![crate::acl::QuotaEntityPart {
+                    entity_type: "client-id".to_string(),
+                    name: None,
+                }],
+                key: "producer_byte_rate".to_string(),
+                value: Some(crate::acl::QuotaValue(1048576.0)),
+            },
         ];
         let json = serde_json::to_vec(&records).unwrap();
         let back: Vec<MetadataRecord> = serde_json::from_slice(&json).unwrap();
