@@ -129,6 +129,8 @@ pub enum ClientError {
     Record(#[from] RecordError),
     #[error("record batch from broker is malformed: {0}")]
     Batch(#[from] strom_protocol::batch::BatchError),
+    #[error("record of {size_bytes} bytes is larger than the producer buffer ({max_bytes} bytes)")]
+    RecordTooLarge { size_bytes: usize, max_bytes: usize },
     #[error("the producer is closed")]
     ProducerClosed,
     #[error("partition {topic}-{partition} is not assigned to this consumer")]

@@ -272,3 +272,30 @@ async fn given_retriable_error_forever_when_producing_should_give_up_after_retri
         "first send and 3 retries"
     );
 }
+
+#[tokio::test]
+async fn given_record_larger_than_buffer_when_sending_should_refuse_it_up_front() {
+    let script = Arc::new(Script::default());
+    let address = fake_broker(script.clone()).await;
+    let client = Client::connect(quick_retries(&address))
+        .await
+        .expect("connect");
+    let config = ProducerConfig {
+        buffer_bytes_max: 100,
+        ..Default::default()
+    };
+    let producer = Producer::new(client, config).await.expect("producer");
+    let refused = producer
+        .send(ProducerRecord::new("t", vec![b'x'; 1000]))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(ClientError::RecordTooLarge { max_bytes: 100, .. })
+    ));
+    let delivered = producer
+        .send_and_wait(ProducerRecord::new("t", "small"))
+        .await
+        .expect("a small record still fits");
+    assert_eq!(delivered.offset, 0);
+    assert_eq!(script.produce_requests.load(Ordering::SeqCst), 1);
+}

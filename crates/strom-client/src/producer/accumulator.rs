@@ -41,7 +41,11 @@ pub type Waiter = oneshot::Sender<Result<RecordMetadata>>;
 #[derive(Debug)]
 pub struct ProducerBatch {
     pub topic_partition: TopicPartition,
+    /// The records until the batch is encoded; emptied then (the encoded bytes are what
+    /// a retry resends), so a batch in flight holds its data once, not twice.
     pub records: Vec<RecordToEncode>,
+    /// Each record's timestamp, kept after encoding for the acknowledgements.
+    pub timestamps_ms: Vec<i64>,
     pub waiters: Vec<Waiter>,
     pub size_bytes: usize,
     pub created: Instant,
@@ -57,6 +61,7 @@ impl ProducerBatch {
         ProducerBatch {
             topic_partition,
             records: Vec::new(),
+            timestamps_ms: Vec::new(),
             waiters: Vec::new(),
             size_bytes: 0,
             created: now,
@@ -67,7 +72,7 @@ impl ProducerBatch {
     }
 
     pub fn record_count(&self) -> usize {
-        self.records.len()
+        self.waiters.len()
     }
 }
 
@@ -122,6 +127,7 @@ impl Accumulator {
             outcome.batch_created = true;
             ProducerBatch::new(topic_partition.clone(), now)
         });
+        batch.timestamps_ms.push(record.timestamp_ms);
         batch.records.push(record);
         batch.waiters.push(waiter);
         batch.size_bytes += size;

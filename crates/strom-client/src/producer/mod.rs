@@ -290,7 +290,13 @@ impl Producer {
             headers: record.headers,
             timestamp_ms: record.timestamp_ms.unwrap_or_else(now_ms),
         };
-        let size = record_size_bytes(&encoded).min(inner.buffer_bytes_total);
+        let size = record_size_bytes(&encoded);
+        if size > inner.buffer_bytes_total {
+            return Err(ClientError::RecordTooLarge {
+                size_bytes: size,
+                max_bytes: inner.buffer_bytes_total,
+            });
+        }
         inner
             .buffer
             .acquire_many(size as u32)
@@ -424,7 +430,12 @@ fn complete(
 ) {
     let records = batch.waiters.len();
     let topic = batch.topic_partition.topic.clone();
-    for (index, (waiter, record)) in batch.waiters.into_iter().zip(&batch.records).enumerate() {
+    for (index, (waiter, timestamp_ms)) in batch
+        .waiters
+        .into_iter()
+        .zip(&batch.timestamps_ms)
+        .enumerate()
+    {
         let result = match outcome {
             Ok((base_offset, log_append_time_ms)) => Ok(RecordMetadata {
                 topic: topic.clone(),
@@ -437,20 +448,15 @@ fn complete(
                 timestamp_ms: if log_append_time_ms >= 0 {
                     log_append_time_ms
                 } else {
-                    record.timestamp_ms
+                    *timestamp_ms
                 },
             }),
             Err(error) => Err(clone_error(error)),
         };
         let _ = waiter.send(result);
     }
-    // Exactly what `send` acquired: each record's size, capped at the whole buffer.
-    let size: usize = batch
-        .records
-        .iter()
-        .map(|r| record_size_bytes(r).min(inner.buffer_bytes_total))
-        .sum();
-    release(inner, size, records);
+    // Exactly what `send` acquired for these records.
+    release(inner, batch.size_bytes, records);
 }
 
 /// `ClientError` holds `io::Error`s and is not `Clone`; every waiter of a failed batch
@@ -563,7 +569,7 @@ async fn dispatch(inner: &Arc<Inner>, batches: Vec<ProducerBatch>) {
                     .or_insert(0);
                 let base = *next;
                 *next =
-                    ((*next as i64 + batch.records.len() as i64) % (i32::MAX as i64 + 1)) as i32;
+                    ((*next as i64 + batch.record_count() as i64) % (i32::MAX as i64 + 1)) as i32;
                 base
             } else {
                 -1
@@ -577,7 +583,10 @@ async fn dispatch(inner: &Arc<Inner>, batches: Vec<ProducerBatch>) {
                 partition_leader_epoch: -1,
             };
             match encode_batch(&batch.records, &options) {
-                Ok(bytes) => batch.encoded = Some(bytes),
+                Ok(bytes) => {
+                    batch.encoded = Some(bytes);
+                    batch.records = Vec::new();
+                }
                 Err(error) => {
                     finish(inner, batch, Err(&ClientError::from(error)));
                     continue;
