@@ -130,8 +130,11 @@ pub fn encode_fetch_response(
             }
             let length = partition.records.len();
             match &partition.records {
-                FetchRecords::None if flexible => put_unsigned_varint(&mut buf, 0),
-                FetchRecords::None => buf.put_i32(-1),
+                // Empty, never null: Kafka always sends (possibly empty) records, and
+                // librdkafka fails the whole response on a negative MessageSetSize (seen on
+                // OFFSET_OUT_OF_RANGE after DeleteRecords).
+                FetchRecords::None if flexible => put_unsigned_varint(&mut buf, 1),
+                FetchRecords::None => buf.put_i32(0),
                 _ if flexible => put_unsigned_varint(&mut buf, length as u32 + 1),
                 _ => buf.put_i32(length as i32),
             }
@@ -233,7 +236,8 @@ mod tests {
                                         .with_aborted_transactions(None)
                                         .with_records(match &p.records {
                                             FetchRecords::Memory(b) => Some(b.clone()),
-                                            _ => None,
+                                            // Sent as empty records, never null.
+                                            _ => Some(Bytes::new()),
                                         })
                                 })
                                 .collect(),
