@@ -198,3 +198,45 @@ def test_given_required_client_auth_should_admit_only_clients_with_certificates(
             "ssl.key.location": str(certs / "client-alice.pem"),
         }
         round_trip(with_cert, count=5)
+
+
+def test_given_session_lifetime_when_librdkafka_reauthenticates_should_keep_producing():
+    """KIP-368: with connections.max.reauth.ms the broker tells clients how long a SASL
+    session lasts; librdkafka re-authenticates in time and keeps working on one connection."""
+    sasl_port = free_port()
+    broker = Broker("reauth", {})
+    broker.extra_config.update({
+        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "connections.max.reauth.ms": "1500",
+    })
+    with broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        futures = admin.alter_user_scram_credentials([
+            UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), PASSWORD.encode()),
+        ])
+        for future in futures.values():
+            future.result(timeout=30)
+        topic = f"reauth-{uuid.uuid4().hex[:8]}"
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+        producer = Producer({
+            "bootstrap.servers": f"127.0.0.1:{sasl_port}",
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-256",
+            "sasl.username": "carol",
+            "sasl.password": PASSWORD,
+            "linger.ms": 0,
+        })
+        errors = []
+        delivered = []
+        import time
+        deadline = time.monotonic() + 5
+        i = 0
+        while time.monotonic() < deadline:
+            producer.produce(topic, f"m{i}".encode(), on_delivery=lambda e, m: (errors if e else delivered).append(e or m.offset()))
+            producer.poll(0.05)
+            i += 1
+        producer.flush(30)
+        assert errors == []
+        assert len(delivered) == i
+        log = broker.log_tail(400)
+        assert log.count("SASL authentication succeeded") >= 2, "the client re-authenticated"

@@ -119,6 +119,8 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("log.cleaner.dedupe.buffer.size", "134217728", ConfigType::Long, "Memory for the cleaner's key map; a dirty section with more keys is cleaned in several passes."),
     key("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame; a larger one closes the connection."),
     key("max.connections", "10000", ConfigType::Int, "Most client connections at once; further ones are closed at accept."),
+    key("max.connections.per.ip", "1000", ConfigType::Int, "Most connections from one client IP at once; further ones are closed at accept."),
+    key("connections.max.reauth.ms", "0", ConfigType::Long, "SASL sessions last this long (KIP-368): clients re-authenticate before it ends, or their next request closes the connection. 0 = sessions never expire."),
     key("connections.max.idle.ms", "600000", ConfigType::Long, "Close a connection idle for this long."),
     key("fetch.max.bytes", "57671680", ConfigType::Int, "Most bytes in one fetch response, whatever the client asks for."),
     key("fetch.max.wait.ms.cap", "30000", ConfigType::Long, "Upper bound on a client's fetch max_wait_ms (Strom-specific)."),
@@ -133,6 +135,12 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("group.consumer.heartbeat.interval.ms", "5000", ConfigType::Int, "Heartbeat interval given to members of consumer-protocol (KIP-848) groups."),
     key("group.consumer.session.timeout.ms", "45000", ConfigType::Int, "A consumer-protocol (KIP-848) member that has not heartbeated for this long is removed from its group."),
     key("group.consumer.assignors", "uniform,range", ConfigType::List, "Server-side assignors for consumer-protocol (KIP-848) groups; the first is the default when a member names none."),
+    // Authorisation (ACLs) and client quotas.
+    key("authorizer.class.name", "", ConfigType::String, "Empty: no authorisation (every request allowed). `strom` or org.apache.kafka.metadata.authorizer.StandardAuthorizer: ACLs from the metadata log are checked on every request."),
+    key("super.users", "", ConfigType::List, "Principals allowed everything whatever the ACLs, semicolon-separated (User:admin;User:CN=broker)."),
+    key("allow.everyone.if.no.acl.found", "false", ConfigType::Boolean, "With the authoriser on: allow a request on a resource that has no ACL at all."),
+    key("quota.window.num", "11", ConfigType::Int, "Samples kept for quota rate measurement."),
+    key("quota.window.size.seconds", "1", ConfigType::Int, "Length of one quota rate sample."),
     // Observability (the HTTP endpoint and the slow-request log).
     key("http.listener", "127.0.0.1:9644", ConfigType::String, "Address of the HTTP endpoint (health, Prometheus metrics, web console) as host:port; port 0 picks a free port; empty turns it off."),
     key("log.slow.request.ms", "1000", ConfigType::Long, "Log a warning for a request that takes longer than this; 0 turns it off. Fetch, JoinGroup and SyncGroup park by design (long poll, rebalance) and are not logged."),
@@ -334,6 +342,60 @@ fn parse_http_listener(value: &str) -> Result<Option<SocketAddr>, ConfigError> {
         })
 }
 
+/// The authoriser (`authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`)
+/// and quota measurement (`quota.window.*`) settings.
+#[derive(Debug, Clone, Default)]
+pub struct SecuritySettings {
+    pub authorizer_enabled: bool,
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+    pub quota_window_num: u32,
+    pub quota_window_size_ms: u64,
+}
+
+impl SecuritySettings {
+    fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let class = raw.get("authorizer.class.name").0.trim();
+        let authorizer_enabled = match class {
+            "" => false,
+            "strom"
+            | "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            | "kafka.security.authorizer.AclAuthorizer" => true,
+            other => return Err(ConfigError::BadValue {
+                key: "authorizer.class.name".into(),
+                value: other.into(),
+                expected:
+                    "empty (off), strom or org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+                        .into(),
+            }),
+        };
+        let super_users = raw
+            .get("super.users")
+            .0
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        if let Some(bad) = super_users.iter().find(|p| !p.contains(':')) {
+            return Err(ConfigError::BadValue {
+                key: "super.users".into(),
+                value: bad.clone(),
+                expected: "principals as Type:name separated by semicolons (User:admin;User:bob)"
+                    .into(),
+            });
+        }
+        Ok(SecuritySettings {
+            authorizer_enabled,
+            super_users,
+            allow_everyone_if_no_acl_found: parse_bool(raw, "allow.everyone.if.no.acl.found")?,
+            quota_window_num: parse_number::<u32>(raw, "quota.window.num", 2, 1000)?,
+            quota_window_size_ms: parse_number::<u64>(raw, "quota.window.size.seconds", 1, 3600)?
+                * 1000,
+        })
+    }
+}
+
 /// The typed, validated broker config.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -357,6 +419,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: i64,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub connections_max_reauth_ms: i64,
     pub connections_max_idle_ms: i64,
     pub fetch_max_bytes: i32,
     pub fetch_max_wait_ms_cap: i64,
@@ -365,6 +429,8 @@ pub struct BrokerConfig {
     pub http_listener: Option<SocketAddr>,
     /// Slow-request log threshold; 0 = off.
     pub log_slow_request_ms: i64,
+    /// ACL authoriser and quota settings.
+    pub security: SecuritySettings,
 }
 
 /// Group coordinator settings (the `group.*` and `offsets.*` keys).
@@ -629,6 +695,18 @@ impl BrokerConfig {
                 i32::MAX as usize,
             )?,
             max_connections: parse_number::<usize>(&raw, "max.connections", 1, 1_000_000)?,
+            max_connections_per_ip: parse_number::<usize>(
+                &raw,
+                "max.connections.per.ip",
+                1,
+                1_000_000,
+            )?,
+            connections_max_reauth_ms: parse_number::<i64>(
+                &raw,
+                "connections.max.reauth.ms",
+                0,
+                i64::MAX,
+            )?,
             connections_max_idle_ms: parse_number::<i64>(
                 &raw,
                 "connections.max.idle.ms",
@@ -645,6 +723,7 @@ impl BrokerConfig {
             group: GroupSettings::from_raw(&raw)?,
             http_listener: parse_http_listener(raw.get("http.listener").0)?,
             log_slow_request_ms: parse_number::<i64>(&raw, "log.slow.request.ms", 0, i64::MAX)?,
+            security: SecuritySettings::from_raw(&raw)?,
             raw,
         })
     }

@@ -28,10 +28,11 @@ use crate::response::{ResponseFrame, ResponsePart};
 use crate::state::Broker;
 use strom_protocol::frame::check_frame_size;
 
-/// Read buffer kept between frames.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-/// Most a read grows the buffer by at once.
-const READ_CHUNK_BYTES: usize = 1024 * 1024;
+/// Read buffer kept between frames. Small: thousands of idle connections cost little.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Most a read grows the buffer by at once, so a client that announces a large frame and
+/// then stalls holds at most this much more than it has sent.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// A TLS handshake that takes longer than this closes the connection.
 const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 

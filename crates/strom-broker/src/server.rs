@@ -202,6 +202,7 @@ impl BoundBroker {
             info!(%address, "http endpoint ready (/health, /ready, /metrics, console at /)");
         }
         let connections = Arc::new(Semaphore::new(broker.config.max_connections));
+        let per_ip = Arc::new(PerIpConnections::default());
         let mut accepting = Vec::new();
         for listener in self.listeners {
             info!(
@@ -214,6 +215,7 @@ impl BoundBroker {
                 listener,
                 broker.clone(),
                 connections.clone(),
+                per_ip.clone(),
             )));
         }
         if let Some(acceptor) = self.tls_acceptor.clone() {
@@ -241,7 +243,51 @@ impl BoundBroker {
 }
 
 /// Accepts connections on one listener until aborted.
-async fn accept_loop(listener: BoundListener, broker: Arc<Broker>, connections: Arc<Semaphore>) {
+/// Open connections per client IP, for `max.connections.per.ip`.
+#[derive(Default)]
+struct PerIpConnections {
+    counts: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One counted connection; uncounts itself when dropped.
+struct IpSlot {
+    table: Arc<PerIpConnections>,
+    ip: std::net::IpAddr,
+}
+
+impl PerIpConnections {
+    fn acquire(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<IpSlot> {
+        let mut counts = self.counts.lock();
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock();
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: BoundListener,
+    broker: Arc<Broker>,
+    connections: Arc<Semaphore>,
+    per_ip: Arc<PerIpConnections>,
+) {
     loop {
         let (stream, peer) = match listener.socket.accept().await {
             Ok(pair) => pair,
@@ -257,12 +303,19 @@ async fn accept_loop(listener: BoundListener, broker: Arc<Broker>, connections: 
             drop(stream);
             continue;
         };
+        let Some(ip_slot) = per_ip.acquire(peer.ip(), broker.config.max_connections_per_ip) else {
+            warn!(%peer, max = broker.config.max_connections_per_ip, "max.connections.per.ip reached; closing new connection");
+            broker.metrics.connections_rejected.add(1);
+            drop(stream);
+            continue;
+        };
         let broker = broker.clone();
         let open = broker.metrics.connections.track();
         let context = ConnectionContext::new(listener.info.clone(), peer);
         tokio::spawn(async move {
             serve_connection(broker, stream, peer, context).await;
             drop(open);
+            drop(ip_slot);
             drop(permit);
         });
     }

@@ -62,6 +62,9 @@ pub struct ConnectionContext {
     /// SASL listeners: whether SASL authentication has succeeded on this connection.
     pub authenticated: bool,
     pub sasl: crate::sasl::SaslSession,
+    /// When the SASL session ends (KIP-368, `connections.max.reauth.ms`); the client must
+    /// re-authenticate before then.
+    pub session_expires_at: Option<std::time::Instant>,
 }
 
 impl ConnectionContext {
@@ -72,6 +75,7 @@ impl ConnectionContext {
             principal: "User:ANONYMOUS".to_string(),
             authenticated: false,
             sasl: crate::sasl::SaslSession::Idle,
+            session_expires_at: None,
         }
     }
 
@@ -170,6 +174,21 @@ pub async fn dispatch(
         ));
     }
 
+    // An expired SASL session may only re-authenticate (KIP-368).
+    if context
+        .session_expires_at
+        .is_some_and(|expiry| std::time::Instant::now() >= expiry)
+        && !matches!(
+            api_key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        return Outcome::Close(format!(
+            "SASL session of {} expired without re-authentication",
+            context.principal
+        ));
+    }
+
     match api_key {
         ApiKey::SaslHandshake => {
             let request = decode!(SaslHandshakeRequest);
@@ -177,7 +196,7 @@ pub async fn dispatch(
         }
         ApiKey::SaslAuthenticate => {
             let request = decode!(SaslAuthenticateRequest);
-            let outcome = sasl_authenticate::handle(broker, request, context);
+            let outcome = sasl_authenticate::handle(broker, request, version, context);
             match (
                 respond(api_key, version, correlation_id, &outcome.response),
                 outcome.close,

@@ -29,18 +29,31 @@ fn failed(code: ErrorCode, message: &str) -> AuthenticateOutcome {
 }
 
 fn succeeded(
+    broker: &Broker,
+    version: i16,
     context: &mut ConnectionContext,
     user: String,
     auth_bytes: Bytes,
 ) -> AuthenticateOutcome {
+    let principal = format!("User:{user}");
+    if context.authenticated && context.principal != principal {
+        // KIP-368: re-authentication must not change who the connection is.
+        return failed(
+            ErrorCode::SaslAuthenticationFailed,
+            "Cannot change principals during re-authentication",
+        );
+    }
+    let lifetime_ms = broker.config.connections_max_reauth_ms;
+    context.session_expires_at = (lifetime_ms > 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(lifetime_ms as u64));
     info!(peer = %context.peer, listener = %context.listener.name, %user, "SASL authentication succeeded");
-    context.principal = format!("User:{user}");
+    context.principal = principal;
     context.authenticated = true;
     context.sasl = SaslSession::Idle;
     AuthenticateOutcome {
         response: SaslAuthenticateResponse::default()
             .with_auth_bytes(auth_bytes)
-            .with_session_lifetime_ms(0),
+            .with_session_lifetime_ms(if version >= 1 { lifetime_ms.max(0) } else { 0 }),
         close: false,
     }
 }
@@ -58,6 +71,7 @@ fn nonce() -> String {
 pub fn handle(
     broker: &Broker,
     request: SaslAuthenticateRequest,
+    version: i16,
     context: &mut ConnectionContext,
 ) -> AuthenticateOutcome {
     let session = std::mem::take(&mut context.sasl);
@@ -69,7 +83,7 @@ pub fn handle(
         ),
         SaslSession::Chosen(Mechanism::Plain) => {
             match authenticate_plain(&image, &request.auth_bytes) {
-                Some(user) => succeeded(context, user, Bytes::new()),
+                Some(user) => succeeded(broker, version, context, user, Bytes::new()),
                 None => {
                     warn!(peer = %context.peer, "SASL/PLAIN authentication failed");
                     failed(
@@ -99,7 +113,9 @@ pub fn handle(
             }
         }
         SaslSession::Scram(mut server) => match server.client_final(&request.auth_bytes) {
-            Ok((server_final, user)) => succeeded(context, user, Bytes::from(server_final)),
+            Ok((server_final, user)) => {
+                succeeded(broker, version, context, user, Bytes::from(server_final))
+            }
             Err(ScramError::Failed) => {
                 warn!(peer = %context.peer, mechanism = server.mechanism().name(), "SCRAM authentication failed");
                 failed(
