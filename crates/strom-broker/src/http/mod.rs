@@ -116,7 +116,8 @@ async fn handle(broker: Arc<Broker>, request: Request<Incoming>) -> HttpResponse
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
 
-    if method != Method::GET && method != Method::HEAD {
+    let mutates = method == Method::POST || method == Method::DELETE;
+    if mutates && segments.first() == Some(&"api") {
         if let Err(response) = check_mutation(&request) {
             return response;
         }
