@@ -20,11 +20,16 @@ pub trait TopicLookup {
     /// (topic id, partition count) of a topic by name.
     fn by_name(&self, name: &str) -> Option<(Uuid, i32)>;
     fn name_of(&self, topic_id: Uuid) -> Option<String>;
+    /// Every topic name, for regex subscriptions.
+    fn names(&self) -> Vec<String>;
 }
 
 impl TopicLookup for BTreeMap<String, (Uuid, i32)> {
     fn by_name(&self, name: &str) -> Option<(Uuid, i32)> {
         self.get(name).copied()
+    }
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
     }
     fn name_of(&self, topic_id: Uuid) -> Option<String> {
         self.iter()
@@ -100,12 +105,36 @@ pub struct ConsumerMember {
     pub state: MemberState,
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
+    /// `subscribed_topic_regex` compiled, anchored at both ends like Java's `matches()`.
+    topic_pattern: Option<regex_automata::meta::Regex>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
     session_deadline_ms: i64,
     revocation_deadline_ms: Option<i64>,
+}
+
+impl ConsumerMember {
+    fn matches_pattern(&self, topic: &str) -> bool {
+        // Internal topics are never matched by a pattern, as in Kafka.
+        !topic.starts_with("__")
+            && self
+                .topic_pattern
+                .as_ref()
+                .is_some_and(|pattern| pattern.is_match(topic))
+    }
+
+    pub fn is_subscribed_to(&self, topic: &str) -> bool {
+        self.subscribed_topic_names.iter().any(|t| t == topic) || self.matches_pattern(topic)
+    }
+}
+
+/// Compiles a subscription regex so it must match the whole topic name (Java's
+/// `Pattern.matcher(topic).matches()`, which Kafka uses).
+fn compile_topic_regex(regex: &str) -> Result<regex_automata::meta::Regex, String> {
+    regex_automata::meta::Regex::new(&format!("^(?:{regex})$"))
+        .map_err(|error| format!("invalid SubscribedTopicRegex '{regex}': {error}"))
 }
 
 #[derive(Debug)]
@@ -178,9 +207,7 @@ impl ConsumerGroup {
     }
 
     pub fn is_subscribed_to(&self, topic: &str) -> bool {
-        self.members
-            .values()
-            .any(|m| m.subscribed_topic_names.iter().any(|t| t == topic))
+        self.members.values().any(|m| m.is_subscribed_to(topic))
     }
 
     pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), ErrorCode> {
@@ -253,6 +280,15 @@ impl ConsumerGroup {
                 );
             }
         }
+        let pattern = match request.subscribed_topic_regex.as_deref() {
+            Some(regex) if !regex.is_empty() => match compile_topic_regex(regex) {
+                Ok(pattern) => Some(pattern),
+                Err(message) => {
+                    return HeartbeatResult::error(ErrorCode::InvalidRegularExpression, message)
+                }
+            },
+            _ => None,
+        };
         let before_assigned;
         let member_id;
         if request.member_epoch == 0 {
@@ -321,6 +357,7 @@ impl ConsumerGroup {
                     state: MemberState::Stable,
                     subscribed_topic_names: Vec::new(),
                     subscribed_topic_regex: None,
+                    topic_pattern: None,
                     server_assignor: None,
                     rebalance_timeout_ms: request.rebalance_timeout_ms,
                     assigned: inherited,
@@ -384,7 +421,12 @@ impl ConsumerGroup {
         if request.subscribed_topic_regex.is_some()
             && request.subscribed_topic_regex != member.subscribed_topic_regex
         {
-            member.subscribed_topic_regex = request.subscribed_topic_regex.clone();
+            // An empty regex clears the regex subscription.
+            member.subscribed_topic_regex = request
+                .subscribed_topic_regex
+                .clone()
+                .filter(|r| !r.is_empty());
+            member.topic_pattern = pattern;
             subscription_changed = true;
         }
         if subscription_changed && request.member_epoch != 0 {
@@ -420,14 +462,21 @@ impl ConsumerGroup {
 
     /// Bumps the group epoch when a subscribed topic appears, disappears or grows.
     fn refresh_metadata(&mut self, topics: &dyn TopicLookup) {
-        let names: BTreeSet<&String> = self
+        let mut names: BTreeSet<String> = self
             .members
             .values()
-            .flat_map(|m| m.subscribed_topic_names.iter())
+            .flat_map(|m| m.subscribed_topic_names.iter().cloned())
             .collect();
+        if self.members.values().any(|m| m.topic_pattern.is_some()) {
+            for name in topics.names() {
+                if self.members.values().any(|m| m.matches_pattern(&name)) {
+                    names.insert(name);
+                }
+            }
+        }
         let metadata: BTreeMap<String, (Uuid, i32)> = names
             .into_iter()
-            .filter_map(|name| topics.by_name(name).map(|info| (name.clone(), info)))
+            .filter_map(|name| topics.by_name(&name).map(|info| (name, info)))
             .collect();
         if metadata != self.subscription_metadata {
             self.subscription_metadata = metadata;
@@ -454,10 +503,11 @@ impl ConsumerGroup {
             .values()
             .map(|m| MemberSpec {
                 member_id: &m.member_id,
-                topics: m
-                    .subscribed_topic_names
+                topics: self
+                    .subscription_metadata
                     .iter()
-                    .filter_map(|name| self.subscription_metadata.get(name).map(|(id, _)| *id))
+                    .filter(|(name, _)| m.is_subscribed_to(name))
+                    .map(|(_, (id, _))| *id)
                     .collect(),
                 current: self.target.get(&m.member_id).unwrap_or(&m.assigned),
             })

@@ -241,3 +241,34 @@ fn given_range_assignor_requested_should_use_it() {
         _ => panic!("consumer group expected"),
     }
 }
+
+#[test]
+fn given_regex_subscription_should_assign_matching_topics_and_pick_up_new_ones() {
+    let mut h = Harness::new();
+    let other = Uuid::from_bytes([7; 16]);
+    h.topics.insert("orders-eu".into(), (other, 2));
+    h.topics
+        .insert("__consumer_offsets".into(), (Uuid::from_bytes([1; 16]), 50));
+    let mut request = Harness::request("", 0, None);
+    request.subscribed_topic_names = None;
+    request.subscribed_topic_regex = Some("orders-.*".into());
+    let joined = h.beat(request);
+    assert_eq!(joined.error, None, "{joined:?}");
+    let assignment = joined.assignment.unwrap();
+    assert_eq!(assignment.keys().copied().collect::<Vec<_>>(), vec![other]);
+    assert_eq!(assignment[&other].len(), 2);
+
+    // A new matching topic joins the subscription on the next heartbeat.
+    let later = Uuid::from_bytes([8; 16]);
+    h.topics.insert("orders-us".into(), (later, 1));
+    let member_id = joined.member_id.unwrap();
+    let owned: Vec<(Uuid, Vec<i32>)> = vec![(other, vec![0, 1])];
+    let mut request = Harness::request(&member_id, joined.member_epoch, None);
+    request.owned = Some(owned);
+    let grown = h.beat(request);
+    assert_eq!(grown.assignment.unwrap().len(), 2);
+
+    let mut bad = Harness::request("", 0, None);
+    bad.subscribed_topic_regex = Some("orders-(".into());
+    assert_eq!(h.beat(bad).error, Some(ErrorCode::InvalidRegularExpression));
+}

@@ -9,7 +9,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use strom_protocol::versions::supported_range;
 
-use crate::handlers::{dispatch, Outcome};
+use crate::handlers::{ConnectionContext, Outcome};
+use crate::listeners::{ListenerInfo, SecurityProtocol};
 use crate::state::Broker;
 use crate::{BrokerConfig, RawConfig};
 
@@ -26,6 +27,7 @@ async fn start() -> TestBroker {
     raw.set("group.initial.rebalance.delay.ms", "0").unwrap();
     raw.set("offsets.topic.num.partitions", "3").unwrap();
     raw.set("log.index.size.max.bytes", "4096").unwrap();
+    raw.set("http.listener", "").unwrap();
     let config = BrokerConfig::from_raw(raw).unwrap();
     let bound = crate::bind(config).await.unwrap();
     let broker = bound.broker.clone();
@@ -33,6 +35,19 @@ async fn start() -> TestBroker {
     // Keep the listener (and its data-dir lock) alive for the test.
     std::mem::forget(bound);
     TestBroker { broker, _dir: dir }
+}
+
+/// The router as a plaintext connection from 127.0.0.1 sees it.
+async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
+    let listener = Arc::new(ListenerInfo {
+        name: "PLAINTEXT".into(),
+        security: SecurityProtocol::Plaintext,
+        advertised_host: broker.advertised_host.clone(),
+        advertised_port: broker.advertised_port,
+        tls: None,
+    });
+    let mut context = ConnectionContext::new(listener, "127.0.0.1:50000".parse().unwrap());
+    crate::handlers::dispatch(broker, frame, &mut context).await
 }
 
 fn frame<T: Encodable>(api_key: ApiKey, version: i16, body: &T) -> Bytes {

@@ -24,6 +24,9 @@ impl TopicLookup for ImageTopics {
     fn name_of(&self, topic_id: Uuid) -> Option<String> {
         self.0.topic_by_id(topic_id).map(|t| t.name.clone())
     }
+    fn names(&self) -> Vec<String> {
+        self.0.topics().map(|t| t.name.clone()).collect()
+    }
 }
 
 pub async fn handle(
