@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod connection;
+pub mod configs;
 pub mod consumer;
 pub mod error;
 pub mod groups;
@@ -29,6 +30,7 @@ pub mod partitioner;
 pub mod producer;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic};
+pub use configs::{ConfigOp, LogDirInfo, ProducerInfo};
 pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::{ClientError, Result};
