@@ -312,3 +312,28 @@ def test_given_client_produce_to_offsets_topic_should_be_refused(gbroker):
     producer.flush(10)
     assert errors and errors[0] is not None
     assert errors[0].code() in (KafkaError.TOPIC_EXCEPTION, KafkaError.TOPIC_AUTHORIZATION_FAILED), errors[0]
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_given_regex_subscription_should_consume_matching_topics(gbroker, protocol):
+    prefix = f"re{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": gbroker.bootstrap})
+    for suffix in ("a", "b"):
+        assert create_topic(admin, f"{prefix}-{suffix}", 2) == 2
+        produce(gbroker, f"{prefix}-{suffix}", 4, 2)
+    assert create_topic(admin, f"other-{prefix}", 1) == 1
+    produce(gbroker, f"other-{prefix}", 3, 1)
+    consumer = Consumer(consumer_config(gbroker, f"g-{prefix}", protocol))
+    consumer.subscribe([f"^{prefix}-.*"])
+    topics = set()
+    count = 0
+    deadline = time.monotonic() + 40
+    while count < 8 and time.monotonic() < deadline:
+        msg = consumer.poll(0.2)
+        if msg is None or msg.error():
+            continue
+        topics.add(msg.topic())
+        count += 1
+    consumer.close()
+    assert count == 8
+    assert topics == {f"{prefix}-a", f"{prefix}-b"}
