@@ -259,10 +259,16 @@ impl ConsumerGroup {
             } else {
                 request.member_id.clone()
             };
-            if !self.members.contains_key(&member_id) {
+            let Some(member) = self.members.get_mut(&member_id) else {
                 return HeartbeatResult::error(ErrorCode::UnknownMemberId, "unknown member");
+            };
+            if request.member_epoch == STATIC_LEAVE_EPOCH && member.instance_id.is_some() {
+                // A static member going away briefly (a restart) keeps its partitions until
+                // its session expires; the instance coming back takes them over at once.
+                member.member_epoch = STATIC_LEAVE_EPOCH;
+            } else {
+                self.remove_member(&member_id);
             }
-            self.remove_member(&member_id);
             return HeartbeatResult {
                 error: None,
                 error_message: None,

@@ -272,3 +272,27 @@ fn given_regex_subscription_should_assign_matching_topics_and_pick_up_new_ones()
     bad.subscribed_topic_regex = Some("orders-(".into());
     assert_eq!(h.beat(bad).error, Some(ErrorCode::InvalidRegularExpression));
 }
+
+#[test]
+fn given_static_member_when_it_restarts_should_get_its_partitions_back_without_a_rebalance() {
+    let mut h = Harness::new();
+    let mut request = Harness::request("", 0, None);
+    request.instance_id = Some("pod-1".into());
+    let first = h.beat(request.clone());
+    let member = first.member_id.clone().unwrap();
+    let all: BTreeSet<i32> = (0..6).collect();
+    assert_eq!(partitions(&first), Some(all.clone()));
+    let mut leave = Harness::request(&member, -2, None);
+    leave.instance_id = Some("pod-1".into());
+    assert_eq!(h.beat(leave).member_epoch, -2);
+    // The old incarnation is gone for good: heartbeats with its epoch are fenced.
+    assert_eq!(
+        h.beat(Harness::request(&member, first.member_epoch, None))
+            .error,
+        Some(ErrorCode::FencedMemberEpoch)
+    );
+    let back = h.beat(request);
+    assert_eq!(back.error, None);
+    assert_ne!(back.member_id.as_deref(), Some(member.as_str()));
+    assert_eq!(partitions(&back), Some(all));
+}
