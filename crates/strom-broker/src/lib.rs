@@ -17,6 +17,7 @@
 //! mechanism simple until profiles say otherwise.
 
 pub mod admin;
+pub mod authz;
 pub mod cleaner;
 pub mod config;
 pub mod connection;
@@ -29,6 +30,7 @@ pub mod listeners;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
+pub mod quota;
 pub mod response;
 pub mod sasl;
 pub mod server;

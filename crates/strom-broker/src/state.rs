@@ -38,6 +38,10 @@ pub struct Broker {
     appended: watch::Sender<u64>,
     /// Request, traffic and connection instruments (rendered by the HTTP endpoint).
     pub metrics: Metrics,
+    /// ACL checks (`authorizer.class.name`); see [`crate::authz`].
+    pub authorizer: crate::authz::Authorizer,
+    /// Client quota measurement and throttling; see [`crate::quota`].
+    pub quotas: crate::quota::QuotaManager,
 }
 
 impl Broker {
@@ -51,7 +55,6 @@ impl Broker {
         let image = metadata.image();
         let groups = Arc::new(GroupCoordinator::new(&config));
         let broker = Arc::new(Broker {
-            config,
             advertised_host,
             advertised_port,
             metadata: Mutex::new(metadata),
@@ -61,6 +64,9 @@ impl Broker {
             groups,
             appended: watch::channel(0).0,
             metrics: Metrics::new(now_ms()),
+            authorizer: crate::authz::Authorizer::new(&config.security),
+            quotas: crate::quota::QuotaManager::new(&config.security),
+            config,
         });
         broker
             .partitions

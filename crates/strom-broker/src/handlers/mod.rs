@@ -11,11 +11,14 @@ mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -50,8 +53,10 @@ use strom_protocol::frame::{decode_request_header, peek_header_prefix};
 use strom_protocol::{bounds, versions};
 use tracing::{debug, error};
 
+use crate::authz::apis as authz;
 use crate::response::{encode_frame, ResponseFrame};
 use crate::state::Broker;
+use strom_controller::acl::operation as acl_op;
 
 /// Who is on the other end of a connection and how they reached us.
 pub struct ConnectionContext {
@@ -189,6 +194,23 @@ pub async fn dispatch(
         ));
     }
 
+    // ACLs (crate::authz): a no-op when the authoriser is off or for super users.
+    let check = crate::authz::Check::new(
+        &broker.authorizer,
+        || broker.image(),
+        &context.principal,
+        context.peer,
+    );
+    macro_rules! refuse_unless {
+        ($allowed:expr, $response:expr) => {
+            if !$allowed {
+                return answer!($response);
+            }
+        };
+    }
+    const CLUSTER_DENIED: i16 = authz::CLUSTER_DENIED;
+    const GROUP_DENIED: i16 = authz::GROUP_DENIED;
+
     match api_key {
         ApiKey::SaslHandshake => {
             let request = decode!(SaslHandshakeRequest);
@@ -209,10 +231,17 @@ pub async fn dispatch(
         }
         ApiKey::DescribeUserScramCredentials => {
             let request = decode!(DescribeUserScramCredentialsRequest);
+            refuse_unless!(
+                authz::cluster(&check, acl_op::DESCRIBE),
+                DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED)
+            );
             answer!(describe_user_scram_credentials::handle(broker, request))
         }
         ApiKey::AlterUserScramCredentials => {
             let request = decode!(AlterUserScramCredentialsRequest);
+            if !authz::cluster(&check, acl_op::ALTER) {
+                return answer!(authz::alter_scram_denied(&request));
+            }
             answer!(alter_user_scram_credentials::handle(broker, request).await)
         }
         ApiKey::ApiVersions => {
@@ -220,19 +249,44 @@ pub async fn dispatch(
             answer!(api_versions::handle(&request, version))
         }
         ApiKey::Metadata => {
-            let request = decode!(MetadataRequest);
-            answer!(metadata::handle(broker, request, version, context.advertised()).await)
+            let mut request = decode!(MetadataRequest);
+            let denial = authz::metadata(
+                &check,
+                &mut request,
+                version,
+                broker.config.auto_create_topics,
+            );
+            let mut response =
+                metadata::handle(broker, request, version, context.advertised()).await;
+            authz::metadata_answer(&check, denial, &mut response);
+            answer!(response)
         }
         ApiKey::Produce => {
-            let request = decode!(ProduceRequest);
+            let mut request = decode!(ProduceRequest);
+            let denied = authz::produce(&check, &mut request);
             match produce::handle(broker, request, version).await {
-                Some(response) => answer!(response),
+                Some(mut response) => {
+                    response.responses.extend(denied);
+                    answer!(response)
+                }
                 None => Outcome::NoResponse,
             }
         }
         ApiKey::Fetch => {
-            let request = decode!(FetchRequest);
+            let mut request = decode!(FetchRequest);
+            let denied = match authz::fetch(&check, &mut request) {
+                authz::FetchDenial::Cluster => {
+                    return answer!(FetchResponse::default().with_error_code(CLUSTER_DENIED))
+                }
+                authz::FetchDenial::Topics(denied) => denied,
+            };
+            if !denied.is_empty() && request.topics.is_empty() {
+                return answer!(FetchResponse::default().with_responses(denied));
+            }
             match fetch::handle(broker, request, version, correlation_id).await {
+                Ok(frame) if !denied.is_empty() => {
+                    crate::authz::fetch_merge(frame, denied, version, correlation_id)
+                }
                 Ok(frame) => Outcome::Respond(frame),
                 Err(encode_error) => {
                     error!(%encode_error, "fetch response encoding failed (bug)");
@@ -241,47 +295,82 @@ pub async fn dispatch(
             }
         }
         ApiKey::ListOffsets => {
-            let request = decode!(ListOffsetsRequest);
-            answer!(list_offsets::handle(broker, request, version))
+            let mut request = decode!(ListOffsetsRequest);
+            let denied = authz::list_offsets(&check, &mut request);
+            let mut response = list_offsets::handle(broker, request, version);
+            response.topics.extend(denied);
+            answer!(response)
         }
         ApiKey::CreateTopics => {
-            let request = decode!(CreateTopicsRequest);
-            answer!(create_topics::handle(broker, request, version).await)
+            let mut request = decode!(CreateTopicsRequest);
+            let denied = authz::create_topics(&check, &mut request);
+            let mut response = create_topics::handle(broker, request, version).await;
+            response.topics.extend(denied);
+            answer!(response)
         }
         ApiKey::DeleteTopics => {
-            let request = decode!(DeleteTopicsRequest);
-            answer!(delete_topics::handle(broker, request, version).await)
+            let mut request = decode!(DeleteTopicsRequest);
+            let denied = authz::delete_topics(&check, &mut request);
+            let mut response = delete_topics::handle(broker, request, version).await;
+            response.responses.extend(denied);
+            answer!(response)
         }
         ApiKey::CreatePartitions => {
-            let request = decode!(CreatePartitionsRequest);
-            answer!(create_partitions::handle(broker, request).await)
+            let mut request = decode!(CreatePartitionsRequest);
+            let denied = authz::create_partitions(&check, &mut request);
+            let mut response = create_partitions::handle(broker, request).await;
+            response.results.extend(denied);
+            answer!(response)
         }
         ApiKey::DescribeConfigs => {
-            let request = decode!(DescribeConfigsRequest);
-            answer!(describe_configs::handle(broker, request, version))
+            let mut request = decode!(DescribeConfigsRequest);
+            let denied = authz::describe_configs(&check, &mut request);
+            let mut response = describe_configs::handle(broker, request, version);
+            response.results.extend(denied);
+            answer!(response)
         }
         ApiKey::AlterConfigs => {
-            let request = decode!(AlterConfigsRequest);
-            answer!(alter_configs::handle(broker, request).await)
+            let mut request = decode!(AlterConfigsRequest);
+            let denied = authz::alter_configs(&check, &mut request);
+            let mut response = alter_configs::handle(broker, request).await;
+            response.responses.extend(denied);
+            answer!(response)
         }
         ApiKey::IncrementalAlterConfigs => {
-            let request = decode!(IncrementalAlterConfigsRequest);
-            answer!(incremental_alter_configs::handle(broker, request).await)
+            let mut request = decode!(IncrementalAlterConfigsRequest);
+            let denied = authz::incremental_alter_configs(&check, &mut request);
+            let mut response = incremental_alter_configs::handle(broker, request).await;
+            response.responses.extend(denied);
+            answer!(response)
         }
         ApiKey::DeleteRecords => {
-            let request = decode!(DeleteRecordsRequest);
-            answer!(delete_records::handle(broker, request).await)
+            let mut request = decode!(DeleteRecordsRequest);
+            let denied = authz::delete_records(&check, &mut request);
+            let mut response = delete_records::handle(broker, request).await;
+            response.topics.extend(denied);
+            answer!(response)
         }
         ApiKey::DescribeLogDirs => {
             let request = decode!(DescribeLogDirsRequest);
+            refuse_unless!(
+                authz::cluster(&check, acl_op::DESCRIBE),
+                DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED)
+            );
             answer!(describe_log_dirs::handle(broker, request))
         }
         ApiKey::DescribeProducers => {
-            let request = decode!(DescribeProducersRequest);
-            answer!(describe_producers::handle(broker, request))
+            let mut request = decode!(DescribeProducersRequest);
+            let denied = authz::describe_producers(&check, &mut request);
+            let mut response = describe_producers::handle(broker, request);
+            response.topics.extend(denied);
+            answer!(response)
         }
         ApiKey::DescribeCluster => {
             let request = decode!(DescribeClusterRequest);
+            refuse_unless!(
+                authz::cluster(&check, acl_op::DESCRIBE),
+                DescribeClusterResponse::default().with_error_code(CLUSTER_DENIED)
+            );
             answer!(describe_cluster::handle(
                 broker,
                 request,
@@ -291,63 +380,156 @@ pub async fn dispatch(
         }
         ApiKey::InitProducerId => {
             let request = decode!(InitProducerIdRequest);
+            if let Some(code) = authz::init_producer_id(&check, &request) {
+                return answer!(InitProducerIdResponse::default()
+                    .with_error_code(code)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1));
+            }
             answer!(init_producer_id::handle(broker, request))
         }
         ApiKey::OffsetForLeaderEpoch => {
-            let request = decode!(OffsetForLeaderEpochRequest);
-            answer!(offset_for_leader_epoch::handle(broker, request))
+            let mut request = decode!(OffsetForLeaderEpochRequest);
+            let denied = authz::offset_for_leader_epoch(&check, &mut request);
+            let mut response = offset_for_leader_epoch::handle(broker, request);
+            response.topics.extend(denied);
+            answer!(response)
         }
         ApiKey::FindCoordinator => {
-            let request = decode!(FindCoordinatorRequest);
-            answer!(find_coordinator::handle(broker, request, version, context.advertised()).await)
+            let mut request = decode!(FindCoordinatorRequest);
+            let (refused, denied) = authz::find_coordinator(&check, &mut request, version);
+            if let Some(code) = refused {
+                return answer!(FindCoordinatorResponse::default()
+                    .with_error_code(code)
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1));
+            }
+            let mut response =
+                find_coordinator::handle(broker, request, version, context.advertised()).await;
+            response.coordinators.extend(denied);
+            answer!(response)
         }
         ApiKey::JoinGroup => {
             let request = decode!(JoinGroupRequest);
+            refuse_unless!(
+                authz::group_read(&check, &request.group_id),
+                JoinGroupResponse::default()
+                    .with_error_code(GROUP_DENIED)
+                    .with_generation_id(-1)
+            );
             answer!(join_group::handle(broker, request, version, &client_id).await)
         }
         ApiKey::SyncGroup => {
             let request = decode!(SyncGroupRequest);
+            refuse_unless!(
+                authz::group_read(&check, &request.group_id),
+                SyncGroupResponse::default().with_error_code(GROUP_DENIED)
+            );
             answer!(sync_group::handle(broker, request, version).await)
         }
         ApiKey::Heartbeat => {
             let request = decode!(HeartbeatRequest);
+            refuse_unless!(
+                authz::group_read(&check, &request.group_id),
+                HeartbeatResponse::default().with_error_code(GROUP_DENIED)
+            );
             answer!(heartbeat::handle(broker, request, version).await)
         }
         ApiKey::LeaveGroup => {
             let request = decode!(LeaveGroupRequest);
+            refuse_unless!(
+                authz::group_read(&check, &request.group_id),
+                LeaveGroupResponse::default().with_error_code(GROUP_DENIED)
+            );
             answer!(leave_group::handle(broker, request, version).await)
         }
         ApiKey::OffsetCommit => {
-            let request = decode!(OffsetCommitRequest);
-            answer!(offset_commit::handle(broker, request, version).await)
+            let mut request = decode!(OffsetCommitRequest);
+            let denied = match authz::offset_commit(&check, &mut request) {
+                Ok(denied) => denied,
+                Err(refused) => return answer!(refused),
+            };
+            let mut response = offset_commit::handle(broker, request, version).await;
+            response.topics.extend(denied);
+            answer!(response)
         }
         ApiKey::OffsetFetch => {
-            let request = decode!(OffsetFetchRequest);
-            answer!(offset_fetch::handle(broker, request, version).await)
+            let mut request = decode!(OffsetFetchRequest);
+            let denied = match authz::offset_fetch(&check, &mut request, version) {
+                Ok(denied) => denied,
+                Err(refused) => return answer!(refused),
+            };
+            let mut response = offset_fetch::handle(broker, request, version).await;
+            authz::offset_fetch_answer(&check, &mut response);
+            response.groups.extend(denied);
+            answer!(response)
         }
         ApiKey::ListGroups => {
             let request = decode!(ListGroupsRequest);
-            answer!(list_groups::handle(broker, request, version).await)
+            let mut response = list_groups::handle(broker, request, version).await;
+            authz::list_groups_answer(&check, &mut response);
+            answer!(response)
         }
         ApiKey::DescribeGroups => {
-            let request = decode!(DescribeGroupsRequest);
-            answer!(describe_groups::handle(broker, request, version).await)
+            let mut request = decode!(DescribeGroupsRequest);
+            let denied = authz::describe_groups(&check, &mut request);
+            let mut response = describe_groups::handle(broker, request, version).await;
+            response.groups.extend(denied);
+            answer!(response)
         }
         ApiKey::DeleteGroups => {
-            let request = decode!(DeleteGroupsRequest);
-            answer!(delete_groups::handle(broker, request).await)
+            let mut request = decode!(DeleteGroupsRequest);
+            let denied = authz::delete_groups(&check, &mut request);
+            let mut response = delete_groups::handle(broker, request).await;
+            response.results.extend(denied);
+            answer!(response)
         }
         ApiKey::OffsetDelete => {
-            let request = decode!(OffsetDeleteRequest);
-            answer!(offset_delete::handle(broker, request).await)
+            let mut request = decode!(OffsetDeleteRequest);
+            let denied = match authz::offset_delete(&check, &mut request) {
+                Ok(denied) => denied,
+                Err(code) => return answer!(OffsetDeleteResponse::default().with_error_code(code)),
+            };
+            let mut response = offset_delete::handle(broker, request).await;
+            response.topics.extend(denied);
+            answer!(response)
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let request = decode!(ConsumerGroupHeartbeatRequest);
+            refuse_unless!(
+                authz::group_read(&check, &request.group_id),
+                ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED)
+            );
             answer!(consumer_group_heartbeat::handle(broker, request, version, &client_id).await)
         }
         ApiKey::ConsumerGroupDescribe => {
-            let request = decode!(ConsumerGroupDescribeRequest);
-            answer!(consumer_group_describe::handle(broker, request, version).await)
+            let mut request = decode!(ConsumerGroupDescribeRequest);
+            let denied = authz::consumer_group_describe(&check, &mut request);
+            let mut response = consumer_group_describe::handle(broker, request, version).await;
+            response.groups.extend(denied);
+            answer!(response)
+        }
+        ApiKey::CreateAcls => {
+            let request = decode!(CreateAclsRequest);
+            if !authz::cluster(&check, acl_op::ALTER) {
+                return answer!(create_acls::denied(&request));
+            }
+            answer!(create_acls::handle(broker, request, &context.principal).await)
+        }
+        ApiKey::DescribeAcls => {
+            let request = decode!(DescribeAclsRequest);
+            refuse_unless!(
+                authz::cluster(&check, acl_op::DESCRIBE),
+                DescribeAclsResponse::default().with_error_code(CLUSTER_DENIED)
+            );
+            answer!(describe_acls::handle(broker, request))
+        }
+        ApiKey::DeleteAcls => {
+            let request = decode!(DeleteAclsRequest);
+            if !authz::cluster(&check, acl_op::ALTER) {
+                return answer!(delete_acls::denied(&request));
+            }
+            answer!(delete_acls::handle(broker, request, &context.principal).await)
         }
         other => Outcome::Close(format!(
             "{other:?} is listed as supported but has no handler"
