@@ -34,6 +34,7 @@ pub async fn handle(
     request: ConsumerGroupHeartbeatRequest,
     version: i16,
     client_id: &str,
+    client_host: &str,
 ) -> ConsumerGroupHeartbeatResponse {
     let result = match broker.groups.ensure_loaded(broker).await {
         Err(error) => HeartbeatResult::error(error, "the group coordinator is loading"),
@@ -60,7 +61,7 @@ pub async fn handle(
                         .collect()
                 }),
                 client_id: client_id.to_string(),
-                client_host: String::new(),
+                client_host: client_host.to_string(),
             };
             let topics = ImageTopics(broker.image());
             broker

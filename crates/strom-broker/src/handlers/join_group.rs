@@ -15,6 +15,7 @@ pub async fn handle(
     request: JoinGroupRequest,
     version: i16,
     client_id: &str,
+    client_host: &str,
 ) -> JoinGroupResponse {
     let result = match broker.groups.ensure_loaded(broker).await {
         Err(error) => JoinResult::error(error, &request.member_id),
@@ -28,7 +29,7 @@ pub async fn handle(
                     .map(|i| i.to_string())
                     .filter(|_| version >= 5),
                 client_id: client_id.to_string(),
-                client_host: String::new(),
+                client_host: client_host.to_string(),
                 session_timeout_ms: request.session_timeout_ms,
                 // v0 has no rebalance timeout: Kafka uses the session timeout.
                 rebalance_timeout_ms: if version >= 1 {

@@ -114,6 +114,11 @@ fn respond<T: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, bod
     }
 }
 
+/// The client host as Kafka shows it in group descriptions (`/127.0.0.1`).
+fn client_host(context: &ConnectionContext) -> String {
+    format!("/{}", context.peer.ip())
+}
+
 pub async fn dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
@@ -417,7 +422,10 @@ pub async fn dispatch(
                     .with_error_code(GROUP_DENIED)
                     .with_generation_id(-1)
             );
-            answer!(join_group::handle(broker, request, version, &client_id).await)
+            answer!(
+                join_group::handle(broker, request, version, &client_id, &client_host(context))
+                    .await
+            )
         }
         ApiKey::SyncGroup => {
             let request = decode!(SyncGroupRequest);
@@ -500,7 +508,16 @@ pub async fn dispatch(
                 authz::group_read(&check, &request.group_id),
                 ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED)
             );
-            answer!(consumer_group_heartbeat::handle(broker, request, version, &client_id).await)
+            answer!(
+                consumer_group_heartbeat::handle(
+                    broker,
+                    request,
+                    version,
+                    &client_id,
+                    &client_host(context)
+                )
+                .await
+            )
         }
         ApiKey::ConsumerGroupDescribe => {
             let mut request = decode!(ConsumerGroupDescribeRequest);
