@@ -15,6 +15,7 @@
 
 pub mod assignor;
 pub mod classic;
+pub mod classic_messages;
 pub mod consumer;
 pub mod coordinator;
 pub mod persist;
