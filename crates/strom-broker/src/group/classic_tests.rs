@@ -515,3 +515,35 @@ fn given_group_record_when_replayed_should_restore_stable_members() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].protocol_type, "consumer");
 }
+
+#[test]
+fn given_deleted_topic_when_swept_should_drop_its_offsets_only() {
+    let mut h = Harness::new();
+    let value = |offset| OffsetValue {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 0,
+    };
+    h.coordinator.apply_commit("g1", "kept", 0, value(1));
+    h.coordinator.apply_commit("g1", "gone", 0, value(2));
+    h.coordinator.apply_commit("g2", "gone", 3, value(3));
+    let mut actions = h.coordinator.forget_deleted_topics(|topic| topic == "kept");
+    actions.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    assert_eq!(
+        actions,
+        vec![
+            Action::DeleteOffsets {
+                group_id: "g1".into(),
+                partitions: vec![("gone".into(), 0)]
+            },
+            Action::DeleteOffsets {
+                group_id: "g2".into(),
+                partitions: vec![("gone".into(), 3)]
+            },
+        ]
+    );
+    assert!(h.coordinator.committed("g1", "kept", 0).is_some());
+    assert!(h.coordinator.committed("g1", "gone", 0).is_none());
+    assert!(h.coordinator.committed_partitions("g2").is_empty());
+}

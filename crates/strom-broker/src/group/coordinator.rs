@@ -437,6 +437,31 @@ impl Coordinator {
         actions
     }
 
+    /// Committed offsets of topics that no longer exist (Kafka drops them when a topic is
+    /// deleted). Removes them from memory and returns the tombstones to write.
+    pub fn forget_deleted_topics(&mut self, exists: impl Fn(&str) -> bool) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (group_id, offsets) in self.offsets.iter_mut() {
+            let gone: Vec<(String, i32)> = offsets
+                .keys()
+                .filter(|(topic, _)| !exists(topic))
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            for key in &gone {
+                offsets.remove(key);
+            }
+            actions.push(Action::DeleteOffsets {
+                group_id: group_id.clone(),
+                partitions: gone,
+            });
+        }
+        self.offsets.retain(|_, offsets| !offsets.is_empty());
+        actions
+    }
+
     /// Replay of one offset record (None = tombstone).
     pub fn replay_offset(
         &mut self,

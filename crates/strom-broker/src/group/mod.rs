@@ -58,6 +58,8 @@ pub type WaiterId = u64;
 const TICK_INTERVAL_MS: u64 = 100;
 /// How often expired offsets are looked for (Kafka's offsets.retention.check.interval.ms).
 const OFFSET_EXPIRY_INTERVAL_MS: u64 = 600_000;
+/// How often offsets of deleted topics are looked for.
+const DELETED_TOPICS_SWEEP_INTERVAL_MS: u64 = 30_000;
 
 /// What the state machine asks the runtime to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,6 +292,8 @@ impl GroupCoordinator {
             let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
             let mut expiry =
                 tokio::time::interval(Duration::from_millis(OFFSET_EXPIRY_INTERVAL_MS));
+            let mut sweep =
+                tokio::time::interval(Duration::from_millis(DELETED_TOPICS_SWEEP_INTERVAL_MS));
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
@@ -298,6 +302,14 @@ impl GroupCoordinator {
                     _ = expiry.tick() => {
                         if coordinator.is_loaded() {
                             coordinator.run(&broker, |state| ((), state.expire_offsets(now_ms())));
+                        }
+                    }
+                    _ = sweep.tick() => {
+                        if coordinator.is_loaded() {
+                            let image = broker.image();
+                            coordinator.run(&broker, |state| {
+                                ((), state.forget_deleted_topics(|topic| image.topic(topic).is_some()))
+                            });
                         }
                     }
                 }
