@@ -547,3 +547,100 @@ fn given_deleted_topic_when_swept_should_drop_its_offsets_only() {
     assert!(h.coordinator.committed("g1", "gone", 0).is_none());
     assert!(h.coordinator.committed_partitions("g2").is_empty());
 }
+
+/// Seeded random event sequences (joins, static joins, syncs with right and stale
+/// generations, heartbeats, leaves, time passing): no panic, every parked request is
+/// answered exactly once (checked in `apply`) and eventually, generations never go back,
+/// and a Stable group has no member left waiting.
+#[test]
+fn given_random_event_sequences_should_answer_every_request_and_keep_invariants() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    for seed in 0..150u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut h = Harness::new();
+        let mut ids: Vec<String> = Vec::new();
+        let mut last_generation = 0;
+        for _ in 0..250 {
+            let pick = |rng: &mut StdRng, ids: &Vec<String>| {
+                if ids.is_empty() || rng.gen_bool(0.1) {
+                    "unknown".to_string()
+                } else {
+                    ids[rng.gen_range(0..ids.len())].clone()
+                }
+            };
+            match rng.gen_range(0..8) {
+                0 => {
+                    let w = h.join("");
+                    if let Some(answer) = h.joins.get(&w) {
+                        if answer.error == Some(ErrorCode::MemberIdRequired) {
+                            ids.push(answer.member_id.clone());
+                        }
+                    }
+                }
+                1 => {
+                    let id = pick(&mut rng, &ids);
+                    h.join(&id);
+                }
+                2 => {
+                    let instance = format!("instance-{}", rng.gen_range(0..3));
+                    let w = h.join_with(Harness::join_request("", Some(&instance), &["range"]));
+                    if let Some(answer) = h.joins.get(&w) {
+                        ids.push(answer.member_id.clone());
+                    }
+                }
+                3 => {
+                    let id = pick(&mut rng, &ids);
+                    let generation = match h.coordinator.groups.get("g") {
+                        Some(Group::Classic(group)) => group.generation_id,
+                        _ => 0,
+                    } - rng.gen_range(0..2);
+                    let assignments: Vec<(String, String)> = ids
+                        .iter()
+                        .map(|m| (m.clone(), format!("for-{m}")))
+                        .collect();
+                    let refs: Vec<(&str, &str)> = assignments
+                        .iter()
+                        .map(|(m, a)| (m.as_str(), a.as_str()))
+                        .collect();
+                    h.sync(&id, generation, &refs);
+                }
+                4 => {
+                    let id = pick(&mut rng, &ids);
+                    let generation = match h.coordinator.groups.get("g") {
+                        Some(Group::Classic(group)) => group.generation_id,
+                        _ => 0,
+                    };
+                    let _ = h.heartbeat(&id, generation);
+                }
+                5 => {
+                    let id = pick(&mut rng, &ids);
+                    let (_, actions) = h.coordinator.leave(h.now_ms, "g", &[(id, None)]);
+                    h.apply(actions);
+                }
+                _ => {
+                    let ms = rng.gen_range(0..4000);
+                    h.advance(ms);
+                }
+            }
+            if let Some(Group::Classic(group)) = h.coordinator.groups.get("g") {
+                assert!(group.generation_id >= last_generation, "seed {seed}");
+                last_generation = group.generation_id;
+                if group.state == ClassicState::Stable {
+                    let waiting = h.next_waiter - 1 - (h.joins.len() + h.syncs.len()) as u64;
+                    assert_eq!(waiting, 0, "seed {seed}: a request is parked in Stable");
+                }
+            }
+        }
+        // Long enough for every session, rebalance and sync deadline to pass.
+        h.advance(5 * REBALANCE_MS as i64);
+        for waiter in 1..h.next_waiter {
+            assert!(
+                h.joins.contains_key(&waiter) || h.syncs.contains_key(&waiter),
+                "seed {seed}: request {waiter} never answered"
+            );
+        }
+        assert_eq!(h.state(), ClassicState::Empty, "seed {seed}");
+    }
+}
