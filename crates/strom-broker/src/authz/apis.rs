@@ -907,3 +907,28 @@ pub fn alter_scram_denied(
             .collect(),
     )
 }
+
+/// AlterClientQuotas refused: every entry answers CLUSTER_AUTHORIZATION_FAILED.
+pub fn alter_client_quotas_denied(request: &AlterClientQuotasRequest) -> AlterClientQuotasResponse {
+    AlterClientQuotasResponse::default().with_entries(
+        request
+            .entries
+            .iter()
+            .map(|entry| {
+                alter_client_quotas_response::EntryData::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_entity(
+                        entry
+                            .entity
+                            .iter()
+                            .map(|part| {
+                                alter_client_quotas_response::EntityData::default()
+                                    .with_entity_type(part.entity_type.clone())
+                                    .with_entity_name(part.entity_name.clone())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}

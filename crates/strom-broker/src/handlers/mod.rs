@@ -6,6 +6,7 @@
 //! everything a decoded request can get wrong is answered with an error code at the
 //! request's own version.
 
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_user_scram_credentials;
 mod api_versions;
@@ -19,6 +20,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -67,6 +69,9 @@ pub struct ConnectionContext {
     /// SASL listeners: whether SASL authentication has succeeded on this connection.
     pub authenticated: bool,
     pub sasl: crate::sasl::SaslSession,
+    /// Set when the last request went over a client quota: the next request waits until
+    /// then (KIP-219 muting; see [`crate::quota`]).
+    pub throttled_until: Option<std::time::Instant>,
     /// When the SASL session ends (KIP-368, `connections.max.reauth.ms`); the client must
     /// re-authenticate before then.
     pub session_expires_at: Option<std::time::Instant>,
@@ -80,6 +85,7 @@ impl ConnectionContext {
             principal: "User:ANONYMOUS".to_string(),
             authenticated: false,
             sasl: crate::sasl::SaslSession::Idle,
+            throttled_until: None,
             session_expires_at: None,
         }
     }
@@ -124,6 +130,18 @@ pub async fn dispatch(
     frame: Bytes,
     context: &mut ConnectionContext,
 ) -> Outcome {
+    // Client quotas (crate::quota): free when none is configured.
+    let quota = crate::quota::Pending::start(broker, &frame, &mut context.throttled_until).await;
+    let outcome = route(broker, frame, context).await;
+    quota.finish(
+        broker,
+        &context.principal,
+        &mut context.throttled_until,
+        outcome,
+    )
+}
+
+async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionContext) -> Outcome {
     let Some(prefix) = peek_header_prefix(&frame) else {
         return Outcome::Close("frame shorter than a request header".into());
     };
@@ -547,6 +565,23 @@ pub async fn dispatch(
                 return answer!(delete_acls::denied(&request));
             }
             answer!(delete_acls::handle(broker, request, &context.principal).await)
+        }
+        ApiKey::DescribeClientQuotas => {
+            let request = decode!(DescribeClientQuotasRequest);
+            refuse_unless!(
+                authz::cluster(&check, acl_op::DESCRIBE_CONFIGS),
+                DescribeClientQuotasResponse::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_entries(None)
+            );
+            answer!(describe_client_quotas::handle(broker, request))
+        }
+        ApiKey::AlterClientQuotas => {
+            let request = decode!(AlterClientQuotasRequest);
+            if !authz::cluster(&check, acl_op::ALTER_CONFIGS) {
+                return answer!(authz::alter_client_quotas_denied(&request));
+            }
+            answer!(alter_client_quotas::handle(broker, request, &context.principal).await)
         }
         other => Outcome::Close(format!(
             "{other:?} is listed as supported but has no handler"
