@@ -296,3 +296,104 @@ fn given_static_member_when_it_restarts_should_get_its_partitions_back_without_a
     assert_ne!(back.member_id.as_deref(), Some(member.as_str()));
     assert_eq!(partitions(&back), Some(all));
 }
+
+/// Seeded random joins, leaves, heartbeats and topic growth with clients that do exactly
+/// what the answers say: no partition is ever owned by two clients at once, and once
+/// everyone keeps heartbeating the group converges to Stable with every partition owned.
+#[test]
+fn given_random_membership_changes_should_never_double_assign_and_should_converge() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
+
+    struct Client {
+        id: String,
+        epoch: i32,
+        owned: BTreeSet<i32>,
+    }
+
+    fn beat(h: &mut Harness, client: &mut Client) -> bool {
+        let result = h.beat(Harness::request(
+            &client.id,
+            client.epoch,
+            Some(&client.owned),
+        ));
+        if result.error.is_some() {
+            return false;
+        }
+        client.epoch = result.member_epoch;
+        if let Some(assigned) = partitions(&result) {
+            client.owned = assigned;
+        }
+        true
+    }
+
+    fn check_disjoint(clients: &HashMap<usize, Client>, seed: u64) {
+        let mut seen = BTreeSet::new();
+        for client in clients.values() {
+            for p in &client.owned {
+                assert!(seen.insert(*p), "seed {seed}: partition {p} owned twice");
+            }
+        }
+    }
+
+    for seed in 0..50u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut h = Harness::new();
+        let mut clients: HashMap<usize, Client> = HashMap::new();
+        let mut next = 0usize;
+        let mut partitions_now = 6;
+        for _ in 0..200 {
+            match rng.gen_range(0..10) {
+                0 | 1 => {
+                    let (id, joined) = h.join();
+                    clients.insert(
+                        next,
+                        Client {
+                            id,
+                            epoch: joined.member_epoch,
+                            owned: partitions(&joined).unwrap_or_default(),
+                        },
+                    );
+                    next += 1;
+                }
+                2 if !clients.is_empty() => {
+                    let key = *clients.keys().nth(rng.gen_range(0..clients.len())).unwrap();
+                    let client = clients.remove(&key).unwrap();
+                    h.beat(Harness::request(&client.id, -1, None));
+                }
+                3 if partitions_now < 12 => {
+                    partitions_now += 1;
+                    h.topics.insert("t".into(), (topic_id(), partitions_now));
+                }
+                _ if !clients.is_empty() => {
+                    let key = *clients.keys().nth(rng.gen_range(0..clients.len())).unwrap();
+                    let client = clients.get_mut(&key).unwrap();
+                    if !beat(&mut h, client) {
+                        // Fenced: the client drops everything and rejoins.
+                        clients.remove(&key);
+                    }
+                }
+                _ => {}
+            }
+            check_disjoint(&clients, seed);
+        }
+        if clients.is_empty() {
+            continue;
+        }
+        for _ in 0..20 {
+            let keys: Vec<usize> = clients.keys().copied().collect();
+            for key in keys {
+                let client = clients.get_mut(&key).unwrap();
+                assert!(beat(&mut h, client), "seed {seed}: fenced while converging");
+                check_disjoint(&clients, seed);
+            }
+        }
+        let owned: BTreeSet<i32> = clients.values().flat_map(|c| c.owned.clone()).collect();
+        assert_eq!(owned, (0..partitions_now).collect(), "seed {seed}");
+        match h.coordinator.groups.get("g") {
+            Some(Group::Consumer(group)) => assert_eq!(group.state_name(), "Stable", "seed {seed}"),
+            _ => panic!("consumer group expected"),
+        }
+    }
+}
