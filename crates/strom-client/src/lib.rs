@@ -20,18 +20,19 @@
 
 pub mod admin;
 pub mod cluster;
-pub mod connection;
 pub mod configs;
+pub mod connection;
 pub mod consumer;
 pub mod error;
 pub mod groups;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
+pub mod security;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic};
-pub use configs::{ConfigOp, LogDirInfo, ProducerInfo};
 pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
+pub use configs::{ConfigOp, LogDirInfo, ProducerInfo};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::{ClientError, Result};
 pub use offsets::{ListedOffset, OffsetSpec};
@@ -39,5 +40,6 @@ pub use partitioner::{murmur2, partition_for_key, PartitionerKind};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+pub use security::{AclBinding, AclFilter, QuotaEntity, QuotaMatch, ScramMechanism};
 pub use strom_protocol::batch::Compression;
 pub use strom_protocol::record::RecordHeader;
