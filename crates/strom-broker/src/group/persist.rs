@@ -199,18 +199,19 @@ fn read_all(broker: &Broker) -> Result<Vec<RawRecord>, PersistError> {
 /// Appends one batch of (key, value) records to the group's partition.
 pub fn append(
     broker: &Broker,
-    coordinator: &GroupCoordinator,
     group_id: &str,
     entries: Vec<(Bytes, Option<Bytes>)>,
 ) -> Result<(), PersistError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let index = records::partition_for(group_id, coordinator.offsets_topic_partitions);
     let image = broker.image();
     let topic = image
         .topic(OFFSETS_TOPIC)
-        .ok_or(PersistError::NotHosted(index))?;
+        .ok_or(PersistError::NotHosted(-1))?;
+    // The topic's real partition count, as Kafka does: it may differ from
+    // offsets.topic.num.partitions if the topic was created some other way.
+    let index = records::partition_for(group_id, topic.partition_count());
     let partition = broker
         .partitions
         .get(topic.topic_id, index)
@@ -235,9 +236,11 @@ pub fn append(
     Ok(())
 }
 
+/// The `write_*` functions take the coordinator to make callers say whose lock they hold:
+/// records must be written under it so that log order and memory order agree.
 pub fn write_offsets(
     broker: &Broker,
-    coordinator: &GroupCoordinator,
+    _coordinator: &GroupCoordinator,
     group_id: &str,
     commits: &[(String, i32, OffsetValue)],
 ) -> Result<(), PersistError> {
@@ -250,12 +253,12 @@ pub fn write_offsets(
             )
         })
         .collect();
-    append(broker, coordinator, group_id, entries)
+    append(broker, group_id, entries)
 }
 
 pub fn write_offset_tombstones(
     broker: &Broker,
-    coordinator: &GroupCoordinator,
+    _coordinator: &GroupCoordinator,
     group_id: &str,
     partitions: &[(String, i32)],
 ) -> Result<(), PersistError> {
@@ -268,18 +271,17 @@ pub fn write_offset_tombstones(
             )
         })
         .collect();
-    append(broker, coordinator, group_id, entries)
+    append(broker, group_id, entries)
 }
 
 pub fn write_group(
     broker: &Broker,
-    coordinator: &GroupCoordinator,
+    _coordinator: &GroupCoordinator,
     group_id: &str,
     value: Option<&GroupValue>,
 ) -> Result<(), PersistError> {
     append(
         broker,
-        coordinator,
         group_id,
         vec![(
             records::encode_group_key(group_id),

@@ -669,3 +669,25 @@ async fn given_truncated_group_requests_should_close_the_connection() {
         assert!(matches!(dispatch(broker, full).await, Outcome::Respond(_)));
     }
 }
+
+#[tokio::test]
+async fn given_offsets_topic_created_elsewhere_with_one_partition_should_still_commit() {
+    let test = start().await;
+    let broker = &test.broker;
+    create_topic(broker, crate::group::OFFSETS_TOPIC, 1).await;
+    create_topic(broker, "t", 1).await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(group("any-group"))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(5),
+                ]),
+        ]);
+    let committed: OffsetCommitResponse = call(broker, ApiKey::OffsetCommit, 9, &commit).await;
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+}
