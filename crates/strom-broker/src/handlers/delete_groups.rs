@@ -25,7 +25,10 @@ pub async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> Delet
                     match state.delete_group(now_ms(), &id) {
                         Err(error) => Some(error),
                         Ok(offsets) => {
-                            let written = persist::write_offset_tombstones(broker, coordinator, &id,
+                            let written = persist::write_offset_tombstones(
+                                broker,
+                                coordinator,
+                                &id,
                                 &offsets,
                             )
                             .and_then(|()| persist::write_group(broker, coordinator, &id, None));
