@@ -204,6 +204,16 @@ impl GroupCoordinator {
         }
     }
 
+    /// For requests that only read groups (ListGroups, DescribeGroups, OffsetFetch, ...):
+    /// like [`GroupCoordinator::ensure_loaded`], but a cluster that has never used groups
+    /// answers from the empty state instead of creating `__consumer_offsets`.
+    pub async fn ensure_readable(&self, broker: &Arc<Broker>) -> Result<(), ErrorCode> {
+        if !self.is_loaded() && broker.image().topic(OFFSETS_TOPIC).is_none() {
+            return Ok(());
+        }
+        self.ensure_loaded(broker).await
+    }
+
     /// Runs `f` on the state machine, then carries out its actions: records are written
     /// while the lock is still held (log order = memory order), parked requests are
     /// answered after.

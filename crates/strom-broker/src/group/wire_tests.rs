@@ -691,3 +691,24 @@ async fn given_offsets_topic_created_elsewhere_with_one_partition_should_still_c
     let committed: OffsetCommitResponse = call(broker, ApiKey::OffsetCommit, 9, &commit).await;
     assert_eq!(committed.topics[0].partitions[0].error_code, 0);
 }
+
+#[tokio::test]
+async fn given_no_group_ever_used_when_listing_should_not_create_the_offsets_topic() {
+    let test = start().await;
+    let broker = &test.broker;
+    let listed: ListGroupsResponse =
+        call(broker, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
+    assert_eq!(listed.error_code, 0);
+    assert!(listed.groups.is_empty());
+    let fetched: OffsetFetchResponse = call(
+        broker,
+        ApiKey::OffsetFetch,
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(group("g"))
+            .with_topics(None),
+    )
+    .await;
+    assert_eq!(fetched.error_code, 0);
+    assert!(broker.image().topic(crate::group::OFFSETS_TOPIC).is_none());
+}

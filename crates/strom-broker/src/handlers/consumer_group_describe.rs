@@ -45,7 +45,7 @@ pub async fn handle(
     request: ConsumerGroupDescribeRequest,
     version: i16,
 ) -> ConsumerGroupDescribeResponse {
-    let loaded = broker.groups.ensure_loaded(broker).await;
+    let loaded = broker.groups.ensure_readable(broker).await;
     let operations = if request.include_authorized_operations {
         GROUP_OPERATIONS_ALL
     } else {

@@ -11,7 +11,7 @@ use crate::group::{error_code, persist};
 use crate::state::{now_ms, Broker};
 
 pub async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let loaded = broker.groups.ensure_loaded(broker).await;
+    let loaded = broker.groups.ensure_readable(broker).await;
     let results = request
         .groups_names
         .into_iter()

@@ -22,7 +22,7 @@ pub async fn handle(
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
-    let loaded = broker.groups.ensure_loaded(broker).await;
+    let loaded = broker.groups.ensure_readable(broker).await;
     let operations = if version >= 3 && request.include_authorized_operations {
         GROUP_OPERATIONS_ALL
     } else {

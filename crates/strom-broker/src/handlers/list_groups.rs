@@ -13,7 +13,7 @@ pub async fn handle(
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
-    if let Err(error) = broker.groups.ensure_loaded(broker).await {
+    if let Err(error) = broker.groups.ensure_readable(broker).await {
         return ListGroupsResponse::default().with_error_code(error.code());
     }
     let states: Vec<String> = if version >= 4 {

@@ -13,7 +13,7 @@ use crate::group::persist;
 use crate::state::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    if let Err(error) = broker.groups.ensure_loaded(broker).await {
+    if let Err(error) = broker.groups.ensure_readable(broker).await {
         return OffsetDeleteResponse::default().with_error_code(error.code());
     }
     let group_id = request.group_id.0.to_string();

@@ -64,7 +64,7 @@ pub async fn handle(
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let loaded = broker.groups.ensure_loaded(broker).await;
+    let loaded = broker.groups.ensure_readable(broker).await;
     if version >= 8 {
         let groups = request
             .groups
