@@ -40,6 +40,12 @@ enum Command {
     Cluster(cli::cluster::ClusterArgs),
     /// TLS helpers: make a development CA and certificates.
     Tls(cli::tls::TlsArgs),
+    /// Create, list and delete ACLs (like kafka-acls).
+    Acl(cli::acl::AclArgs),
+    /// Create, list and delete SCRAM users.
+    User(cli::user::UserArgs),
+    /// Describe and alter client quotas (byte rates, request percentage).
+    Quota(cli::quota::QuotaArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,9 @@ fn main() -> ExitCode {
             Command::Bench(args) => cli::bench::run(args).await,
             Command::Cluster(args) => cli::cluster::run(args).await,
             Command::Tls(args) => cli::tls::run(args).await,
+            Command::Acl(args) => cli::acl::run(args).await,
+            Command::User(args) => cli::user::run(args).await,
+            Command::Quota(args) => cli::quota::run(args).await,
         }
     });
     // A closed stdout (`strom consume ... | head`) is how the reader says "enough".

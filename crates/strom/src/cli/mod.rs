@@ -6,15 +6,18 @@
 //! Exit codes: 0 success, 1 the operation failed, 2 bad usage (clap), 3 the cluster could
 //! not be reached.
 
+pub mod acl;
 pub mod bench;
 pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod output;
 pub mod produce;
+pub mod quota;
 pub mod timestamp;
 pub mod tls;
 pub mod topic;
+pub mod user;
 
 use std::process::ExitCode;
 use std::time::Duration;
