@@ -182,3 +182,46 @@ fn given_idempotent_producer_when_producers_described_should_show_its_sequence()
     assert_eq!(response.topics[0].partitions[1].error_code, UNKNOWN_TOPIC);
     assert_eq!(response.topics[1].partitions[0].error_code, UNKNOWN_TOPIC);
 }
+
+#[test]
+fn given_manual_assignment_when_partitions_created_should_place_them_or_refuse_unknown_brokers() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    let broker = TestBroker::start(&[]);
+    let mut conn = broker.connect();
+    create_topic(&mut conn, "grow", 1, &[]);
+    let request = |count: i32, brokers: Vec<Vec<i32>>| {
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name("grow"))
+                .with_count(count)
+                .with_assignments(Some(
+                    brokers
+                        .into_iter()
+                        .map(|ids| {
+                            CreatePartitionsAssignment::default()
+                                .with_broker_ids(ids.into_iter().map(BrokerId).collect())
+                        })
+                        .collect(),
+                ))])
+    };
+    let refused: CreatePartitionsResponse =
+        conn.call(ApiKey::CreatePartitions, 3, &request(2, vec![vec![7]]));
+    assert_eq!(
+        refused.results[0].error_code, 39,
+        "INVALID_REPLICA_ASSIGNMENT"
+    );
+    let created: CreatePartitionsResponse = conn.call(
+        ApiKey::CreatePartitions,
+        3,
+        &request(3, vec![vec![1], vec![1]]),
+    );
+    assert_eq!(
+        created.results[0].error_code, 0,
+        "{:?}",
+        created.results[0].error_message
+    );
+    assert_eq!(produce(&mut conn, "grow", 2, batch("p2", 1, now_ms())).0, 0);
+}
