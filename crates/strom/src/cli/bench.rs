@@ -39,6 +39,7 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("amount").args(["count", "duration"]).required(true)))]
 pub struct BenchProduceArgs {
+    /// The topic to write to / read from.
     #[arg(long)]
     pub topic: String,
     /// Create the topic first if it does not exist.
@@ -50,6 +51,7 @@ pub struct BenchProduceArgs {
     /// Replication factor of a topic created with --create (default: the broker's).
     #[arg(long)]
     pub replication_factor: Option<i16>,
+    /// Bytes of each record's value.
     #[arg(long, default_value_t = 100, value_name = "BYTES")]
     pub record_size: usize,
     /// Records per run.
@@ -58,22 +60,28 @@ pub struct BenchProduceArgs {
     /// Seconds per run.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// 0 (no acknowledgement), 1 (leader), all (in-sync replicas).
     #[arg(long, default_value = "1", value_parser = parse_acks)]
     pub acks: Acks,
     /// Records per second to aim for; -1 for as fast as possible.
     #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_name = "MSGS_PER_SEC")]
     pub throughput: i64,
+    /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
+    /// How long a batch waits for more records.
     #[arg(long, default_value_t = 5, value_name = "MS")]
     pub linger_ms: u64,
+    /// Largest batch per partition.
     #[arg(long, default_value_t = 65_536, value_name = "BYTES")]
     pub batch_size: usize,
+    /// Use an idempotent producer (acks=all only).
     #[arg(long)]
     pub idempotent: bool,
     /// Repeat the run K times and report the median.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub runs: u32,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -82,6 +90,7 @@ pub struct BenchProduceArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchConsumeArgs {
+    /// The topic to write to / read from.
     #[arg(long)]
     pub topic: String,
     /// Records per run (default: everything up to the end offsets at start).
@@ -95,6 +104,7 @@ pub struct BenchConsumeArgs {
     pub fetch_size: i32,
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub runs: u32,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -25,6 +25,7 @@ pub struct DescribeArgs {
     /// Also show each broker's configs (DescribeConfigs).
     #[arg(long)]
     pub configs: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -40,14 +40,19 @@ pub struct ConsumeArgs {
     /// Keep waiting for new records (default: stop at the end offsets seen at start).
     #[arg(long)]
     pub follow: bool,
+    /// Print the key, then --key-separator, before the value.
     #[arg(long)]
     pub print_key: bool,
+    /// Print headers as k:v,k:v (NO_HEADERS when none).
     #[arg(long)]
     pub print_headers: bool,
+    /// Print Offset:N.
     #[arg(long)]
     pub print_offset: bool,
+    /// Print the timestamp (type, ms and ISO 8601).
     #[arg(long)]
     pub print_timestamp: bool,
+    /// Print Partition:N.
     #[arg(long)]
     pub print_partition: bool,
     /// Printed between key and value (with --print-key).

@@ -29,6 +29,7 @@ pub struct ProduceArgs {
     /// repeated keys are kept.
     #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub headers: Vec<(String, String)>,
+    /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
     /// 0 (no acknowledgement), 1 (leader), all (in-sync replicas).
@@ -37,8 +38,10 @@ pub struct ProduceArgs {
     /// Write every record to this partition (default: by key, Java-compatible).
     #[arg(long)]
     pub partition: Option<i32>,
+    /// How long a batch waits for more records.
     #[arg(long, default_value_t = 5, value_name = "MS")]
     pub linger_ms: u64,
+    /// Largest batch per partition.
     #[arg(long, default_value_t = 16_384, value_name = "BYTES")]
     pub batch_size: usize,
     /// Use an idempotent producer (acks=all only).

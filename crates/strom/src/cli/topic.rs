@@ -46,6 +46,7 @@ pub struct CreateArgs {
     /// Ask the broker to check the request without creating anything.
     #[arg(long)]
     pub validate_only: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -57,6 +58,7 @@ pub struct ListArgs {
     /// Include internal topics (__consumer_offsets, ...).
     #[arg(long)]
     pub internal: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -66,6 +68,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
     pub name: String,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -78,6 +81,7 @@ pub struct DeleteArgs {
     /// Succeed if the topic does not exist.
     #[arg(long)]
     pub if_exists: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -95,6 +99,7 @@ pub struct AlterConfigArgs {
     pub delete: Vec<String>,
     #[arg(long)]
     pub validate_only: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
