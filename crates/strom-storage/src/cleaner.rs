@@ -476,6 +476,16 @@ impl PartitionLog {
         self.install_cleaned(cleaned).map(Some)
     }
 
+    /// After a truncation: a cleaner checkpoint past the new log end would mark the
+    /// batches written there as clean; pull it back to the end.
+    pub(crate) fn clamp_cleaner_checkpoint(&self, log_end: i64) -> Result<(), StorageError> {
+        let path = self.dir.join(CLEANER_CHECKPOINT_FILE);
+        match files::read_offset_checkpoint(&path) {
+            Ok(Some(offset)) if offset > log_end => files::write_offset_checkpoint(&path, log_end),
+            _ => Ok(()),
+        }
+    }
+
     /// The first dirty offset recorded by the last clean, if any.
     pub fn cleaner_checkpoint(&self) -> Option<i64> {
         files::read_offset_checkpoint(&self.dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or(None)

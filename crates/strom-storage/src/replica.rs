@@ -225,6 +225,7 @@ impl PartitionLog {
             &self.dir.join(files::RECOVERY_POINT_FILE),
             self.recovery_point,
         )?;
+        self.clamp_cleaner_checkpoint(log_end)?;
         let mut epochs_changed = self.epochs.truncate_from_end(log_end);
         epochs_changed |= self.rebuild_producer_state(now_ms)?;
         if epochs_changed {
@@ -251,6 +252,7 @@ impl PartitionLog {
         files::fsync_dir(&self.dir)?;
         self.segments.insert(offset, segment);
         self.move_log_start(offset)?;
+        self.clamp_cleaner_checkpoint(offset)?;
         self.recovery_point = offset;
         files::write_offset_checkpoint(&self.dir.join(files::RECOVERY_POINT_FILE), offset)?;
         self.epochs.clear();

@@ -604,3 +604,81 @@ fn given_delete_records_when_applied_should_move_log_start_durably() {
         .expect("append");
     assert_eq!(info.base_offset, log_end);
 }
+
+#[test]
+fn given_batch_losing_records_when_cleaned_should_keep_header_and_codec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = PartitionLog::open(dir.path(), compact_config(), NOW_MS).expect("open");
+    let records: Vec<(String, Option<String>)> = ["a", "b", "c"]
+        .iter()
+        .map(|k| (k.to_string(), Some(format!("{k}-old"))))
+        .collect();
+    let options = BatchBuilderOptions {
+        compression: Compression::Zstd,
+        partition_leader_epoch: 0,
+        ..Default::default()
+    };
+    log.append_as_leader(blob(&[keyed_batch(&records, &options)]), 4, NOW_MS)
+        .expect("append");
+    log.append_as_leader(
+        blob(&[keyed_batch(
+            &[("b".into(), Some("b-new".into()))],
+            &Default::default(),
+        )]),
+        4,
+        NOW_MS,
+    )
+    .expect("append");
+    log.roll(NOW_MS).expect("roll");
+    log.clean(NOW_MS, true, &mut Throttle::unlimited())
+        .expect("clean");
+    let bytes = read_all(&log, 0);
+    let batches = batches_of(&bytes);
+    let first = BatchView::parse(&batches[0].2).expect("batch");
+    assert_eq!(
+        first.compression(),
+        Compression::Zstd,
+        "re-compressed with its codec"
+    );
+    assert_eq!(
+        (first.base_offset(), first.last_offset()),
+        (0, 2),
+        "offsets kept"
+    );
+    assert_eq!(first.record_count(), 2);
+    assert_eq!(first.partition_leader_epoch(), 4);
+    let kept: Vec<i64> = decode_batch(&first)
+        .expect("decode")
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(kept, vec![0, 2]);
+}
+
+#[test]
+fn given_truncation_below_cleaner_checkpoint_when_planning_should_treat_new_data_as_dirty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = PartitionLog::open(dir.path(), compact_config(), NOW_MS).expect("open");
+    let mut model = Model::default();
+    append_history(&mut log, &mut model, &mut StdRng::seed_from_u64(9), 300, 20);
+    log.clean(NOW_MS, true, &mut Throttle::unlimited())
+        .expect("clean");
+    let checkpoint = log.cleaner_checkpoint().expect("written");
+    log.truncate_to(checkpoint / 2, NOW_MS).expect("truncate");
+    assert!(log.cleaner_checkpoint().expect("kept") <= log.log_end_offset());
+}
+
+#[test]
+fn given_throttle_when_bytes_consumed_should_pace_to_the_rate() {
+    let mut throttle = Throttle::new(200_000.0);
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        throttle.consume(10_000);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(elapsed >= 0.45, "100 KB at 200 KB/s took {elapsed:.3}s");
+    let mut free = Throttle::unlimited();
+    let started = std::time::Instant::now();
+    free.consume(1 << 30);
+    assert!(started.elapsed().as_millis() < 50);
+}
