@@ -25,6 +25,11 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// Replaces an element's children, skipping null/false and flattening arrays.
+function setChildren(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 async function api(path, options) {
   const response = await fetch(path, options);
   let body = null;
@@ -108,7 +113,7 @@ function every(ms, fn) {
 }
 
 function showError(error) {
-  view.replaceChildren(h("p", { class: "error", "data-testid": "error" }, String(error.message || error)));
+  setChildren(view, h("p", { class: "error", "data-testid": "error" }, String(error.message || error)));
 }
 
 function parseHash() {
@@ -134,7 +139,7 @@ function dialog({ title, okLabel, danger, build, action }) {
   const errorEl = document.getElementById("dialog-error");
   document.getElementById("dialog-title").textContent = title;
   const body = document.getElementById("dialog-body");
-  body.replaceChildren();
+  setChildren(body);
   const read = build(body);
   ok.textContent = okLabel || "OK";
   ok.className = danger ? "danger primary" : "primary";
@@ -189,14 +194,14 @@ async function refreshHealth() {
 async function renderOverview() {
   let previous = null;
   const body = h("div", {});
-  view.replaceChildren(h("h1", {}, "Cluster overview"), body);
+  setChildren(view, h("h1", {}, "Cluster overview"), body);
   const draw = async () => {
     const o = await api("/api/overview");
     const seconds = previous ? (o.now_ms - previous.now_ms) / 1000 : 0;
     const rate = (key) => (previous && seconds > 0 ? (o[key] - previous[key]) / seconds : null);
     previous = o;
     const problems = o.readiness.problems || [];
-    body.replaceChildren(
+    setChildren(body, 
       h("div", { class: "cards" },
         card("Health", o.readiness.ready ? "ready" : "not ready", { bad: !o.readiness.ready, testid: "overview-health" }),
         card("Cluster id", o.cluster_id || "–", { small: true }),
@@ -273,7 +278,7 @@ async function renderTopics(params) {
     td(fmtNumber(t.messages_in_total), { num: true }),
     td(fmtBytes(t.bytes_out_total), { num: true }),
     td(t.internal ? "internal" : "", { cls: "muted" })));
-  view.replaceChildren(
+  setChildren(view, 
     h("h1", {}, "Topics", h("small", { "data-testid": "topic-total" }, `${fmtNumber(data.total)} matching`)),
     h("div", { class: "toolbar" },
       filterInput,
@@ -321,10 +326,10 @@ async function createTopicDialog() {
 
 async function renderTopic(name) {
   const body = h("div", {});
-  view.replaceChildren(body);
+  setChildren(view, body);
   const draw = async () => {
     const t = await api(`/api/topics/${encodeURIComponent(name)}`);
-    body.replaceChildren(
+    setChildren(body, 
       h("h1", { "data-testid": "topic-name" }, t.name, h("small", {}, `id ${t.topic_id}`)),
       h("div", { class: "toolbar" },
         h("a", { href: `#/topics/${encodeURIComponent(t.name)}/messages`, "data-testid": "browse-link" },
@@ -461,7 +466,7 @@ async function renderMessages(name, params) {
     m.headers.length ? h("div", { class: "field" }, h("span", {}, "headers"),
       h("table", { class: "headers", "data-testid": "message-headers" }, h("tbody", {}, m.headers.map((header) =>
         h("tr", {}, td(header.key, { cls: "mono" }), td(render(bytesOf(header.value), format === "hex" ? "hex" : "text"))))))) : null));
-  view.replaceChildren(
+  setChildren(view, 
     h("h1", {}, h("a", { href: `#/topics/${encodeURIComponent(name)}` }, name), " › messages",
       h("small", {}, `partition ${partition}: offsets ${fmtNumber(data.log_start_offset)} to ${fmtNumber(data.log_end_offset)}`)),
     h("form", { class: "toolbar", onsubmit: apply },
@@ -480,10 +485,10 @@ async function renderMessages(name, params) {
 
 async function renderGroups() {
   const body = h("div", {});
-  view.replaceChildren(h("h1", {}, "Consumer groups"), body);
+  setChildren(view, h("h1", {}, "Consumer groups"), body);
   const draw = async () => {
     const data = await api("/api/groups");
-    body.replaceChildren(
+    setChildren(body, 
       data.groups.length
         ? table(["Group", "Type", "State", { label: "Members", num: true }, { label: "Partitions", num: true }, { label: "Lag", num: true }],
           data.groups.map((g) => h("tr", { "data-testid": "group-row" },
@@ -501,12 +506,12 @@ async function renderGroups() {
 
 async function renderGroup(id) {
   const body = h("div", {});
-  view.replaceChildren(body);
+  setChildren(view, body);
   let latest = null;
   const draw = async () => {
     const g = await api(`/api/groups/${encodeURIComponent(id)}`);
     latest = g;
-    body.replaceChildren(
+    setChildren(body, 
       h("h1", { "data-testid": "group-name" }, g.group_id, h("small", {}, `${g.group_type} group`)),
       h("div", { class: "toolbar" },
         h("span", { class: "spacer" }),
