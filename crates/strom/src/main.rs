@@ -38,6 +38,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Show the cluster: id, controller, brokers.
     Cluster(cli::cluster::ClusterArgs),
+    /// Describe and alter topic and broker configs; delete records, log dirs, producers.
+    Config(cli::config::ConfigArgs),
     /// TLS helpers: make a development CA and certificates.
     Tls(cli::tls::TlsArgs),
     /// Create, list and delete ACLs (like kafka-acls).
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             Command::Group(args) => cli::group::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
             Command::Cluster(args) => cli::cluster::run(args).await,
+            Command::Config(args) => cli::config::run(args).await,
             Command::Tls(args) => cli::tls::run(args).await,
             Command::Acl(args) => cli::acl::run(args).await,
             Command::User(args) => cli::user::run(args).await,

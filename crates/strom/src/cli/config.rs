@@ -32,8 +32,10 @@ pub enum ConfigCommand {
 /// Which resource: exactly one of --topic and --broker.
 #[derive(Debug, Args)]
 pub struct ResourceArgs {
+    /// The topic whose configs to show or change.
     #[arg(long, conflicts_with = "broker", required_unless_present = "broker")]
     pub topic: Option<String>,
+    /// The broker (node id) whose configs to show or change.
     #[arg(long)]
     pub broker: Option<i32>,
 }
@@ -55,6 +57,7 @@ pub struct DescribeArgs {
     /// Also list keys at their default value.
     #[arg(long)]
     pub all: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -77,8 +80,10 @@ pub struct AlterArgs {
     /// Remove items from a list config.
     #[arg(long = "subtract", value_name = "KEY=ITEMS", value_parser = parse_key_value)]
     pub subtract: Vec<(String, String)>,
+    /// Check the changes without applying them.
     #[arg(long)]
     pub validate_only: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -87,11 +92,13 @@ pub struct AlterArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteRecordsArgs {
+    /// The topic whose records to delete.
     #[arg(long)]
     pub topic: String,
     /// `PARTITION=OFFSET` (offset -1 = the high watermark). Repeatable.
     #[arg(long = "partition", value_name = "PARTITION=OFFSET", value_parser = parse_key_value, required = true)]
     pub partitions: Vec<(String, String)>,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -103,6 +110,7 @@ pub struct LogDirsArgs {
     /// Broker id (default: every broker).
     #[arg(long)]
     pub broker: Option<i32>,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -111,8 +119,10 @@ pub struct LogDirsArgs {
 
 #[derive(Debug, Args)]
 pub struct ProducersArgs {
+    /// The topic whose partitions to ask.
     #[arg(long)]
     pub topic: String,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod bench;
 pub mod cluster;
+pub mod config;
 pub mod consume;
 pub mod group;
 pub mod output;
