@@ -57,7 +57,9 @@ impl Harness {
                         "answered twice"
                     );
                 }
-                Action::WriteGroup { .. } | Action::DeleteOffsets { .. } => self.writes += 1,
+                Action::WriteGroup { .. }
+                | Action::WriteConsumerGroup { .. }
+                | Action::DeleteOffsets { .. } => self.writes += 1,
             }
         }
     }

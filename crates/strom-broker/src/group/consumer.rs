@@ -106,13 +106,13 @@ pub struct ConsumerMember {
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
     /// `subscribed_topic_regex` compiled, anchored at both ends like Java's `matches()`.
-    topic_pattern: Option<regex_automata::meta::Regex>,
+    pub(super) topic_pattern: Option<regex_automata::meta::Regex>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
-    session_deadline_ms: i64,
-    revocation_deadline_ms: Option<i64>,
+    pub(super) session_deadline_ms: i64,
+    pub(super) revocation_deadline_ms: Option<i64>,
 }
 
 impl ConsumerMember {
@@ -132,7 +132,7 @@ impl ConsumerMember {
 
 /// Compiles a subscription regex so it must match the whole topic name (Java's
 /// `Pattern.matcher(topic).matches()`, which Kafka uses).
-fn compile_topic_regex(regex: &str) -> Result<regex_automata::meta::Regex, String> {
+pub(super) fn compile_topic_regex(regex: &str) -> Result<regex_automata::meta::Regex, String> {
     regex_automata::meta::Regex::new(&format!("^(?:{regex})$"))
         .map_err(|error| format!("invalid SubscribedTopicRegex '{regex}': {error}"))
 }
@@ -144,10 +144,12 @@ pub struct ConsumerGroup {
     pub assignment_epoch: i32,
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: HashMap<String, Assignment>,
-    static_members: HashMap<String, String>,
+    pub(super) static_members: HashMap<String, String>,
     /// Subscribed topic name -> (id, partitions) when the target was last computed.
-    subscription_metadata: BTreeMap<String, (Uuid, i32)>,
+    pub(super) subscription_metadata: BTreeMap<String, (Uuid, i32)>,
     pub assignor_name: String,
+    /// The snapshot last written to `__consumer_offsets`, to write only changes.
+    pub(super) last_snapshot: Option<bytes::Bytes>,
 }
 
 fn is_subset(owned: &[(Uuid, Vec<i32>)], of: &Assignment) -> bool {
@@ -186,7 +188,19 @@ impl ConsumerGroup {
             static_members: HashMap::new(),
             subscription_metadata: BTreeMap::new(),
             assignor_name: config.consumer_assignors[0].clone(),
+            last_snapshot: None,
         }
+    }
+
+    /// The group's snapshot when it changed since the last one written (see
+    /// `consumer_records`), remembered as written.
+    pub fn snapshot_if_changed(&mut self) -> Option<bytes::Bytes> {
+        let snapshot = super::consumer_records::encode_snapshot(self);
+        if self.last_snapshot.as_ref() == Some(&snapshot) {
+            return None;
+        }
+        self.last_snapshot = Some(snapshot.clone());
+        Some(snapshot)
     }
 
     /// Kafka's consumer-group states: Empty, Assigning, Reconciling, Stable.

@@ -56,6 +56,7 @@ impl Harness {
     fn beat(&mut self, request: Heartbeat) -> HeartbeatResult {
         self.coordinator
             .consumer_heartbeat(self.now_ms, request, &self.topics)
+            .0
     }
 
     fn join(&mut self) -> (String, HeartbeatResult) {
@@ -396,4 +397,51 @@ fn given_random_membership_changes_should_never_double_assign_and_should_converg
             _ => panic!("consumer group expected"),
         }
     }
+}
+
+#[test]
+fn given_consumer_group_snapshot_when_replayed_should_keep_epochs_and_assignments() {
+    let mut h = Harness::new();
+    let (a, first) = h.join();
+    let (b, joined) = h.join();
+    let all: BTreeSet<i32> = (0..6).collect();
+    let kept = partitions(&h.beat(Harness::request(&a, first.member_epoch, Some(&all)))).unwrap();
+    h.beat(Harness::request(&a, first.member_epoch, Some(&kept)));
+    let snapshot = match h.coordinator.groups.get("g") {
+        Some(Group::Consumer(group)) => super::consumer_records::encode_snapshot(group),
+        _ => panic!("consumer group expected"),
+    };
+    // Truncated snapshots are refused, never half-applied.
+    for len in 0..snapshot.len() {
+        assert!(super::consumer_records::decode_snapshot(
+            "g",
+            &snapshot[..len],
+            0,
+            45_000,
+            "uniform"
+        )
+        .is_err());
+    }
+    let mut restarted = Harness::new();
+    restarted
+        .coordinator
+        .replay_consumer_group(0, "g", Some(&snapshot));
+    // Members carry on with their epochs: no rejoin, commits at the epoch still valid.
+    let again = restarted.beat(Harness::request(&a, joined.member_epoch, Some(&kept)));
+    assert_eq!(again.error, None, "{again:?}");
+    assert_eq!(again.member_epoch, joined.member_epoch);
+    assert_eq!(
+        restarted
+            .coordinator
+            .validate_offset_commit(0, "g", &b, None, joined.member_epoch),
+        Ok(())
+    );
+    let got = restarted.beat(Harness::request(
+        &b,
+        joined.member_epoch,
+        Some(&BTreeSet::new()),
+    ));
+    assert_eq!(partitions(&got).unwrap().len(), 3);
+    restarted.coordinator.replay_consumer_group(0, "g", None);
+    assert!(!restarted.coordinator.groups.contains_key("g"));
 }

@@ -129,6 +129,10 @@ impl Coordinator {
                 if !group.members.is_empty() {
                     return fail(ErrorCode::InconsistentGroupProtocol, &request);
                 }
+                actions.push(Action::WriteConsumerGroup {
+                    group_id: request.group_id.clone(),
+                    value: None,
+                });
                 self.groups.insert(
                     request.group_id.clone(),
                     Group::Classic(ClassicGroup::new(&request.group_id, now_ms)),
@@ -379,7 +383,15 @@ impl Coordinator {
         for group in self.groups.values_mut() {
             match group {
                 Group::Classic(group) => group.tick(&self.config, now_ms, &mut actions),
-                Group::Consumer(group) => group.tick(&self.config, now_ms),
+                Group::Consumer(group) => {
+                    group.tick(&self.config, now_ms);
+                    if let Some(value) = group.snapshot_if_changed() {
+                        actions.push(Action::WriteConsumerGroup {
+                            group_id: group.group_id.clone(),
+                            value: Some(value),
+                        });
+                    }
+                }
             }
         }
         actions
@@ -500,8 +512,56 @@ impl Coordinator {
 
 impl Coordinator {
     /// ConsumerGroupHeartbeat: creates the group on a first join, converts an empty classic
-    /// group, and refuses a non-empty classic group (GROUP_ID_NOT_FOUND, as Kafka).
+    /// group, and refuses a non-empty classic group (GROUP_ID_NOT_FOUND, as Kafka). The
+    /// group's snapshot is written when the heartbeat changed it.
     pub fn consumer_heartbeat(
+        &mut self,
+        now_ms: i64,
+        request: super::consumer::Heartbeat,
+        topics: &dyn super::consumer::TopicLookup,
+    ) -> (super::consumer::HeartbeatResult, Vec<Action>) {
+        let group_id = request.group_id.clone();
+        let result = self.consumer_heartbeat_inner(now_ms, request, topics);
+        let actions = match self.groups.get_mut(&group_id) {
+            Some(Group::Consumer(group)) => group
+                .snapshot_if_changed()
+                .map(|value| Action::WriteConsumerGroup {
+                    group_id,
+                    value: Some(value),
+                })
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        (result, actions)
+    }
+
+    /// Replay of a consumer-protocol group snapshot (None = the group went away).
+    pub fn replay_consumer_group(&mut self, now_ms: i64, group_id: &str, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            if matches!(self.groups.get(group_id), Some(Group::Consumer(_))) {
+                self.groups.remove(group_id);
+            }
+            return;
+        };
+        match super::consumer_records::decode_snapshot(
+            group_id,
+            value,
+            now_ms,
+            self.config.consumer_session_timeout_ms,
+            &self.config.consumer_assignors[0],
+        ) {
+            Ok(group) => {
+                self.groups
+                    .insert(group_id.to_string(), Group::Consumer(group));
+            }
+            Err(error) => {
+                tracing::warn!(group = %group_id, %error, "skipping undecodable consumer group snapshot")
+            }
+        }
+    }
+
+    fn consumer_heartbeat_inner(
         &mut self,
         now_ms: i64,
         request: super::consumer::Heartbeat,

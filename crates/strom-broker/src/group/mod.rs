@@ -17,6 +17,7 @@ pub mod assignor;
 pub mod classic;
 pub mod classic_messages;
 pub mod consumer;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod persist;
 pub mod records;
@@ -76,6 +77,11 @@ pub enum Action {
     WriteGroup {
         group_id: String,
         value: Option<GroupValue>,
+    },
+    /// Write a consumer-protocol group's snapshot (None = tombstone).
+    WriteConsumerGroup {
+        group_id: String,
+        value: Option<bytes::Bytes>,
     },
     /// Write tombstones for these committed offsets.
     DeleteOffsets {
@@ -233,6 +239,13 @@ impl GroupCoordinator {
                             persist::write_group(broker, self, &group_id, value.as_ref())
                         {
                             warn!(group = %group_id, ?error, "cannot write group metadata");
+                        }
+                    }
+                    Action::WriteConsumerGroup { group_id, value } => {
+                        if let Err(error) =
+                            persist::write_consumer_group(broker, self, &group_id, value)
+                        {
+                            warn!(group = %group_id, ?error, "cannot write consumer group snapshot");
                         }
                     }
                     Action::DeleteOffsets {

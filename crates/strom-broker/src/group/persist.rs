@@ -112,6 +112,9 @@ pub async fn load(
                 };
                 state.replay_group(now, &group, value);
             }
+            RecordKey::ConsumerGroup { group } => {
+                state.replay_consumer_group(now, &group, value.as_deref());
+            }
             RecordKey::Other(_) => {}
         }
     }
@@ -280,12 +283,26 @@ pub fn write_group(
     group_id: &str,
     value: Option<&GroupValue>,
 ) -> Result<(), PersistError> {
+    let mut entries = vec![(
+        records::encode_group_key(group_id),
+        value.map(records::encode_group_value),
+    )];
+    if value.is_none() {
+        // A deleted group leaves no consumer-protocol snapshot behind either.
+        entries.push((super::consumer_records::encode_key(group_id), None));
+    }
+    append(broker, group_id, entries)
+}
+
+pub fn write_consumer_group(
+    broker: &Broker,
+    _coordinator: &GroupCoordinator,
+    group_id: &str,
+    value: Option<Bytes>,
+) -> Result<(), PersistError> {
     append(
         broker,
         group_id,
-        vec![(
-            records::encode_group_key(group_id),
-            value.map(records::encode_group_value),
-        )],
+        vec![(super::consumer_records::encode_key(group_id), value)],
     )
 }

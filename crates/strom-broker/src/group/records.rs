@@ -36,6 +36,10 @@ pub enum RecordKey {
     Group {
         group: String,
     },
+    /// A Strom consumer-protocol group snapshot (see `consumer_records`).
+    ConsumerGroup {
+        group: String,
+    },
     /// A record type this coordinator neither writes nor needs (KIP-848 records).
     Other(i16),
 }
@@ -167,6 +171,9 @@ pub fn decode_key(bytes: &[u8]) -> Result<RecordKey, RecordCodecError> {
             partition: reader.i32()?,
         }),
         2 => Ok(RecordKey::Group {
+            group: reader.string()?,
+        }),
+        super::consumer_records::CONSUMER_GROUP_KEY_VERSION => Ok(RecordKey::ConsumerGroup {
             group: reader.string()?,
         }),
         other => Ok(RecordKey::Other(other)),

@@ -64,11 +64,9 @@ pub async fn handle(
                 client_host: client_host.to_string(),
             };
             let topics = ImageTopics(broker.image());
-            broker
-                .groups
-                .state
-                .lock()
-                .consumer_heartbeat(now_ms(), heartbeat, &topics)
+            broker.groups.run(broker, |state| {
+                state.consumer_heartbeat(now_ms(), heartbeat, &topics)
+            })
         }
     };
     ConsumerGroupHeartbeatResponse::default()
