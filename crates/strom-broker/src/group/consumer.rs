@@ -150,6 +150,7 @@ pub struct ConsumerGroup {
     pub assignor_name: String,
     /// The snapshot last written to `__consumer_offsets`, to write only changes.
     pub(super) last_snapshot: Option<bytes::Bytes>,
+    pub(super) last_fingerprint: u64,
 }
 
 fn is_subset(owned: &[(Uuid, Vec<i32>)], of: &Assignment) -> bool {
@@ -189,12 +190,38 @@ impl ConsumerGroup {
             subscription_metadata: BTreeMap::new(),
             assignor_name: config.consumer_assignors[0].clone(),
             last_snapshot: None,
+            last_fingerprint: 0,
         }
     }
 
     /// The group's snapshot when it changed since the last one written (see
     /// `consumer_records`), remembered as written.
     pub fn snapshot_if_changed(&mut self) -> Option<bytes::Bytes> {
+        // Most heartbeats change nothing: compare a cheap fingerprint before encoding the
+        // whole group. Assignments only change together with an epoch, a member state or
+        // a partition count, so those are what it covers.
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.group_epoch, self.assignment_epoch, self.members.len()).hash(&mut hasher);
+        for member in self.members.values() {
+            (
+                &member.member_id,
+                member.member_epoch,
+                member.state as u8,
+                member.assigned.values().map(BTreeSet::len).sum::<usize>(),
+                member
+                    .pending_revocation
+                    .values()
+                    .map(BTreeSet::len)
+                    .sum::<usize>(),
+            )
+                .hash(&mut hasher);
+        }
+        let fingerprint = hasher.finish();
+        if self.last_snapshot.is_some() && self.last_fingerprint == fingerprint {
+            return None;
+        }
+        self.last_fingerprint = fingerprint;
         let snapshot = super::consumer_records::encode_snapshot(self);
         if self.last_snapshot.as_ref() == Some(&snapshot) {
             return None;

@@ -260,6 +260,8 @@ pub fn decode_snapshot(
         } else {
             assignor_name
         },
+        // Unknown until the first change is looked at: the first check encodes.
         last_snapshot: Some(Bytes::copy_from_slice(bytes)),
+        last_fingerprint: 0,
     })
 }
