@@ -121,7 +121,9 @@ fn run(
     stop: Arc<AtomicBool>,
     counters: Arc<CleanerCounters>,
 ) {
-    let mut throttle = Throttle::new(settings.io_max_bytes_per_second);
+    // The stop flag also cancels a build in progress, so a stop never waits for a clean.
+    let new_throttle = || Throttle::new(settings.io_max_bytes_per_second).with_cancel(stop.clone());
+    let mut throttle = new_throttle();
     while !stop.load(Ordering::SeqCst) {
         let cleaned_any = match broker.upgrade() {
             Some(broker) => clean_pass(&broker, &settings, &mut throttle, &stop, &counters),
@@ -136,7 +138,7 @@ fn run(
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        throttle = Throttle::new(settings.io_max_bytes_per_second);
+        throttle = new_throttle();
     }
 }
 
@@ -173,6 +175,7 @@ fn clean_pass(
         let build_time = started.elapsed();
         let cleaned = match built {
             Ok(cleaned) => cleaned,
+            Err(_) if stop.load(Ordering::SeqCst) => break,
             Err(error) => {
                 warn!(topic = %partition.topic, partition = partition.index, %error, "cleaning failed");
                 continue;

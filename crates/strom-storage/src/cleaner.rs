@@ -191,6 +191,9 @@ pub struct Throttle {
     bytes_per_second: f64,
     started: Instant,
     bytes: u64,
+    /// Set by the owner to abandon a build (shutdown): checked between batches and while
+    /// pacing, so a slow, throttled clean never holds up a stop.
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Throttle {
@@ -200,7 +203,21 @@ impl Throttle {
             bytes_per_second,
             started: Instant::now(),
             bytes: 0,
+            cancel: None,
         }
+    }
+
+    /// A build paced by this throttle stops with an `Interrupted` I/O error once `cancel`
+    /// is set.
+    pub fn with_cancel(mut self, cancel: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub fn unlimited() -> Throttle {
@@ -215,9 +232,13 @@ impl Throttle {
             return;
         }
         let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_second);
-        let elapsed = self.started.elapsed();
-        if due > elapsed {
-            std::thread::sleep((due - elapsed).min(Duration::from_secs(1)));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let elapsed = self.started.elapsed();
+            if due <= elapsed || Instant::now() >= deadline || self.is_cancelled() {
+                break;
+            }
+            std::thread::sleep((due - elapsed).min(Duration::from_millis(50)));
         }
     }
 }

@@ -29,6 +29,12 @@ fn for_each_batch(
     let mut scanner = HeaderScanner::new(&snapshot.file, &snapshot.path, 0, snapshot.size_bytes);
     let mut bytes = Vec::new();
     while let Some((position, header)) = scanner.next_header()? {
+        if throttle.is_cancelled() {
+            return Err(StorageError::Io {
+                path: snapshot.path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::Interrupted, "clean cancelled"),
+            });
+        }
         bytes.resize(header.size_bytes as usize, 0);
         snapshot
             .file

@@ -682,3 +682,30 @@ fn given_throttle_when_bytes_consumed_should_pace_to_the_rate() {
     free.consume(1 << 30);
     assert!(started.elapsed().as_millis() < 50);
 }
+
+#[test]
+fn given_cancelled_throttle_when_building_should_stop_and_leave_no_cleaned_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = PartitionLog::open(dir.path(), compact_config(), NOW_MS).expect("open");
+    let mut model = Model::default();
+    append_history(&mut log, &mut model, &mut StdRng::seed_from_u64(5), 300, 20);
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut throttle = Throttle::new(1_000.0).with_cancel(cancel);
+    let plan = log
+        .plan_clean(NOW_MS, i64::MAX, true)
+        .expect("plan")
+        .expect("dirty");
+    let started = std::time::Instant::now();
+    assert!(plan.build(&mut throttle, 1 << 20).is_err());
+    assert!(
+        started.elapsed().as_secs() < 2,
+        "a cancelled build stops at once"
+    );
+    let leftovers = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".cleaned"))
+        .count();
+    assert_eq!(leftovers, 0);
+    check_against_model(&log, &model, false);
+}
