@@ -286,9 +286,16 @@ enum ResetTarget {
     Timestamp(i64),
 }
 
-fn parse_reset(
-    body: &serde_json::Value,
-) -> Result<(String, Option<Vec<i32>>, ResetTarget, bool), HttpError> {
+/// A parsed reset-offsets request.
+struct ResetRequest {
+    topic: String,
+    /// `None` = every partition of the topic.
+    partitions: Option<Vec<i32>>,
+    target: ResetTarget,
+    dry_run: bool,
+}
+
+fn parse_reset(body: &serde_json::Value) -> Result<ResetRequest, HttpError> {
     let topic = body
         .get("topic")
         .and_then(|v| v.as_str())
@@ -329,7 +336,12 @@ fn parse_reset(
         .get("dry_run")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
-    Ok((topic, partitions, target, dry_run))
+    Ok(ResetRequest {
+        topic,
+        partitions,
+        target,
+        dry_run,
+    })
 }
 
 #[derive(Serialize)]
@@ -348,7 +360,12 @@ pub fn reset_offsets(
     group_id: &str,
     body: serde_json::Value,
 ) -> Result<HttpResponse, HttpError> {
-    let (topic_name, partitions, target, dry_run) = parse_reset(&body)?;
+    let ResetRequest {
+        topic: topic_name,
+        partitions,
+        target,
+        dry_run,
+    } = parse_reset(&body)?;
     let image = broker.image();
     let topic = image
         .topic(&topic_name)

@@ -94,9 +94,9 @@ pub fn spawn(listener: TcpListener, broker: Arc<Broker>) -> tokio::task::JoinHan
                     .max_buf_size(HEADER_BYTES_MAX)
                     .keep_alive(true);
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
-                match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
-                    Ok(Err(error)) => debug!(%peer, %error, "http connection ended"),
-                    Ok(Ok(())) | Err(_) => {}
+                if let Ok(Err(error)) = tokio::time::timeout(CONNECTION_LIFETIME, connection).await
+                {
+                    debug!(%peer, %error, "http connection ended");
                 }
                 drop(permit);
             });
@@ -118,8 +118,8 @@ async fn handle(broker: Arc<Broker>, request: Request<Incoming>) -> HttpResponse
 
     let mutates = method == Method::POST || method == Method::DELETE;
     if mutates && segments.first() == Some(&"api") {
-        if let Err(response) = check_mutation(&request) {
-            return response;
+        if let Err(error) = check_mutation(&request) {
+            return error.into_response();
         }
     }
     let result = match (&method, segments.as_slice()) {
@@ -203,7 +203,7 @@ where
 
 /// Mutations must be JSON and same-origin: a browser sends neither a JSON content type nor
 /// a foreign `Origin` from a plain form without a CORS preflight, which we never grant.
-fn check_mutation(request: &Request<Incoming>) -> Result<(), HttpResponse> {
+fn check_mutation(request: &Request<Incoming>) -> Result<(), HttpError> {
     let is_json = request
         .headers()
         .get(CONTENT_TYPE)
@@ -213,8 +213,7 @@ fn check_mutation(request: &Request<Incoming>) -> Result<(), HttpResponse> {
         return Err(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send a JSON body with Content-Type: application/json",
-        )
-        .into_response());
+        ));
     }
     let origin = request
         .headers()
@@ -230,8 +229,7 @@ fn check_mutation(request: &Request<Incoming>) -> Result<(), HttpResponse> {
             return Err(HttpError::new(
                 StatusCode::FORBIDDEN,
                 "cross-origin requests may not change the cluster",
-            )
-            .into_response());
+            ));
         }
     }
     Ok(())

@@ -403,7 +403,7 @@ pub fn parse_exposition(text: &str) -> Result<Exposition, String> {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .ok_or_else(|| at("sample without value".into()))?;
         let name = &line[..name_end];
         if !valid_name(name) {
@@ -458,12 +458,12 @@ pub fn parse_exposition(text: &str) -> Result<Exposition, String> {
     Ok(exposition)
 }
 
+/// One histogram series: (le, cumulative count) buckets, `_sum`, `_count`.
+type HistogramSeries = (Vec<(f64, f64)>, Option<f64>, Option<f64>);
+
 fn check_histogram(family: &Family) -> Result<(), String> {
     // Group series by their labels without `le`.
-    let mut series: BTreeMap<
-        BTreeMap<String, String>,
-        (Vec<(f64, f64)>, Option<f64>, Option<f64>),
-    > = BTreeMap::new();
+    let mut series: BTreeMap<BTreeMap<String, String>, HistogramSeries> = BTreeMap::new();
     for sample in &family.samples {
         let mut labels = sample.labels.clone();
         let le = labels.remove("le");
