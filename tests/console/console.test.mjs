@@ -133,6 +133,11 @@ test("topic list shows the CLI-created topic and filters", async () => {
   await page.getByText("No topic matches").waitFor();
   await page.getByTestId("topic-filter").fill("demo");
   await page.getByTestId("topic-row").filter({ hasText: TOPIC }).waitFor();
+  // Throughput: records produced between two refreshes show up as a rate.
+  cli(["produce", TOPIC, "--partition", "1"], Array.from({ length: 20 }, (_, i) => `burst-${i}`).join("\n") + "\n");
+  const inCell = page.getByTestId("topic-row").filter({ hasText: TOPIC }).locator("td").nth(5);
+  await waitFor("a produce rate", async () => /^[\d.,]+ msg\/s$/.test((await inCell.textContent()).trim())
+    && (await inCell.textContent()).trim() !== "0.0 msg/s", 15000);
   await shot("02-topics");
 });
 
@@ -143,7 +148,7 @@ test("topic detail lists partitions with leader, replicas, ISR and offsets, and 
   await waitFor("two partition rows", async () => (await rows.count()) === 2);
   const cells = await rows.nth(1).locator("td").allTextContents();
   // partition, leader, epoch, replicas, isr, log start, log end, size
-  assert.deepEqual(cells.slice(0, 7), ["1", "1", "0", "1", "1", "0", "10"]);
+  assert.deepEqual(cells.slice(0, 7), ["1", "1", "0", "1", "1", "0", "30"]);
   await page.getByTestId("configs-table").getByRole("cell", { name: "retention.ms", exact: true }).waitFor();
   await shot("03-topic-detail");
 });
@@ -180,7 +185,7 @@ test("message browser shows key, value as text, JSON and hex, headers and timest
 });
 
 test("message browser starts at a timestamp and pages forward", async () => {
-  // Partition 1 holds event-0..9; start at offset 4 with a page of 3.
+  // Partition 1 holds event-0..9 (then burst-0..19); start at offset 4 with a page of 3.
   await openHash(`/topics/${TOPIC}/messages?partition=1&mode=offset&offset=4&limit=3`);
   await page.locator('[data-testid="message"][data-offset="4"]').waitFor();
   assert.equal(await page.getByTestId("message").count(), 3);
@@ -197,7 +202,7 @@ test("message browser starts at a timestamp and pages forward", async () => {
 });
 
 test("consumer group lag falls live as the consumer commits", async () => {
-  await commitOffsets(kafkaPort, GROUP, TOPIC, [[0, 0], [1, 2]]);
+  await commitOffsets(kafkaPort, GROUP, TOPIC, [[0, 0], [1, 22]]);
   await openHash("/groups");
   await page.getByTestId("group-row").filter({ hasText: GROUP }).waitFor();
   await shot("08-groups");
@@ -206,9 +211,9 @@ test("consumer group lag falls live as the consumer commits", async () => {
   await waitFor("lag 10 (2 + 8)", async () => (await lag.textContent()).trim() === "10");
   await shot("09-group-lag-before");
   // The consumer catches up in two steps; the open page follows without a reload.
-  await commitOffsets(kafkaPort, GROUP, TOPIC, [[0, 1], [1, 6]]);
+  await commitOffsets(kafkaPort, GROUP, TOPIC, [[0, 1], [1, 26]]);
   await waitFor("lag 5", async () => (await lag.textContent()).trim() === "5");
-  await commitOffsets(kafkaPort, GROUP, TOPIC, [[0, 2], [1, 10]]);
+  await commitOffsets(kafkaPort, GROUP, TOPIC, [[0, 2], [1, 30]]);
   await waitFor("lag 0", async () => (await lag.textContent()).trim() === "0");
   const lags = await page.getByTestId("offset-lag").allTextContents();
   assert.deepEqual(lags, ["0", "0"]);
@@ -222,7 +227,7 @@ test("reset offsets goes through a confirmation and moves the lag back", async (
   await shot("11-reset-offsets-dialog");
   await page.locator("#dialog-ok").click();
   const lag = page.getByTestId("group-lag").locator(".value");
-  await waitFor("lag 12 after reset to earliest", async () => (await lag.textContent()).trim() === "12");
+  await waitFor("lag 32 after reset to earliest", async () => (await lag.textContent()).trim() === "32");
   await shot("12-group-after-reset");
 });
 

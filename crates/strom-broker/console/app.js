@@ -241,7 +241,6 @@ async function renderTopics(params) {
   const query = new URLSearchParams({ page, page_size: pageSize });
   if (filter) query.set("filter", filter);
   if (!internal) query.set("internal", "false");
-  const data = await api(`/api/topics?${query}`);
 
   const filterInput = h("input", {
     type: "search", placeholder: "Filter by name", value: filter, "data-testid": "topic-filter",
@@ -269,33 +268,54 @@ async function renderTopics(params) {
     next.set("page", target);
     return `#/topics?${next}`;
   };
-  const rows = data.topics.map((t) => h("tr", { "data-testid": "topic-row" },
-    td(h("a", { href: `#/topics/${encodeURIComponent(t.name)}` }, t.name)),
-    td(fmtNumber(t.partitions), { num: true }),
-    td(fmtNumber(t.replication_factor), { num: true }),
-    td(fmtNumber(t.messages), { num: true }),
-    td(fmtBytes(t.size_bytes), { num: true }),
-    td(fmtNumber(t.messages_in_total), { num: true }),
-    td(fmtBytes(t.bytes_out_total), { num: true }),
-    td(t.internal ? "internal" : "", { cls: "muted" })));
-  setChildren(view, 
-    h("h1", {}, "Topics", h("small", { "data-testid": "topic-total" }, `${fmtNumber(data.total)} matching`)),
+  const title = h("small", { "data-testid": "topic-total" });
+  const results = h("div", {});
+  setChildren(view,
+    h("h1", {}, "Topics", title),
     h("div", { class: "toolbar" },
       filterInput,
       h("label", { for: "show-internal" }, internalBox, " internal topics"),
       h("span", { class: "spacer" }),
       h("button", { class: "primary", onclick: createTopicDialog, "data-testid": "create-topic" }, "Create topic")),
-    rows.length
-      ? table(["Name", { label: "Partitions", num: true }, { label: "RF", num: true },
-        { label: "Messages", num: true }, { label: "Size", num: true },
-        { label: "Produced (since start)", num: true }, { label: "Bytes out", num: true }, ""], rows, { testid: "topics-table" })
-      : h("div", { class: "empty" }, filter ? `No topic matches “${filter}”.` : "No topics yet."),
-    h("div", { class: "pager", "data-testid": "pager" },
-      page > 1 ? h("a", { href: pageLink(page - 1), "data-testid": "page-prev" }, "‹ previous") : h("span", {}, "‹ previous"),
-      h("span", { "data-testid": "page-info" }, `page ${data.pages ? page : 0} of ${data.pages}`),
-      page < data.pages ? h("a", { href: pageLink(page + 1), "data-testid": "page-next" }, "next ›") : h("span", {}, "next ›")),
-  );
+    results);
+
+  // Throughput comes from the change of each topic's counters between two refreshes.
+  let previous = null;
+  const draw = async () => {
+    const data = await api(`/api/topics?${query}`);
+    const now = Date.now();
+    const seconds = previous ? (now - previous.at) / 1000 : 0;
+    const rate = (t, key) => {
+      const before = previous && previous.topics.get(t.name);
+      return before && seconds > 0 ? (t[key] - before[key]) / seconds : null;
+    };
+    const rows = data.topics.map((t) => h("tr", { "data-testid": "topic-row" },
+      td(h("a", { href: `#/topics/${encodeURIComponent(t.name)}` }, t.name)),
+      td(fmtNumber(t.partitions), { num: true }),
+      td(fmtNumber(t.replication_factor), { num: true }),
+      td(fmtNumber(t.messages), { num: true }),
+      td(fmtBytes(t.size_bytes), { num: true }),
+      td(fmtRate(rate(t, "messages_in_total"), "msg"), { num: true }),
+      td(fmtRate(rate(t, "bytes_in_total"), "B"), { num: true }),
+      td(fmtRate(rate(t, "bytes_out_total"), "B"), { num: true }),
+      td(t.internal ? "internal" : "", { cls: "muted" })));
+    previous = { at: now, topics: new Map(data.topics.map((t) => [t.name, t])) };
+    title.textContent = `${fmtNumber(data.total)} matching`;
+    setChildren(results,
+      rows.length
+        ? table(["Name", { label: "Partitions", num: true }, { label: "RF", num: true },
+          { label: "Messages", num: true }, { label: "Size", num: true },
+          { label: "In", num: true }, { label: "Bytes in", num: true }, { label: "Bytes out", num: true }, ""], rows, { testid: "topics-table" })
+        : h("div", { class: "empty" }, filter ? `No topic matches “${filter}”.` : "No topics yet."),
+      h("div", { class: "pager", "data-testid": "pager" },
+        page > 1 ? h("a", { href: pageLink(page - 1), "data-testid": "page-prev" }, "‹ previous") : h("span", {}, "‹ previous"),
+        h("span", { "data-testid": "page-info" }, `page ${data.pages ? page : 0} of ${data.pages}`),
+        page < data.pages ? h("a", { href: pageLink(page + 1), "data-testid": "page-next" }, "next ›") : h("span", {}, "next ›"),
+        h("span", { class: "refresh" }, ` · throughput over the last ${REFRESH_MS * 2.5 / 1000} s`)));
+  };
+  await draw();
   if (filter) { filterInput.focus(); filterInput.setSelectionRange(filter.length, filter.length); }
+  every(REFRESH_MS * 2.5, draw);
 }
 
 async function createTopicDialog() {
