@@ -63,18 +63,30 @@ fn given_ten_member_group_when_one_joins_and_one_leaves_should_settle_quickly() 
     let mut members: Vec<Member> = (0..10)
         .map(|_| Member::start(broker.connect(), "g-ten", 20))
         .collect();
-    wait_settled(&members.iter().collect::<Vec<_>>(), 20, Duration::from_secs(30));
+    wait_settled(
+        &members.iter().collect::<Vec<_>>(),
+        20,
+        Duration::from_secs(30),
+    );
 
     let joined_at = Instant::now();
     members.push(Member::start(broker.connect(), "g-ten", 20));
-    let (_, held) = wait_settled(&members.iter().collect::<Vec<_>>(), 20, Duration::from_secs(30));
+    let (_, held) = wait_settled(
+        &members.iter().collect::<Vec<_>>(),
+        20,
+        Duration::from_secs(30),
+    );
     let join_settled = joined_at.elapsed();
     assert_eq!(held.len(), 11);
 
     let leaving = members.remove(0);
     let left_at = Instant::now();
     drop(leaving); // sends LeaveGroup
-    wait_settled(&members.iter().collect::<Vec<_>>(), 20, Duration::from_secs(30));
+    wait_settled(
+        &members.iter().collect::<Vec<_>>(),
+        20,
+        Duration::from_secs(30),
+    );
     let leave_settled = left_at.elapsed();
     eprintln!(
         "10-member group: settled {join_settled:?} after an 11th joined, {leave_settled:?} after one left (heartbeat interval 300 ms)"
