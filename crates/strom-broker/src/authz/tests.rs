@@ -221,3 +221,57 @@ fn given_resource_type_check_when_an_allow_is_not_dominated_should_allow() {
     ]);
     assert!(authorizer.authorize_any(&partly, "User:a", HOST, op::WRITE, TOPIC));
 }
+
+/// Cost of one check, printed (run with `cargo test --release -p strom-broker --lib
+/// authz::tests::measure -- --ignored --nocapture`). Not a criterion bench: the workspace has
+/// no criterion build in its offline registry yet.
+#[test]
+#[ignore]
+fn measure_check_cost() {
+    use std::hint::black_box;
+    use std::time::Instant;
+    let authorizer = settings(&["User:admin"], false);
+    let mut bindings = Vec::new();
+    for i in 0..1000 {
+        bindings.push(allow(
+            &format!("topic-{i}"),
+            LIT,
+            &format!("User:u{i}"),
+            op::WRITE,
+        ));
+        bindings.push(allow(&format!("team{i}-"), PRE, "User:alice", op::READ));
+    }
+    bindings.push(allow("orders", LIT, "User:alice", op::WRITE));
+    bindings.push(deny("secret", PRE, "User:*", op::ALL));
+    let acls = index(&bindings);
+    let rounds = 2_000_000u32;
+    let time = |label: &str, check: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        let mut allowed = 0u32;
+        for _ in 0..rounds {
+            allowed += black_box(check()) as u32;
+        }
+        let ns = started.elapsed().as_nanos() as f64 / rounds as f64;
+        println!("{label:<55} {ns:>7.1} ns/check (allowed {allowed})");
+    };
+    let off = Authorizer::default();
+    time("authoriser off", &|| {
+        off.authorize(&acls, "User:alice", HOST, op::WRITE, TOPIC, "orders")
+    });
+    time("super user", &|| {
+        authorizer.authorize(&acls, "User:admin", HOST, op::WRITE, TOPIC, "orders")
+    });
+    time("2002 bindings, literal allow (alice WRITE orders)", &|| {
+        authorizer.authorize(&acls, "User:alice", HOST, op::WRITE, TOPIC, "orders")
+    });
+    time(
+        "2002 bindings, prefixed allow (alice READ team7-x)",
+        &|| authorizer.authorize(&acls, "User:alice", HOST, op::READ, TOPIC, "team7-events"),
+    );
+    time("2002 bindings, wildcard-principal deny (secret-1)", &|| {
+        authorizer.authorize(&acls, "User:alice", HOST, op::WRITE, TOPIC, "secret-1")
+    });
+    time("2002 bindings, no binding (denied)", &|| {
+        authorizer.authorize(&acls, "User:alice", HOST, op::WRITE, TOPIC, "unknown-topic")
+    });
+}
