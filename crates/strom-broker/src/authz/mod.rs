@@ -18,6 +18,7 @@
 
 pub mod apis;
 pub mod bindings;
+mod groups;
 
 use std::collections::HashSet;
 use std::sync::Arc;
