@@ -126,6 +126,7 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("fetch.max.wait.ms.cap", "30000", ConfigType::Long, "Upper bound on a client's fetch max_wait_ms (Strom-specific)."),
     key("offsets.topic.num.partitions", "50", ConfigType::Int, "Partitions of the internal __consumer_offsets topic, created on first use. A group's coordinator partition is abs(hashCode(group.id)) % this; do not change it once the topic exists."),
     key("offsets.topic.replication.factor", "1", ConfigType::Short, "Replication factor of __consumer_offsets."),
+    key("offsets.topic.segment.bytes", "104857600", ConfigType::Int, "Segment size of __consumer_offsets (smaller segments are compacted sooner)."),
     key("offsets.retention.minutes", "10080", ConfigType::Int, "Committed offsets of a group that has been empty this long (and not committed since) are deleted."),
     key("offset.metadata.max.bytes", "4096", ConfigType::Int, "Largest metadata string accepted with a committed offset (OFFSET_METADATA_TOO_LARGE beyond)."),
     key("group.initial.rebalance.delay.ms", "3000", ConfigType::Int, "How long the first rebalance of an empty classic group waits for more members to join (each new member extends it, up to the rebalance timeout)."),
@@ -438,6 +439,7 @@ pub struct BrokerConfig {
 pub struct GroupSettings {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i64,
     pub offset_metadata_max_bytes: usize,
     pub initial_rebalance_delay_ms: i64,
@@ -487,6 +489,12 @@ impl GroupSettings {
                 "offsets.topic.num.partitions",
                 1,
                 10_000,
+            )?,
+            offsets_topic_segment_bytes: parse_number::<i32>(
+                raw,
+                "offsets.topic.segment.bytes",
+                1024,
+                i32::MAX,
             )?,
             offsets_topic_replication_factor: parse_number::<i16>(
                 raw,

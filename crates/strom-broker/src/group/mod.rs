@@ -155,6 +155,7 @@ pub struct GroupCoordinator {
     load_lock: tokio::sync::Mutex<()>,
     pub offsets_topic_partitions: i32,
     pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i32,
 }
 
 impl GroupCoordinator {
@@ -170,6 +171,7 @@ impl GroupCoordinator {
             load_lock: tokio::sync::Mutex::new(()),
             offsets_topic_partitions: config.group.offsets_topic_num_partitions,
             offsets_topic_replication_factor: config.group.offsets_topic_replication_factor,
+            offsets_topic_segment_bytes: config.group.offsets_topic_segment_bytes,
         }
     }
 

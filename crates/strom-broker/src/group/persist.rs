@@ -21,8 +21,6 @@ use super::GroupCoordinator;
 use crate::state::{now_ms, Broker};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// Segment size Kafka uses for the offsets topic (offsets.topic.segment.bytes).
-const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 /// Bytes read per step while replaying.
 const REPLAY_READ_BYTES: u32 = 1024 * 1024;
 
@@ -65,7 +63,10 @@ pub async fn load(
                 // Never delete commits by age: expiry is the coordinator's job
                 // (offsets.retention.minutes), and compaction keeps the latest per key.
                 ("retention.ms".into(), Some("-1".into())),
-                ("segment.bytes".into(), Some(OFFSETS_SEGMENT_BYTES.into())),
+                (
+                    "segment.bytes".into(),
+                    Some(coordinator.offsets_topic_segment_bytes.to_string()),
+                ),
             ],
         };
         let results = crate::admin::create_topics(broker, vec![topic], false)
