@@ -98,6 +98,8 @@ pub async fn serve_connection(
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut peer_gone = false;
     loop {
+        // A client over its quota is not read from until its throttle has passed (KIP-219).
+        context.wait_out_throttle().await;
         // Size prefix.
         if !fill(&mut stream, &mut buffer, 4, idle_ms, &mut peer_gone).await {
             return;

@@ -435,17 +435,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Waits out a throttle this connection earned with its previous request (KIP-219:
-    /// the client was told, and the broker stops reading from it meanwhile), then starts
-    /// accounting for this one.
-    pub async fn start(
-        broker: &crate::state::Broker,
-        frame: &[u8],
-        throttled_until: &mut Option<std::time::Instant>,
-    ) -> Pending {
-        if let Some(until) = throttled_until.take() {
-            tokio::time::sleep_until(until.into()).await;
-        }
+    /// Starts accounting for one request. (The throttle a previous request earned is
+    /// waited out by the connection before it reads this one:
+    /// [`crate::handlers::ConnectionContext::wait_out_throttle`].)
+    pub fn start(broker: &crate::state::Broker, frame: &[u8]) -> Pending {
         let image = broker.image();
         let active = !image.client_quotas().is_empty();
         let prefix = strom_protocol::frame::peek_header_prefix(frame);

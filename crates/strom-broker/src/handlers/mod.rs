@@ -90,6 +90,14 @@ impl ConnectionContext {
         }
     }
 
+    /// Waits until a quota throttle earned by the previous request has passed (the
+    /// connection loop calls it before reading the next request).
+    pub async fn wait_out_throttle(&mut self) {
+        if let Some(until) = self.throttled_until.take() {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+
     /// The host and port to give clients of this connection.
     pub fn advertised(&self) -> (String, i32) {
         (
@@ -131,7 +139,7 @@ pub async fn dispatch(
     context: &mut ConnectionContext,
 ) -> Outcome {
     // Client quotas (crate::quota): free when none is configured.
-    let quota = crate::quota::Pending::start(broker, &frame, &mut context.throttled_until).await;
+    let quota = crate::quota::Pending::start(broker, &frame);
     let outcome = route(broker, frame, context).await;
     quota.finish(
         broker,
