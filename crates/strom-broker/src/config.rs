@@ -1000,4 +1000,18 @@ mod tests {
             assert!(!key.doc.is_empty());
         }
     }
+
+    #[test]
+    fn every_key_is_documented_in_the_readme() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md at the repository root");
+        for key in BROKER_CONFIG_KEYS {
+            assert!(
+                readme.contains(&format!("| `{}` |", key.name)),
+                "README.md's configuration table lacks `{}`",
+                key.name
+            );
+        }
+    }
 }
