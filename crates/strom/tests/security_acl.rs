@@ -265,6 +265,21 @@ fn given_acls_when_alice_asks_for_metadata_should_hide_what_she_cannot_describe(
 
     let mut bob = login(cluster.sasl, "bob", "bob-secret");
     assert!(metadata(&mut bob, None).topics.is_empty());
+
+    // KIP-430: the operations alice may perform on `orders` (READ, WRITE, DESCRIBE).
+    let with_operations: MetadataResponse = alice.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name("orders")))
+            ]))
+            .with_include_topic_authorized_operations(true),
+    );
+    assert_eq!(
+        with_operations.topics[0].topic_authorized_operations,
+        (1 << READ) | (1 << WRITE) | (1 << DESCRIBE)
+    );
 }
 
 #[test]

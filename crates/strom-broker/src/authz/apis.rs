@@ -237,6 +237,14 @@ pub fn metadata_answer(check: &Check, denial: MetadataDenial, response: &mut Met
                 .is_none_or(|name| visible.contains(name.as_str()))
         }),
     }
+    for topic in &mut response.topics {
+        if let Some(name) = &topic.name {
+            topic.topic_authorized_operations =
+                authorized_operations(check, rt::TOPIC, name, topic.topic_authorized_operations);
+        }
+    }
+    response.cluster_authorized_operations =
+        authorized_cluster_operations(check, response.cluster_authorized_operations);
     response.topics.extend(denial.denied);
 }
 
@@ -654,4 +662,55 @@ pub fn alter_client_quotas_denied(request: &AlterClientQuotasRequest) -> AlterCl
             })
             .collect(),
     )
+}
+
+/// KIP-430: narrows an "all operations" bit set a handler filled in (`i32::MIN` means not
+/// requested and is left alone) to the operations the principal may perform.
+pub fn authorized_operations(check: &Check, resource_type: i8, name: &str, operations: i32) -> i32 {
+    if operations == i32::MIN || !check.active() {
+        return operations;
+    }
+    (0..31)
+        .filter(|bit| operations & (1 << bit) != 0)
+        .filter(|bit| check.allows_quietly(*bit as i8, resource_type, name))
+        .fold(0, |set, bit| set | (1 << bit))
+}
+
+fn authorized_cluster_operations(check: &Check, operations: i32) -> i32 {
+    authorized_operations(
+        check,
+        rt::CLUSTER,
+        strom_controller::acl::CLUSTER_RESOURCE_NAME,
+        operations,
+    )
+}
+
+/// DescribeCluster: the cluster operations the principal may perform (KIP-430).
+pub fn describe_cluster_answer(check: &Check, response: &mut DescribeClusterResponse) {
+    response.cluster_authorized_operations =
+        authorized_cluster_operations(check, response.cluster_authorized_operations);
+}
+
+/// DescribeGroups: each group's operations the principal may perform (KIP-430).
+pub fn describe_groups_answer(check: &Check, response: &mut DescribeGroupsResponse) {
+    for group in &mut response.groups {
+        group.authorized_operations = authorized_operations(
+            check,
+            rt::GROUP,
+            &group.group_id,
+            group.authorized_operations,
+        );
+    }
+}
+
+/// ConsumerGroupDescribe: each group's operations the principal may perform (KIP-430).
+pub fn consumer_group_describe_answer(check: &Check, response: &mut ConsumerGroupDescribeResponse) {
+    for group in &mut response.groups {
+        group.authorized_operations = authorized_operations(
+            check,
+            rt::GROUP,
+            &group.group_id,
+            group.authorized_operations,
+        );
+    }
 }

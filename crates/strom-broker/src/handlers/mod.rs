@@ -402,12 +402,10 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
                 authz::cluster(&check, acl_op::DESCRIBE),
                 DescribeClusterResponse::default().with_error_code(CLUSTER_DENIED)
             );
-            answer!(describe_cluster::handle(
-                broker,
-                request,
-                version,
-                context.advertised()
-            ))
+            let mut response =
+                describe_cluster::handle(broker, request, version, context.advertised());
+            authz::describe_cluster_answer(&check, &mut response);
+            answer!(response)
         }
         ApiKey::InitProducerId => {
             let request = decode!(InitProducerIdRequest);
@@ -508,6 +506,7 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             let mut request = decode!(DescribeGroupsRequest);
             let denied = authz::describe_groups(&check, &mut request);
             let mut response = describe_groups::handle(broker, request, version).await;
+            authz::describe_groups_answer(&check, &mut response);
             response.groups.extend(denied);
             answer!(response)
         }
@@ -549,6 +548,7 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             let mut request = decode!(ConsumerGroupDescribeRequest);
             let denied = authz::consumer_group_describe(&check, &mut request);
             let mut response = consumer_group_describe::handle(broker, request, version).await;
+            authz::consumer_group_describe_answer(&check, &mut response);
             response.groups.extend(denied);
             answer!(response)
         }
