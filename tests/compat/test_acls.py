@@ -199,3 +199,23 @@ def test_given_producer_byte_rate_quota_when_exceeded_should_report_throttle(acl
         producer.flush(30)
         producer.poll(0.2)
     assert throttles and max(throttles) > 0
+
+
+def test_given_kafka_python_without_write_acl_should_raise_topic_authorization_failed(acl_broker):
+    from kafka import KafkaProducer
+    from kafka.errors import TopicAuthorizationFailedError
+
+    topic = new_topic(acl_broker, "acl-kp")
+    producer = KafkaProducer(
+        bootstrap_servers=f"127.0.0.1:{acl_broker.sasl_port}",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_plain_username="bob",
+        sasl_plain_password=PASSWORD,
+        max_block_ms=10000,
+    )
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send(topic, b"denied").get(timeout=10)
+    finally:
+        producer.close(timeout=5)
