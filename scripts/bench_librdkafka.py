@@ -20,8 +20,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
+EXTRA = {}
+
+
 def create_topic(bootstrap, name, partitions):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **EXTRA})
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     for future in futures.values():
         future.result(timeout=30)
@@ -39,6 +42,7 @@ def produce(bootstrap, topic, size, count, acks, compression):
         "compression.type": compression,
         "enable.idempotence": False,
         "partitioner": "murmur2_random",
+        **EXTRA,
     })
     payload = b"x" * size
     delivered = 0
@@ -83,6 +87,7 @@ def consume(bootstrap, topic, partitions, count, size):
         "fetch.max.bytes": 50 * 1024 * 1024,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
         "queued.max.messages.kbytes": 512 * 1024,
+        **EXTRA,
     })
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     received = 0
@@ -109,7 +114,12 @@ def main():
     parser.add_argument("--compression", default="none")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("-X", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra librdkafka config, e.g. -X security.protocol=ssl -X ssl.ca.location=ca.pem")
     args = parser.parse_args()
+    for pair in args.extra:
+        key, _, value = pair.partition("=")
+        EXTRA[key] = value
 
     runs = []
     for run in range(args.runs):

@@ -209,3 +209,39 @@ fn given_new_certificates_on_disk_should_serve_them_without_restart() {
     assert!(reloaded, "new connections get the new certificate");
     assert!(secure.broker.is_running());
 }
+
+/// A client certificate from our CA whose validity ended yesterday.
+fn expired_client_cert(certs: &Path) -> std::path::PathBuf {
+    let ca_pem = std::fs::read_to_string(certs.join("ca.pem")).unwrap();
+    let ca_key_pem = std::fs::read_to_string(certs.join("ca-key.pem")).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, &ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "mallory");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let path = certs.join("client-expired.pem");
+    std::fs::write(&path, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+    path
+}
+
+#[test]
+fn given_expired_client_certificate_under_mutual_tls_should_refuse_it() {
+    let secure = start("required");
+    let ca = secure.certs.path().join("ca.pem");
+    let expired = expired_client_cert(secure.certs.path());
+    let refused = connect_tls(secure.ssl_addr, &ca, Some(&expired)).and_then(|mut conn| {
+        conn.send(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
+        match conn.read_frame() {
+            Some(_) => Ok(()),
+            None => Err(std::io::Error::other("closed")),
+        }
+    });
+    assert!(refused.is_err(), "an expired client certificate is refused");
+    assert!(secure.broker.log().contains("TLS handshake failed"));
+}
