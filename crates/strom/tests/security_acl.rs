@@ -308,6 +308,30 @@ fn given_acls_when_alice_uses_groups_and_admin_apis_should_get_group_and_cluster
     );
     assert_eq!(coordinator.error_code, 0, "READ on g1 implies DESCRIBE");
 
+    // KIP-848: every subscribed topic needs DESCRIBE.
+    let heartbeat = |topics: &[&str]| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("g1")))
+            .with_member_id(s(""))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(topics.iter().map(|t| topic_name(t)).collect()))
+            .with_topic_partitions(Some(vec![]))
+    };
+    let refused: ConsumerGroupHeartbeatResponse = alice.call(
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        &heartbeat(&["orders", "secret-1"]),
+    );
+    assert_eq!(refused.error_code, 29);
+    assert!(refused.error_message.unwrap().contains("secret-1"));
+    let joined: ConsumerGroupHeartbeatResponse =
+        alice.call(ApiKey::ConsumerGroupHeartbeat, 0, &heartbeat(&["orders"]));
+    assert!(
+        joined.error_code != 29 && joined.error_code != 30,
+        "{joined:?}"
+    );
+
     let create: CreateTopicsResponse = alice.call(
         ApiKey::CreateTopics,
         7,

@@ -285,3 +285,31 @@ pub fn offset_delete(
     })
     .collect())
 }
+
+/// ConsumerGroupHeartbeat (KIP-848): DESCRIBE on every subscribed topic, else the whole
+/// heartbeat answers TOPIC_AUTHORIZATION_FAILED naming the topics (as Kafka does).
+pub fn consumer_group_heartbeat_topics(
+    check: &Check,
+    request: &ConsumerGroupHeartbeatRequest,
+) -> Option<ConsumerGroupHeartbeatResponse> {
+    if !check.active() {
+        return None;
+    }
+    let denied: Vec<&str> = request
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .map(|name| name.as_str())
+        .filter(|name| !check.allows(op::DESCRIBE, rt::TOPIC, name))
+        .collect();
+    if denied.is_empty() {
+        return None;
+    }
+    Some(
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(TOPIC_DENIED)
+            .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_string(
+                format!("Unauthorized topics: {}", denied.join(", ")),
+            ))),
+    )
+}

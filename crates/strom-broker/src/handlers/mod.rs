@@ -533,6 +533,9 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
                 authz::group_read(&check, &request.group_id),
                 ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED)
             );
+            if let Some(refused) = authz::consumer_group_heartbeat_topics(&check, &request) {
+                return answer!(refused);
+            }
             answer!(
                 consumer_group_heartbeat::handle(
                     broker,
