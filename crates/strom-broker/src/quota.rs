@@ -320,6 +320,66 @@ mod tests {
     }
 
     #[test]
+    fn given_encoded_responses_when_patched_should_carry_the_throttle_where_clients_read_it() {
+        use kafka_protocol::messages::*;
+        use kafka_protocol::protocol::Decodable;
+        fn decode<T: Decodable>(
+            frame: &crate::response::ResponseFrame,
+            api_key: ApiKey,
+            version: i16,
+        ) -> T {
+            let mut bytes = frame.to_bytes().unwrap();
+            bytes::Buf::advance(&mut bytes, 4);
+            let header_version = crate::response::response_header_version(api_key, version);
+            ResponseHeader::decode(&mut bytes, header_version).unwrap();
+            T::decode(&mut bytes, version).unwrap()
+        }
+        for version in [3, 8, 9, 11] {
+            let mut frame = crate::response::encode_frame(
+                ApiKey::Produce,
+                version,
+                7,
+                &ProduceResponse::default(),
+            )
+            .unwrap();
+            assert!(patch_throttle(&mut frame, ApiKey::Produce, version, 1234));
+            let decoded: ProduceResponse = decode(&frame, ApiKey::Produce, version);
+            assert_eq!(decoded.throttle_time_ms, 1234, "produce v{version}");
+        }
+        for version in [4, 11, 12, 16] {
+            let mut frame =
+                crate::response::encode_frame(ApiKey::Fetch, version, 7, &FetchResponse::default())
+                    .unwrap();
+            assert!(patch_throttle(&mut frame, ApiKey::Fetch, version, 99));
+            let decoded: FetchResponse = decode(&frame, ApiKey::Fetch, version);
+            assert_eq!(decoded.throttle_time_ms, 99, "fetch v{version}");
+        }
+        let mut frame =
+            crate::response::encode_frame(ApiKey::Metadata, 12, 7, &MetadataResponse::default())
+                .unwrap();
+        assert!(patch_throttle(&mut frame, ApiKey::Metadata, 12, 5));
+        assert_eq!(
+            decode::<MetadataResponse>(&frame, ApiKey::Metadata, 12).throttle_time_ms,
+            5
+        );
+        // Metadata v0 has no throttle field: left alone.
+        let mut frame =
+            crate::response::encode_frame(ApiKey::Metadata, 0, 7, &MetadataResponse::default())
+                .unwrap();
+        assert!(!patch_throttle(&mut frame, ApiKey::Metadata, 0, 5));
+    }
+
+    #[test]
+    fn given_request_frames_when_reading_the_client_id_should_never_panic() {
+        let mut frame = vec![0, 0, 0, 9, 0, 0, 0, 1, 0, 3];
+        frame.extend_from_slice(b"app");
+        assert_eq!(client_id_of(&frame), "app");
+        assert_eq!(client_id_of(&frame[..11]), "");
+        assert_eq!(client_id_of(&[0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff]), "");
+        assert_eq!(client_id_of(&[]), "");
+    }
+
+    #[test]
     fn given_old_samples_when_the_window_passes_should_forget_them() {
         let mut rate = Rate::new();
         rate.record(10_000.0, 0, 1000, 3);
