@@ -87,6 +87,7 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("ssl.keystore.location", "", ConfigType::String, "PEM file with the broker's private key and certificate chain (SSL and SASL_SSL listeners)."),
     key("ssl.truststore.location", "", ConfigType::String, "PEM file with the CA certificates that client certificates must chain to (for ssl.client.auth)."),
     key("ssl.client.auth", "none", ConfigType::String, "none, requested or required: whether clients present certificates (mutual TLS)."),
+    key("ssl.principal.mapping.rules", "DEFAULT", ConfigType::String, "How a client certificate's subject becomes the user name under mutual TLS: Kafka's RULE:pattern/replacement/[L|U] rules, comma-separated, tried in order; DEFAULT keeps the whole subject."),
     key("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", ConfigType::List, "TLS versions accepted."),
     key("ssl.reload.check.interval.ms", "10000", ConfigType::Long, "How often the keystore and truststore files are checked for changes; changed certificates serve new connections without a restart (Strom-specific)."),
     key("log.dirs", "./strom-data", ConfigType::String, "Directory holding partition logs and the metadata log."),
@@ -606,7 +607,16 @@ fn tls_settings(raw: &RawConfig) -> Result<TlsSettings, ConfigError> {
             expected: "TLSv1.2 and/or TLSv1.3".into(),
         });
     }
+    let principal_mapping_rules = raw.get("ssl.principal.mapping.rules").0.to_string();
+    if let Err(error) = crate::tls::PrincipalMapper::parse(&principal_mapping_rules) {
+        return Err(ConfigError::BadValue {
+            key: "ssl.principal.mapping.rules".into(),
+            value: principal_mapping_rules,
+            expected: format!("DEFAULT or RULE:pattern/replacement/[L|U] entries ({error})"),
+        });
+    }
     Ok(TlsSettings {
+        principal_mapping_rules,
         keystore: PathBuf::from(keystore),
         truststore: (!truststore.is_empty()).then(|| PathBuf::from(truststore)),
         client_auth,

@@ -71,7 +71,7 @@ async fn open_transport(
         .and_then(|c| c.first())
     {
         if let Some(subject) = crate::tls::principal_from_certificate(certificate) {
-            context.principal = format!("User:{subject}");
+            context.principal = format!("User:{}", tls.map_principal(&subject));
         }
     }
     Ok(Transport::Tls(Box::new(stream)))

@@ -44,6 +44,8 @@ pub struct TlsSettings {
     pub client_auth: ClientAuth,
     /// "TLSv1.2", "TLSv1.3".
     pub protocols: Vec<String>,
+    /// `ssl.principal.mapping.rules`, validated by [`PrincipalMapper::parse`].
+    pub principal_mapping_rules: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ pub enum TlsError {
     Verifier(String),
     #[error("ssl.enabled.protocols lists none of TLSv1.2, TLSv1.3")]
     NoProtocols,
+    #[error(transparent)]
+    Mapping(#[from] MappingRuleError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -155,15 +159,18 @@ fn modified(path: &Path) -> Option<SystemTime> {
 pub struct ReloadingAcceptor {
     settings: TlsSettings,
     current: RwLock<(TlsAcceptor, Vec<Option<SystemTime>>)>,
+    mapper: PrincipalMapper,
 }
 
 impl ReloadingAcceptor {
     pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
         let acceptor = build(&settings)?;
         let stamps = Self::stamps(&settings);
+        let mapper = PrincipalMapper::parse(&settings.principal_mapping_rules)?;
         Ok(ReloadingAcceptor {
             settings,
             current: RwLock::new((acceptor, stamps)),
+            mapper,
         })
     }
 
@@ -172,6 +179,11 @@ impl ReloadingAcceptor {
             .chain(settings.truststore.iter())
             .map(|p| modified(p))
             .collect()
+    }
+
+    /// The principal name for a client certificate's subject.
+    pub fn map_principal(&self, subject: &str) -> String {
+        self.mapper.map(subject)
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
@@ -215,4 +227,153 @@ pub fn principal_from_certificate(der: &[u8]) -> Option<String> {
         }
     }
     Some(parts.join(","))
+}
+
+/// `ssl.principal.mapping.rules`: Kafka's rules turning a certificate subject into a user
+/// name, tried in order: `RULE:pattern/replacement/[L|U]` (the pattern must match the whole
+/// subject; `$1`... refer to its groups; L/U change the case) or `DEFAULT` (the subject as is).
+/// A subject no rule matches keeps its full name.
+#[derive(Debug, Clone)]
+pub struct PrincipalMapper {
+    rules: Vec<MappingRule>,
+}
+
+#[derive(Debug, Clone)]
+enum MappingRule {
+    Default,
+    Pattern {
+        regex: regex::Regex,
+        replacement: String,
+        case: Option<char>,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("ssl.principal.mapping.rules: {reason} at `{rest}`")]
+pub struct MappingRuleError {
+    pub reason: &'static str,
+    pub rest: String,
+}
+
+/// Reads up to the next unescaped '/', unescaping `\/`.
+fn until_slash(input: &str) -> Option<(String, &str)> {
+    let mut out = String::new();
+    let mut chars = input.char_indices();
+    while let Some((index, c)) = chars.next() {
+        match c {
+            '\\' if input[index + 1..].starts_with('/') => {
+                out.push('/');
+                chars.next();
+            }
+            '/' => return Some((out, &input[index + 1..])),
+            other => out.push(other),
+        }
+    }
+    None
+}
+
+impl PrincipalMapper {
+    pub fn parse(rules: &str) -> Result<Self, MappingRuleError> {
+        let error = |reason, rest: &str| MappingRuleError {
+            reason,
+            rest: rest.to_string(),
+        };
+        let mut parsed = Vec::new();
+        let mut rest = rules.trim();
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("DEFAULT") {
+                parsed.push(MappingRule::Default);
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("RULE:") {
+                let (pattern, after) = until_slash(after)
+                    .ok_or_else(|| error("missing '/' after the pattern", rest))?;
+                let (replacement, after) = until_slash(after)
+                    .ok_or_else(|| error("missing '/' after the replacement", rest))?;
+                let (case, after) = match after.chars().next() {
+                    Some(c @ ('L' | 'U')) => (Some(c), &after[1..]),
+                    _ => (None, after),
+                };
+                let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
+                    .map_err(|_| error("invalid regular expression", rest))?;
+                parsed.push(MappingRule::Pattern {
+                    regex,
+                    replacement,
+                    case,
+                });
+                rest = after;
+            } else {
+                return Err(error("expected DEFAULT or RULE:", rest));
+            }
+            rest = rest.trim_start();
+            match rest.strip_prefix(',') {
+                Some(after) => rest = after.trim_start(),
+                None if rest.is_empty() => {}
+                None => return Err(error("expected ',' between rules", rest)),
+            }
+        }
+        if parsed.is_empty() {
+            parsed.push(MappingRule::Default);
+        }
+        Ok(PrincipalMapper { rules: parsed })
+    }
+
+    /// The user name for certificate subject `subject` (RFC 2253 form).
+    pub fn map(&self, subject: &str) -> String {
+        for rule in &self.rules {
+            match rule {
+                MappingRule::Default => return subject.to_string(),
+                MappingRule::Pattern {
+                    regex,
+                    replacement,
+                    case,
+                } => {
+                    if let Some(captures) = regex.captures(subject) {
+                        let mut out = String::new();
+                        captures.expand(replacement, &mut out);
+                        return match case {
+                            Some('L') => out.to_lowercase(),
+                            Some('U') => out.to_uppercase(),
+                            _ => out,
+                        };
+                    }
+                }
+            }
+        }
+        subject.to_string()
+    }
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    #[test]
+    fn given_kafka_style_rules_should_map_subjects_in_order() {
+        let mapper = PrincipalMapper::parse(
+            r"RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,RULE:^CN=(.*?),OU=(.*?),O=.*$/$1@$2/L, DEFAULT",
+        )
+        .unwrap();
+        assert_eq!(
+            mapper.map("CN=kafka-client,OU=ServiceUsers,O=Acme"),
+            "kafka-client"
+        );
+        assert_eq!(mapper.map("CN=Alice,OU=Eng,O=Acme"), "alice@eng");
+        assert_eq!(mapper.map("CN=bob"), "CN=bob", "DEFAULT keeps the subject");
+        let upper = PrincipalMapper::parse(r"RULE:^CN=([a-z]+)\/x$/$1/U").unwrap();
+        assert_eq!(upper.map("CN=abc/x"), "ABC");
+        assert_eq!(PrincipalMapper::parse("").unwrap().map("CN=z"), "CN=z");
+    }
+
+    #[test]
+    fn given_malformed_rules_should_say_where() {
+        for bad in [
+            "RULE:^CN=(.*)$",
+            "RULE:^CN=(.*)$/$1",
+            "NOPE",
+            "DEFAULT DEFAULT",
+            "RULE:([/x/",
+        ] {
+            assert!(PrincipalMapper::parse(bad).is_err(), "{bad}");
+        }
+    }
 }
