@@ -128,9 +128,12 @@ pub fn resolve(
     key: &str,
     user: &str,
     client_id: &str,
-) -> Option<(f64, (Option<String>, Option<String>))> {
+) -> Option<(f64, SensorTags)> {
     let quotas = image.client_quotas();
-    let candidates: [(Option<Option<&str>>, Option<Option<&str>>); 8] = [
+    // Each level: the user part and the client-id part, `None` when the level has no
+    // such part, `Some(None)` for the default entity.
+    type Level<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>);
+    let candidates: [Level; 8] = [
         (Some(Some(user)), Some(Some(client_id))),
         (Some(Some(user)), Some(None)),
         (Some(Some(user)), None),
@@ -159,6 +162,10 @@ pub fn resolve(
     }
     None
 }
+
+/// The user and client-id a rate is kept for (`None` when the matched quota's entity has
+/// no such part, so all its users or clients share one rate).
+pub type SensorTags = (Option<String>, Option<String>);
 
 type SensorKey = (&'static str, Option<String>, Option<String>);
 
