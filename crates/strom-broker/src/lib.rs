@@ -4,7 +4,9 @@
 //! file per Kafka API ([`handlers`]), the partitions this broker hosts ([`partition`]), the
 //! broker config ([`config`]), and the fetch response encoding that serves records straight
 //! from segment files ([`fetch_encoding`]), and the group coordinator ([`group`]), and the
-//! HTTP endpoint for health, Prometheus metrics and the web console ([`http`], [`metrics`]).
+//! HTTP endpoint for health, Prometheus metrics and the web console ([`http`], [`metrics`]),
+//! and the ACL authoriser and client quotas applied around the handlers ([`authz`],
+//! [`quota`]).
 //!
 //! Must not: implement consensus (that is `strom-controller`), or decode records on the hot
 //! path: produce validates batch headers and appends the bytes; fetch sends file ranges with
