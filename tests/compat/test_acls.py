@@ -219,3 +219,38 @@ def test_given_kafka_python_without_write_acl_should_raise_topic_authorization_f
             producer.send(topic, b"denied").get(timeout=10)
     finally:
         producer.close(timeout=5)
+
+
+def test_given_mutual_tls_principal_when_acls_name_it_should_authorise_by_certificate(tmp_path):
+    subprocess.run(
+        [str(strom_binary()), "tls", "gen-dev-certs", "--dir", str(tmp_path), "--client", "alice"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    ssl_port = free_port()
+    broker = Broker("acl-mtls", {})
+    broker.extra_config.update({
+        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},SSL://127.0.0.1:{ssl_port}",
+        "ssl.keystore.location": str(tmp_path / "broker.pem"),
+        "ssl.truststore.location": str(tmp_path / "ca.pem"),
+        "ssl.client.auth": "required",
+        # The certificate subject's CN becomes the user name: User:alice.
+        "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
+        "authorizer.class.name": "strom",
+        "super.users": "User:ANONYMOUS",
+    })
+    with broker:
+        allowed, denied = new_topic(broker, "mtls-ok"), new_topic(broker, "mtls-no")
+        create_acls(broker, [
+            allow(ResourceType.TOPIC, allowed, "User:alice", AclOperation.WRITE),
+            allow(ResourceType.TOPIC, denied, "User:alice", AclOperation.DESCRIBE),
+        ])
+        config = {
+            "bootstrap.servers": f"127.0.0.1:{ssl_port}",
+            "security.protocol": "SSL",
+            "ssl.ca.location": str(tmp_path / "ca.pem"),
+            "ssl.certificate.location": str(tmp_path / "client-alice.pem"),
+            "ssl.key.location": str(tmp_path / "client-alice.pem"),
+        }
+        assert produce_errors(config, allowed) == []
+        errors = produce_errors(config, denied)
+        assert errors and all(e.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED for e in errors), errors
