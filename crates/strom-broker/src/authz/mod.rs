@@ -311,6 +311,8 @@ impl<'a> Check<'a> {
 }
 
 #[cfg(test)]
+mod encode_tests;
+#[cfg(test)]
 mod tests;
 
 /// A fetch answered partly by the handler and partly by the authoriser: the handler's frame
