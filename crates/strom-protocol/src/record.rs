@@ -111,7 +111,7 @@ fn put_varlong(buf: &mut BytesMut, value: i64) {
     buf.put_u8(zigzag as u8);
 }
 
-fn put_nullable_bytes(buf: &mut BytesMut, value: Option<&Bytes>) {
+fn put_nullable_bytes(buf: &mut BytesMut, value: Option<&[u8]>) {
     match value {
         None => put_varint(buf, -1),
         Some(bytes) => {
@@ -121,24 +121,70 @@ fn put_nullable_bytes(buf: &mut BytesMut, value: Option<&Bytes>) {
     }
 }
 
-fn encode_record(buf: &mut BytesMut, record: &RecordToEncode, offset_delta: i32, base_ts: i64) {
-    let mut body = BytesMut::with_capacity(
-        16 + record.key.as_ref().map_or(0, |k| k.len())
-            + record.value.as_ref().map_or(0, |v| v.len()),
-    );
+/// Appends one record (length-prefixed) to an uncompressed records section. Shared by
+/// producers ([`encode_batch`]) and the log cleaner, which keeps each record's original
+/// offset delta.
+pub fn encode_record(
+    buf: &mut BytesMut,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[RecordHeader],
+    timestamp_delta_ms: i64,
+    offset_delta: i64,
+) {
+    let mut body =
+        BytesMut::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
     body.put_i8(0); // attributes: unused
-    put_varlong(&mut body, record.timestamp_ms - base_ts);
-    put_varint(&mut body, offset_delta);
-    put_nullable_bytes(&mut body, record.key.as_ref());
-    put_nullable_bytes(&mut body, record.value.as_ref());
-    put_varint(&mut body, record.headers.len() as i32);
-    for header in &record.headers {
+    put_varlong(&mut body, timestamp_delta_ms);
+    put_varlong(&mut body, offset_delta);
+    put_nullable_bytes(&mut body, key);
+    put_nullable_bytes(&mut body, value);
+    put_varint(&mut body, headers.len() as i32);
+    for header in headers {
         put_varint(&mut body, header.key.len() as i32);
         body.put_slice(&header.key);
-        put_nullable_bytes(&mut body, header.value.as_ref());
+        put_nullable_bytes(&mut body, header.value.as_deref());
     }
     put_varint(buf, body.len() as i32);
     buf.put_slice(&body);
+}
+
+/// The header fields of a v2 batch, for [`assemble_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchFields {
+    pub base_offset: i64,
+    pub partition_leader_epoch: i32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+}
+
+/// Writes a complete batch: the 61-byte header from `fields`, then `records_section`
+/// (already compressed as `fields.attributes` says), then the CRC-32C.
+pub fn assemble_batch(fields: &BatchFields, records_section: &[u8]) -> BytesMut {
+    let mut batch = BytesMut::with_capacity(BATCH_HEADER_BYTES + records_section.len());
+    batch.put_i64(fields.base_offset);
+    batch.put_i32((BATCH_HEADER_BYTES - 12 + records_section.len()) as i32);
+    batch.put_i32(fields.partition_leader_epoch);
+    batch.put_i8(2);
+    batch.put_u32(0); // CRC, filled below
+    batch.put_i16(fields.attributes);
+    batch.put_i32(fields.last_offset_delta);
+    batch.put_i64(fields.base_timestamp_ms);
+    batch.put_i64(fields.max_timestamp_ms);
+    batch.put_i64(fields.producer_id);
+    batch.put_i16(fields.producer_epoch);
+    batch.put_i32(fields.base_sequence);
+    batch.put_i32(fields.record_count);
+    batch.put_slice(records_section);
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
 }
 
 /// Compresses a records section with `codec` (the log cleaner re-compresses the records
@@ -269,31 +315,35 @@ pub fn encode_batch(
         .unwrap_or(base_timestamp);
     let mut raw = BytesMut::new();
     for (delta, record) in records.iter().enumerate() {
-        encode_record(&mut raw, record, delta as i32, base_timestamp);
+        encode_record(
+            &mut raw,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            record.timestamp_ms - base_timestamp,
+            delta as i64,
+        );
     }
     let body = compress(options.compression, &raw)?;
-
     let mut attributes = options.compression.attribute_bits();
     if options.transactional {
         attributes |= crate::batch::ATTRIBUTE_TRANSACTIONAL;
     }
-    let mut batch = BytesMut::with_capacity(BATCH_HEADER_BYTES + body.len());
-    batch.put_i64(0);
-    batch.put_i32((BATCH_HEADER_BYTES - 12 + body.len()) as i32);
-    batch.put_i32(options.partition_leader_epoch);
-    batch.put_i8(2);
-    batch.put_u32(0); // CRC, filled below
-    batch.put_i16(attributes);
-    batch.put_i32(records.len() as i32 - 1);
-    batch.put_i64(base_timestamp);
-    batch.put_i64(max_timestamp);
-    batch.put_i64(options.producer_id);
-    batch.put_i16(options.producer_epoch);
-    batch.put_i32(options.base_sequence);
-    batch.put_i32(records.len() as i32);
-    batch.put_slice(&body);
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let batch = assemble_batch(
+        &BatchFields {
+            base_offset: 0,
+            partition_leader_epoch: options.partition_leader_epoch,
+            attributes,
+            last_offset_delta: records.len() as i32 - 1,
+            base_timestamp_ms: base_timestamp,
+            max_timestamp_ms: max_timestamp,
+            producer_id: options.producer_id,
+            producer_epoch: options.producer_epoch,
+            base_sequence: options.base_sequence,
+            record_count: records.len() as i32,
+        },
+        &body,
+    );
     Ok(batch.freeze())
 }
 

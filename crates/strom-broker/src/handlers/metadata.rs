@@ -129,20 +129,14 @@ pub async fn handle(
         }
     };
 
-    let brokers = image
-        .brokers()
-        .values()
+    let brokers = super::broker_endpoints(broker, &image, &advertised)
+        .into_iter()
         .map(|b| {
-            let (host, port) = if b.broker_id == broker.config.node_id {
-                advertised.clone()
-            } else {
-                (b.host.clone(), b.port as i32)
-            };
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.broker_id))
-                .with_host(StrBytes::from_string(host))
-                .with_port(port)
-                .with_rack(b.rack.clone().map(StrBytes::from_string))
+                .with_host(b.host)
+                .with_port(b.port)
+                .with_rack(b.rack)
         })
         .collect();
 

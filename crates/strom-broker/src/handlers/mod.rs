@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use strom_protocol::frame::{decode_request_header, peek_header_prefix};
 use strom_protocol::{bounds, versions};
 use tracing::{debug, error};
@@ -105,6 +105,39 @@ impl ConnectionContext {
             self.listener.advertised_port as i32,
         )
     }
+}
+
+/// One registered broker as a client of this connection should reach it.
+pub struct BrokerEndpoint {
+    pub broker_id: i32,
+    pub host: StrBytes,
+    pub port: i32,
+    pub rack: Option<StrBytes>,
+}
+
+/// Every registered broker, this one at the address of the listener the client is on.
+pub fn broker_endpoints(
+    broker: &Broker,
+    image: &strom_controller::MetadataImage,
+    advertised: &(String, i32),
+) -> Vec<BrokerEndpoint> {
+    image
+        .brokers()
+        .values()
+        .map(|b| {
+            let (host, port) = if b.broker_id == broker.config.node_id {
+                advertised.clone()
+            } else {
+                (b.host.clone(), b.port as i32)
+            };
+            BrokerEndpoint {
+                broker_id: b.broker_id,
+                host: StrBytes::from_string(host),
+                port,
+                rack: b.rack.clone().map(StrBytes::from_string),
+            }
+        })
+        .collect()
 }
 
 /// What the connection does after a request.

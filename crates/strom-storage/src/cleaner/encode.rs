@@ -6,54 +6,16 @@
 //! `baseSequence + lastOffsetDelta`, as Kafka preserves it), leader epoch, producer id,
 //! epoch and base sequence, and its compression codec.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use strom_protocol::batch::{
     BatchView, Compression, ATTRIBUTE_COMPRESSION_MASK, ATTRIBUTE_TIMESTAMP_TYPE_LOG_APPEND,
-    BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES,
 };
-use strom_protocol::record::{compress, DecodedRecord, RecordError};
+use strom_protocol::record::{
+    assemble_batch, compress, encode_record, BatchFields, DecodedRecord, RecordError,
+};
 
 /// KIP-534: the batch's `baseTimestamp` holds the delete horizon of its tombstones.
 pub(crate) const ATTRIBUTE_DELETE_HORIZON: i16 = 0x40;
-
-fn put_varlong(buf: &mut BytesMut, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    while zigzag >= 0x80 {
-        buf.put_u8((zigzag as u8) | 0x80);
-        zigzag >>= 7;
-    }
-    buf.put_u8(zigzag as u8);
-}
-
-fn put_nullable(buf: &mut BytesMut, value: Option<&[u8]>) {
-    match value {
-        None => put_varlong(buf, -1),
-        Some(bytes) => {
-            put_varlong(buf, bytes.len() as i64);
-            buf.put_slice(bytes);
-        }
-    }
-}
-
-fn encode_record(out: &mut BytesMut, record: &DecodedRecord, offset_delta: i64, base_ts: i64) {
-    let mut body = BytesMut::with_capacity(
-        16 + record.key.as_ref().map_or(0, |k| k.len())
-            + record.value.as_ref().map_or(0, |v| v.len()),
-    );
-    body.put_i8(0);
-    put_varlong(&mut body, record.timestamp_ms - base_ts);
-    put_varlong(&mut body, offset_delta);
-    put_nullable(&mut body, record.key.as_deref());
-    put_nullable(&mut body, record.value.as_deref());
-    put_varlong(&mut body, record.headers.len() as i64);
-    for header in &record.headers {
-        put_varlong(&mut body, header.key.len() as i64);
-        body.put_slice(&header.key);
-        put_nullable(&mut body, header.value.as_deref());
-    }
-    put_varlong(out, body.len() as i64);
-    out.put_slice(&body);
-}
 
 /// A batch holding `kept` (a non-strict subset of `original`'s records, in order), with
 /// `original`'s header fields. `delete_horizon_ms` sets the KIP-534 attribute and stores
@@ -98,28 +60,28 @@ pub(crate) fn encode_retained(
         // kept base are what readers ignore anyway.
         encode_record(
             &mut raw,
-            record,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            record.timestamp_ms - base_timestamp_ms,
             record.offset - base_offset,
-            base_timestamp_ms,
         );
     }
     let body = compress(codec, &raw)?;
-    let mut batch = BytesMut::with_capacity(BATCH_HEADER_BYTES + body.len());
-    batch.put_i64(base_offset);
-    batch.put_i32((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES + body.len()) as i32);
-    batch.put_i32(original.partition_leader_epoch());
-    batch.put_i8(2);
-    batch.put_u32(0);
-    batch.put_i16(attributes);
-    batch.put_i32(original.last_offset_delta());
-    batch.put_i64(base_timestamp_ms);
-    batch.put_i64(max_timestamp_ms);
-    batch.put_i64(original.producer_id());
-    batch.put_i16(original.producer_epoch());
-    batch.put_i32(original.base_sequence());
-    batch.put_i32(kept.len() as i32);
-    batch.put_slice(&body);
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let batch = assemble_batch(
+        &BatchFields {
+            base_offset,
+            partition_leader_epoch: original.partition_leader_epoch(),
+            attributes,
+            last_offset_delta: original.last_offset_delta(),
+            base_timestamp_ms,
+            max_timestamp_ms,
+            producer_id: original.producer_id(),
+            producer_epoch: original.producer_epoch(),
+            base_sequence: original.base_sequence(),
+            record_count: kept.len() as i32,
+        },
+        &body,
+    );
     Ok(batch.to_vec())
 }
