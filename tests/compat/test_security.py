@@ -158,6 +158,24 @@ def test_given_kafka_python_over_ssl_and_scram_should_round_trip(secure_broker, 
             "sasl_plain_username": "alice",
             "sasl_plain_password": PASSWORD,
         },
+        {
+            "bootstrap_servers": f"127.0.0.1:{secure_broker.secure_ports['SASL_SSL']}",
+            "security_protocol": "SASL_SSL",
+            "ssl_cafile": str(certs / "ca.pem"),
+            "ssl_check_hostname": False,
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "bob",
+            "sasl_plain_password": PASSWORD,
+        },
+        {
+            "bootstrap_servers": f"127.0.0.1:{secure_broker.secure_ports['SASL_SSL']}",
+            "security_protocol": "SASL_SSL",
+            "ssl_cafile": str(certs / "ca.pem"),
+            "ssl_check_hostname": False,
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": "bob",
+            "sasl_plain_password": PASSWORD,
+        },
     ):
         topic = f"kp-secure-{uuid.uuid4().hex[:8]}"
         admin = AdminClient({"bootstrap.servers": secure_broker.bootstrap})
@@ -198,6 +216,31 @@ def test_given_required_client_auth_should_admit_only_clients_with_certificates(
             "ssl.key.location": str(certs / "client-alice.pem"),
         }
         round_trip(with_cert, count=5)
+
+        # kafka-python with the same client certificate.
+        from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTopicPartition
+
+        kp = {
+            "bootstrap_servers": f"127.0.0.1:{ssl_port}",
+            "security_protocol": "SSL",
+            "ssl_cafile": str(certs / "ca.pem"),
+            "ssl_certfile": str(certs / "client-alice.pem"),
+            "ssl_keyfile": str(certs / "client-alice.pem"),
+            "ssl_check_hostname": False,
+        }
+        topic = f"kp-mtls-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+        producer = KafkaProducer(**kp)
+        for i in range(5):
+            producer.send(topic, value=f"t{i}".encode(), partition=0)
+        producer.flush(30)
+        producer.close()
+        consumer = KafkaConsumer(**kp, consumer_timeout_ms=5000, enable_auto_commit=False)
+        consumer.assign([KTopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        assert [m.value.decode() for m in consumer] == [f"t{i}" for i in range(5)]
+        consumer.close()
 
 
 def test_given_session_lifetime_when_librdkafka_reauthenticates_should_keep_producing():
