@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Regenerate README.md's broker configuration table from BROKER_CONFIG_KEYS in
-crates/strom-broker/src/config.rs (a unit test there checks every key is listed)."""
+crates/strom-broker/src/config/keys.rs (a unit test there checks every key is listed)."""
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTS = {"LONG_MAX": "Long.MAX", "DOUBLE_MAX": "Double.MAX", "INT_MAX": "Int.MAX"}
 
-source = (ROOT / "crates/strom-broker/src/config.rs").read_text()
+source = (ROOT / "crates/strom-broker/src/config/keys.rs").read_text()
 start = source.index("pub const BROKER_CONFIG_KEYS")
 body = source[start:source.index("];", start)]
 rows = []

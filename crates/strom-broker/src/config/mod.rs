@@ -16,6 +16,9 @@ use thiserror::Error;
 use crate::listeners::{parse_listeners, ListenerConfig};
 use crate::tls::{ClientAuth, TlsSettings};
 
+mod keys;
+pub use keys::BROKER_CONFIG_KEYS;
+
 /// Where a config value came from (Kafka's DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -75,78 +78,6 @@ const fn key(
 }
 
 const LONG_MAX: &str = "9223372036854775807";
-
-/// Every broker config key Strom reads. The README's configuration table mirrors this.
-pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
-    key("node.id", "1", ConfigType::Int, "Id of this node in the cluster."),
-    key("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigType::List, "Kafka listeners as NAME://host:port, comma-separated (e.g. PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093). Port 0 picks a free port."),
-    key("advertised.listeners", "", ConfigType::List, "Per listener name, the address clients are told to connect to (NAME://host:port); a listener not named here advertises its bound address."),
-    key("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", ConfigType::List, "Security protocol of each listener name (NAME:PROTOCOL pairs)."),
-    key("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", ConfigType::List, "SASL mechanisms offered on SASL_PLAINTEXT and SASL_SSL listeners. Credentials are SCRAM credentials (AlterUserScramCredentials, `strom user`); PLAIN checks passwords against them."),
-    key("ssl.keystore.type", "PEM", ConfigType::String, "Format of the keystore; only PEM is supported."),
-    key("ssl.keystore.location", "", ConfigType::String, "PEM file with the broker's private key and certificate chain (SSL and SASL_SSL listeners)."),
-    key("ssl.truststore.location", "", ConfigType::String, "PEM file with the CA certificates that client certificates must chain to (for ssl.client.auth)."),
-    key("ssl.client.auth", "none", ConfigType::String, "none, requested or required: whether clients present certificates (mutual TLS)."),
-    key("ssl.principal.mapping.rules", "DEFAULT", ConfigType::String, "How a client certificate's subject becomes the user name under mutual TLS: Kafka's RULE:pattern/replacement/[L|U] rules, comma-separated, tried in order; DEFAULT keeps the whole subject."),
-    key("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", ConfigType::List, "TLS versions accepted."),
-    key("ssl.reload.check.interval.ms", "10000", ConfigType::Long, "How often the keystore and truststore files are checked for changes; changed certificates serve new connections without a restart (Strom-specific)."),
-    key("log.dirs", "./strom-data", ConfigType::String, "Directory holding partition logs and the metadata log."),
-    key("num.partitions", "1", ConfigType::Int, "Partitions of an auto-created topic, and of a created topic that asks for the default (-1)."),
-    key("default.replication.factor", "1", ConfigType::Short, "Replication factor of auto-created topics."),
-    key("auto.create.topics.enable", "true", ConfigType::Boolean, "Create a topic when a client asks for metadata of a topic that does not exist."),
-    key("delete.topic.enable", "true", ConfigType::Boolean, "Allow DeleteTopics."),
-    key("log.segment.bytes", "1073741824", ConfigType::Int, "Roll a new segment when the active one reaches this size (topic: segment.bytes)."),
-    key("log.roll.ms", "604800000", ConfigType::Long, "Roll a new segment after this age (topic: segment.ms)."),
-    key("log.index.size.max.bytes", "10485760", ConfigType::Int, "Largest offset index per segment (topic: segment.index.bytes)."),
-    key("log.index.interval.bytes", "4096", ConfigType::Int, "Bytes of log between two offset index entries (topic: index.interval.bytes)."),
-    key("log.retention.ms", "604800000", ConfigType::Long, "Delete segments older than this; -1 keeps them forever (topic: retention.ms)."),
-    key("log.retention.bytes", "-1", ConfigType::Long, "Delete old segments while a partition is larger than this; -1 means no limit (topic: retention.bytes)."),
-    key("log.retention.check.interval.ms", "300000", ConfigType::Long, "How often retention runs."),
-    key("log.flush.interval.messages", LONG_MAX, ConfigType::Long, "fsync a partition after this many messages. The default leaves flushing to the OS page cache, which survives a process crash (kill -9) but not a power loss; set 1 for fsync on every write (topic: flush.messages)."),
-    key("log.flush.interval.ms", LONG_MAX, ConfigType::Long, "fsync a partition when its oldest unflushed write is this old (topic: flush.ms)."),
-    key("message.max.bytes", "1048588", ConfigType::Int, "Largest record batch accepted (topic: max.message.bytes)."),
-    key("log.message.timestamp.type", "CreateTime", ConfigType::String, "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's (topic: message.timestamp.type)."),
-    key("min.insync.replicas", "1", ConfigType::Int, "Replicas that must have a write before acks=all is answered (topic: min.insync.replicas)."),
-    key("producer.id.expiration.ms", "86400000", ConfigType::Int, "Forget an idempotent producer's state this long after its last write."),
-    // Log compaction (the cleaner) and the broker defaults of the compaction topic configs.
-    key("log.cleanup.policy", "delete", ConfigType::List, "delete, compact or compact,delete: what removes old records (topic: cleanup.policy)."),
-    key("log.cleaner.min.cleanable.ratio", "0.5", ConfigType::Double, "Clean a compacted log once dirty bytes / cleanable bytes reach this (topic: min.cleanable.dirty.ratio)."),
-    key("log.cleaner.min.compaction.lag.ms", "0", ConfigType::Long, "A record stays uncompacted at least this long (topic: min.compaction.lag.ms)."),
-    key("log.cleaner.max.compaction.lag.ms", LONG_MAX, ConfigType::Long, "A dirty record is compacted within about this long whatever the ratio (topic: max.compaction.lag.ms)."),
-    key("log.cleaner.delete.retention.ms", "86400000", ConfigType::Long, "Tombstones survive this long after the cleaner first sees them (topic: delete.retention.ms)."),
-    key("log.cleaner.enable", "true", ConfigType::Boolean, "Run the log cleaner for compacted topics."),
-    key("log.cleaner.backoff.ms", "15000", ConfigType::Long, "How long the cleaner sleeps when no log needs cleaning."),
-    key("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", ConfigType::Double, "Cap on the cleaner's read plus write rate."),
-    key("log.cleaner.dedupe.buffer.size", "134217728", ConfigType::Long, "Memory for the cleaner's key map; a dirty section with more keys is cleaned in several passes."),
-    key("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame; a larger one closes the connection."),
-    key("max.connections", "10000", ConfigType::Int, "Most client connections at once; further ones are closed at accept."),
-    key("max.connections.per.ip", "1000", ConfigType::Int, "Most connections from one client IP at once; further ones are closed at accept."),
-    key("connections.max.reauth.ms", "0", ConfigType::Long, "SASL sessions last this long (KIP-368): clients re-authenticate before it ends, or their next request closes the connection. 0 = sessions never expire."),
-    key("connections.max.idle.ms", "600000", ConfigType::Long, "Close a connection idle for this long."),
-    key("fetch.max.bytes", "57671680", ConfigType::Int, "Most bytes in one fetch response, whatever the client asks for."),
-    key("fetch.max.wait.ms.cap", "30000", ConfigType::Long, "Upper bound on a client's fetch max_wait_ms (Strom-specific)."),
-    key("offsets.topic.num.partitions", "50", ConfigType::Int, "Partitions of the internal __consumer_offsets topic, created on first use. A group's coordinator partition is abs(hashCode(group.id)) % this; do not change it once the topic exists."),
-    key("offsets.topic.replication.factor", "1", ConfigType::Short, "Replication factor of __consumer_offsets."),
-    key("offsets.topic.segment.bytes", "104857600", ConfigType::Int, "Segment size of __consumer_offsets (smaller segments are compacted sooner)."),
-    key("offsets.retention.minutes", "10080", ConfigType::Int, "Committed offsets of a group that has been empty this long (and not committed since) are deleted."),
-    key("offset.metadata.max.bytes", "4096", ConfigType::Int, "Largest metadata string accepted with a committed offset (OFFSET_METADATA_TOO_LARGE beyond)."),
-    key("group.initial.rebalance.delay.ms", "3000", ConfigType::Int, "How long the first rebalance of an empty classic group waits for more members to join (each new member extends it, up to the rebalance timeout)."),
-    key("group.min.session.timeout.ms", "6000", ConfigType::Int, "Smallest session timeout a classic group member may ask for (INVALID_SESSION_TIMEOUT below)."),
-    key("group.max.session.timeout.ms", "1800000", ConfigType::Int, "Largest session timeout a classic group member may ask for (INVALID_SESSION_TIMEOUT above)."),
-    key("group.max.size", "2147483647", ConfigType::Int, "Most members in one group (GROUP_MAX_SIZE_REACHED beyond)."),
-    key("group.consumer.heartbeat.interval.ms", "5000", ConfigType::Int, "Heartbeat interval given to members of consumer-protocol (KIP-848) groups."),
-    key("group.consumer.session.timeout.ms", "45000", ConfigType::Int, "A consumer-protocol (KIP-848) member that has not heartbeated for this long is removed from its group."),
-    key("group.consumer.assignors", "uniform,range", ConfigType::List, "Server-side assignors for consumer-protocol (KIP-848) groups; the first is the default when a member names none."),
-    // Authorisation (ACLs) and client quotas.
-    key("authorizer.class.name", "", ConfigType::String, "Empty: no authorisation (every request allowed). `strom` or org.apache.kafka.metadata.authorizer.StandardAuthorizer: ACLs from the metadata log are checked on every request."),
-    key("super.users", "", ConfigType::List, "Principals allowed everything whatever the ACLs, semicolon-separated (User:admin;User:CN=broker)."),
-    key("allow.everyone.if.no.acl.found", "false", ConfigType::Boolean, "With the authoriser on: allow a request on a resource that has no ACL at all."),
-    key("quota.window.num", "11", ConfigType::Int, "Samples kept for quota rate measurement."),
-    key("quota.window.size.seconds", "1", ConfigType::Int, "Length of one quota rate sample."),
-    // Observability (the HTTP endpoint and the slow-request log).
-    key("http.listener", "127.0.0.1:9644", ConfigType::String, "Address of the HTTP endpoint (health, Prometheus metrics, web console) as host:port; port 0 picks a free port; empty turns it off."),
-    key("log.slow.request.ms", "1000", ConfigType::Long, "Log a warning for a request that takes longer than this; 0 turns it off. Fetch, JoinGroup and SyncGroup park by design (long poll, rebalance) and are not logged."),
-];
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -912,116 +843,5 @@ fn apply_compaction_configs(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn given_defaults_when_parsed_should_match_embedded_default() {
-        let config = BrokerConfig::from_raw(RawConfig::new()).expect("defaults valid");
-        assert_eq!(config.listeners[0].bind, "127.0.0.1:9092".parse().unwrap());
-        assert!(config.tls.is_none());
-        assert_eq!(config.log_dirs, PathBuf::from("./strom-data"));
-        assert!(config.auto_create_topics);
-        assert_eq!(config.num_partitions, 1);
-    }
-
-    #[test]
-    fn given_file_set_and_env_when_layered_should_rise_in_precedence() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("strom.toml");
-        std::fs::write(
-            &path,
-            "num.partitions = 2\n\"log.retention.ms\" = 1000\n[auto.create.topics]\nenable = false\n",
-        )
-        .unwrap();
-        let mut raw = RawConfig::new();
-        raw.load_file(&path).unwrap();
-        raw.apply_overrides(&["num.partitions=3".to_string()])
-            .unwrap();
-        raw.apply_env(|name| (name == "STROM_NUM_PARTITIONS").then(|| "4".to_string()))
-            .unwrap();
-        let config = BrokerConfig::from_raw(raw).unwrap();
-        assert_eq!(config.num_partitions, 4);
-        assert_eq!(config.log.retention_ms, 1000);
-        assert!(!config.auto_create_topics);
-        assert_eq!(
-            config.describe("num.partitions"),
-            Some(("4".to_string(), ConfigSource::StaticBroker))
-        );
-    }
-
-    #[test]
-    fn given_bad_values_when_parsed_should_name_key_and_range() {
-        let mut raw = RawConfig::new();
-        raw.set("num.partitions", "zero").unwrap();
-        let error = BrokerConfig::from_raw(raw).unwrap_err().to_string();
-        assert!(
-            error.contains("num.partitions") && error.contains("1..=10000"),
-            "{error}"
-        );
-
-        let mut raw = RawConfig::new();
-        let error = raw.set("num.partition", "1").unwrap_err().to_string();
-        assert!(error.contains("did you mean `num.partitions`"), "{error}");
-
-        let mut raw = RawConfig::new();
-        raw.set("listeners", "SSL://127.0.0.1:9093").unwrap(); // SSL without a keystore
-        assert!(BrokerConfig::from_raw(raw)
-            .unwrap_err()
-            .to_string()
-            .contains("ssl.keystore.location"));
-    }
-
-    #[test]
-    fn given_topic_overrides_when_resolved_should_override_broker_defaults() {
-        let config = BrokerConfig::from_raw(RawConfig::new()).unwrap();
-        let mut topic = BTreeMap::new();
-        topic.insert("retention.ms".to_string(), "5000".to_string());
-        topic.insert(
-            "message.timestamp.type".to_string(),
-            "LogAppendTime".to_string(),
-        );
-        let log = log_config_for_topic(&config, &topic);
-        assert_eq!(log.retention_ms, 5000);
-        assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
-        assert_eq!(log.segment_bytes, config.log.segment_bytes);
-    }
-
-    #[test]
-    fn given_http_listener_when_parsed_should_default_on_and_turn_off_when_empty() {
-        let config = BrokerConfig::from_raw(RawConfig::new()).unwrap();
-        assert_eq!(
-            config.http_listener,
-            Some("127.0.0.1:9644".parse().unwrap())
-        );
-        let mut raw = RawConfig::new();
-        raw.set("http.listener", "").unwrap();
-        assert_eq!(BrokerConfig::from_raw(raw).unwrap().http_listener, None);
-        let mut raw = RawConfig::new();
-        raw.set("http.listener", "nowhere").unwrap();
-        let error = BrokerConfig::from_raw(raw).unwrap_err().to_string();
-        assert!(error.contains("http.listener"), "{error}");
-    }
-
-    #[test]
-    fn every_key_has_an_env_name() {
-        assert_eq!(env_name("num.partitions"), "STROM_NUM_PARTITIONS");
-        for key in BROKER_CONFIG_KEYS {
-            assert!(!key.doc.is_empty());
-        }
-    }
-
-    #[test]
-    fn every_key_is_documented_in_the_readme() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-                .expect("README.md at the repository root");
-        for key in BROKER_CONFIG_KEYS {
-            assert!(
-                readme.contains(&format!("| `{}` |", key.name)),
-                "README.md's configuration table lacks `{}`",
-                key.name
-            );
-        }
-    }
-}
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,112 @@
+//! Tests of the broker config (sources, precedence, validation, README table).
+
+use super::*;
+
+#[test]
+fn given_defaults_when_parsed_should_match_embedded_default() {
+    let config = BrokerConfig::from_raw(RawConfig::new()).expect("defaults valid");
+    assert_eq!(config.listeners[0].bind, "127.0.0.1:9092".parse().unwrap());
+    assert!(config.tls.is_none());
+    assert_eq!(config.log_dirs, PathBuf::from("./strom-data"));
+    assert!(config.auto_create_topics);
+    assert_eq!(config.num_partitions, 1);
+}
+
+#[test]
+fn given_file_set_and_env_when_layered_should_rise_in_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strom.toml");
+    std::fs::write(
+        &path,
+        "num.partitions = 2\n\"log.retention.ms\" = 1000\n[auto.create.topics]\nenable = false\n",
+    )
+    .unwrap();
+    let mut raw = RawConfig::new();
+    raw.load_file(&path).unwrap();
+    raw.apply_overrides(&["num.partitions=3".to_string()])
+        .unwrap();
+    raw.apply_env(|name| (name == "STROM_NUM_PARTITIONS").then(|| "4".to_string()))
+        .unwrap();
+    let config = BrokerConfig::from_raw(raw).unwrap();
+    assert_eq!(config.num_partitions, 4);
+    assert_eq!(config.log.retention_ms, 1000);
+    assert!(!config.auto_create_topics);
+    assert_eq!(
+        config.describe("num.partitions"),
+        Some(("4".to_string(), ConfigSource::StaticBroker))
+    );
+}
+
+#[test]
+fn given_bad_values_when_parsed_should_name_key_and_range() {
+    let mut raw = RawConfig::new();
+    raw.set("num.partitions", "zero").unwrap();
+    let error = BrokerConfig::from_raw(raw).unwrap_err().to_string();
+    assert!(
+        error.contains("num.partitions") && error.contains("1..=10000"),
+        "{error}"
+    );
+
+    let mut raw = RawConfig::new();
+    let error = raw.set("num.partition", "1").unwrap_err().to_string();
+    assert!(error.contains("did you mean `num.partitions`"), "{error}");
+
+    let mut raw = RawConfig::new();
+    raw.set("listeners", "SSL://127.0.0.1:9093").unwrap(); // SSL without a keystore
+    assert!(BrokerConfig::from_raw(raw)
+        .unwrap_err()
+        .to_string()
+        .contains("ssl.keystore.location"));
+}
+
+#[test]
+fn given_topic_overrides_when_resolved_should_override_broker_defaults() {
+    let config = BrokerConfig::from_raw(RawConfig::new()).unwrap();
+    let mut topic = BTreeMap::new();
+    topic.insert("retention.ms".to_string(), "5000".to_string());
+    topic.insert(
+        "message.timestamp.type".to_string(),
+        "LogAppendTime".to_string(),
+    );
+    let log = log_config_for_topic(&config, &topic);
+    assert_eq!(log.retention_ms, 5000);
+    assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
+    assert_eq!(log.segment_bytes, config.log.segment_bytes);
+}
+
+#[test]
+fn given_http_listener_when_parsed_should_default_on_and_turn_off_when_empty() {
+    let config = BrokerConfig::from_raw(RawConfig::new()).unwrap();
+    assert_eq!(
+        config.http_listener,
+        Some("127.0.0.1:9644".parse().unwrap())
+    );
+    let mut raw = RawConfig::new();
+    raw.set("http.listener", "").unwrap();
+    assert_eq!(BrokerConfig::from_raw(raw).unwrap().http_listener, None);
+    let mut raw = RawConfig::new();
+    raw.set("http.listener", "nowhere").unwrap();
+    let error = BrokerConfig::from_raw(raw).unwrap_err().to_string();
+    assert!(error.contains("http.listener"), "{error}");
+}
+
+#[test]
+fn every_key_has_an_env_name() {
+    assert_eq!(env_name("num.partitions"), "STROM_NUM_PARTITIONS");
+    for key in BROKER_CONFIG_KEYS {
+        assert!(!key.doc.is_empty());
+    }
+}
+
+#[test]
+fn every_key_is_documented_in_the_readme() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md at the repository root");
+    for key in BROKER_CONFIG_KEYS {
+        assert!(
+            readme.contains(&format!("| `{}` |", key.name)),
+            "README.md's configuration table lacks `{}`",
+            key.name
+        );
+    }
+}
