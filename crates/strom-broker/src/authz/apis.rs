@@ -488,36 +488,56 @@ fn config_resource_denied(
     }
 }
 
-/// DescribeConfigs: DESCRIBE_CONFIGS on each resource.
-pub fn describe_configs(
+/// Removes the config resources `check` refuses `operation` on and answers each of them
+/// with `answer(error code, message, resource type, resource name)`. Shared by the three
+/// config APIs, whose requests and responses differ only in type.
+fn split_denied_resources<T, R>(
     check: &Check,
-    request: &mut DescribeConfigsRequest,
-) -> Vec<describe_configs_response::DescribeConfigsResult> {
+    operation: i8,
+    resources: &mut Vec<T>,
+    key: impl Fn(&T) -> (i8, &StrBytes),
+    answer: impl Fn(i16, Option<StrBytes>, i8, StrBytes) -> R,
+) -> Vec<R> {
     if !check.active() {
         return Vec::new();
     }
     let mut denied = Vec::new();
-    request.resources.retain(|resource| {
-        match config_resource_denied(
-            check,
-            op::DESCRIBE_CONFIGS,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
+    resources.retain(|resource| {
+        let (resource_type, name) = key(resource);
+        match config_resource_denied(check, operation, resource_type, name) {
             None => true,
             Some(code) => {
-                denied.push(
-                    describe_configs_response::DescribeConfigsResult::default()
-                        .with_error_code(code)
-                        .with_error_message(denied_message(resource.resource_name.as_str()))
-                        .with_resource_type(resource.resource_type)
-                        .with_resource_name(resource.resource_name.clone()),
-                );
+                denied.push(answer(
+                    code,
+                    denied_message(name.as_str()),
+                    resource_type,
+                    name.clone(),
+                ));
                 false
             }
         }
     });
     denied
+}
+
+/// DescribeConfigs: DESCRIBE_CONFIGS on each resource.
+pub fn describe_configs(
+    check: &Check,
+    request: &mut DescribeConfigsRequest,
+) -> Vec<describe_configs_response::DescribeConfigsResult> {
+    split_denied_resources(
+        check,
+        op::DESCRIBE_CONFIGS,
+        &mut request.resources,
+        |r| (r.resource_type, &r.resource_name),
+        |code, message, resource_type, name| {
+            describe_configs_response::DescribeConfigsResult::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(resource_type)
+                .with_resource_name(name)
+        },
+    )
 }
 
 /// AlterConfigs: ALTER_CONFIGS on each resource.
@@ -525,31 +545,19 @@ pub fn alter_configs(
     check: &Check,
     request: &mut AlterConfigsRequest,
 ) -> Vec<alter_configs_response::AlterConfigsResourceResponse> {
-    if !check.active() {
-        return Vec::new();
-    }
-    let mut denied = Vec::new();
-    request.resources.retain(|resource| {
-        match config_resource_denied(
-            check,
-            op::ALTER_CONFIGS,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
-            None => true,
-            Some(code) => {
-                denied.push(
-                    alter_configs_response::AlterConfigsResourceResponse::default()
-                        .with_error_code(code)
-                        .with_error_message(denied_message(resource.resource_name.as_str()))
-                        .with_resource_type(resource.resource_type)
-                        .with_resource_name(resource.resource_name.clone()),
-                );
-                false
-            }
-        }
-    });
-    denied
+    split_denied_resources(
+        check,
+        op::ALTER_CONFIGS,
+        &mut request.resources,
+        |r| (r.resource_type, &r.resource_name),
+        |code, message, resource_type, name| {
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(resource_type)
+                .with_resource_name(name)
+        },
+    )
 }
 
 /// IncrementalAlterConfigs: ALTER_CONFIGS on each resource.
@@ -557,31 +565,19 @@ pub fn incremental_alter_configs(
     check: &Check,
     request: &mut IncrementalAlterConfigsRequest,
 ) -> Vec<incremental_alter_configs_response::AlterConfigsResourceResponse> {
-    if !check.active() {
-        return Vec::new();
-    }
-    let mut denied = Vec::new();
-    request.resources.retain(|resource| {
-        match config_resource_denied(
-            check,
-            op::ALTER_CONFIGS,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
-            None => true,
-            Some(code) => {
-                denied.push(
-                    incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                        .with_error_code(code)
-                        .with_error_message(denied_message(resource.resource_name.as_str()))
-                        .with_resource_type(resource.resource_type)
-                        .with_resource_name(resource.resource_name.clone()),
-                );
-                false
-            }
-        }
-    });
-    denied
+    split_denied_resources(
+        check,
+        op::ALTER_CONFIGS,
+        &mut request.resources,
+        |r| (r.resource_type, &r.resource_name),
+        |code, message, resource_type, name| {
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(resource_type)
+                .with_resource_name(name)
+        },
+    )
 }
 
 /// InitProducerId: WRITE on the transactional id; without one (idempotence),

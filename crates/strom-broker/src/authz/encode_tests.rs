@@ -145,6 +145,41 @@ fn given_everything_denied_when_refusals_are_encoded_should_fit_every_served_ver
         &DescribeConfigsResponse::default().with_results(denied),
     );
 
+    // The two alter APIs: every refused resource leaves the request and is answered with
+    // its own type, name and the matching *_AUTHORIZATION_FAILED code.
+    let mut alter = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("t")),
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s("1")),
+    ]);
+    let denied = apis::alter_configs(&check, &mut alter);
+    assert!(alter.resources.is_empty());
+    let answered: Vec<(i8, &str, i16)> = denied
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.as_str(), r.error_code))
+        .collect();
+    assert_eq!(answered, vec![(2, "t", 29), (4, "1", 31)]);
+    encodes_at_every_version(
+        ApiKey::AlterConfigs,
+        &AlterConfigsResponse::default().with_responses(denied),
+    );
+    let mut incremental = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("t")),
+    ]);
+    let denied = apis::incremental_alter_configs(&check, &mut incremental);
+    assert!(incremental.resources.is_empty());
+    assert_eq!(denied[0].error_code, 29);
+    assert_eq!(denied[0].resource_name.as_str(), "t");
+    encodes_at_every_version(
+        ApiKey::IncrementalAlterConfigs,
+        &IncrementalAlterConfigsResponse::default().with_responses(denied),
+    );
+
     let mut records = DeleteRecordsRequest::default().with_topics(vec![
         delete_records_request::DeleteRecordsTopic::default()
             .with_name(topic("t"))
