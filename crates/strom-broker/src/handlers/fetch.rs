@@ -197,11 +197,8 @@ pub async fn handle(
         appends.borrow_and_update();
         let image = broker.image();
         let (response, total_bytes, any_error) = read_once(broker, &image, &request, version);
-        let done = total_bytes >= min_bytes.max(1)
-            || min_bytes == 0
-            || any_error
-            || request.topics.is_empty() && max_wait_ms == 0
-            || Instant::now() >= deadline;
+        // min_bytes 0 answers at once (0 >= 0); max_wait 0 has already passed its deadline.
+        let done = total_bytes >= min_bytes || any_error || Instant::now() >= deadline;
         if done {
             count_bytes_out(broker, &response);
             return encode_fetch_response(version, correlation_id, &response);
