@@ -10,7 +10,8 @@ use crate::config::TimestampType;
 use crate::error::{AppendError, InvalidRecordReason};
 use crate::log::PartitionLog;
 use crate::producer_state::{
-    apply_batch, check_sequence, ProducerBatch, ProducerBatchHeader, ProducerEntry, SequenceCheck,
+    apply_batch, check_epoch, check_sequence, check_txn_state, BatchKind, ProducerBatch,
+    ProducerBatchHeader, ProducerEntry, SequenceCheck,
 };
 use crate::AppendInfo;
 
@@ -36,12 +37,20 @@ fn record_count_is_plausible(view: &strom_protocol::batch::BatchView<'_>) -> boo
 }
 
 /// What validation learned about a request's records.
-struct Validated {
+pub(crate) struct Validated {
     /// Records (= offsets) the request takes.
-    offset_count: i64,
-    max_timestamp_ms: i64,
+    pub offset_count: i64,
+    pub max_timestamp_ms: i64,
     /// Producer-state updates to apply once the write succeeded, in batch order.
-    producer_updates: Vec<(ProducerBatchHeader, ProducerBatch)>,
+    pub producer_updates: Vec<(ProducerBatchHeader, ProducerBatch)>,
+}
+
+/// Who wrote the records: a producer (sequence checks) or the broker on a producer's
+/// behalf (no sequences; epoch fencing and transaction rules still apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    Coordinator,
 }
 
 enum Validation {
@@ -66,13 +75,37 @@ impl PartitionLog {
     /// accepted until the log is reopened and recovered.
     pub fn append_as_leader(
         &mut self,
-        mut records: BytesMut,
+        records: BytesMut,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
+        self.append_validating(records, leader_epoch, now_ms, Origin::Client)
+    }
+
+    /// Like [`PartitionLog::append_as_leader`], but for records the broker itself writes
+    /// on behalf of a producer (transactional offset commits into `__consumer_offsets`,
+    /// state into `__transaction_state`): same validation, offset assignment and
+    /// transaction tracking, but no sequence checks (batches may carry baseSequence -1
+    /// with a producer id), so no duplicate detection either; epoch fencing still applies.
+    pub fn append_as_coordinator(
+        &mut self,
+        records: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_validating(records, leader_epoch, now_ms, Origin::Coordinator)
+    }
+
+    fn append_validating(
+        &mut self,
+        records: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: Origin,
+    ) -> Result<AppendInfo, AppendError> {
         self.check_not_fenced()?;
         let log_end = self.log_end_offset();
-        let validated = match self.validate(&records, log_end, now_ms)? {
+        let validated = match self.validate(&records, log_end, now_ms, origin)? {
             Validation::Append(validated) => validated,
             Validation::Duplicate(batch) => {
                 return Ok(AppendInfo {
@@ -88,6 +121,19 @@ impl PartitionLog {
                 })
             }
         };
+        self.write_validated(records, validated, leader_epoch, now_ms)
+    }
+
+    /// Assigns offsets to validated batches, appends them with one write and applies
+    /// their producer-state updates. The records' base offsets are rewritten in place.
+    pub(crate) fn write_validated(
+        &mut self,
+        mut records: BytesMut,
+        validated: Validated,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let log_end = self.log_end_offset();
         self.maybe_roll(records.len() as u64, &validated, now_ms)?;
 
         let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
@@ -129,7 +175,7 @@ impl PartitionLog {
             if log_append_time {
                 batch.timestamp_ms = now_ms;
             }
-            self.producers.apply(&header, batch, now_ms);
+            self.apply_producer_update(&header, batch, now_ms)?;
         }
         self.unflushed_messages = self
             .unflushed_messages
@@ -152,6 +198,7 @@ impl PartitionLog {
         records: &[u8],
         log_end: i64,
         now_ms: i64,
+        origin: Origin,
     ) -> Result<Validation, AppendError> {
         if records.is_empty() {
             return Err(AppendError::InvalidRecord {
@@ -224,13 +271,21 @@ impl PartitionLog {
             }
             let first_offset = log_end + offset_count;
             let last_offset = first_offset + view.last_offset_delta() as i64;
+            if view.producer_id() < 0 && view.is_transactional() {
+                return Err(AppendError::InvalidRecord {
+                    batch_index,
+                    reason: InvalidRecordReason::MissingProducerId,
+                });
+            }
             if view.producer_id() >= 0 {
                 let header = ProducerBatchHeader {
                     producer_id: view.producer_id(),
                     epoch: view.producer_epoch(),
                     first_sequence: view.base_sequence(),
                     last_sequence: view.last_sequence(),
-                    is_control: false,
+                    kind: BatchKind::Data {
+                        transactional: view.is_transactional(),
+                    },
                 };
                 let slot = match overlay.iter().position(|(id, _)| *id == header.producer_id) {
                     Some(slot) => slot,
@@ -241,7 +296,14 @@ impl PartitionLog {
                     }
                 };
                 let entry = &mut overlay[slot].1;
-                match check_sequence(entry.as_ref(), &header)? {
+                let check = match origin {
+                    Origin::Client => check_sequence(entry.as_ref(), &header)?,
+                    Origin::Coordinator => {
+                        check_epoch(entry.as_ref(), header.producer_id, header.epoch)?;
+                        SequenceCheck::Append
+                    }
+                };
+                match check {
                     SequenceCheck::Duplicate(batch) if batch.first_offset < log_end => {
                         return Ok(Validation::Duplicate(batch));
                     }
@@ -255,6 +317,7 @@ impl PartitionLog {
                     }
                     SequenceCheck::Append => {}
                 }
+                check_txn_state(entry.as_ref(), header.producer_id, view.is_transactional())?;
                 let batch = ProducerBatch {
                     first_sequence: header.first_sequence,
                     last_sequence: header.last_sequence,
@@ -262,7 +325,8 @@ impl PartitionLog {
                     last_offset,
                     timestamp_ms: view.max_timestamp(),
                 };
-                apply_batch(entry, &header, batch, now_ms);
+                let completed = apply_batch(entry, &header, batch, now_ms);
+                debug_assert!(completed.is_none(), "data batches complete no transaction");
                 producer_updates.push((header, batch));
             }
             offset_count += view.last_offset_delta() as i64 + 1;

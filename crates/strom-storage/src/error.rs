@@ -84,6 +84,23 @@ pub enum AppendError {
         epoch: i16,
         current_epoch: i16,
     },
+    /// A non-transactional batch from a producer whose transaction in this partition is
+    /// still ongoing: INVALID_TXN_STATE.
+    #[error("producer {producer_id}: {reason}")]
+    InvalidTxnState {
+        producer_id: i64,
+        reason: &'static str,
+    },
+    /// A transaction marker from a coordinator epoch older than the one that wrote the
+    /// producer's last marker (a zombie coordinator): TRANSACTION_COORDINATOR_FENCED.
+    #[error(
+        "producer {producer_id}: coordinator epoch {coordinator_epoch} is older than {current_coordinator_epoch}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current_coordinator_epoch: i32,
+    },
     /// The batch's first sequence is not the next one: OUT_OF_ORDER_SEQUENCE_NUMBER.
     #[error("producer {producer_id}: expected sequence {expected}, got {got}")]
     OutOfOrderSequence {
@@ -118,6 +135,9 @@ pub enum InvalidRecordReason {
     /// Control batches (transaction markers) come from the coordinator, never a producer.
     #[error("clients must not send control batches")]
     ControlBatch,
+    /// A transactional batch (or a transaction marker) without a producer id.
+    #[error("transactional batches need a producer id")]
+    MissingProducerId,
     /// The batch would take offsets beyond the largest the log assigns.
     #[error("the batch would exhaust the offset space")]
     OffsetsExhausted,

@@ -9,6 +9,9 @@ use crate::error::StorageError;
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+pub(crate) const TXN_INDEX_SUFFIX: &str = "txnindex";
+/// The files derived from a segment's `.log`, deleted and renamed along with it.
+pub(crate) const INDEX_SUFFIXES: [&str; 3] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX];
 pub(crate) const SNAPSHOT_SUFFIX: &str = "snapshot";
 /// Suffixes Kafka's cleaner and deleter leave behind; Strom deletes them on open.
 pub(crate) const STRAY_SUFFIXES: [&str; 4] = ["deleted", "cleaned", "swap", "tmp"];

@@ -81,6 +81,10 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & strom_protocol::batch::ATTRIBUTE_CONTROL != 0
     }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & strom_protocol::batch::ATTRIBUTE_TRANSACTIONAL != 0
+    }
 }
 
 /// Sequence of a batch's last record, wrapping at `i32::MAX` as Kafka does.

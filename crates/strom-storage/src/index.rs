@@ -1,6 +1,9 @@
 //! The sparse `.index` (offset -> file position) and `.timeindex` (timestamp -> offset) of a
 //! segment, in Kafka's layouts: 8-byte entries (relative offset u32, position u32) and
-//! 12-byte entries (timestamp i64, relative offset u32), big-endian.
+//! 12-byte entries (timestamp i64, relative offset u32), big-endian; and the `.txnindex`
+//! of aborted transactions whose ABORT marker the segment holds, in Kafka's 34-byte
+//! layout (version i16 = 0, producer id i64, first offset i64, last offset i64, last
+//! stable offset i64).
 //!
 //! The active segment's entries live in memory (a sorted `Vec`) and each new entry is
 //! appended to the file with one positioned write (one per `index.interval.bytes` of log,
@@ -17,6 +20,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::StorageError;
 use crate::files::open_read_write;
+
+/// Bytes of the largest entry (a `.txnindex` entry); sizes the stack buffers.
+const ENTRY_BYTES_MAX: usize = 34;
 
 /// One fixed-size entry of an index file.
 pub(crate) trait IndexEntry: Copy + Debug + PartialEq {
@@ -77,6 +83,43 @@ impl IndexEntry for TimeEntry {
     }
 }
 
+/// One aborted transaction (a `.txnindex` entry): producer `producer_id`'s records from
+/// `first_offset` up to its ABORT marker at `last_offset` are aborted; `last_stable_offset`
+/// is the partition's LSO right after the marker. Entries are ordered by `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortedTxnEntry {
+    /// Kafka's entry version; 0 is the only one defined. Kept so a damaged file is caught.
+    pub version: i16,
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub last_stable_offset: i64,
+}
+
+impl IndexEntry for AbortedTxnEntry {
+    const BYTES: usize = 34;
+    fn decode(bytes: &[u8]) -> Self {
+        let i64_at = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8"));
+        AbortedTxnEntry {
+            version: i16::from_be_bytes([bytes[0], bytes[1]]),
+            producer_id: i64_at(2),
+            first_offset: i64_at(10),
+            last_offset: i64_at(18),
+            last_stable_offset: i64_at(26),
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        out[..2].copy_from_slice(&self.version.to_be_bytes());
+        out[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
+        out[10..18].copy_from_slice(&self.first_offset.to_be_bytes());
+        out[18..26].copy_from_slice(&self.last_offset.to_be_bytes());
+        out[26..34].copy_from_slice(&self.last_stable_offset.to_be_bytes());
+    }
+    fn ordered(a: &Self, b: &Self) -> bool {
+        b.last_offset > a.last_offset
+    }
+}
+
 /// Why a loaded index was thrown away and rebuilt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IndexDamage {
@@ -103,6 +146,7 @@ pub(crate) struct SparseIndex<E: IndexEntry> {
 
 pub(crate) type OffsetIndex = SparseIndex<OffsetEntry>;
 pub(crate) type TimeIndex = SparseIndex<TimeEntry>;
+pub(crate) type TxnIndex = SparseIndex<AbortedTxnEntry>;
 
 impl<E: IndexEntry> SparseIndex<E> {
     /// Creates an empty, memory-resident index, replacing whatever file was there.
@@ -211,7 +255,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             Residence::Memory(entries) => Ok(entries[i]),
             Residence::Disk { count, .. } => {
                 assert!(i < *count, "index entry {i} of {count}");
-                let mut bytes = [0u8; 16];
+                let mut bytes = [0u8; ENTRY_BYTES_MAX];
                 self.file
                     .read_exact_at(&mut bytes[..E::BYTES], (i * E::BYTES) as u64)
                     .map_err(StorageError::io(&self.path))?;
@@ -246,7 +290,7 @@ impl<E: IndexEntry> SparseIndex<E> {
                 self.path.display()
             );
         };
-        let mut bytes = [0u8; 16];
+        let mut bytes = [0u8; ENTRY_BYTES_MAX];
         entry.encode(&mut bytes[..E::BYTES]);
         let at = (entries.len() * E::BYTES) as u64;
         self.file
@@ -408,6 +452,79 @@ impl TimeIndex {
     /// Drops entries whose offset is at or after `relative_offset` (the log is cut there).
     pub fn truncate_to_offset(&mut self, relative_offset: u32) -> Result<(), StorageError> {
         let keep = self.partition_point(|e| e.relative_offset < relative_offset)?;
+        self.truncate(keep)
+    }
+}
+
+impl TxnIndex {
+    /// Entries are few (one per aborted transaction), so the file has no size limit.
+    const INDEX_BYTES: u32 = u32::MAX;
+
+    pub fn create_txn(path: PathBuf) -> Result<Self, StorageError> {
+        Self::create(path, Self::INDEX_BYTES)
+    }
+
+    /// Loads a `.txnindex` of the segment starting at `base_offset`: version 0, first
+    /// offset <= last offset, markers inside the segment, last offsets increasing. The
+    /// caller also checks the last entry against the segment's end once it is known.
+    pub fn load_checked(
+        path: PathBuf,
+        base_offset: i64,
+        resident: bool,
+    ) -> Result<Result<Self, IndexDamage>, StorageError> {
+        Self::load(path, Self::INDEX_BYTES, resident, |e| {
+            e.version == 0 && e.first_offset <= e.last_offset && e.last_offset >= base_offset
+        })
+    }
+
+    /// Appends an entry, whether the index is memory-resident or not: unlike the sparse
+    /// indexes, a sealed segment's `.txnindex` gains entries when recovery rebuilds it.
+    pub fn append(&mut self, entry: AbortedTxnEntry) -> Result<(), StorageError> {
+        if let Some(last) = self.last() {
+            assert!(
+                AbortedTxnEntry::ordered(&last, &entry),
+                "txn index entries must follow their markers: {last:?} then {entry:?}"
+            );
+        }
+        match &mut self.residence {
+            Residence::Memory(_) => self.push(entry),
+            Residence::Disk { count, last } => {
+                let mut bytes = [0u8; ENTRY_BYTES_MAX];
+                entry.encode(&mut bytes[..AbortedTxnEntry::BYTES]);
+                self.file
+                    .write_all_at(
+                        &bytes[..AbortedTxnEntry::BYTES],
+                        (*count * AbortedTxnEntry::BYTES) as u64,
+                    )
+                    .map_err(StorageError::io(&self.path))?;
+                *count += 1;
+                *last = Some(entry);
+                Ok(())
+            }
+        }
+    }
+
+    /// Entries whose marker is at or after `offset`, in order (one `pread` on disk).
+    pub fn entries_from(&self, offset: i64) -> Result<Vec<AbortedTxnEntry>, StorageError> {
+        let first = self.partition_point(|e| e.last_offset < offset)?;
+        match &self.residence {
+            Residence::Memory(entries) => Ok(entries[first..].to_vec()),
+            Residence::Disk { count, .. } => {
+                let mut bytes = vec![0u8; (*count - first) * AbortedTxnEntry::BYTES];
+                self.file
+                    .read_exact_at(&mut bytes, (first * AbortedTxnEntry::BYTES) as u64)
+                    .map_err(StorageError::io(&self.path))?;
+                Ok(bytes
+                    .chunks_exact(AbortedTxnEntry::BYTES)
+                    .map(AbortedTxnEntry::decode)
+                    .collect())
+            }
+        }
+    }
+
+    /// Drops entries whose marker is at or after `offset` (memory-resident only).
+    pub fn truncate_to_offset(&mut self, offset: i64) -> Result<(), StorageError> {
+        let keep = self.partition_point(|e| e.last_offset < offset)?;
         self.truncate(keep)
     }
 }

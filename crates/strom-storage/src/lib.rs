@@ -100,6 +100,7 @@ mod records_delete;
 mod replica;
 mod retention;
 mod segment;
+mod transactions;
 
 #[cfg(test)]
 mod tests;
@@ -114,6 +115,7 @@ pub use cleaner::{
 pub use config::{ConfigError, LogConfig, TimestampType};
 pub use error::{AppendError, InvalidRecordReason, ReadError, StorageError};
 pub use log::PartitionLog;
+pub use transactions::{AbortedTransaction, ControlMarker, OngoingTransaction};
 
 /// Result of a successful [`PartitionLog::append_as_leader`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +190,7 @@ pub struct RetentionOutcome {
     pub log_start_offset: i64,
 }
 
-/// One idempotent producer as the partition knows it (DescribeProducers).
+/// One idempotent or transactional producer as the partition knows it (DescribeProducers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerInfo {
     pub producer_id: i64,
@@ -199,4 +201,6 @@ pub struct ProducerInfo {
     pub last_timestamp_ms: i64,
     /// Offset of its last record, -1 when unknown.
     pub last_offset: i64,
+    /// First offset of its ongoing transaction in this partition, -1 when none.
+    pub current_txn_start_offset: i64,
 }

@@ -8,8 +8,9 @@ use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::files::{self, offset_file, LOG_SUFFIX};
 use crate::leader_epoch::LeaderEpochCache;
-use crate::producer_state::{self, ProducerBatch, ProducerBatchHeader, ProducerStateTable};
+use crate::producer_state::{self, ProducerStateTable};
 use crate::segment::Segment;
+use crate::transactions::{decode_marker, is_abort, stored_batch_update};
 
 /// Producer snapshots kept on disk; older ones are deleted at each roll.
 const SNAPSHOTS_KEPT: usize = 3;
@@ -199,50 +200,68 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Loads the newest snapshot and replays batch headers after it (never records).
-    /// Returns whether the leader-epoch cache learned epochs from the replayed batches.
+    /// Loads the newest snapshot and replays batch headers after it (records only of
+    /// control batches, for the marker type). Segments whose `.txnindex` must be rebuilt
+    /// (recovered, or the file missing or damaged) are replayed from their start at the
+    /// latest, and every ABORT marker found in them is recorded again. Returns whether the
+    /// leader-epoch cache learned epochs from the replayed batches.
     pub(crate) fn rebuild_producer_state(&mut self, now_ms: i64) -> Result<bool, StorageError> {
         let log_end = self.log_end_offset();
-        let (snapshot_offset, table) =
-            match producer_state::load_latest_snapshot(&self.dir, log_end, now_ms)? {
-                Some((offset, table)) => (offset, table),
-                None => (self.log_start_offset, ProducerStateTable::default()),
-            };
+        let replay_from_at_most = self
+            .segments
+            .values()
+            .filter(|segment| segment.txn_index_needs_rebuild())
+            .map(Segment::base_offset)
+            .fold(log_end, i64::min);
+        let (snapshot_offset, table) = match producer_state::load_latest_snapshot(
+            &self.dir,
+            log_end,
+            replay_from_at_most,
+            now_ms,
+        )? {
+            Some((offset, table)) => (offset, table),
+            None => (self.log_start_offset, ProducerStateTable::default()),
+        };
         self.producers = table;
         let from = snapshot_offset.max(self.log_start_offset);
         let mut epochs_changed = false;
-        for segment in self.segments.values() {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            let segment = &self.segments[&base];
             if segment.next_offset() <= from {
                 continue;
             }
+            let rebuild = segment.txn_index_needs_rebuild();
+            let mut aborted = Vec::new();
             let mut scanner = segment.scanner_from(from)?;
-            while let Some((_, header)) = scanner.next_header()? {
+            while let Some((position, header)) = scanner.next_header()? {
                 if header.last_offset() < from {
                     continue;
                 }
                 epochs_changed |= self
                     .epochs
                     .assign(header.partition_leader_epoch, header.base_offset);
-                if header.producer_id < 0 {
+                let marker = if header.is_control() && header.producer_id >= 0 {
+                    decode_marker(&segment.read_batch(position, &header)?)
+                } else {
+                    None
+                };
+                let Some((update, batch)) = stored_batch_update(&header, marker) else {
                     continue;
+                };
+                let completed = self.producers.apply(&update, batch, now_ms);
+                if let Some(completed) = completed.filter(|_| rebuild && is_abort(update.kind)) {
+                    aborted.push(completed.index_entry());
                 }
-                self.producers.apply(
-                    &ProducerBatchHeader {
-                        producer_id: header.producer_id,
-                        epoch: header.producer_epoch,
-                        first_sequence: header.base_sequence,
-                        last_sequence: header.last_sequence(),
-                        is_control: header.is_control(),
-                    },
-                    ProducerBatch {
-                        first_sequence: header.base_sequence,
-                        last_sequence: header.last_sequence(),
-                        first_offset: header.base_offset,
-                        last_offset: header.last_offset(),
-                        timestamp_ms: header.max_timestamp_ms,
-                    },
-                    now_ms,
-                );
+            }
+            let segment = self.segments.get_mut(&base).expect("listed above");
+            for entry in aborted {
+                segment.append_aborted(entry)?;
+            }
+        }
+        for segment in self.segments.values_mut() {
+            if segment.txn_index_needs_rebuild() {
+                segment.txn_index_rebuilt()?;
             }
         }
         Ok(epochs_changed)
@@ -423,7 +442,7 @@ fn clean_directory(dir: &Path) -> Result<Vec<i64>, StorageError> {
         }
         match files::parse_offset_file(&name) {
             Some((offset, files::LOG_SUFFIX)) => bases.push(offset),
-            Some((offset, files::INDEX_SUFFIX | files::TIME_INDEX_SUFFIX)) => {
+            Some((offset, suffix)) if files::INDEX_SUFFIXES.contains(&suffix) => {
                 indexes.push((offset, path))
             }
             _ => {}
@@ -454,6 +473,8 @@ fn read_checkpoint_leniently(path: &Path) -> Result<Option<i64>, StorageError> {
 
 pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
     files::remove_if_exists(&offset_file(dir, base, LOG_SUFFIX))?;
-    files::remove_if_exists(&offset_file(dir, base, files::INDEX_SUFFIX))?;
-    files::remove_if_exists(&offset_file(dir, base, files::TIME_INDEX_SUFFIX))
+    for suffix in files::INDEX_SUFFIXES {
+        files::remove_if_exists(&offset_file(dir, base, suffix))?;
+    }
+    Ok(())
 }

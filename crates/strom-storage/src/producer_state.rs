@@ -1,12 +1,17 @@
-//! Idempotent producer state: per producer id the epoch and the last five batches, so a
-//! retried batch is recognised as a duplicate and a gap in sequences is refused.
+//! Idempotent and transactional producer state: per producer id the epoch, the last five
+//! batches (so a retried batch is recognised as a duplicate and a gap in sequences is
+//! refused), the first offset of its ongoing transaction and the coordinator epoch of its
+//! last transaction marker (Kafka's ProducerStateManager).
 //!
 //! Snapshot file `<offset>.snapshot` (the state as of log offset `offset`), big-endian:
-//! `magic "STPS" | version u16 = 1 | crc32c u32 (of everything after it) | count u32 |
-//! count x (producer_id i64, epoch i16, batch_count u8, batch_count x (first_seq i32,
-//! last_seq i32, first_offset i64, last_offset i64, timestamp_ms i64))`.
+//! `magic "STPS" | version u16 = 2 | crc32c u32 (of everything after it) | count u32 |
+//! count x (producer_id i64, epoch i16, coordinator_epoch i32, current_txn_first_offset i64
+//! (-1: none), batch_count u8, batch_count x (first_seq i32, last_seq i32, first_offset
+//! i64, last_offset i64, timestamp_ms i64))`. Version 1 (written before transactions)
+//! lacks the two transaction fields and is still read: no ongoing transaction, coordinator
+//! epoch -1.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 
 use crate::error::{AppendError, StorageError};
@@ -16,10 +21,12 @@ use crate::files::{self, offset_file, SNAPSHOT_SUFFIX};
 /// `max.in.flight.requests.per.connection` <= 5 for idempotent producers).
 pub(crate) const PRODUCER_BATCHES_MAX: usize = 5;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"STPS";
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
+const SNAPSHOT_VERSION_WITHOUT_TRANSACTIONS: u16 = 1;
 const SNAPSHOT_HEADER_BYTES: usize = 4 + 2 + 4 + 4;
 const SNAPSHOT_BATCH_BYTES: usize = 4 + 4 + 8 + 8 + 8;
-const SNAPSHOT_ENTRY_HEAD_BYTES: usize = 8 + 2 + 1;
+const SNAPSHOT_ENTRY_HEAD_BYTES_V1: usize = 8 + 2 + 1;
+const SNAPSHOT_ENTRY_HEAD_BYTES: usize = 8 + 2 + 4 + 8 + 1;
 
 /// What the log remembers about one appended batch of an idempotent producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +47,10 @@ pub(crate) struct ProducerEntry {
     /// so a producer writing old CreateTime timestamps is not expired while it is active.
     /// Not in the snapshot: a restart restarts the clock, which only keeps state longer.
     pub last_append_ms: i64,
+    /// First offset of the producer's ongoing transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
+    /// Coordinator epoch of the producer's last transaction marker, -1 before any.
+    pub coordinator_epoch: i32,
 }
 
 impl ProducerEntry {
@@ -55,7 +66,32 @@ pub(crate) struct ProducerBatchHeader {
     pub epoch: i16,
     pub first_sequence: i32,
     pub last_sequence: i32,
-    pub is_control: bool,
+    pub kind: BatchKind,
+}
+
+/// What a batch does to its producer's transaction state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchKind {
+    /// Records; a transactional batch (attributes bit 4) starts a transaction if none is
+    /// ongoing.
+    Data { transactional: bool },
+    /// A COMMIT or ABORT marker: ends the ongoing transaction, if any.
+    Marker {
+        marker: crate::ControlMarker,
+        coordinator_epoch: i32,
+    },
+}
+
+/// A transaction a marker just ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    /// The partition's last stable offset once this transaction is complete: the first
+    /// offset of the earliest other ongoing transaction, or the offset after the marker.
+    pub last_stable_offset: i64,
 }
 
 /// Result of checking a batch against the producer state.
@@ -88,6 +124,7 @@ pub(crate) fn check_sequence(
     batch: &ProducerBatchHeader,
 ) -> Result<SequenceCheck, AppendError> {
     let producer_id = batch.producer_id;
+    check_epoch(entry, producer_id, batch.epoch)?;
     let Some(entry) = entry else {
         if batch.first_sequence != 0 {
             return Err(AppendError::OutOfOrderSequence {
@@ -98,13 +135,6 @@ pub(crate) fn check_sequence(
         }
         return Ok(SequenceCheck::Append);
     };
-    if batch.epoch < entry.epoch {
-        return Err(AppendError::InvalidProducerEpoch {
-            producer_id,
-            epoch: batch.epoch,
-            current_epoch: entry.epoch,
-        });
-    }
     if batch.epoch > entry.epoch {
         if batch.first_sequence != 0 {
             return Err(AppendError::OutOfOrderSequence {
@@ -136,37 +166,110 @@ pub(crate) fn check_sequence(
     }
 }
 
-/// Applies an appended batch to an entry (creating or re-epoching it).
+/// Epoch fencing: a producer epoch older than the one the log knows is refused.
+pub(crate) fn check_epoch(
+    entry: Option<&ProducerEntry>,
+    producer_id: i64,
+    epoch: i16,
+) -> Result<(), AppendError> {
+    match entry {
+        Some(entry) if epoch < entry.epoch => Err(AppendError::InvalidProducerEpoch {
+            producer_id,
+            epoch,
+            current_epoch: entry.epoch,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A transaction marker is fenced by an older producer epoch, and by an older coordinator
+/// epoch than the last marker's (a zombie coordinator; Kafka's
+/// TRANSACTION_COORDINATOR_FENCED).
+pub(crate) fn check_marker(
+    entry: Option<&ProducerEntry>,
+    producer_id: i64,
+    epoch: i16,
+    coordinator_epoch: i32,
+) -> Result<(), AppendError> {
+    check_epoch(entry, producer_id, epoch)?;
+    match entry {
+        Some(entry) if coordinator_epoch < entry.coordinator_epoch => {
+            Err(AppendError::TransactionCoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current_coordinator_epoch: entry.coordinator_epoch,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Kafka's INVALID_TXN_STATE rule: while a producer has a transaction ongoing in this
+/// partition, every batch it writes here must be transactional.
+pub(crate) fn check_txn_state(
+    entry: Option<&ProducerEntry>,
+    producer_id: i64,
+    transactional: bool,
+) -> Result<(), AppendError> {
+    let ongoing = entry.is_some_and(|e| e.current_txn_first_offset.is_some());
+    if ongoing && !transactional {
+        return Err(AppendError::InvalidTxnState {
+            producer_id,
+            reason: "a non-transactional batch while the producer has a transaction ongoing",
+        });
+    }
+    Ok(())
+}
+
+/// Applies an appended batch to an entry (creating or re-epoching it). Returns the first
+/// offset of the transaction a marker ended, if one was ongoing.
 pub(crate) fn apply_batch(
     entry: &mut Option<ProducerEntry>,
     header: &ProducerBatchHeader,
     batch: ProducerBatch,
     now_ms: i64,
-) {
+) -> Option<i64> {
     let entry = entry.get_or_insert_with(|| ProducerEntry {
         epoch: header.epoch,
         batches: VecDeque::with_capacity(PRODUCER_BATCHES_MAX),
         last_append_ms: now_ms,
+        current_txn_first_offset: None,
+        coordinator_epoch: -1,
     });
     entry.last_append_ms = entry.last_append_ms.max(now_ms);
     if header.epoch != entry.epoch {
         entry.epoch = header.epoch;
         entry.batches.clear();
     }
-    if header.is_control {
-        return;
+    match header.kind {
+        BatchKind::Marker {
+            coordinator_epoch, ..
+        } => {
+            entry.coordinator_epoch = coordinator_epoch;
+            entry.current_txn_first_offset.take()
+        }
+        BatchKind::Data { transactional } => {
+            if transactional && entry.current_txn_first_offset.is_none() {
+                entry.current_txn_first_offset = Some(batch.first_offset);
+            }
+            if entry.batches.len() == PRODUCER_BATCHES_MAX {
+                entry.batches.pop_front();
+            }
+            entry.batches.push_back(batch);
+            debug_assert!(entry.batches.len() <= PRODUCER_BATCHES_MAX);
+            None
+        }
     }
-    if entry.batches.len() == PRODUCER_BATCHES_MAX {
-        entry.batches.pop_front();
-    }
-    entry.batches.push_back(batch);
-    debug_assert!(entry.batches.len() <= PRODUCER_BATCHES_MAX);
 }
 
-/// All idempotent producers of one partition.
+/// All idempotent and transactional producers of one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// (first offset, producer id) of every ongoing transaction, so the first unstable
+    /// offset is a lookup, not a walk over every producer. Mirrors the entries'
+    /// `current_txn_first_offset`.
+    ongoing: BTreeSet<(i64, i64)>,
 }
 
 impl ProducerStateTable {
@@ -174,17 +277,60 @@ impl ProducerStateTable {
         self.producers.get(&producer_id)
     }
 
-    pub fn apply(&mut self, header: &ProducerBatchHeader, batch: ProducerBatch, now_ms: i64) {
-        let mut entry = self.producers.remove(&header.producer_id);
-        apply_batch(&mut entry, header, batch, now_ms);
-        self.producers.insert(
-            header.producer_id,
-            entry.expect("apply_batch creates the entry"),
-        );
+    /// Applies a written batch; returns the transaction a marker completed, if any.
+    pub fn apply(
+        &mut self,
+        header: &ProducerBatchHeader,
+        batch: ProducerBatch,
+        now_ms: i64,
+    ) -> Option<CompletedTxn> {
+        let producer_id = header.producer_id;
+        let mut entry = self.producers.remove(&producer_id);
+        if let Some(first) = entry.as_ref().and_then(|e| e.current_txn_first_offset) {
+            self.ongoing.remove(&(first, producer_id));
+        }
+        let completed_first_offset = apply_batch(&mut entry, header, batch, now_ms);
+        self.insert(producer_id, entry.expect("apply_batch creates the entry"));
+        completed_first_offset.map(|first_offset| CompletedTxn {
+            producer_id,
+            first_offset,
+            last_offset: batch.last_offset,
+            last_stable_offset: self
+                .first_unstable_offset()
+                .unwrap_or(batch.last_offset + 1),
+        })
     }
 
     pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
-        self.producers.insert(producer_id, entry);
+        if let Some(first) = entry.current_txn_first_offset {
+            self.ongoing.insert((first, producer_id));
+        }
+        let replaced = self.producers.insert(producer_id, entry);
+        debug_assert!(
+            replaced.is_none_or(|old| old.current_txn_first_offset.is_none()),
+            "an entry with an ongoing transaction is replaced only through apply"
+        );
+    }
+
+    /// Smallest first offset of the ongoing transactions.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|&(first_offset, _)| first_offset)
+    }
+
+    /// Every ongoing transaction, by first offset.
+    pub fn ongoing_transactions(&self) -> Vec<crate::OngoingTransaction> {
+        self.ongoing
+            .iter()
+            .map(|&(first_offset, producer_id)| {
+                let entry = &self.producers[&producer_id];
+                crate::OngoingTransaction {
+                    producer_id,
+                    producer_epoch: entry.epoch,
+                    first_offset,
+                    last_append_ms: entry.last_append_ms,
+                }
+            })
+            .collect()
     }
 
     /// (producer id, last offset of its newest batch): the batches the cleaner keeps.
@@ -207,6 +353,7 @@ impl ProducerStateTable {
                     last_sequence: last.map_or(-1, |b| b.last_sequence),
                     last_timestamp_ms: last.map_or(-1, |b| b.timestamp_ms),
                     last_offset: last.map_or(-1, |b| b.last_offset),
+                    current_txn_start_offset: entry.current_txn_first_offset.unwrap_or(-1),
                 }
             })
             .collect();
@@ -222,12 +369,16 @@ impl ProducerStateTable {
     /// Forgets every producer (the log was emptied).
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.ongoing.clear();
     }
 
-    /// Drops producers idle longer than `producer.id.expiration.ms`.
+    /// Drops producers idle longer than `producer.id.expiration.ms`, never one with a
+    /// transaction ongoing (its marker must still find it; Kafka's rule too).
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) {
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_append_ms) < expiration_ms);
+        self.producers.retain(|_, entry| {
+            entry.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_append_ms) < expiration_ms
+        });
     }
 
     /// Writes the table as of `offset` to `dir/<offset>.snapshot`, atomically.
@@ -243,6 +394,8 @@ impl ProducerStateTable {
             let entry = &self.producers[id];
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&entry.epoch.to_be_bytes());
+            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.batches.len() as u8);
             for batch in &entry.batches {
                 body.extend_from_slice(&batch.first_sequence.to_be_bytes());
@@ -260,14 +413,18 @@ impl ProducerStateTable {
         files::write_atomically(&offset_file(dir, offset, SNAPSHOT_SUFFIX), &contents)
     }
 
-    /// Parses a snapshot; `None` when it is damaged in any way.
+    /// Parses a snapshot (version 2, or 1 from before transactions); `None` when it is
+    /// damaged in any way.
     pub fn parse_snapshot(contents: &[u8], loaded_at_ms: i64) -> Option<ProducerStateTable> {
-        if contents.len() < SNAPSHOT_HEADER_BYTES
-            || &contents[..4] != SNAPSHOT_MAGIC
-            || u16::from_be_bytes([contents[4], contents[5]]) != SNAPSHOT_VERSION
-        {
+        if contents.len() < SNAPSHOT_HEADER_BYTES || &contents[..4] != SNAPSHOT_MAGIC {
             return None;
         }
+        let version = u16::from_be_bytes([contents[4], contents[5]]);
+        let entry_head_bytes = match version {
+            SNAPSHOT_VERSION => SNAPSHOT_ENTRY_HEAD_BYTES,
+            SNAPSHOT_VERSION_WITHOUT_TRANSACTIONS => SNAPSHOT_ENTRY_HEAD_BYTES_V1,
+            _ => return None,
+        };
         let crc = u32::from_be_bytes(contents[6..10].try_into().ok()?);
         let body = &contents[10..];
         if crc32c::crc32c(body) != crc {
@@ -280,13 +437,26 @@ impl ProducerStateTable {
             Some(slice)
         };
         let count = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
-        if count > body.len() / SNAPSHOT_ENTRY_HEAD_BYTES {
+        if count > body.len() / entry_head_bytes {
             return None;
         }
         let mut table = ProducerStateTable::default();
         for _ in 0..count {
             let id = i64::from_be_bytes(take(8)?.try_into().ok()?);
             let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
+            let (coordinator_epoch, current_txn_first_offset) = if version == SNAPSHOT_VERSION {
+                let coordinator_epoch = i32::from_be_bytes(take(4)?.try_into().ok()?);
+                let first_offset = i64::from_be_bytes(take(8)?.try_into().ok()?);
+                if first_offset < -1 {
+                    return None;
+                }
+                (
+                    coordinator_epoch,
+                    (first_offset >= 0).then_some(first_offset),
+                )
+            } else {
+                (-1, None)
+            };
             let batch_count = take(1)?[0] as usize;
             if batch_count > PRODUCER_BATCHES_MAX {
                 return None;
@@ -301,12 +471,17 @@ impl ProducerStateTable {
                     timestamp_ms: i64::from_be_bytes(take(8)?.try_into().ok()?),
                 });
             }
+            if table.producers.contains_key(&id) {
+                return None;
+            }
             table.insert(
                 id,
                 ProducerEntry {
                     epoch,
                     batches,
                     last_append_ms: loaded_at_ms,
+                    current_txn_first_offset,
+                    coordinator_epoch,
                 },
             );
         }
@@ -331,19 +506,26 @@ pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<i64>, StorageError> {
     Ok(offsets)
 }
 
-/// Loads the newest valid snapshot at or below `max_offset`; damaged or newer ones are
-/// deleted (a newer one describes a tail that recovery cut off).
+/// Loads the newest valid snapshot at or below `at_most_offset` (<= `log_end`); damaged
+/// ones and those beyond `log_end` are deleted (a snapshot beyond the end describes a tail
+/// that recovery or truncation cut off). Valid ones between the two bounds stay: the
+/// caller only wants to replay from further back.
 pub(crate) fn load_latest_snapshot(
     dir: &Path,
-    max_offset: i64,
+    log_end: i64,
+    at_most_offset: i64,
     loaded_at_ms: i64,
 ) -> Result<Option<(i64, ProducerStateTable)>, StorageError> {
+    debug_assert!(at_most_offset <= log_end);
     let offsets = list_snapshots(dir)?;
     for &offset in offsets.iter().rev() {
         let path = offset_file(dir, offset, SNAPSHOT_SUFFIX);
-        if offset > max_offset {
+        if offset > log_end {
             tracing::warn!(snapshot = %path.display(), "deleting a snapshot beyond the log end");
             files::remove_if_exists(&path)?;
+            continue;
+        }
+        if offset > at_most_offset {
             continue;
         }
         let contents = std::fs::read(&path).map_err(StorageError::io(&path))?;

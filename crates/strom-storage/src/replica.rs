@@ -6,9 +6,10 @@ use strom_protocol::batch::BatchIter;
 
 use crate::error::{AppendError, InvalidRecordReason, StorageError};
 use crate::files;
+use crate::header::BatchHeader;
 use crate::log::PartitionLog;
-use crate::producer_state::{ProducerBatch, ProducerBatchHeader};
 use crate::segment::Segment;
+use crate::transactions::{decode_marker, stored_batch_update};
 use crate::AppendInfo;
 
 /// What validation of a follower's records learned.
@@ -24,7 +25,9 @@ impl PartitionLog {
     /// and timestamps were assigned by the leader, so nothing is rewritten. Checks framing,
     /// CRC-32C and that offsets only grow from the log end (gaps are allowed: compaction
     /// leaves them). Learns leader epochs and producer state from the batch headers without
-    /// checking sequences (the leader did). All-or-nothing.
+    /// checking sequences or transaction rules (the leader did): transactional batches
+    /// start transactions, control batches end them (their one small record is decoded
+    /// for the marker type) and ABORT markers go into the `.txnindex`. All-or-nothing.
     pub fn append_as_follower(
         &mut self,
         records: BytesMut,
@@ -54,26 +57,13 @@ impl PartitionLog {
         }
         for view in BatchIter::new(&records) {
             let view = view.expect("validated");
-            if view.producer_id() < 0 {
-                continue;
+            let header = BatchHeader::parse(view.as_bytes()).expect("validated header");
+            let marker = (header.is_control() && header.producer_id >= 0)
+                .then(|| decode_marker(view.as_bytes()))
+                .flatten();
+            if let Some((update, batch)) = stored_batch_update(&header, marker) {
+                self.apply_producer_update(&update, batch, now_ms)?;
             }
-            self.producers.apply(
-                &ProducerBatchHeader {
-                    producer_id: view.producer_id(),
-                    epoch: view.producer_epoch(),
-                    first_sequence: view.base_sequence(),
-                    last_sequence: view.last_sequence(),
-                    is_control: view.is_control(),
-                },
-                ProducerBatch {
-                    first_sequence: view.base_sequence(),
-                    last_sequence: view.last_sequence(),
-                    first_offset: view.base_offset(),
-                    last_offset: view.last_offset(),
-                    timestamp_ms: view.max_timestamp(),
-                },
-                now_ms,
-            );
         }
         self.unflushed_messages = self.unflushed_messages.saturating_add(batches.record_count);
         self.maybe_flush(now_ms)?;

@@ -1,5 +1,6 @@
 //! One segment: a `.log` file of whole v2 batches plus its sparse `.index` and
-//! `.timeindex`, all named after the segment's base offset.
+//! `.timeindex` and its `.txnindex` of aborted transactions, all named after the segment's
+//! base offset.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -9,9 +10,13 @@ use std::sync::Arc;
 use strom_protocol::batch::{BatchIter, BATCH_LOG_OVERHEAD_BYTES};
 
 use crate::error::StorageError;
-use crate::files::{self, offset_file, open_read_write, INDEX_SUFFIX, LOG_SUFFIX};
+use crate::files::{
+    self, offset_file, open_read_write, INDEX_SUFFIX, LOG_SUFFIX, TXN_INDEX_SUFFIX,
+};
 use crate::header::{BatchHeader, HeaderScanner};
-use crate::index::{IndexDamage, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::index::{
+    AbortedTxnEntry, IndexDamage, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex, TxnIndex,
+};
 use crate::FileRange;
 
 mod recovery;
@@ -39,6 +44,11 @@ pub(crate) struct Segment {
     size_bytes: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// Aborted transactions whose ABORT marker lies in this segment.
+    txn_index: TxnIndex,
+    /// The `.txnindex` was missing, damaged or discarded by recovery: the log must refill
+    /// it by replaying the batches (it needs the producer state, which a segment lacks).
+    txn_index_rebuild: bool,
     /// Offset after the last batch; the base offset while empty.
     next_offset: i64,
     /// Largest batch `maxTimestamp` in the segment, -1 while empty.
@@ -83,6 +93,8 @@ impl Segment {
             size_bytes: 0,
             offset_index: OffsetIndex::create(named(INDEX_SUFFIX), index_bytes)?,
             time_index: TimeIndex::create(named(files::TIME_INDEX_SUFFIX), index_bytes)?,
+            txn_index: TxnIndex::create_txn(named(TXN_INDEX_SUFFIX))?,
+            txn_index_rebuild: false,
             log_path,
             next_offset: base_offset,
             max_timestamp_ms: -1,
@@ -136,6 +148,27 @@ impl Segment {
             .len();
         let index_path = offset_file(dir, base_offset, INDEX_SUFFIX);
         let time_path = offset_file(dir, base_offset, files::TIME_INDEX_SUFFIX);
+        let txn_path = offset_file(dir, base_offset, TXN_INDEX_SUFFIX);
+        let loaded_txn_index = if recover {
+            None
+        } else {
+            match TxnIndex::load_checked(txn_path.clone(), base_offset, active)? {
+                Ok(index) => Some(index),
+                Err(damage) => {
+                    tracing::warn!(
+                        segment = %log_path.display(),
+                        ?damage,
+                        "transaction index is damaged; rebuilding it from the log"
+                    );
+                    None
+                }
+            }
+        };
+        let txn_index_rebuild = loaded_txn_index.is_none();
+        let txn_index = match loaded_txn_index {
+            Some(index) => index,
+            None => TxnIndex::create_txn(txn_path)?,
+        };
         let loaded = if recover {
             None
         } else {
@@ -170,6 +203,8 @@ impl Segment {
             size_bytes,
             offset_index,
             time_index,
+            txn_index,
+            txn_index_rebuild,
             next_offset: base_offset,
             max_timestamp_ms: -1,
             offset_of_max_timestamp: -1,
@@ -178,11 +213,25 @@ impl Segment {
             bytes_since_last_index_entry: 0,
         };
         if needs_recovery {
+            segment.reset_txn_index(dir)?;
             let truncation = segment.recover(index_interval_bytes)?;
             return Ok((segment, truncation));
         }
         match segment.load_tail_state() {
-            Ok(()) => Ok((segment, None)),
+            Ok(()) => {
+                let past_end = segment
+                    .txn_index
+                    .last()
+                    .is_some_and(|e| e.last_offset >= segment.next_offset);
+                if past_end {
+                    tracing::warn!(
+                        segment = %segment.log_path.display(),
+                        "transaction index names markers past the segment end; rebuilding it"
+                    );
+                    segment.reset_txn_index(dir)?;
+                }
+                Ok((segment, None))
+            }
             Err(StorageError::CorruptSegment {
                 position_bytes,
                 reason,
@@ -195,6 +244,7 @@ impl Segment {
                     "segment tail does not parse; recovering the segment"
                 );
                 segment.reset(dir, index_bytes)?;
+                segment.reset_txn_index(dir)?;
                 let truncation = segment.recover(index_interval_bytes)?;
                 Ok((segment, truncation))
             }
@@ -207,12 +257,53 @@ impl Segment {
     pub fn set_active(&mut self, active: bool) -> Result<(), StorageError> {
         if active {
             self.offset_index.load_into_memory()?;
-            self.time_index.load_into_memory()
+            self.time_index.load_into_memory()?;
+            self.txn_index.load_into_memory()
         } else {
             self.offset_index.release_to_disk();
             self.time_index.release_to_disk();
+            self.txn_index.release_to_disk();
             Ok(())
         }
+    }
+
+    /// Empties the `.txnindex` and asks the log to refill it from the batches.
+    fn reset_txn_index(&mut self, dir: &Path) -> Result<(), StorageError> {
+        self.txn_index =
+            TxnIndex::create_txn(offset_file(dir, self.base_offset, TXN_INDEX_SUFFIX))?;
+        self.txn_index_rebuild = true;
+        Ok(())
+    }
+
+    /// Whether the log must refill the `.txnindex` by replaying this segment.
+    pub fn txn_index_needs_rebuild(&self) -> bool {
+        self.txn_index_rebuild
+    }
+
+    /// The log replayed this segment and appended every aborted transaction it found.
+    pub fn txn_index_rebuilt(&mut self) -> Result<(), StorageError> {
+        self.txn_index_rebuild = false;
+        self.txn_index.sync()
+    }
+
+    /// Records an aborted transaction whose marker is in this segment.
+    pub fn append_aborted(&mut self, entry: AbortedTxnEntry) -> Result<(), StorageError> {
+        assert!(
+            (self.base_offset..self.next_offset).contains(&entry.last_offset),
+            "the marker of {entry:?} is not in segment {}",
+            self.base_offset
+        );
+        self.txn_index.append(entry)
+    }
+
+    /// Aborted transactions whose marker is at or after `offset`, in marker order.
+    pub fn aborted_from(&self, offset: i64) -> Result<Vec<AbortedTxnEntry>, StorageError> {
+        self.txn_index.entries_from(offset)
+    }
+
+    /// Whether the segment holds any ABORT marker (no I/O).
+    pub fn has_aborted(&self) -> bool {
+        self.txn_index.len() > 0
     }
 
     /// Forgets everything derived from the log (indexes, stats) before a recovery.
@@ -568,6 +659,7 @@ impl Segment {
         self.offset_index.truncate_to_position(position)?;
         let cut_relative = (header.base_offset - self.base_offset).max(0) as u32;
         self.time_index.truncate_to_offset(cut_relative)?;
+        self.txn_index.truncate_to_offset(header.base_offset)?;
         self.next_offset = self.base_offset;
         self.max_timestamp_ms = -1;
         self.offset_of_max_timestamp = -1;
@@ -596,14 +688,16 @@ impl Segment {
             .sync_data()
             .map_err(StorageError::io(&self.log_path))?;
         self.offset_index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
     /// Unlinks the segment's files. Readers holding the log file's `Arc` keep reading.
     pub fn delete_files(self) -> Result<(), StorageError> {
         files::remove_if_exists(&self.log_path)?;
         files::remove_if_exists(self.offset_index.path())?;
-        files::remove_if_exists(self.time_index.path())
+        files::remove_if_exists(self.time_index.path())?;
+        files::remove_if_exists(self.txn_index.path())
     }
 
     pub fn base_offset(&self) -> i64 {

@@ -146,7 +146,9 @@ fn given_sequence_at_i32_max_when_next_batch_starts_at_zero_should_accept() {
             epoch: 0,
             first_sequence: i32::MAX - 1,
             last_sequence: i32::MAX,
-            is_control: false,
+            kind: crate::producer_state::BatchKind::Data {
+                transactional: false,
+            },
         },
         crate::producer_state::ProducerBatch {
             first_sequence: i32::MAX - 1,
@@ -283,7 +285,9 @@ fn given_snapshot_format_when_round_tripped_should_be_identical() {
                 epoch: 1,
                 first_sequence: sequence,
                 last_sequence: sequence,
-                is_control: false,
+                kind: crate::producer_state::BatchKind::Data {
+                    transactional: false,
+                },
             },
             crate::producer_state::ProducerBatch {
                 first_sequence: sequence,
