@@ -15,6 +15,8 @@ pub fn append_error_code(error: &AppendError) -> ErrorCode {
         AppendError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
         AppendError::UnexpectedOffset { .. } => ErrorCode::UnknownServerError,
+        AppendError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
+        AppendError::TransactionCoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
         AppendError::Storage(_) => ErrorCode::KafkaStorageError,
     }
 }

@@ -37,6 +37,9 @@ pub struct FetchPartitionOut {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// read_committed fetches: the aborted transactions the records may contain (producer
+    /// id, first offset); `None` (null on the wire) for read_uncommitted.
+    pub aborted_transactions: Option<Vec<strom_storage::AbortedTransaction>>,
     pub records: FetchRecords,
 }
 
@@ -119,11 +122,19 @@ pub fn encode_fetch_response(
             if version >= 5 {
                 buf.put_i64(partition.log_start_offset);
             }
-            // aborted_transactions: null (no transactions yet)
-            if flexible {
-                put_unsigned_varint(&mut buf, 0);
-            } else {
-                buf.put_i32(-1);
+            match &partition.aborted_transactions {
+                None if flexible => put_unsigned_varint(&mut buf, 0),
+                None => buf.put_i32(-1),
+                Some(aborted) => {
+                    put_array_length(&mut buf, flexible, aborted.len());
+                    for transaction in aborted {
+                        buf.put_i64(transaction.producer_id);
+                        buf.put_i64(transaction.first_offset);
+                        if flexible {
+                            put_unsigned_varint(&mut buf, 0); // tagged fields
+                        }
+                    }
+                }
             }
             if version >= 11 {
                 buf.put_i32(-1); // preferred_read_replica
@@ -191,6 +202,21 @@ mod tests {
             high_watermark: 100 + index as i64,
             last_stable_offset: 100 + index as i64,
             log_start_offset: index as i64,
+            // null, a list, and an empty list: all three encodings are compared.
+            aborted_transactions: match index {
+                0 => None,
+                1 => Some(vec![
+                    strom_storage::AbortedTransaction {
+                        producer_id: 7,
+                        first_offset: 40,
+                    },
+                    strom_storage::AbortedTransaction {
+                        producer_id: 9,
+                        first_offset: 41,
+                    },
+                ]),
+                _ => Some(Vec::new()),
+            },
             records: match records.next().flatten() {
                 Some(bytes) => FetchRecords::Memory(bytes),
                 None => FetchRecords::None,
@@ -233,7 +259,18 @@ mod tests {
                                         .with_high_watermark(p.high_watermark)
                                         .with_last_stable_offset(p.last_stable_offset)
                                         .with_log_start_offset(p.log_start_offset)
-                                        .with_aborted_transactions(None)
+                                        .with_aborted_transactions(
+                                            p.aborted_transactions.as_ref().map(|aborted| {
+                                                aborted
+                                                    .iter()
+                                                    .map(|a| {
+                                                        kafka_protocol::messages::fetch_response::AbortedTransaction::default()
+                                                            .with_producer_id(kafka_protocol::messages::ProducerId(a.producer_id))
+                                                            .with_first_offset(a.first_offset)
+                                                    })
+                                                    .collect()
+                                            }),
+                                        )
                                         .with_records(match &p.records {
                                             FetchRecords::Memory(b) => Some(b.clone()),
                                             // Sent as empty records, never null.

@@ -28,6 +28,7 @@ pub mod fetch_encoding;
 pub mod group;
 pub mod handlers;
 pub mod http;
+pub mod internal_topics;
 pub mod listeners;
 pub mod metrics;
 pub mod partition;
@@ -38,6 +39,7 @@ pub mod sasl;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod txn;
 
 pub use config::{BrokerConfig, ConfigError, RawConfig};
 pub use server::{bind, BoundBroker, ServerError};

@@ -187,12 +187,22 @@ impl BoundBroker {
         let background = spawn_background(broker.clone());
         let cleaner = crate::cleaner::spawn(broker.clone());
         let group_timers = broker.groups.spawn_timers(broker.clone());
+        let txn_timers = broker.txns.spawn_timers(broker.clone());
         if broker.image().topic(crate::group::OFFSETS_TOPIC).is_some() {
             // Replay committed offsets before clients ask; they get
             // COORDINATOR_LOAD_IN_PROGRESS until this is done.
             let loading = broker.clone();
             tokio::spawn(async move {
                 let _ = loading.groups.ensure_loaded(&loading).await;
+                // Transactions left open or half-ended by the last run are found (and
+                // timed out or finished) without waiting for their producer to return.
+                if loading
+                    .image()
+                    .topic(crate::txn::TRANSACTION_STATE_TOPIC)
+                    .is_some()
+                {
+                    let _ = loading.txns.ensure_loaded(&loading).await;
+                }
             });
         }
         let http = self
@@ -233,6 +243,7 @@ impl BoundBroker {
         background.abort();
         let _ = tokio::task::spawn_blocking(move || cleaner.stop()).await;
         group_timers.abort();
+        txn_timers.abort();
         if let Some(http) = http {
             http.abort();
         }

@@ -34,6 +34,8 @@ pub struct Broker {
     pub producer_ids: Mutex<ProducerIdAllocator>,
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
+    /// Transactional producers (exactly-once).
+    pub txns: Arc<crate::txn::TransactionCoordinator>,
     /// Bumped after every append; long-polling fetches wait for it to change.
     appended: watch::Sender<u64>,
     /// Request, traffic and connection instruments (rendered by the HTTP endpoint).
@@ -62,6 +64,7 @@ impl Broker {
             partitions: PartitionRegistry::default(),
             producer_ids: Mutex::new(producer_ids),
             groups,
+            txns: Arc::new(crate::txn::TransactionCoordinator::new(&config)),
             appended: watch::channel(0).0,
             metrics: Metrics::new(now_ms()),
             authorizer: crate::authz::Authorizer::new(&config.security),

@@ -358,12 +358,69 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: i32,
     pub fetch_max_wait_ms_cap: i64,
     pub group: GroupSettings,
+    pub transaction: TransactionSettings,
     /// The HTTP endpoint's address; `None` = off (`http.listener` empty).
     pub http_listener: Option<SocketAddr>,
     /// Slow-request log threshold; 0 = off.
     pub log_slow_request_ms: i64,
     /// ACL authoriser and quota settings.
     pub security: SecuritySettings,
+}
+
+/// Transaction coordinator settings (the `transaction.*` and `transactional.*` keys).
+#[derive(Debug, Clone)]
+pub struct TransactionSettings {
+    pub state_log_num_partitions: i32,
+    pub state_log_replication_factor: i16,
+    pub state_log_segment_bytes: i32,
+    pub max_timeout_ms: i32,
+    pub id_expiration_ms: i64,
+    pub abort_timed_out_interval_ms: i64,
+    pub remove_expired_interval_ms: i64,
+}
+
+impl TransactionSettings {
+    fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
+        Ok(TransactionSettings {
+            state_log_num_partitions: parse_number::<i32>(
+                raw,
+                "transaction.state.log.num.partitions",
+                1,
+                10_000,
+            )?,
+            state_log_replication_factor: parse_number::<i16>(
+                raw,
+                "transaction.state.log.replication.factor",
+                1,
+                i16::MAX,
+            )?,
+            state_log_segment_bytes: parse_number::<i32>(
+                raw,
+                "transaction.state.log.segment.bytes",
+                1024,
+                i32::MAX,
+            )?,
+            max_timeout_ms: parse_number::<i32>(raw, "transaction.max.timeout.ms", 1, i32::MAX)?,
+            id_expiration_ms: parse_number::<i64>(
+                raw,
+                "transactional.id.expiration.ms",
+                1,
+                i32::MAX as i64,
+            )?,
+            abort_timed_out_interval_ms: parse_number::<i64>(
+                raw,
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                1,
+                i32::MAX as i64,
+            )?,
+            remove_expired_interval_ms: parse_number::<i64>(
+                raw,
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                1,
+                i32::MAX as i64,
+            )?,
+        })
+    }
 }
 
 /// Group coordinator settings (the `group.*` and `offsets.*` keys).
@@ -670,6 +727,7 @@ impl BrokerConfig {
                 3_600_000,
             )?,
             group: GroupSettings::from_raw(&raw)?,
+            transaction: TransactionSettings::from_raw(&raw)?,
             http_listener: parse_http_listener(raw.get("http.listener").0)?,
             log_slow_request_ms: parse_number::<i64>(&raw, "log.slow.request.ms", 0, i64::MAX)?,
             security: SecuritySettings::from_raw(&raw)?,

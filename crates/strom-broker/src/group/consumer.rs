@@ -132,7 +132,7 @@ impl ConsumerMember {
 
 /// Compiles a subscription regex so it must match the whole topic name (Java's
 /// `Pattern.matcher(topic).matches()`, which Kafka uses).
-pub(super) fn compile_topic_regex(regex: &str) -> Result<regex_automata::meta::Regex, String> {
+pub(crate) fn compile_topic_regex(regex: &str) -> Result<regex_automata::meta::Regex, String> {
     regex_automata::meta::Regex::new(&format!("^(?:{regex})$"))
         .map_err(|error| format!("invalid SubscribedTopicRegex '{regex}': {error}"))
 }

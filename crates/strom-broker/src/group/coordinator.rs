@@ -76,7 +76,19 @@ pub struct Coordinator {
     pub groups: HashMap<String, Group>,
     /// group -> (topic, partition) -> committed offset.
     pub offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>>,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they
+    /// are in the log already and become visible when the commit marker is written.
+    pub pending_txn_offsets: HashMap<i64, Vec<PendingTxnOffset>>,
     rng: StdRng,
+}
+
+/// An offset committed inside a transaction that has not ended yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTxnOffset {
+    pub group_id: String,
+    pub topic: String,
+    pub partition: i32,
+    pub value: OffsetValue,
 }
 
 impl Coordinator {
@@ -85,6 +97,7 @@ impl Coordinator {
             config,
             groups: HashMap::new(),
             offsets: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -281,6 +294,54 @@ impl Coordinator {
             .entry(group_id.to_string())
             .or_default()
             .insert((topic.to_string(), partition), value);
+    }
+
+    /// Remembers offsets a transaction committed (their records are in the log).
+    pub fn add_pending_txn_offsets(&mut self, producer_id: i64, offsets: Vec<PendingTxnOffset>) {
+        self.pending_txn_offsets
+            .entry(producer_id)
+            .or_default()
+            .extend(offsets);
+    }
+
+    /// A transaction marker for `producer_id` reached the offsets partition `partition`
+    /// (`partition_of(group)` says which partition a group lives in): a commit makes the
+    /// pending offsets of groups in that partition visible, an abort drops them.
+    pub fn complete_txn_offsets(
+        &mut self,
+        now_ms: i64,
+        producer_id: i64,
+        commit: bool,
+        in_partition: impl Fn(&str) -> bool,
+    ) {
+        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        let (done, keep): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|offset| in_partition(&offset.group_id));
+        if !keep.is_empty() {
+            self.pending_txn_offsets.insert(producer_id, keep);
+        }
+        if commit {
+            for offset in done {
+                self.replay_offset(
+                    now_ms,
+                    &offset.group_id,
+                    &offset.topic,
+                    offset.partition,
+                    Some(offset.value),
+                );
+            }
+        }
+    }
+
+    /// Whether a transaction still holds an uncommitted offset for this partition of the
+    /// group (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn_offsets.values().flatten().any(|offset| {
+            offset.group_id == group_id && offset.topic == topic && offset.partition == partition
+        })
     }
 
     pub fn remove_offset(&mut self, group_id: &str, topic: &str, partition: i32) {

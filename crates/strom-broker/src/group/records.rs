@@ -74,7 +74,7 @@ pub struct GroupValue {
     pub members: Vec<MemberValue>,
 }
 
-fn put_string(buf: &mut BytesMut, value: &str) {
+pub(crate) fn put_string(buf: &mut BytesMut, value: &str) {
     let len = value.len().min(i16::MAX as usize);
     buf.put_i16(len as i16);
     buf.put_slice(&value.as_bytes()[..len]);
@@ -92,31 +92,33 @@ fn put_bytes(buf: &mut BytesMut, value: &[u8]) {
     buf.put_slice(value);
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+/// A bounds-checked reader of the big-endian record formats (shared with the
+/// `__transaction_state` records).
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn need(&self, n: usize) -> Result<(), RecordCodecError> {
+    pub(crate) fn need(&self, n: usize) -> Result<(), RecordCodecError> {
         if self.buf.remaining() < n {
             Err(RecordCodecError::Truncated)
         } else {
             Ok(())
         }
     }
-    fn i16(&mut self) -> Result<i16, RecordCodecError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordCodecError> {
         self.need(2)?;
         Ok(self.buf.get_i16())
     }
-    fn i32(&mut self) -> Result<i32, RecordCodecError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordCodecError> {
         self.need(4)?;
         Ok(self.buf.get_i32())
     }
-    fn i64(&mut self) -> Result<i64, RecordCodecError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordCodecError> {
         self.need(8)?;
         Ok(self.buf.get_i64())
     }
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordCodecError> {
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, RecordCodecError> {
         let len = self.i16()?;
         if len < 0 {
             return Ok(None);
@@ -128,10 +130,10 @@ impl Reader<'_> {
             .map(Some)
             .map_err(|_| RecordCodecError::NotUtf8)
     }
-    fn string(&mut self) -> Result<String, RecordCodecError> {
+    pub(crate) fn string(&mut self) -> Result<String, RecordCodecError> {
         Ok(self.nullable_string()?.unwrap_or_default())
     }
-    fn bytes(&mut self) -> Result<Bytes, RecordCodecError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, RecordCodecError> {
         let len = self.i32()?;
         if len < 0 {
             return Ok(Bytes::new());
@@ -288,12 +290,7 @@ pub fn decode_group_value(bytes: &[u8]) -> Result<GroupValue, RecordCodecError> 
 /// Kafka's `partitionFor(groupId)`: `abs(String.hashCode) % partitions`, with Java's
 /// `Utils.abs` (`i32::MIN` maps to 0) and UTF-16 code units.
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let mut hash: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        hash = hash.wrapping_mul(31).wrapping_add(unit as i32);
-    }
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions.max(1)
+    crate::internal_topics::partition_for(group_id, partitions)
 }
 
 #[cfg(test)]

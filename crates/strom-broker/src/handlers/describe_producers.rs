@@ -49,7 +49,7 @@ pub fn handle(
                                     .with_last_sequence(p.last_sequence)
                                     .with_last_timestamp(p.last_timestamp_ms)
                                     .with_coordinator_epoch(-1)
-                                    .with_current_txn_start_offset(-1)
+                                    .with_current_txn_start_offset(p.current_txn_start_offset)
                             })
                             .collect(),
                     )

@@ -1,6 +1,10 @@
 //! Fetch: serve file ranges of the partition logs, long-polling until `min_bytes` arrive or
 //! `max_wait_ms` passes.
 //!
+//! read_committed (isolation level 1) stops at the last stable offset (the first offset of
+//! the oldest open transaction) and lists the aborted transactions the returned batches may
+//! hold, from the aborted-transaction index, so the client drops their records.
+//!
 //! Sessions (KIP-227) are not kept: every response carries session id 0, which clients treat
 //! as "send full fetch requests", and a request naming a session we never gave gets
 //! FETCH_SESSION_ID_NOT_FOUND.
@@ -29,6 +33,7 @@ fn empty_partition(index: i32, error: ErrorCode) -> FetchPartitionOut {
         high_watermark: -1,
         last_stable_offset: -1,
         log_start_offset: -1,
+        aborted_transactions: None,
         records: FetchRecords::None,
     }
 }
@@ -42,6 +47,7 @@ fn read_once(
     version: i16,
 ) -> (FetchResponseOut, usize, bool) {
     let response_max = (request.max_bytes.max(0)).min(broker.config.fetch_max_bytes) as usize;
+    let read_committed = request.isolation_level == 1;
     let mut total_bytes = 0usize;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -96,6 +102,13 @@ fn read_once(
             let min_one_batch = total_bytes == 0;
             let log = partition.log.lock();
             let high_watermark = log.log_end_offset();
+            let last_stable_offset = log.last_stable_offset().min(high_watermark);
+            // read_committed consumers see nothing at or above the last stable offset.
+            let upper_bound = if read_committed {
+                last_stable_offset
+            } else {
+                high_watermark
+            };
             let log_start_offset = log.log_start_offset();
             let result = if partition_max == 0 && !min_one_batch {
                 Ok(None)
@@ -103,10 +116,25 @@ fn read_once(
                 log.read(
                     fetch.fetch_offset,
                     partition_max as u32,
-                    high_watermark,
+                    upper_bound,
                     min_one_batch,
                 )
                 .map(|info| info.records)
+            };
+            let aborted_transactions = match &result {
+                Ok(Some(_)) if read_committed => {
+                    match log.aborted_transactions(fetch.fetch_offset, upper_bound) {
+                        Ok(aborted) => Some(aborted),
+                        Err(error) => {
+                            warn!(topic = %topic.name, partition = index, %error, "aborted transaction index unreadable");
+                            any_error = true;
+                            drop(log);
+                            partitions.push(empty_partition(index, ErrorCode::KafkaStorageError));
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
             };
             drop(log);
             let (error, records) = match result {
@@ -129,8 +157,9 @@ fn read_once(
                 partition_index: index,
                 error_code: error,
                 high_watermark,
-                last_stable_offset: high_watermark,
+                last_stable_offset,
                 log_start_offset,
+                aborted_transactions,
                 records,
             });
         }

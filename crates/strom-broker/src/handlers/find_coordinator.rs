@@ -1,5 +1,6 @@
 //! FindCoordinator: this broker coordinates every group (and transactional id) it is asked
-//! about; v4+ batches keys. The offsets topic is created and loaded on first use.
+//! about; v4+ batches keys. The offsets (or transaction state) topic is created and loaded
+//! on first use.
 
 use std::sync::Arc;
 
@@ -31,7 +32,10 @@ pub async fn handle(
             // Loading or not creatable yet: clients retry FindCoordinator on this code.
             Err(_) => Some(ErrorCode::CoordinatorNotAvailable),
         },
-        KEY_TYPE_TRANSACTION => None,
+        KEY_TYPE_TRANSACTION => match broker.txns.ensure_loaded(broker).await {
+            Ok(()) => None,
+            Err(_) => Some(ErrorCode::CoordinatorNotAvailable),
+        },
         _ => Some(ErrorCode::InvalidRequest),
     };
     let (host, port) = advertised;
@@ -41,7 +45,7 @@ pub async fn handle(
         if key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION {
             StrBytes::from_string(format!("unknown coordinator key type {key_type}"))
         } else {
-            StrBytes::from_static_str("the group coordinator is not available yet")
+            StrBytes::from_static_str("the coordinator is not available yet")
         }
     });
     if version >= 4 {

@@ -1,4 +1,5 @@
 //! ListOffsets: earliest, latest, max-timestamp, and first offset at or after a timestamp.
+//! read_committed clients get the last stable offset as "latest", and no offset at or past it.
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub fn handle(
     version: i16,
 ) -> ListOffsetsResponse {
     let image = broker.image();
+    let read_committed = version >= 2 && request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -74,16 +76,27 @@ pub fn handle(
                         return answer(index, error, -1, -1, -1);
                     }
                     let log = partition.log.lock();
+                    // read_committed (v2+) sees offsets below the last stable offset only.
+                    let visible_end = if read_committed {
+                        log.last_stable_offset().min(log.log_end_offset())
+                    } else {
+                        log.log_end_offset()
+                    };
+                    let visible = |found: strom_storage::TimestampOffset| {
+                        if found.offset < visible_end {
+                            answer(index, NO_ERROR, found.timestamp_ms, found.offset, epoch)
+                        } else {
+                            answer(index, NO_ERROR, -1, -1, -1)
+                        }
+                    };
                     match p.timestamp {
-                        LATEST => answer(index, NO_ERROR, -1, log.log_end_offset(), epoch),
+                        LATEST => answer(index, NO_ERROR, -1, visible_end, epoch),
                         EARLIEST | EARLIEST_LOCAL => {
                             answer(index, NO_ERROR, -1, log.log_start_offset(), epoch)
                         }
                         LATEST_TIERED => answer(index, NO_ERROR, -1, -1, -1),
                         MAX_TIMESTAMP => match log.max_timestamp_offset() {
-                            Ok(Some(found)) => {
-                                answer(index, NO_ERROR, found.timestamp_ms, found.offset, epoch)
-                            }
+                            Ok(Some(found)) => visible(found),
                             Ok(None) => answer(index, NO_ERROR, -1, -1, -1),
                             Err(error) => {
                                 warn!(%error, "max timestamp lookup failed");
@@ -91,9 +104,7 @@ pub fn handle(
                             }
                         },
                         timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
-                            Ok(Some(found)) => {
-                                answer(index, NO_ERROR, found.timestamp_ms, found.offset, epoch)
-                            }
+                            Ok(Some(found)) => visible(found),
                             Ok(None) => answer(index, NO_ERROR, -1, -1, -1),
                             Err(error) => {
                                 warn!(%error, "timestamp lookup failed");

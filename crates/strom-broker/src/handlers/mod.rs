@@ -6,6 +6,8 @@
 //! everything a decoded request can get wrong is answered with an error code at the
 //! request's own version.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_user_scram_credentials;
@@ -26,7 +28,9 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_transactions;
 mod describe_user_scram_credentials;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -36,6 +40,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -45,6 +50,8 @@ mod produce;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
+mod txn_offset_commit;
+mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -448,7 +455,35 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
                     .with_producer_id(ProducerId(-1))
                     .with_producer_epoch(-1));
             }
-            answer!(init_producer_id::handle(broker, request))
+            answer!(init_producer_id::handle(broker, request, version).await)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let request = decode!(AddPartitionsToTxnRequest);
+            answer!(add_partitions_to_txn::handle(broker, &check, request, version).await)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let request = decode!(AddOffsetsToTxnRequest);
+            answer!(add_offsets_to_txn::handle(broker, &check, request, version).await)
+        }
+        ApiKey::EndTxn => {
+            let request = decode!(EndTxnRequest);
+            answer!(end_txn::handle(broker, &check, request, version).await)
+        }
+        ApiKey::TxnOffsetCommit => {
+            let request = decode!(TxnOffsetCommitRequest);
+            answer!(txn_offset_commit::handle(broker, &check, request, version).await)
+        }
+        ApiKey::WriteTxnMarkers => {
+            let request = decode!(WriteTxnMarkersRequest);
+            answer!(write_txn_markers::handle(broker, &check, request))
+        }
+        ApiKey::DescribeTransactions => {
+            let request = decode!(DescribeTransactionsRequest);
+            answer!(describe_transactions::handle(broker, &check, request).await)
+        }
+        ApiKey::ListTransactions => {
+            let request = decode!(ListTransactionsRequest);
+            answer!(list_transactions::handle(broker, &check, request).await)
         }
         ApiKey::OffsetForLeaderEpoch => {
             let mut request = decode!(OffsetForLeaderEpochRequest);

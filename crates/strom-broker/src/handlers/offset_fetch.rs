@@ -15,17 +15,32 @@ use crate::group::coordinator::{validate_group_id, Coordinator};
 use crate::group::records::OffsetValue;
 use crate::state::Broker;
 
-/// One partition's answer: index, committed value if any.
-type Fetched = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+/// One partition's answer: index, committed value if any, and whether an open transaction
+/// holds an offset for it (UNSTABLE_OFFSET_COMMIT when the client requires stable offsets).
+type Fetched = Vec<(String, Vec<(i32, Option<OffsetValue>, bool)>)>;
 
-fn fetch(state: &Coordinator, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+fn fetch(
+    state: &Coordinator,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Fetched {
+    let answer = |topic: &str, partition: i32, value: Option<OffsetValue>| {
+        if require_stable && state.has_pending_txn_offset(group_id, topic, partition) {
+            (partition, None, true)
+        } else {
+            (partition, value, false)
+        }
+    };
     match topics {
         Some(topics) => topics
             .into_iter()
             .map(|(topic, partitions)| {
                 let values = partitions
                     .into_iter()
-                    .map(|p| (p, state.committed(group_id, &topic, p).cloned()))
+                    .map(|p| answer(&topic, p, state.committed(group_id, &topic, p).cloned()))
                     .collect();
                 (topic, values)
             })
@@ -33,9 +48,10 @@ fn fetch(state: &Coordinator, group_id: &str, topics: Option<Vec<(String, Vec<i3
         None => {
             let mut out: Fetched = Vec::new();
             for (topic, partition, value) in state.committed_partitions(group_id) {
+                let entry = answer(&topic, partition, Some(value));
                 match out.last_mut() {
-                    Some((last, values)) if *last == topic => values.push((partition, Some(value))),
-                    _ => out.push((topic, vec![(partition, Some(value))])),
+                    Some((last, values)) if *last == topic => values.push(entry),
+                    _ => out.push((topic, vec![entry])),
                 }
             }
             out
@@ -85,7 +101,7 @@ pub async fn handle(
                 let outcome = loaded.and_then(|()| {
                     let state = broker.groups.state.lock();
                     group_check(&state, &group_id, member)?;
-                    Ok(fetch(&state, &group_id, topics))
+                    Ok(fetch(&state, &group_id, topics, request.require_stable))
                 });
                 let response = OffsetFetchResponseGroup::default().with_group_id(group.group_id);
                 match outcome {
@@ -99,9 +115,14 @@ pub async fn handle(
                                     .with_partitions(
                                         partitions
                                             .into_iter()
-                                            .map(|(index, value)| {
+                                            .map(|(index, value, unstable)| {
                                                 let (offset, epoch, metadata) = split(value);
                                                 OffsetFetchResponsePartitions::default()
+                                                    .with_error_code(if unstable {
+                                                        UNSTABLE_OFFSET_COMMIT
+                                                    } else {
+                                                        0
+                                                    })
                                                     .with_partition_index(index)
                                                     .with_committed_offset(offset)
                                                     .with_committed_leader_epoch(epoch)
@@ -130,7 +151,12 @@ pub async fn handle(
     let outcome = loaded.and_then(|()| {
         let state = broker.groups.state.lock();
         group_check(&state, &group_id, None)?;
-        Ok(fetch(&state, &group_id, topics.clone()))
+        Ok(fetch(
+            &state,
+            &group_id,
+            topics.clone(),
+            version >= 7 && request.require_stable,
+        ))
     });
     let (error, fetched) = match outcome {
         Ok(fetched) => (0, fetched),
@@ -140,7 +166,7 @@ pub async fn handle(
             topics
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()))
+                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None, false)).collect()))
                 .collect(),
         ),
     };
@@ -153,14 +179,18 @@ pub async fn handle(
                 .with_partitions(
                     partitions
                         .into_iter()
-                        .map(|(index, value)| {
+                        .map(|(index, value, unstable)| {
                             let (offset, epoch, metadata) = split(value);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(index)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
                                 .with_metadata(Some(StrBytes::from_string(metadata)))
-                                .with_error_code(partition_error)
+                                .with_error_code(if unstable {
+                                    UNSTABLE_OFFSET_COMMIT
+                                } else {
+                                    partition_error
+                                })
                         })
                         .collect(),
                 )

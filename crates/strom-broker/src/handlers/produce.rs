@@ -17,6 +17,9 @@ use tracing::warn;
 
 use crate::errors::append_error_code;
 use crate::state::{now_ms, Broker};
+use crate::txn::state::ProducerIdAndEpoch;
+use crate::txn::TxnGuard;
+use strom_protocol::batch::BatchView;
 
 fn failed(
     version: i16,
@@ -31,6 +34,56 @@ fn failed(
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
+}
+
+/// KIP-890: a transactional write must come from the current producer of an open
+/// transaction that added this partition. Returns the guard to check at append time;
+/// `None` for a non-transactional write.
+async fn verify_transactional(
+    broker: &Arc<Broker>,
+    transactional_id: Option<&str>,
+    topic: &str,
+    index: i32,
+    records: &[u8],
+) -> Result<Option<TxnGuard>, (ErrorCode, String)> {
+    let Ok(first) = BatchView::parse(records) else {
+        // Malformed: the log's validation answers with the precise error.
+        return Ok(None);
+    };
+    match (transactional_id, first.is_transactional()) {
+        (None, false) => Ok(None),
+        (None, true) => Err((
+            ErrorCode::TransactionalIdAuthorizationFailed,
+            "transactional records need the producer's transactional id".into(),
+        )),
+        (Some(_), false) => Err((
+            ErrorCode::InvalidRecord,
+            "a produce request with a transactional id must carry transactional batches".into(),
+        )),
+        (Some(transactional_id), true) => {
+            let producer = ProducerIdAndEpoch {
+                producer_id: first.producer_id(),
+                producer_epoch: first.producer_epoch(),
+            };
+            broker
+                .txns
+                .verify(broker, transactional_id, producer, &(topic.to_string(), index))
+                .await
+                .map(Some)
+                .map_err(|code| {
+                    let code = match code {
+                        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+                        other => other,
+                    };
+                    (
+                        code,
+                        format!(
+                            "transactional write to {topic}-{index} refused: the partition must be added to an open transaction of the current producer epoch ({code})"
+                        ),
+                    )
+                })
+        }
+    }
 }
 
 pub async fn handle(
@@ -65,29 +118,19 @@ pub async fn handle(
                 ));
                 continue;
             }
-            if request.transactional_id.is_some() {
-                partition_responses.push(failed(
-                    version,
-                    index,
-                    ErrorCode::InvalidTxnState,
-                    Some("transactions are not supported by this broker yet".into()),
-                ));
-                continue;
-            }
             let Some(topic) = topic else {
                 partition_responses.push(failed(version, index, unknown_topic, None));
                 continue;
             };
-            if topic.name == crate::group::OFFSETS_TOPIC {
+            if topic.name == crate::group::OFFSETS_TOPIC
+                || topic.name == crate::txn::TRANSACTION_STATE_TOPIC
+            {
                 // Internal topic: only the group coordinator writes it (Kafka answers the same).
                 partition_responses.push(failed(
                     version,
                     index,
                     ErrorCode::InvalidTopicException,
-                    Some(format!(
-                        "{} is written by the group coordinator only",
-                        topic.name
-                    )),
+                    Some(format!("{} is written by its coordinator only", topic.name)),
                 ));
                 continue;
             }
@@ -141,13 +184,42 @@ pub async fn handle(
                 ));
                 continue;
             };
+            let guard = match verify_transactional(
+                broker,
+                request.transactional_id.as_ref().map(|id| id.as_str()),
+                &topic.name,
+                index,
+                &records,
+            )
+            .await
+            {
+                Ok(guard) => guard,
+                Err((code, message)) => {
+                    partition_responses.push(failed(version, index, code, Some(message)));
+                    continue;
+                }
+            };
             let batch_bytes = records.len() as u64;
             let buffer = BytesMut::from(&records[..]);
-            let result =
-                partition
-                    .log
-                    .lock()
-                    .append_as_leader(buffer, partition.leader_epoch, now_ms());
+            let result = {
+                let mut log = partition.log.lock();
+                // Checked under the log lock: an end marker takes this lock too, so a write
+                // verified before its transaction ended never lands after the marker.
+                if guard.as_ref().is_some_and(|guard| !guard.is_valid()) {
+                    None
+                } else {
+                    Some(log.append_as_leader(buffer, partition.leader_epoch, now_ms()))
+                }
+            };
+            let Some(result) = result else {
+                partition_responses.push(failed(
+                    version,
+                    index,
+                    ErrorCode::InvalidTxnState,
+                    Some("the transaction ended before this write could be appended".into()),
+                ));
+                continue;
+            };
             match result {
                 Ok(info) => {
                     appended_any |= !info.duplicate;

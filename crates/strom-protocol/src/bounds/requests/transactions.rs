@@ -222,3 +222,94 @@ pub(in crate::bounds) mod describe_producers {
         tagged: &[],
     };
 }
+
+/// WriteTxnMarkers (`write_txn_markers_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod write_txn_markers {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::WriteTxnMarkers,
+        versions: Versions::new(1, 1),
+        flexible_from: Some(1),
+        body: &WRITE_TXN_MARKERS_REQUEST,
+    };
+
+    /// `WriteTxnMarkersRequest`.
+    const WRITE_TXN_MARKERS_REQUEST: Struct = Struct {
+        name: "WriteTxnMarkersRequest",
+        fields: &[field(
+            "markers",
+            Kind::Array(&Kind::Struct(&WRITABLE_TXN_MARKER)),
+        )],
+        tagged: &[],
+    };
+
+    /// `WritableTxnMarker`.
+    const WRITABLE_TXN_MARKER: Struct = Struct {
+        name: "WritableTxnMarker",
+        fields: &[
+            field("producer_id", INT64),
+            field("producer_epoch", INT16),
+            field("transaction_result", BOOL),
+            field(
+                "topics",
+                Kind::Array(&Kind::Struct(&WRITABLE_TXN_MARKER_TOPIC)),
+            ),
+            field("coordinator_epoch", INT32),
+        ],
+        tagged: &[],
+    };
+
+    /// `WritableTxnMarkerTopic`.
+    const WRITABLE_TXN_MARKER_TOPIC: Struct = Struct {
+        name: "WritableTxnMarkerTopic",
+        fields: &[
+            field("name", STRING),
+            field("partition_indexes", Kind::Array(&INT32)),
+        ],
+        tagged: &[],
+    };
+}
+
+/// DescribeTransactions (`describe_transactions_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod describe_transactions {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::DescribeTransactions,
+        versions: Versions::new(0, 0),
+        flexible_from: Some(0),
+        body: &DESCRIBE_TRANSACTIONS_REQUEST,
+    };
+
+    /// `DescribeTransactionsRequest`.
+    const DESCRIBE_TRANSACTIONS_REQUEST: Struct = Struct {
+        name: "DescribeTransactionsRequest",
+        fields: &[field("transactional_ids", Kind::Array(&STRING))],
+        tagged: &[],
+    };
+}
+
+/// ListTransactions (`list_transactions_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod list_transactions {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::ListTransactions,
+        versions: Versions::new(0, 2),
+        flexible_from: Some(0),
+        body: &LIST_TRANSACTIONS_REQUEST,
+    };
+
+    /// `ListTransactionsRequest`.
+    const LIST_TRANSACTIONS_REQUEST: Struct = Struct {
+        name: "ListTransactionsRequest",
+        fields: &[
+            field("state_filters", Kind::Array(&STRING)),
+            field("producer_id_filters", Kind::Array(&INT64)),
+            field("duration_filter", INT64).since(1),
+            field("transactional_id_pattern", STRING).since(2),
+        ],
+        tagged: &[],
+    };
+}

@@ -186,3 +186,70 @@ impl Sample for describe_producers_request::TopicRequest {
         m
     }
 }
+
+impl Sample for write_txn_markers_request::WritableTxnMarker {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.producer_id = g.sample(version);
+        m.producer_epoch = g.sample(version);
+        m.transaction_result = g.sample(version);
+        m.topics = g.sample(version);
+        m.coordinator_epoch = g.sample(version);
+        if version >= 1 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for write_txn_markers_request::WritableTxnMarkerTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.name = g.sample(version);
+        m.partition_indexes = g.sample(version);
+        if version >= 1 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for write_txn_markers_request::WriteTxnMarkersRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.markers = g.sample(version);
+        if version >= 1 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for describe_transactions_request::DescribeTransactionsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.transactional_ids = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for list_transactions_request::ListTransactionsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.state_filters = g.sample(version);
+        m.producer_id_filters = g.sample(version);
+        if version >= 1 {
+            m.duration_filter = g.sample(version);
+        }
+        if version >= 2 {
+            m.transactional_id_pattern = g.sample(version);
+        }
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}

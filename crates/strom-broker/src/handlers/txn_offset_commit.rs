@@ -1,0 +1,217 @@
+//! TxnOffsetCommit: offsets committed inside a transaction (`sendOffsetsToTransaction`).
+//! The records go to the group's `__consumer_offsets` partition as part of the producer's
+//! transaction and become visible when the commit marker reaches that partition; an abort
+//! drops them. The partition must have joined the transaction (AddOffsetsToTxn) first.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use strom_controller::acl::{operation as op, resource_type as rt};
+use strom_protocol::ErrorCode;
+use tracing::warn;
+
+use crate::authz::Check;
+use crate::group::coordinator::PendingTxnOffset;
+use crate::group::persist;
+use crate::group::records::OffsetValue;
+use crate::internal_topics::Writer;
+use crate::state::{now_ms, Broker};
+use crate::txn::state::ProducerIdAndEpoch;
+
+/// Checks that refuse the whole request, before any partition is looked at.
+async fn check_request(
+    broker: &Arc<Broker>,
+    check: &Check<'_>,
+    request: &TxnOffsetCommitRequest,
+) -> Result<crate::txn::TxnGuard, ErrorCode> {
+    let transactional_id = request.transactional_id.as_str();
+    if !check.allows(op::WRITE, rt::TRANSACTIONAL_ID, transactional_id) {
+        return Err(ErrorCode::TransactionalIdAuthorizationFailed);
+    }
+    if !check.allows(op::READ, rt::GROUP, &request.group_id) {
+        return Err(ErrorCode::GroupAuthorizationFailed);
+    }
+    crate::group::coordinator::validate_group_id(&request.group_id)?;
+    broker.groups.ensure_loaded(broker).await?;
+    let partition = persist::partition_of(broker, &request.group_id)
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+    let producer = ProducerIdAndEpoch {
+        producer_id: request.producer_id.0,
+        producer_epoch: request.producer_epoch,
+    };
+    broker
+        .txns
+        .verify(
+            broker,
+            transactional_id,
+            producer,
+            &(persist::OFFSETS_TOPIC.to_string(), partition),
+        )
+        .await
+        .map_err(|code| match code {
+            ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+            other => other,
+        })
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    check: &Check<'_>,
+    request: TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
+    let image = broker.image();
+    let now = now_ms();
+    let metadata_max = broker.config.group.offset_metadata_max_bytes;
+    let group_id = request.group_id.to_string();
+
+    // Per partition: the value to commit, or why not.
+    let mut results: Vec<Vec<(i32, Result<OffsetValue, ErrorCode>)>> = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let readable = check.allows(op::READ, rt::TOPIC, &topic.name);
+            let known = image.topic(topic.name.as_str());
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let exists = known.is_some_and(|t| {
+                        p.partition_index >= 0 && p.partition_index < t.partition_count()
+                    });
+                    let metadata = p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
+                    let result = if !readable {
+                        Err(ErrorCode::TopicAuthorizationFailed)
+                    } else if !exists {
+                        Err(ErrorCode::UnknownTopicOrPartition)
+                    } else if metadata.len() > metadata_max {
+                        Err(ErrorCode::OffsetMetadataTooLarge)
+                    } else {
+                        Ok(OffsetValue {
+                            offset: p.committed_offset,
+                            leader_epoch: if version >= 2 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            metadata,
+                            commit_timestamp_ms: now,
+                        })
+                    };
+                    (p.partition_index, result)
+                })
+                .collect()
+        })
+        .collect();
+
+    let request_error = match check_request(broker, check, &request).await {
+        Err(code) => Some(code),
+        Ok(guard) => {
+            let coordinator = &broker.groups;
+            let mut state = coordinator.state.lock();
+            let member_checked = if version >= 3 && request.generation_id >= 0 {
+                state.validate_offset_commit(
+                    now,
+                    &group_id,
+                    &request.member_id,
+                    request.group_instance_id.as_deref(),
+                    request.generation_id,
+                )
+            } else {
+                Ok(())
+            };
+            match member_checked {
+                Err(code) => Some(code),
+                // The transaction ended between the check and now (markers hold this lock).
+                Ok(()) if !guard.is_valid() => Some(ErrorCode::InvalidTxnState),
+                Ok(()) => {
+                    let commits: Vec<(String, i32, OffsetValue)> = request
+                        .topics
+                        .iter()
+                        .zip(&results)
+                        .flat_map(|(topic, partitions)| {
+                            partitions.iter().filter_map(|(index, result)| {
+                                result
+                                    .as_ref()
+                                    .ok()
+                                    .map(|v| (topic.name.to_string(), *index, v.clone()))
+                            })
+                        })
+                        .collect();
+                    let writer = Writer {
+                        producer_id: request.producer_id.0,
+                        producer_epoch: request.producer_epoch,
+                    };
+                    match persist::write_txn_offsets(
+                        broker,
+                        coordinator,
+                        &group_id,
+                        writer,
+                        &commits,
+                    ) {
+                        Ok(()) => {
+                            state.add_pending_txn_offsets(
+                                writer.producer_id,
+                                commits
+                                    .into_iter()
+                                    .map(|(topic, partition, value)| PendingTxnOffset {
+                                        group_id: group_id.clone(),
+                                        topic,
+                                        partition,
+                                        value,
+                                    })
+                                    .collect(),
+                            );
+                            None
+                        }
+                        Err(error) => {
+                            warn!(group = %group_id, %error, "transactional offset commit not written");
+                            Some(match error {
+                                persist::PersistError::Append(
+                                    strom_storage::AppendError::InvalidProducerEpoch { .. },
+                                ) => ErrorCode::InvalidProducerEpoch,
+                                _ => ErrorCode::CoordinatorNotAvailable,
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if let Some(code) = request_error {
+        for partitions in results.iter_mut() {
+            for (_, result) in partitions.iter_mut() {
+                if result.is_ok() {
+                    *result = Err(code);
+                }
+            }
+        }
+    }
+    let topics = request
+        .topics
+        .into_iter()
+        .zip(results)
+        .map(|(topic, partitions)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, result)| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(result.err().map_or(0, |c| c.code()))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}

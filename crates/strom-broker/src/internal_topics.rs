@@ -1,0 +1,282 @@
+//! The broker's own compacted topics (`__consumer_offsets`, `__transaction_state`):
+//! creating them, appending key/value records to them, and reading them back for replay.
+//!
+//! Appends go through `PartitionLog` like a producer's, so they share the log's
+//! validation, flush policy and crash recovery. The topics are created with
+//! `cleanup.policy=compact` and `retention.ms=-1`: no record is deleted by age (expiry is
+//! the coordinators' job, with tombstones), and compaction keeps the latest record per key.
+//! Replay applies every record in order, so it is correct with or without compaction.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use strom_controller::CreateTopic;
+use strom_protocol::batch::{batch_size_bytes, BatchView};
+use strom_protocol::record::{decode_batch, encode_batch, BatchBuilderOptions, RecordToEncode};
+
+use crate::state::{now_ms, Broker};
+
+/// Bytes read per step while replaying.
+const REPLAY_READ_BYTES: u32 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InternalTopicError {
+    #[error("cannot create {topic}: {reason}")]
+    Create { topic: &'static str, reason: String },
+    #[error("{topic} partition {partition} is not hosted here")]
+    NotHosted { topic: &'static str, partition: i32 },
+    #[error("cannot encode a batch: {0}")]
+    Encode(#[from] strom_protocol::record::RecordError),
+    #[error("append failed: {0}")]
+    Append(#[from] strom_storage::AppendError),
+    #[error("reading {topic}-{partition} failed: {message}")]
+    Read {
+        topic: &'static str,
+        partition: i32,
+        message: String,
+    },
+    #[error("load task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// How an internal topic is created on first use.
+pub struct InternalTopic {
+    pub name: &'static str,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub segment_bytes: i32,
+}
+
+/// Creates the topic unless it exists.
+pub async fn ensure_created(
+    broker: &Arc<Broker>,
+    topic: &InternalTopic,
+) -> Result<(), InternalTopicError> {
+    if broker.image().topic(topic.name).is_some() {
+        return Ok(());
+    }
+    let create = CreateTopic {
+        name: topic.name.to_string(),
+        num_partitions: Some(topic.partitions),
+        replication_factor: Some(topic.replication_factor),
+        assignments: Vec::new(),
+        configs: vec![
+            ("cleanup.policy".into(), Some("compact".into())),
+            ("retention.ms".into(), Some("-1".into())),
+            (
+                "segment.bytes".into(),
+                Some(topic.segment_bytes.to_string()),
+            ),
+        ],
+    };
+    let results = crate::admin::create_topics(broker, vec![create], false)
+        .await
+        .map_err(|e| InternalTopicError::Create {
+            topic: topic.name,
+            reason: e.to_string(),
+        })?;
+    if broker.image().topic(topic.name).is_none() {
+        let reason = results
+            .into_iter()
+            .find_map(|r| r.error.map(|e| e.to_string()))
+            .unwrap_or_else(|| "unknown reason".into());
+        return Err(InternalTopicError::Create {
+            topic: topic.name,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// Who wrote a batch: the producer of a transactional batch, or nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// One item of an internal topic, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayItem {
+    /// A key/value record; `transactional` names its producer when it belongs to a
+    /// transaction (it takes effect only when the commit marker follows).
+    Record {
+        partition: i32,
+        key: Bytes,
+        value: Option<Bytes>,
+        transactional: Option<Writer>,
+    },
+    /// A transaction marker.
+    Marker {
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+    },
+}
+
+/// The control type of a control batch's record (0 = abort, 1 = commit).
+pub fn control_marker_is_commit(view: &BatchView<'_>) -> Option<bool> {
+    let records = decode_batch(view).ok()?;
+    let key = records.first()?.key.as_ref()?;
+    if key.len() < 4 {
+        return None;
+    }
+    Some(i16::from_be_bytes([key[2], key[3]]) == 1)
+}
+
+/// Every record and marker of every hosted partition of `topic`, partition by partition.
+pub fn read_all(
+    broker: &Broker,
+    topic_name: &'static str,
+) -> Result<Vec<ReplayItem>, InternalTopicError> {
+    let image = broker.image();
+    let Some(topic) = image.topic(topic_name) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for partition_state in &topic.partitions {
+        let index = partition_state.partition;
+        let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
+            continue;
+        };
+        let read_error = |message: String| InternalTopicError::Read {
+            topic: topic_name,
+            partition: index,
+            message,
+        };
+        let mut offset = partition.log.lock().log_start_offset();
+        loop {
+            let (info, end) = {
+                let log = partition.log.lock();
+                let end = log.log_end_offset();
+                if offset >= end {
+                    break;
+                }
+                let info = log
+                    .read(offset, REPLAY_READ_BYTES, end, true)
+                    .map_err(|e| read_error(e.to_string()))?;
+                (info, end)
+            };
+            let Some(range) = info.records else {
+                break;
+            };
+            let bytes = range
+                .read_to_bytes()
+                .map_err(|e| read_error(e.to_string()))?;
+            let mut at = 0;
+            let mut advanced = false;
+            while at < bytes.len() {
+                let Some(size) = batch_size_bytes(&bytes[at..]).filter(|s| at + s <= bytes.len())
+                else {
+                    break;
+                };
+                let view = BatchView::parse(&bytes[at..at + size])
+                    .map_err(|e| read_error(e.to_string()))?;
+                at += size;
+                if view.next_offset() <= offset {
+                    continue;
+                }
+                advanced = true;
+                let next = view.next_offset();
+                if view.is_control() {
+                    if let Some(commit) = control_marker_is_commit(&view) {
+                        out.push(ReplayItem::Marker {
+                            partition: index,
+                            producer_id: view.producer_id(),
+                            commit,
+                        });
+                    }
+                } else {
+                    let transactional = view.is_transactional().then(|| Writer {
+                        producer_id: view.producer_id(),
+                        producer_epoch: view.producer_epoch(),
+                    });
+                    let records = decode_batch(&view).map_err(|e| read_error(e.to_string()))?;
+                    for record in records.into_iter().filter(|r| r.offset >= offset) {
+                        let Some(key) = record.key else { continue };
+                        out.push(ReplayItem::Record {
+                            partition: index,
+                            key,
+                            value: record.value,
+                            transactional,
+                        });
+                    }
+                }
+                offset = next;
+            }
+            if !advanced || offset >= end {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Appends one batch of (key, value) records to partition `index` of `topic`. With a
+/// `transactional` writer the batch belongs to that producer's open transaction.
+pub fn append(
+    broker: &Broker,
+    topic_name: &'static str,
+    index: i32,
+    entries: Vec<(Bytes, Option<Bytes>)>,
+    transactional: Option<Writer>,
+) -> Result<(), InternalTopicError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let image = broker.image();
+    let not_hosted = InternalTopicError::NotHosted {
+        topic: topic_name,
+        partition: index,
+    };
+    let topic = image.topic(topic_name).ok_or(not_hosted)?;
+    let partition =
+        broker
+            .partitions
+            .get(topic.topic_id, index)
+            .ok_or(InternalTopicError::NotHosted {
+                topic: topic_name,
+                partition: index,
+            })?;
+    let now = now_ms();
+    let records: Vec<RecordToEncode> = entries
+        .into_iter()
+        .map(|(key, value)| RecordToEncode {
+            key: Some(key),
+            value,
+            headers: Vec::new(),
+            timestamp_ms: now,
+        })
+        .collect();
+    let options = match transactional {
+        None => BatchBuilderOptions::default(),
+        Some(writer) => BatchBuilderOptions {
+            producer_id: writer.producer_id,
+            producer_epoch: writer.producer_epoch,
+            base_sequence: -1,
+            transactional: true,
+            ..BatchBuilderOptions::default()
+        },
+    };
+    let batch = encode_batch(&records, &options)?;
+    let buffer = BytesMut::from(&batch[..]);
+    let mut log = partition.log.lock();
+    match transactional {
+        None => log.append_as_leader(buffer, partition.leader_epoch, now)?,
+        Some(_) => log.append_as_coordinator(buffer, partition.leader_epoch, now)?,
+    };
+    drop(log);
+    broker.notify_appended();
+    Ok(())
+}
+
+/// The partition of an internal topic that owns `key` (a group or transactional id):
+/// Java's `abs(String.hashCode(key)) % partitions`, as Kafka places them.
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    let mut hash: i32 = 0;
+    for unit in key.encode_utf16() {
+        hash = hash.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}

@@ -1,0 +1,483 @@
+//! The transaction coordinator's state machine: one [`TxnMetadata`] per transactional id,
+//! and the rules of Kafka's `TransactionCoordinator` for moving between states.
+//!
+//! Plain data, no I/O: every operation takes the current time and returns a [`Transition`]
+//! — the metadata to write to `__transaction_state` (then install) and, when a transaction
+//! ends, the markers to write before its completion is written. The runtime
+//! ([`super::TransactionCoordinator`]) does the writes in that order.
+
+use std::collections::{BTreeSet, HashMap};
+
+use strom_protocol::ErrorCode;
+
+pub type TopicPartition = (String, i32);
+
+/// Kafka's transaction states, with their `__transaction_state` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+    Dead,
+    PrepareEpochFence,
+}
+
+impl TxnState {
+    pub const ALL: [TxnState; 8] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Dead,
+        TxnState::PrepareEpochFence,
+    ];
+
+    pub fn code(self) -> i8 {
+        match self {
+            TxnState::Empty => 0,
+            TxnState::Ongoing => 1,
+            TxnState::PrepareCommit => 2,
+            TxnState::PrepareAbort => 3,
+            TxnState::CompleteCommit => 4,
+            TxnState::CompleteAbort => 5,
+            TxnState::Dead => 6,
+            TxnState::PrepareEpochFence => 7,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<TxnState> {
+        TxnState::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// The name DescribeTransactions and ListTransactions use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+            TxnState::Dead => "Dead",
+            TxnState::PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TxnState> {
+        TxnState::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn is_preparing(self) -> bool {
+        matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)
+    }
+}
+
+/// What the coordinator knows about one transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMetadata {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The epoch before the last bump, so a retried InitProducerId (KIP-360) is recognised;
+    /// -1 when unknown. Not persisted (Kafka's v0 value has no room for it either).
+    pub last_producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    /// Partitions of the open (or ending) transaction.
+    pub partitions: BTreeSet<TopicPartition>,
+    /// When the open transaction began; -1 when none is open.
+    pub txn_start_ms: i64,
+    pub last_update_ms: i64,
+}
+
+impl TxnMetadata {
+    /// A new transactional id: the first InitProducerId bumps the epoch to 0.
+    pub fn new(transactional_id: String, producer_id: i64, timeout_ms: i32, now_ms: i64) -> Self {
+        TxnMetadata {
+            transactional_id,
+            producer_id,
+            producer_epoch: -1,
+            last_producer_epoch: -1,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            txn_start_ms: -1,
+            last_update_ms: now_ms,
+        }
+    }
+}
+
+/// Which way a transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnResult {
+    Commit,
+    Abort,
+}
+
+/// Markers to write to every partition of an ending transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Markers {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub result: TxnResult,
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// What the runtime must do: write `write` (then install it in memory); if `markers` is
+/// set, write them next and then call [`TxnStateMachine::complete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub write: TxnMetadata,
+    pub markers: Option<Markers>,
+}
+
+/// The coordinator's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnLimits {
+    pub max_timeout_ms: i32,
+    pub id_expiration_ms: i64,
+}
+
+/// A request's view of the producer: the id and epoch it says it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdAndEpoch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// The answer InitProducerId gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// Nothing to write (a retried bump): answer with these.
+    Ready(ProducerIdAndEpoch),
+    /// Write this, then answer with its producer id and epoch.
+    Write(Transition),
+}
+
+pub struct TxnStateMachine {
+    pub transactions: HashMap<String, TxnMetadata>,
+    pub limits: TxnLimits,
+}
+
+/// Epochs stop short of i16::MAX so a fenced producer's epoch + 1 still fits.
+const EPOCH_MAX: i16 = i16::MAX - 1;
+
+impl TxnStateMachine {
+    pub fn new(limits: TxnLimits) -> Self {
+        TxnStateMachine {
+            transactions: HashMap::new(),
+            limits,
+        }
+    }
+
+    pub fn get(&self, transactional_id: &str) -> Option<&TxnMetadata> {
+        self.transactions.get(transactional_id)
+    }
+
+    /// Installs metadata after it was written (or replayed).
+    pub fn install(&mut self, metadata: TxnMetadata) {
+        self.transactions
+            .insert(metadata.transactional_id.clone(), metadata);
+    }
+
+    pub fn remove(&mut self, transactional_id: &str) {
+        self.transactions.remove(transactional_id);
+    }
+
+    /// InitProducerId with a transactional id. An open transaction is aborted first (the
+    /// returned transition fences the old producer: epoch + 1, PrepareAbort); the client
+    /// then retries (CONCURRENT_TRANSACTIONS in Kafka; the runtime retries for it).
+    pub fn init_producer_id(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<ProducerIdAndEpoch>,
+        now_ms: i64,
+        mut new_producer_id: impl FnMut() -> Result<i64, ErrorCode>,
+    ) -> Result<InitOutcome, ErrorCode> {
+        if timeout_ms <= 0 || timeout_ms > self.limits.max_timeout_ms {
+            return Err(ErrorCode::InvalidTransactionTimeout);
+        }
+        let current = match self.transactions.get(transactional_id) {
+            Some(current) => current.clone(),
+            None => {
+                if expected.is_some() {
+                    // KIP-360: a producer that names an id we have never seen was fenced
+                    // long ago (its id expired).
+                    return Err(ErrorCode::InvalidProducerIdMapping);
+                }
+                TxnMetadata::new(
+                    transactional_id.to_string(),
+                    new_producer_id()?,
+                    timeout_ms,
+                    now_ms,
+                )
+            }
+        };
+        if let Some(expected) = expected {
+            let is_current = expected.producer_id == current.producer_id
+                && expected.producer_epoch == current.producer_epoch;
+            let is_retry = expected.producer_id == current.producer_id
+                && current.last_producer_epoch >= 0
+                && expected.producer_epoch == current.last_producer_epoch;
+            if is_retry && !current.state.is_preparing() && current.state != TxnState::Ongoing {
+                return Ok(InitOutcome::Ready(ProducerIdAndEpoch {
+                    producer_id: current.producer_id,
+                    producer_epoch: current.producer_epoch,
+                }));
+            }
+            if !is_current {
+                return Err(ErrorCode::ProducerFenced);
+            }
+        }
+        match current.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                Err(ErrorCode::ConcurrentTransactions)
+            }
+            TxnState::Dead => Err(ErrorCode::ConcurrentTransactions),
+            TxnState::Ongoing => Ok(InitOutcome::Write(self.fence_and_abort(&current, now_ms))),
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                let mut next = current.clone();
+                if current.producer_epoch >= EPOCH_MAX {
+                    next.producer_id = new_producer_id()?;
+                    next.producer_epoch = 0;
+                    next.last_producer_epoch = -1;
+                } else {
+                    next.last_producer_epoch = current.producer_epoch;
+                    next.producer_epoch = current.producer_epoch + 1;
+                }
+                next.timeout_ms = timeout_ms;
+                next.state = TxnState::Empty;
+                next.partitions.clear();
+                next.txn_start_ms = -1;
+                next.last_update_ms = now_ms;
+                Ok(InitOutcome::Write(Transition {
+                    write: next,
+                    markers: None,
+                }))
+            }
+        }
+    }
+
+    /// Ends an open transaction by the coordinator's decision (a new producer instance or a
+    /// timeout): the epoch is bumped so the old instance is fenced, and the transaction is
+    /// aborted with markers at the new epoch.
+    pub fn fence_and_abort(&self, current: &TxnMetadata, now_ms: i64) -> Transition {
+        debug_assert_eq!(current.state, TxnState::Ongoing);
+        let mut next = current.clone();
+        if current.producer_epoch < EPOCH_MAX {
+            next.last_producer_epoch = current.producer_epoch;
+            next.producer_epoch = current.producer_epoch + 1;
+        }
+        next.state = TxnState::PrepareAbort;
+        next.last_update_ms = now_ms;
+        let markers = Markers {
+            producer_id: next.producer_id,
+            producer_epoch: next.producer_epoch,
+            result: TxnResult::Abort,
+            partitions: next.partitions.iter().cloned().collect(),
+        };
+        Transition {
+            write: next,
+            markers: Some(markers),
+        }
+    }
+
+    /// Checks a producer against the coordinator's view of its transactional id.
+    fn check_producer(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+    ) -> Result<&TxnMetadata, ErrorCode> {
+        let current = self
+            .transactions
+            .get(transactional_id)
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?;
+        if current.producer_id != producer.producer_id {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        if current.producer_epoch != producer.producer_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        Ok(current)
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition).
+    /// `Ok(None)`: every partition is already in the open transaction.
+    pub fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        partitions: &[TopicPartition],
+        now_ms: i64,
+    ) -> Result<Option<Transition>, ErrorCode> {
+        let current = self.check_producer(transactional_id, producer)?;
+        match current.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                return Err(ErrorCode::ConcurrentTransactions)
+            }
+            TxnState::PrepareEpochFence | TxnState::Dead => return Err(ErrorCode::ProducerFenced),
+            TxnState::Ongoing
+                if partitions
+                    .iter()
+                    .all(|partition| current.partitions.contains(partition)) =>
+            {
+                return Ok(None)
+            }
+            TxnState::Ongoing
+            | TxnState::Empty
+            | TxnState::CompleteCommit
+            | TxnState::CompleteAbort => {}
+        }
+        let mut next = current.clone();
+        if current.state != TxnState::Ongoing {
+            next.partitions.clear();
+            next.txn_start_ms = now_ms;
+            next.state = TxnState::Ongoing;
+        }
+        next.partitions.extend(partitions.iter().cloned());
+        next.last_update_ms = now_ms;
+        Ok(Some(Transition {
+            write: next,
+            markers: None,
+        }))
+    }
+
+    /// Whether `partition` is in the open transaction of this producer (KIP-890's check
+    /// before a transactional write, and TxnOffsetCommit's).
+    pub fn verify(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        partition: &TopicPartition,
+    ) -> Result<(), ErrorCode> {
+        let current = self.check_producer(transactional_id, producer)?;
+        if current.state != TxnState::Ongoing || !current.partitions.contains(partition) {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// EndTxn from the producer. `Ok(None)`: a retry of an end that already completed.
+    pub fn end_transaction(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        result: TxnResult,
+        now_ms: i64,
+    ) -> Result<Option<Transition>, ErrorCode> {
+        let current = self.check_producer(transactional_id, producer)?;
+        match (current.state, result) {
+            (TxnState::Ongoing, _) => {
+                let mut next = current.clone();
+                next.state = match result {
+                    TxnResult::Commit => TxnState::PrepareCommit,
+                    TxnResult::Abort => TxnState::PrepareAbort,
+                };
+                next.last_update_ms = now_ms;
+                let markers = Markers {
+                    producer_id: next.producer_id,
+                    producer_epoch: next.producer_epoch,
+                    result,
+                    partitions: next.partitions.iter().cloned().collect(),
+                };
+                Ok(Some(Transition {
+                    write: next,
+                    markers: Some(markers),
+                }))
+            }
+            (TxnState::CompleteCommit, TxnResult::Commit)
+            | (TxnState::CompleteAbort, TxnResult::Abort) => Ok(None),
+            (TxnState::PrepareCommit, TxnResult::Commit)
+            | (TxnState::PrepareAbort, TxnResult::Abort) => Err(ErrorCode::ConcurrentTransactions),
+            (TxnState::PrepareEpochFence | TxnState::Dead, _) => Err(ErrorCode::ProducerFenced),
+            _ => Err(ErrorCode::InvalidTxnState),
+        }
+    }
+
+    /// After the markers of a PrepareCommit/PrepareAbort are written: the completion to
+    /// write. `None` if the id is not (or no longer) preparing.
+    pub fn complete(&self, transactional_id: &str, now_ms: i64) -> Option<Transition> {
+        let current = self.transactions.get(transactional_id)?;
+        let state = match current.state {
+            TxnState::PrepareCommit => TxnState::CompleteCommit,
+            TxnState::PrepareAbort => TxnState::CompleteAbort,
+            _ => return None,
+        };
+        let mut next = current.clone();
+        next.state = state;
+        next.partitions.clear();
+        next.txn_start_ms = -1;
+        next.last_update_ms = now_ms;
+        Some(Transition {
+            write: next,
+            markers: None,
+        })
+    }
+
+    /// Transactions open longer than their timeout, to fence and abort.
+    pub fn timed_out(&self, now_ms: i64) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .transactions
+            .values()
+            .filter(|t| {
+                t.state == TxnState::Ongoing
+                    && t.txn_start_ms >= 0
+                    && now_ms > t.txn_start_ms.saturating_add(t.timeout_ms as i64)
+            })
+            .map(|t| t.transactional_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Transactions whose markers must still be written (after a restart mid-end).
+    pub fn preparing(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .transactions
+            .values()
+            .filter(|t| t.state.is_preparing())
+            .map(|t| t.transactional_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Markers of a preparing transaction (for completing it after a restart).
+    pub fn markers_of(&self, transactional_id: &str) -> Option<Markers> {
+        let current = self.transactions.get(transactional_id)?;
+        let result = match current.state {
+            TxnState::PrepareCommit => TxnResult::Commit,
+            TxnState::PrepareAbort => TxnResult::Abort,
+            _ => return None,
+        };
+        Some(Markers {
+            producer_id: current.producer_id,
+            producer_epoch: current.producer_epoch,
+            result,
+            partitions: current.partitions.iter().cloned().collect(),
+        })
+    }
+
+    /// Ids with no open transaction that have not been used for `transactional.id.expiration.ms`.
+    pub fn expired(&self, now_ms: i64) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .transactions
+            .values()
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now_ms - t.last_update_ms > self.limits.id_expiration_ms
+            })
+            .map(|t| t.transactional_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
