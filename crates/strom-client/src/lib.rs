@@ -4,7 +4,8 @@
 //! negotiation), the cluster view ([`cluster`]: bootstrap, metadata, retries), the
 //! [`producer`] (partitioning, batching, compression, acks, idempotence), the
 //! [`consumer`] (assigned partitions, seek, fetch, batch decoding) and [`admin`]
-//! (topics, configs, partitions, offsets). Used by the CLI and bench, and later by
+//! (topics, configs, partitions, offsets), with [`transactions`] for transaction
+//! administration (list, describe, hanging, abort). Used by the CLI and bench, and later by
 //! follower replication, connectors and streams.
 //!
 //! Must not: depend on the broker (or storage/controller) crates. It speaks only the
@@ -29,6 +30,7 @@ pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 pub mod security;
+pub mod transactions;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic};
 pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
@@ -43,3 +45,7 @@ pub use producer::{
 pub use security::{AclBinding, AclFilter, QuotaEntity, QuotaMatch, ScramMechanism};
 pub use strom_protocol::batch::Compression;
 pub use strom_protocol::record::RecordHeader;
+pub use transactions::{
+    AbortSpec, HangingTransaction, ListTransactionsFilter, PartitionProducer,
+    TransactionDescription, TransactionListing,
+};

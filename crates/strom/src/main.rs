@@ -34,6 +34,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe and delete consumer groups; reset their offsets.
     Group(cli::group::GroupArgs),
+    /// List, describe and find hanging transactions; abort a hanging one.
+    Txn(cli::txn::TxnArgs),
     /// Measure produce or consume throughput and latency.
     Bench(cli::bench::BenchArgs),
     /// Show the cluster: id, controller, brokers.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => cli::produce::run(args).await,
             Command::Consume(args) => cli::consume::run(args).await,
             Command::Group(args) => cli::group::run(args).await,
+            Command::Txn(args) => cli::txn::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
             Command::Cluster(args) => cli::cluster::run(args).await,
             Command::Config(args) => cli::config::run(args).await,

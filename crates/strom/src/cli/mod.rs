@@ -1,5 +1,5 @@
-//! The operator CLI: `topic`, `produce`, `consume`, `group`, `bench`, `cluster`. Each command is a
-//! thin layer over `strom-client`: parse arguments, call the client, print a table (for
+//! The operator CLI: `topic`, `produce`, `consume`, `group`, `txn`, `bench`, `cluster`. Each
+//! command is a thin layer over `strom-client`: parse arguments, call the client, print a table (for
 //! people) or JSON (`--json`, for scripts). Errors are one line that names the thing and
 //! the fix.
 //!
@@ -18,6 +18,7 @@ pub mod quota;
 pub mod timestamp;
 pub mod tls;
 pub mod topic;
+pub mod txn;
 pub mod user;
 
 use std::process::ExitCode;
