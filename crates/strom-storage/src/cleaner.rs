@@ -4,8 +4,10 @@
 //! A clean runs in three steps so that appends and fetches never wait for its I/O:
 //!
 //! 1. [`PartitionLog::plan_clean`] (under the caller's lock, no I/O beyond a checkpoint
-//!    read): picks the cleanable segments — sealed (never the active one), below the
-//!    caller's upper bound (the high watermark), and older than `min.compaction.lag.ms` by
+//!    read and the `.txnindex` entries of segments that have any): picks the cleanable
+//!    segments — sealed (never the active one), below the caller's upper bound (the high
+//!    watermark) and below the first unstable offset (an undecided transaction is never
+//!    cleaned), and older than `min.compaction.lag.ms` by
 //!    their largest timestamp — and decides whether the dirty part (past the
 //!    `cleaner-offset-checkpoint`) is worth cleaning: dirty bytes / cleanable bytes >=
 //!    `min.cleanable.dirty.ratio`, or the first dirty segment is older than
@@ -37,15 +39,21 @@
 //! - The last batch of each producer the log knows is kept even when all its records go
 //!   (as an empty batch), so the producer's sequence survives a restart that rebuilds
 //!   producer state from batch headers.
-//! - Control batches (transaction markers) are kept as they are. Strom has no
-//!   transactions yet; Kafka removes markers of finished transactions after the horizon.
+//! - Records of aborted transactions are dropped, and never enter the key map: an
+//!   aborted write must not supersede an earlier committed value of its key. A batch is
+//!   aborted when it is transactional and lies within `[first offset, marker offset]` of
+//!   one of its producer's `.txnindex` entries (the plan collects those overlapping the
+//!   cleaned range, so no ordered walk is needed).
+//! - Control batches (transaction markers) are kept as they are, with the `.txnindex`
+//!   entries of their segment. Kafka also removes markers of finished transactions after
+//!   the delete horizon; Strom does not yet.
 //! - A segment left with no batch is deleted (its offsets become a gap; the log start
 //!   does not move, so readers positioned there continue with the next batch).
 //!
 //! # Crash safety of the swap
 //!
 //! Per segment, after the `.cleaned` files are complete and fsynced: rename them to
-//! `.swap` (complete, not yet live); delete the old `.index`/`.timeindex`; rename
+//! `.swap` (complete, not yet live); delete the old `.index`/`.timeindex`/`.txnindex`; rename
 //! `<base>.log.swap` over `<base>.log` (the commit point: a `rename` is atomic); rename
 //! the index swaps into place; fsync the directory. On open, every `.cleaned` and `.swap`
 //! file is deleted and a segment without index files gets them rebuilt, so a crash at any
@@ -66,7 +74,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::StorageError;
-use crate::files::{self, offset_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::files::{self, offset_file, INDEX_SUFFIXES, LOG_SUFFIX};
+use crate::index::AbortedTxnEntry;
 use crate::log::PartitionLog;
 use crate::segment::Segment;
 
@@ -95,6 +104,9 @@ pub(crate) struct SegmentSnapshot {
     pub size_bytes: u64,
     pub file: Arc<File>,
     pub path: PathBuf,
+    /// The segment's `.txnindex` entries, copied into its cleaned version (every control
+    /// batch survives a clean, so every entry still names a marker in it).
+    pub aborted: Vec<AbortedTxnEntry>,
 }
 
 /// What [`PartitionLog::plan_clean`] decided; build it with [`CleanPlan::build`] without
@@ -106,6 +118,9 @@ pub struct CleanPlan {
     pub(crate) first_dirty_offset: i64,
     /// Producer id -> last offset of its newest batch: those batches are always kept.
     pub(crate) producer_last_offsets: HashMap<i64, i64>,
+    /// Producer id -> (first offset, marker offset) of its aborted transactions that
+    /// overlap the planned segments, sorted: their records are dropped.
+    pub(crate) aborted_ranges: HashMap<i64, Vec<(i64, i64)>>,
     pub(crate) now_ms: i64,
     pub(crate) delete_retention_ms: i64,
     pub(crate) index_bytes: u32,
@@ -266,7 +281,8 @@ pub(crate) fn suffixed(dir: &Path, base: i64, suffix: &str, extra: &str) -> Path
 }
 
 fn remove_suffixed(dir: &Path, base: i64, extra: &str) {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    let _ = files::remove_if_exists(&suffixed(dir, base, LOG_SUFFIX, extra));
+    for suffix in INDEX_SUFFIXES {
         let _ = files::remove_if_exists(&suffixed(dir, base, suffix, extra));
     }
 }
@@ -291,7 +307,11 @@ impl PartitionLog {
             return Ok(None);
         }
         let active_base = self.active().base_offset();
-        let upper = upper_bound_offset.min(active_base);
+        // Never clean an undecided transaction: whether its records stay depends on the
+        // marker still to come (Kafka stops at the first unstable offset too).
+        let upper = upper_bound_offset
+            .min(active_base)
+            .min(self.first_unstable_offset().unwrap_or(i64::MAX));
         let lag_cutoff_ms = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
         let mut segments = Vec::new();
         for segment in self.segments.values() {
@@ -307,6 +327,11 @@ impl PartitionLog {
                 size_bytes: segment.size_bytes(),
                 file: Arc::clone(segment.log_file()),
                 path: segment.log_path().to_path_buf(),
+                aborted: if segment.has_aborted() {
+                    segment.aborted_from(segment.base_offset())?
+                } else {
+                    Vec::new()
+                },
             });
         }
         let Some(first) = segments.first() else {
@@ -353,12 +378,24 @@ impl PartitionLog {
         for (producer_id, last_offset) in self.producers.last_batch_offsets() {
             producer_last_offsets.insert(producer_id, last_offset);
         }
+        let planned_end = segments.last().expect("non-empty").next_offset;
+        let mut aborted_ranges: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for entry in self.aborted_entries(first.base_offset, planned_end)? {
+            aborted_ranges
+                .entry(entry.producer_id)
+                .or_default()
+                .push((entry.first_offset, entry.last_offset));
+        }
+        for ranges in aborted_ranges.values_mut() {
+            ranges.sort_unstable();
+        }
         Ok(Some(CleanPlan {
             dir: self.dir.clone(),
             cleanable_bytes: clean_bytes + dirty_bytes,
             segments,
             first_dirty_offset,
             producer_last_offsets,
+            aborted_ranges,
             now_ms,
             delete_retention_ms: self.config.delete_retention_ms,
             index_bytes: self.config.segment_index_bytes,
@@ -429,8 +466,7 @@ impl PartitionLog {
 
     fn swap_in(&mut self, base: i64) -> Result<(), StorageError> {
         let dir = self.dir.clone();
-        let kinds = [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX];
-        for kind in kinds {
+        for kind in std::iter::once(LOG_SUFFIX).chain(INDEX_SUFFIXES) {
             rename(
                 &suffixed(&dir, base, kind, CLEANED_SUFFIX),
                 &suffixed(&dir, base, kind, SWAP_SUFFIX),
@@ -439,16 +475,18 @@ impl PartitionLog {
         files::fsync_dir(&dir)?;
         maybe_fail(1, &dir)?;
         // Without its indexes the old log is still whole: a crash from here until the
-        // log rename reopens the old segment and rebuilds its indexes.
-        files::remove_if_exists(&offset_file(&dir, base, INDEX_SUFFIX))?;
-        files::remove_if_exists(&offset_file(&dir, base, TIME_INDEX_SUFFIX))?;
+        // log rename reopens the old segment and rebuilds its indexes (the `.txnindex`
+        // by replaying the log, like any missing one).
+        for kind in INDEX_SUFFIXES {
+            files::remove_if_exists(&offset_file(&dir, base, kind))?;
+        }
         maybe_fail(2, &dir)?;
         rename(
             &suffixed(&dir, base, LOG_SUFFIX, SWAP_SUFFIX),
             &offset_file(&dir, base, LOG_SUFFIX),
         )?;
         maybe_fail(3, &dir)?;
-        for kind in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for kind in INDEX_SUFFIXES {
             rename(
                 &suffixed(&dir, base, kind, SWAP_SUFFIX),
                 &offset_file(&dir, base, kind),

@@ -325,10 +325,26 @@ impl PartitionLog {
         fetch_offset: i64,
         upper_bound_offset: i64,
     ) -> Result<Vec<AbortedTransaction>, StorageError> {
+        let mut found: Vec<AbortedTransaction> = self
+            .aborted_entries(fetch_offset, upper_bound_offset)?
+            .into_iter()
+            .map(|entry| AbortedTransaction {
+                producer_id: entry.producer_id,
+                first_offset: entry.first_offset,
+            })
+            .collect();
+        found.sort_by_key(|txn| (txn.first_offset, txn.producer_id));
+        Ok(found)
+    }
+
+    /// The `.txnindex` entries [`PartitionLog::aborted_transactions`] reports, in marker
+    /// order (the cleaner also needs their last offsets).
+    pub(crate) fn aborted_entries(
+        &self,
+        fetch_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Result<Vec<AbortedTxnEntry>, StorageError> {
         let mut found = Vec::new();
-        if upper_bound_offset <= fetch_offset {
-            return Ok(found);
-        }
         let first_key = self
             .segments
             .range(..=fetch_offset)
@@ -341,17 +357,13 @@ impl PartitionLog {
             }
             for entry in segment.aborted_from(fetch_offset)? {
                 if entry.first_offset < upper_bound_offset {
-                    found.push(AbortedTransaction {
-                        producer_id: entry.producer_id,
-                        first_offset: entry.first_offset,
-                    });
+                    found.push(entry);
                 }
                 if entry.last_stable_offset >= upper_bound_offset {
                     break 'segments;
                 }
             }
         }
-        found.sort_by_key(|txn| (txn.first_offset, txn.producer_id));
         Ok(found)
     }
 

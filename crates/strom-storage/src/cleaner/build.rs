@@ -110,7 +110,7 @@ impl CleanPlan {
             let mut entries: Vec<(Bytes, i64)> = Vec::new();
             for_each_batch(snapshot, throttle, stats, |position, bytes, _| {
                 let view = parse(snapshot, position, bytes)?;
-                if view.is_control() {
+                if view.is_control() || self.is_aborted(&view) {
                     return Ok(());
                 }
                 for record in decode_records(snapshot, position, &view)? {
@@ -201,6 +201,13 @@ impl CleanPlan {
             return Ok(CleanedSegment::Unchanged);
         };
         flush(&mut output, &mut pending)?;
+        assert!(
+            snapshot.aborted.is_empty() || !output.is_empty(),
+            "markers survive a clean, so a segment with aborted transactions keeps batches"
+        );
+        for entry in &snapshot.aborted {
+            output.append_aborted(*entry)?;
+        }
         let original = SegmentIdentity {
             base_offset: snapshot.base_offset,
             next_offset: snapshot.next_offset,
@@ -231,14 +238,18 @@ impl CleanPlan {
         if view.is_control() {
             return Ok(Kept::Whole);
         }
+        let last_of_producer = view.producer_id() >= 0
+            && self.producer_last_offsets.get(&view.producer_id()) == Some(&view.last_offset());
         let records = decode_records(snapshot, position, view)?;
         stats.records_read += records.len() as u64;
+        let aborted = self.is_aborted(view);
         let existing_horizon_ms =
             (view.attributes() & ATTRIBUTE_DELETE_HORIZON != 0).then(|| view.base_timestamp());
         let record_count = records.len();
         let mut kept = Vec::with_capacity(record_count);
         for record in records {
-            let Some(key) = &record.key else {
+            // Aborted records go whatever their key; keyless ones always go.
+            let Some(key) = record.key.as_ref().filter(|_| !aborted) else {
                 continue;
             };
             if map.get(key).is_some_and(|&latest| record.offset < latest) {
@@ -259,8 +270,6 @@ impl CleanPlan {
             None if has_tombstone => Some(self.now_ms.saturating_add(self.delete_retention_ms)),
             None => None,
         };
-        let last_of_producer = view.producer_id() >= 0
-            && self.producer_last_offsets.get(&view.producer_id()) == Some(&view.last_offset());
         if has_tombstone {
             let horizon = horizon_ms.expect("set above");
             stats.earliest_delete_horizon_ms = Some(
@@ -287,6 +296,23 @@ impl CleanPlan {
                 position_bytes: position,
                 source,
             })
+    }
+}
+
+impl CleanPlan {
+    /// Whether a batch belongs to an aborted transaction: transactional, and inside the
+    /// `[first offset, marker offset]` range of one of its producer's aborted transactions
+    /// (a producer's transactions never overlap, so the range decides alone).
+    fn is_aborted(&self, view: &BatchView<'_>) -> bool {
+        if !view.is_transactional() || view.is_control() {
+            return false;
+        }
+        let Some(ranges) = self.aborted_ranges.get(&view.producer_id()) else {
+            return false;
+        };
+        let offset = view.base_offset();
+        let after = ranges.partition_point(|&(first_offset, _)| first_offset <= offset);
+        after > 0 && offset <= ranges[after - 1].1
     }
 }
 

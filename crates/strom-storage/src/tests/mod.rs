@@ -12,3 +12,4 @@ mod replica;
 mod retention;
 mod segments;
 mod timestamps;
+mod transactions;
