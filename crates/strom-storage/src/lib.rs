@@ -3,13 +3,15 @@
 //! **Owns**: the log of one partition replica on local disk in Kafka's layout — segments
 //! (`<20-digit base offset>.log` holding record batches v2 byte for byte, with a sparse
 //! `.index` and `.timeindex`), appends with offset assignment, reads by offset as a file
-//! range, crash recovery, retention, the idempotent-producer state (`<offset>.snapshot`),
-//! the leader-epoch cache (`leader-epoch-checkpoint`), and the log-start and recovery-point
-//! checkpoints.
+//! range, crash recovery, retention, compaction, the idempotent and transactional producer
+//! state (`<offset>.snapshot`), transaction markers, the last stable offset and the
+//! aborted-transaction index (`.txnindex`), the leader-epoch cache
+//! (`leader-epoch-checkpoint`), and the log-start and recovery-point checkpoints.
 //!
 //! **Must not**: know about requests, consumer groups, replication protocol or the network.
 //! It takes records blobs and offsets and answers offsets and byte ranges; mapping errors
-//! to Kafka error codes, the high watermark and delayed operations belong to the broker.
+//! to Kafka error codes, the high watermark, delayed operations and the transaction
+//! coordinator (which decides when to write a marker) belong to the broker.
 //!
 //! # On disk (one directory per partition, e.g. `data/topic-0/`)
 //!
@@ -18,12 +20,13 @@
 //! | `<base>.log` | whole record batches v2, exactly as served to consumers |
 //! | `<base>.index` | 8-byte entries: relative last offset u32, file position u32 (one per `index.interval.bytes`) |
 //! | `<base>.timeindex` | 12-byte entries: largest timestamp so far i64, relative offset u32 |
-//! | `<offset>.snapshot` | idempotent producer state as of `offset` (CRC-32C protected) |
+//! | `<base>.txnindex` | Kafka's 34-byte entries, one per ABORT marker in the segment: version i16 = 0, producer id i64, first offset i64, last offset (the marker) i64, last stable offset after it i64 |
+//! | `<offset>.snapshot` | producer state as of `offset`, ongoing transactions included (version 2; version 1 still read; CRC-32C protected) |
 //! | `leader-epoch-checkpoint` | Kafka's text format: `0`, count, then `epoch start_offset` lines |
 //! | `log-start-offset-checkpoint` | log start offset: i64 + CRC-32C |
 //! | `recovery-point-offset-checkpoint` | offset below which everything is fsynced: i64 + CRC-32C |
 //! | `cleaner-offset-checkpoint` | compacted logs: first offset not yet cleaned (i64 + CRC-32C) |
-//! | `<base>.{log,index,timeindex}.cleaned` / `.swap` | a clean in progress; deleted on open |
+//! | `<base>.{log,index,timeindex,txnindex}.cleaned` / `.swap` | a clean in progress; deleted on open |
 //! | `.strom-clean-shutdown` | present only between [`PartitionLog::close`] and the next open |
 //!
 //! `<base>` and `<offset>` are 20-digit zero-padded offsets. Checkpoints and snapshots are
@@ -59,7 +62,23 @@
 //!   skips it; index files are still sanity-checked and rebuilt if damaged.
 //! - **Producer state** survives restarts through a CRC-protected snapshot written at every
 //!   roll and at close; on open the newest valid one is loaded and the batch headers after
-//!   it are replayed (headers only).
+//!   it are replayed (headers only, plus the one small record of each control batch).
+//! - **Transactions** follow Kafka's ProducerStateManager: a transactional batch starts
+//!   its producer's ongoing transaction at its base offset, a marker written by
+//!   [`PartitionLog::append_control_marker`] (or copied by a follower) ends it. The first
+//!   unstable offset is the smallest first offset of the ongoing transactions, kept in an
+//!   ordered set (a lookup per fetch, not a walk); the LSO is that or the log end. A
+//!   producer with a transaction ongoing refuses non-transactional batches
+//!   (INVALID_TXN_STATE) and never expires.
+//! - **The `.txnindex` is created with every segment**, even empty (one small file more
+//!   per segment), so a missing one is known to be damage rather than "no aborts". It is
+//!   derived data: after an unclean shutdown the recovered segments' `.txnindex` is
+//!   rebuilt, and a missing or torn one is rebuilt on any open, by replaying the log from
+//!   a snapshot at or below that segment (a segment cannot rebuild it alone: an entry's
+//!   first offset and LSO come from the producer state). Logs written before transactions
+//!   existed have none, so their first open replays them from the log start once.
+//!   [`PartitionLog::aborted_transactions`] reads only these entries (memory for the
+//!   active segment, one `pread` for a sealed segment that has any), never records.
 //!
 //! - **Followers** append the leader's bytes untouched ([`PartitionLog::append_as_follower`])
 //!   and cut back to a leader-epoch boundary ([`PartitionLog::truncate_to`]); the cut is
@@ -73,15 +92,17 @@
 //!   (plan under the lock, build from an immutable snapshot of sealed segments without
 //!   it, swap in under the lock with a crash-safe rename order); see its docs. Compacted
 //!   logs refuse records without a key at append, which costs a record decode per batch
-//!   for those topics only.
+//!   for those topics only. A clean stops below the first unstable offset, drops the
+//!   records of aborted transactions (they never supersede a committed value), keeps
+//!   every control batch and carries the segment's `.txnindex` over.
 //! - **DeleteRecords** ([`PartitionLog::delete_records_before`]) checkpoints the new log
 //!   start before unlinking anything.
 //!
 //! # Not yet
 //!
-//! Transactions (last stable offset, aborted-transaction index; transactional batches are
-//! stored like any other, and the cleaner keeps control batches as they are), merging
-//! small cleaned segments (Kafka's cleaner groups neighbours; Strom rewrites one for one),
+//! Removing transaction markers after the delete horizon (the cleaner keeps every control
+//! batch, and with it every `.txnindex` entry, forever), merging small cleaned segments
+//! (Kafka's cleaner groups neighbours; Strom rewrites one for one),
 //! `message.timestamp.difference.max.ms`, and a lock against two processes opening one
 //! directory (the broker owns the data-dir lock).
 

@@ -267,6 +267,18 @@ impl PartitionLog {
         Ok(epochs_changed)
     }
 
+    /// The segment holding `offset` (the first one when it lies below them all) and
+    /// every later segment.
+    pub(crate) fn segments_from(&self, offset: i64) -> impl Iterator<Item = &Segment> {
+        let first_key = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(&base, _)| base)
+            .unwrap_or_else(|| *self.segments.keys().next().expect("never empty"));
+        self.segments.range(first_key..).map(|(_, segment)| segment)
+    }
+
     pub(crate) fn active(&self) -> &Segment {
         self.segments.values().next_back().expect("never empty")
     }

@@ -43,13 +43,7 @@ impl PartitionLog {
         if fetch_offset == log_end {
             return Ok(info);
         }
-        let first_key = self
-            .segments
-            .range(..=fetch_offset)
-            .next_back()
-            .map(|(&base, _)| base)
-            .unwrap_or_else(|| *self.segments.keys().next().expect("never empty"));
-        for segment in self.segments.range(first_key..).map(|(_, s)| s) {
+        for segment in self.segments_from(fetch_offset) {
             match segment.read(fetch_offset, max_bytes, max_offset_exclusive, min_one_batch)? {
                 SegmentRead::NotHere => continue,
                 SegmentRead::Found(records) => {

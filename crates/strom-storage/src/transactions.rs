@@ -83,14 +83,14 @@ impl CompletedTxn {
 }
 
 /// The one-record control batch of a marker, at base offset 0 (the append assigns it).
-fn encode_marker_batch(
-    producer_id: i64,
-    producer_epoch: i16,
-    marker: ControlMarker,
-    coordinator_epoch: i32,
-    leader_epoch: i32,
-    now_ms: i64,
-) -> BytesMut {
+fn encode_marker_batch(header: &ProducerBatchHeader, leader_epoch: i32, now_ms: i64) -> BytesMut {
+    let BatchKind::Marker {
+        marker,
+        coordinator_epoch,
+    } = header.kind
+    else {
+        panic!("a marker batch needs a marker, not {:?}", header.kind);
+    };
     let mut key = [0u8; 4];
     key[..2].copy_from_slice(&CONTROL_RECORD_VERSION.to_be_bytes());
     key[2..].copy_from_slice(&marker.wire_type().to_be_bytes());
@@ -107,8 +107,8 @@ fn encode_marker_batch(
             last_offset_delta: 0,
             base_timestamp_ms: now_ms,
             max_timestamp_ms: now_ms,
-            producer_id,
-            producer_epoch,
+            producer_id: header.producer_id,
+            producer_epoch: header.epoch,
             base_sequence: -1,
             record_count: 1,
         },
@@ -228,25 +228,19 @@ impl PartitionLog {
                 reason: InvalidRecordReason::OffsetsExhausted,
             });
         }
-        let records = encode_marker_batch(
+        let header = ProducerBatchHeader {
             producer_id,
-            producer_epoch,
-            marker,
-            coordinator_epoch,
-            leader_epoch,
-            now_ms,
-        );
-        let update = (
-            ProducerBatchHeader {
-                producer_id,
-                epoch: producer_epoch,
-                first_sequence: -1,
-                last_sequence: -1,
-                kind: BatchKind::Marker {
-                    marker,
-                    coordinator_epoch,
-                },
+            epoch: producer_epoch,
+            first_sequence: -1,
+            last_sequence: -1,
+            kind: BatchKind::Marker {
+                marker,
+                coordinator_epoch,
             },
+        };
+        let records = encode_marker_batch(&header, leader_epoch, now_ms);
+        let update = (
+            header,
             ProducerBatch {
                 first_sequence: -1,
                 last_sequence: -1,
@@ -345,13 +339,7 @@ impl PartitionLog {
         upper_bound_offset: i64,
     ) -> Result<Vec<AbortedTxnEntry>, StorageError> {
         let mut found = Vec::new();
-        let first_key = self
-            .segments
-            .range(..=fetch_offset)
-            .next_back()
-            .map(|(&base, _)| base)
-            .unwrap_or_else(|| *self.segments.keys().next().expect("never empty"));
-        'segments: for segment in self.segments.range(first_key..).map(|(_, s)| s) {
+        'segments: for segment in self.segments_from(fetch_offset) {
             if !segment.has_aborted() {
                 continue;
             }
