@@ -155,24 +155,41 @@ impl Controller {
         port: u16,
         rack: Option<&str>,
     ) -> Vec<MetadataRecord> {
-        let mut records = Vec::new();
-        if image.cluster_id().is_none() {
-            records.push(MetadataRecord::ClusterId {
+        let mut records: Vec<MetadataRecord> = self.cluster_id_record(image).into_iter().collect();
+        records.extend(self.register_broker(image, self.node_id, host, port, rack));
+        records
+    }
+
+    /// The cluster id record, when the image has no cluster id yet (a new log). The first
+    /// entry a log gets must carry it.
+    pub fn cluster_id_record(&mut self, image: &MetadataImage) -> Option<MetadataRecord> {
+        image
+            .cluster_id()
+            .is_none()
+            .then(|| MetadataRecord::ClusterId {
                 cluster_id: crate::ids::new_cluster_id(self.ids.as_mut()),
-            });
-        }
-        let registered = image.broker(self.node_id).is_some_and(|broker| {
+            })
+    }
+
+    /// The registration of broker `broker_id`, unless the image already has it with this
+    /// address and rack.
+    pub fn register_broker(
+        &self,
+        image: &MetadataImage,
+        broker_id: i32,
+        host: &str,
+        port: u16,
+        rack: Option<&str>,
+    ) -> Option<MetadataRecord> {
+        let registered = image.broker(broker_id).is_some_and(|broker| {
             broker.host == host && broker.port == port && broker.rack.as_deref() == rack
         });
-        if !registered {
-            records.push(MetadataRecord::RegisterBroker {
-                broker_id: self.node_id,
-                host: host.to_string(),
-                port,
-                rack: rack.map(str::to_string),
-            });
-        }
-        records
+        (!registered).then(|| MetadataRecord::RegisterBroker {
+            broker_id,
+            host: host.to_string(),
+            port,
+            rack: rack.map(str::to_string),
+        })
     }
 
     /// Decides a CreateTopics request. One result per distinct name, in order of first

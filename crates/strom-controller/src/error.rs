@@ -85,22 +85,36 @@ pub enum FrameDefect {
     CrcMismatch,
     #[error("the payload is not a valid JSON list of records")]
     BadPayload,
+    #[error("the payload does not decode as the file's JSON type")]
+    Undecodable,
 }
 
 /// A record that does not fit the image it is applied to. Records the controller writes
-/// always fit, so this means a corrupt log or a bug.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// always fit, so this means a corrupt log or a bug (or, under Raft, a proposal decided
+/// against a stale image). Serializable because Raft entry outcomes carry it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ImageError {
     #[error("the cluster id is already {existing}, refusing to change it to {new}")]
     ClusterIdChanged { existing: String, new: String },
     #[error("topic id {topic_id} is not in the image")]
-    UnknownTopicId { topic_id: Uuid },
+    UnknownTopicId {
+        #[serde(with = "crate::record::uuid_text")]
+        topic_id: Uuid,
+    },
     #[error("topic name {name} is already used by topic id {existing}")]
-    DuplicateTopicName { name: String, existing: Uuid },
+    DuplicateTopicName {
+        name: String,
+        #[serde(with = "crate::record::uuid_text")]
+        existing: Uuid,
+    },
     #[error("topic id {topic_id} already exists")]
-    DuplicateTopicId { topic_id: Uuid },
+    DuplicateTopicId {
+        #[serde(with = "crate::record::uuid_text")]
+        topic_id: Uuid,
+    },
     #[error("partition {partition} of topic id {topic_id} would leave a hole (topic has {count})")]
     PartitionHole {
+        #[serde(with = "crate::record::uuid_text")]
         topic_id: Uuid,
         partition: i32,
         count: usize,

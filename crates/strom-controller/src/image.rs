@@ -312,6 +312,95 @@ impl MetadataImage {
         users
     }
 
+    /// Records that rebuild this image when applied in order to an empty one: what a Raft
+    /// snapshot stores instead of the history. Order: cluster id, brokers, each topic with
+    /// its partitions and configs, SCRAM credentials, ACLs (sorted), client quotas.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            records.push(MetadataRecord::ClusterId {
+                cluster_id: cluster_id.clone(),
+            });
+        }
+        records.extend(
+            self.brokers
+                .values()
+                .map(|b| MetadataRecord::RegisterBroker {
+                    broker_id: b.broker_id,
+                    host: b.host.clone(),
+                    port: b.port,
+                    rack: b.rack.clone(),
+                }),
+        );
+        for topic in self.topics_by_id.values() {
+            let topic_id = topic.topic_id;
+            records.push(MetadataRecord::Topic {
+                name: topic.name.clone(),
+                topic_id,
+            });
+            records.extend(topic.partitions.iter().map(|p| MetadataRecord::Partition {
+                topic_id,
+                partition: p.partition,
+                replicas: p.replicas.clone(),
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                isr: p.isr.clone(),
+            }));
+            records.extend(
+                topic
+                    .configs
+                    .iter()
+                    .map(|(key, value)| MetadataRecord::TopicConfig {
+                        topic_id,
+                        key: key.clone(),
+                        value: Some(value.clone()),
+                    }),
+            );
+        }
+        records.extend(self.scram_credentials.iter().map(|((user, mechanism), c)| {
+            MetadataRecord::UserScramCredential {
+                user: user.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                iterations: c.iterations,
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+            }
+        }));
+        records.extend(
+            self.acls
+                .all()
+                .into_iter()
+                .map(|acl| MetadataRecord::Acl { acl: acl.clone() }),
+        );
+        for (entity, values) in self.client_quotas.iter() {
+            records.extend(
+                values
+                    .iter()
+                    .map(|(key, value)| MetadataRecord::ClientQuota {
+                        entity: entity.clone(),
+                        key: key.clone(),
+                        value: Some(*value),
+                    }),
+            );
+        }
+        records
+    }
+
+    /// Rebuilds an image from [`MetadataImage::to_records`] output, at version
+    /// `last_offset` (the offset of the last record the snapshotted image had applied).
+    pub fn from_snapshot(
+        records: &[MetadataRecord],
+        last_offset: Option<u64>,
+    ) -> Result<Self, ImageError> {
+        let mut image = Self::empty();
+        for record in records {
+            image.apply(record)?;
+        }
+        image.last_offset = last_offset;
+        Ok(image)
+    }
+
     fn topic_mut(&mut self, topic_id: Uuid) -> Result<&mut Arc<TopicImage>, ImageError> {
         self.topics_by_id
             .get_mut(&topic_id)

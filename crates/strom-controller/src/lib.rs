@@ -56,6 +56,7 @@ mod ids;
 mod image;
 mod log;
 mod quorum;
+pub mod raft;
 mod record;
 mod topic_config;
 mod topic_name;
@@ -80,6 +81,7 @@ pub use log::{
     METADATA_LOG_DIR_NAME, METADATA_LOG_FILE_NAME,
 };
 pub use quorum::MetadataQuorum;
+pub use raft::{RaftQuorum, RaftQuorumConfig, RaftQuorumError};
 pub use record::MetadataRecord;
 pub use topic_config::{
     known_topic_config_names, validate_topic_config, validate_topic_config_key,

@@ -78,7 +78,7 @@ pub enum MetadataRecord {
 
 /// Uuids as their hyphenated text form, so the log stays readable with `jq` and does not
 /// depend on the `uuid` crate's serde feature.
-mod uuid_text {
+pub(crate) mod uuid_text {
     use serde::{Deserialize, Deserializer, Serializer};
     use uuid::Uuid;
 

@@ -1,0 +1,565 @@
+//! [`RaftQuorum`]: the replicated metadata quorum as the broker will use it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::controller::{
+    Controller, CreatePartitions, CreatePartitionsResult, CreateTopic, CreateTopicResult, Decision,
+    DeleteTopicResult, TopicDefaults, TopicRef,
+};
+use crate::ids::{IdGenerator, RandomIds};
+use crate::image::MetadataImage;
+use crate::log::{METADATA_ENTRY_BYTES_MAX, METADATA_LOG_DIR_NAME};
+use crate::raft::error::RaftQuorumError;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::PeerNetworkFactory;
+use crate::raft::server::{serve, stopped};
+use crate::raft::state_machine::StateMachine;
+use crate::raft::types::{
+    kafka_node_id, raft_node_id, EntryOutcome, MetadataProposal, Raft, RaftNodeId, Voter,
+};
+use crate::record::MetadataRecord;
+
+/// Directory of the raft files inside [`METADATA_LOG_DIR_NAME`].
+pub const RAFT_DIR_NAME: &str = "raft";
+/// Default interval of leader heartbeats (also openraft's AppendEntries deadline).
+pub const RAFT_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 200;
+/// Default lower bound of the randomized election timeout (Kafka's
+/// `controller.quorum.election.timeout.ms` is 1000).
+pub const RAFT_ELECTION_TIMEOUT_MIN_MS_DEFAULT: u64 = 1000;
+/// Default upper bound of the randomized election timeout.
+pub const RAFT_ELECTION_TIMEOUT_MAX_MS_DEFAULT: u64 = 2000;
+/// Default number of entries after which a snapshot is taken.
+pub const RAFT_SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 1000;
+/// Default number of entries kept in the log behind a snapshot, so a briefly lagging
+/// follower catches up from the log instead of receiving the whole snapshot.
+pub const RAFT_ENTRIES_KEPT_AFTER_SNAPSHOT_DEFAULT: u64 = 100;
+/// Default longest wait for a proposal to commit (or for leadership to be confirmed).
+pub const RAFT_PROPOSE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Size of one InstallSnapshot chunk. Its JSON (bytes as numbers, up to 4 characters each)
+/// stays far below [`super::RAFT_FRAME_BYTES_MAX`].
+pub const RAFT_SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+/// Longest wait for a whole snapshot chunk to be sent and installed.
+pub const RAFT_INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
+/// Pause between attempts of the new leader to write the cluster id.
+const BOOTSTRAP_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Where a node keeps its raft files: `<data_dir>/__cluster_metadata-0/raft/`.
+pub fn raft_directory(data_dir: &Path) -> PathBuf {
+    data_dir.join(METADATA_LOG_DIR_NAME).join(RAFT_DIR_NAME)
+}
+
+/// How to start one controller voter. [`RaftQuorumConfig::new`] fills in the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftQuorumConfig {
+    /// This node's id; must be one of `voters`.
+    pub node_id: i32,
+    /// Every voter of the quorum (`controller.quorum.voters`, see [`super::parse_voters`]).
+    pub voters: Vec<Voter>,
+    /// The node's data directory; raft files go to [`raft_directory`].
+    pub data_dir: PathBuf,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Take a snapshot of the image after this many entries since the last one.
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind the latest snapshot (0: purge up to it).
+    pub entries_kept_after_snapshot: u64,
+    pub propose_timeout_ms: u64,
+}
+
+impl RaftQuorumConfig {
+    pub fn new(node_id: i32, voters: Vec<Voter>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            node_id,
+            voters,
+            data_dir: data_dir.into(),
+            heartbeat_interval_ms: RAFT_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            election_timeout_min_ms: RAFT_ELECTION_TIMEOUT_MIN_MS_DEFAULT,
+            election_timeout_max_ms: RAFT_ELECTION_TIMEOUT_MAX_MS_DEFAULT,
+            snapshot_every_entries: RAFT_SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+            entries_kept_after_snapshot: RAFT_ENTRIES_KEPT_AFTER_SNAPSHOT_DEFAULT,
+            propose_timeout_ms: RAFT_PROPOSE_TIMEOUT_MS_DEFAULT,
+        }
+    }
+
+    /// This node's voter entry.
+    fn own_voter(&self) -> Result<&Voter, RaftQuorumError> {
+        self.voters
+            .iter()
+            .find(|voter| voter.node_id == self.node_id)
+            .ok_or_else(|| RaftQuorumError::NotAVoter {
+                node_id: self.node_id,
+                voters: self.voters.iter().map(|v| v.node_id).collect(),
+            })
+    }
+
+    fn openraft_config(&self) -> Result<openraft::Config, RaftQuorumError> {
+        let invalid = |key, reason: String| RaftQuorumError::InvalidConfig { key, reason };
+        if self.snapshot_every_entries == 0 {
+            return Err(invalid(
+                "snapshot_every_entries",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.propose_timeout_ms == 0 {
+            return Err(invalid("propose_timeout_ms", "must be at least 1".into()));
+        }
+        if self.voters.iter().any(|v| v.node_id < 0) {
+            return Err(invalid("voters", "node ids must not be negative".into()));
+        }
+        openraft::Config {
+            cluster_name: "strom-controller".to_string(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            install_snapshot_timeout: RAFT_INSTALL_SNAPSHOT_TIMEOUT_MS,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
+            snapshot_max_chunk_size: RAFT_SNAPSHOT_CHUNK_BYTES,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|error| {
+            invalid(
+                "heartbeat_interval_ms/election_timeout_min_ms/election_timeout_max_ms",
+                error.to_string(),
+            )
+        })
+    }
+}
+
+/// One voter of the replicated controller quorum: the Raft node, its TCP server, the
+/// metadata image its state machine builds, and the controller decisions run on the leader.
+///
+/// Cheap to share behind an `Arc`; every method takes `&self`. Call
+/// [`RaftQuorum::shutdown`] to stop it; dropping it without stops it in the background.
+pub struct RaftQuorum {
+    shared: Arc<Shared>,
+    local_address: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    node_id: i32,
+    raft: Raft,
+    /// The decision logic; the lock also serializes this node's proposals, so each
+    /// decision sees the image with every earlier proposal of this node applied.
+    controller: Mutex<Controller>,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    propose_timeout: Duration,
+}
+
+impl std::fmt::Debug for RaftQuorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftQuorum")
+            .field("node_id", &self.shared.node_id)
+            .field("local_address", &self.local_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftQuorum {
+    /// Starts this voter: binds its address from the voter list, opens (or creates) its
+    /// raft files, and on a fresh directory initializes the cluster membership to
+    /// `voters`. Every voter of a new cluster does so with the same list, which is safe,
+    /// so the voters may start in any order. Topic and cluster ids are random.
+    pub async fn start(config: RaftQuorumConfig) -> Result<Self, RaftQuorumError> {
+        let address = config.own_voter()?.address();
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| RaftQuorumError::Bind { address, source })?;
+        Self::start_with_listener(config, listener, Box::new(RandomIds)).await
+    }
+
+    /// [`RaftQuorum::start`] on an already bound listener (tests bind ephemeral ports
+    /// first) with an injected id generator.
+    pub async fn start_with_listener(
+        config: RaftQuorumConfig,
+        listener: TcpListener,
+        ids: Box<dyn IdGenerator>,
+    ) -> Result<Self, RaftQuorumError> {
+        config.own_voter()?;
+        let raft_config = Arc::new(config.openraft_config()?);
+        let directory = raft_directory(&config.data_dir);
+        let log_store = LogStore::open(&directory)?;
+        let (images_sender, images) = watch::channel(Arc::new(MetadataImage::empty()));
+        let state_machine = StateMachine::open(&directory, Arc::new(images_sender))?;
+        let local_id = raft_node_id(config.node_id);
+        let addresses: BTreeMap<RaftNodeId, String> = config
+            .voters
+            .iter()
+            .map(|voter| (raft_node_id(voter.node_id), voter.address()))
+            .collect();
+        let network = PeerNetworkFactory {
+            local_id,
+            addresses: Arc::new(addresses.clone()),
+        };
+        let raft = Raft::new(local_id, raft_config, network, log_store, state_machine)
+            .await
+            .map_err(RaftQuorumError::Stopped)?;
+        let local_address = listener
+            .local_addr()
+            .map_err(|source| RaftQuorumError::Bind {
+                address: "the given listener".to_string(),
+                source,
+            })?;
+        let (stop, stop_signal) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, raft.clone(), stop_signal.clone()));
+        let shared = Arc::new(Shared {
+            node_id: config.node_id,
+            raft,
+            controller: Mutex::new(Controller::new(config.node_id, ids)),
+            images,
+            propose_timeout: Duration::from_millis(config.propose_timeout_ms),
+        });
+        let mut quorum = Self {
+            shared: Arc::clone(&shared),
+            local_address,
+            stop,
+            tasks: vec![server],
+        };
+        if let Err(error) = quorum.initialize_membership(addresses).await {
+            quorum.stop_tasks().await;
+            return Err(error);
+        }
+        quorum
+            .tasks
+            .push(tokio::spawn(leader_duties(shared, stop_signal)));
+        tracing::info!(
+            node_id = config.node_id,
+            %local_address,
+            voters = ?config.voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "controller quorum voter started"
+        );
+        Ok(quorum)
+    }
+
+    async fn initialize_membership(
+        &self,
+        addresses: BTreeMap<RaftNodeId, String>,
+    ) -> Result<(), RaftQuorumError> {
+        let raft = &self.shared.raft;
+        if raft
+            .is_initialized()
+            .await
+            .map_err(RaftQuorumError::Stopped)?
+        {
+            return Ok(());
+        }
+        let members: BTreeMap<RaftNodeId, BasicNode> = addresses
+            .into_iter()
+            .map(|(id, address)| (id, BasicNode::new(address)))
+            .collect();
+        match raft.initialize(members).await {
+            Ok(()) => {
+                tracing::info!(
+                    node_id = self.shared.node_id,
+                    "initialized the controller quorum membership"
+                );
+                Ok(())
+            }
+            // A leader's entries arrived first: the cluster is already formed.
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(RaftError::APIError(error)) => Err(RaftQuorumError::Initialize(error)),
+            Err(RaftError::Fatal(fatal)) => Err(RaftQuorumError::Stopped(fatal)),
+        }
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.shared.node_id
+    }
+
+    /// The address the raft listener is bound to.
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// The current image: everything committed and applied on this node. Cheap.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.shared.image()
+    }
+
+    /// Image updates: a new `Arc<MetadataImage>` each time committed entries are applied
+    /// (or a snapshot is installed).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.shared.images.clone()
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn leader(&self) -> Option<i32> {
+        self.shared
+            .raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(kafka_node_id)
+    }
+
+    /// The Raft term this node is in.
+    pub fn current_term(&self) -> u64 {
+        self.shared.raft.metrics().borrow().current_term
+    }
+
+    /// Waits until this node knows a leader; `None` after `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<i32> {
+        let mut metrics = self.shared.raft.metrics();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = metrics.borrow_and_update().current_leader {
+                return Some(kafka_node_id(leader));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Appends `records` as one entry and returns its Raft log index once it is committed
+    /// and applied here (so [`RaftQuorum::image`] has it). Only the leader accepts
+    /// proposals: elsewhere this fails with [`RaftQuorumError::NotLeader`] naming the
+    /// leader. The records are not checked against the image first; if one does not fit
+    /// when applied, no record of the entry is applied, on any voter, and this fails with
+    /// [`RaftQuorumError::Rejected`].
+    pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, RaftQuorumError> {
+        let _serialized = self.shared.controller.lock().await;
+        self.shared.propose(records).await
+    }
+
+    /// CreateTopics, decided by [`Controller::create_topics`] against this leader's image
+    /// and answered once the new topics are committed.
+    pub async fn create_topics(
+        &self,
+        requests: &[CreateTopic],
+        validate_only: bool,
+        defaults: &TopicDefaults,
+    ) -> Result<Vec<CreateTopicResult>, RaftQuorumError> {
+        self.shared
+            .decide(|controller, image| {
+                controller.create_topics(image, requests, validate_only, defaults)
+            })
+            .await
+    }
+
+    /// DeleteTopics, decided by [`Controller::delete_topics`].
+    pub async fn delete_topics(
+        &self,
+        topics: &[TopicRef],
+    ) -> Result<Vec<DeleteTopicResult>, RaftQuorumError> {
+        self.shared
+            .decide(|controller, image| controller.delete_topics(image, topics))
+            .await
+    }
+
+    /// CreatePartitions, decided by [`Controller::create_partitions`].
+    pub async fn create_partitions(
+        &self,
+        requests: &[CreatePartitions],
+        validate_only: bool,
+    ) -> Result<Vec<CreatePartitionsResult>, RaftQuorumError> {
+        self.shared
+            .decide(|controller, image| {
+                controller.create_partitions(image, requests, validate_only)
+            })
+            .await
+    }
+
+    /// Registers broker `broker_id` at `host:port` (nothing is written when the image
+    /// already has exactly this registration). Liveness, heartbeats and fencing are not
+    /// implemented yet: a registered broker stays registered.
+    pub async fn register_broker(
+        &self,
+        broker_id: i32,
+        host: &str,
+        port: u16,
+        rack: Option<&str>,
+    ) -> Result<(), RaftQuorumError> {
+        self.shared
+            .decide(|controller, image| Decision {
+                records: controller
+                    .register_broker(image, broker_id, host, port, rack)
+                    .into_iter()
+                    .collect(),
+                response: (),
+            })
+            .await
+    }
+
+    /// Stops the voter: the TCP server, the leader's background work and the Raft node,
+    /// which releases the raft files. Peers see it as down.
+    pub async fn shutdown(mut self) -> Result<(), RaftQuorumError> {
+        self.stop_tasks().await;
+        let result = self.shared.raft.shutdown().await;
+        tracing::info!(
+            node_id = self.shared.node_id,
+            "controller quorum voter stopped"
+        );
+        if let Err(error) = result {
+            tracing::warn!(%error, "the raft core task ended abnormally");
+        }
+        Ok(())
+    }
+
+    async fn stop_tasks(&mut self) {
+        self.stop.send_replace(true);
+        for task in self.tasks.drain(..) {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a controller quorum task ended abnormally");
+            }
+        }
+    }
+}
+
+impl Drop for RaftQuorum {
+    fn drop(&mut self) {
+        if self.tasks.is_empty() {
+            return; // shut down already
+        }
+        self.stop.send_replace(true);
+        let raft = self.shared.raft.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = raft.shutdown().await;
+            });
+        }
+    }
+}
+
+impl Shared {
+    fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.images.borrow())
+    }
+
+    /// Runs a controller decision on the leader against an image that has everything
+    /// committed before (a linearizable read), proposes its records (preceded by the
+    /// cluster id when the log has none yet) and answers once they are applied.
+    async fn decide<T>(
+        &self,
+        decide: impl FnOnce(&mut Controller, &MetadataImage) -> Decision<T>,
+    ) -> Result<T, RaftQuorumError> {
+        let mut controller = self.controller.lock().await;
+        self.ensure_linearizable().await?;
+        let image = self.image();
+        let mut records: Vec<MetadataRecord> =
+            controller.cluster_id_record(&image).into_iter().collect();
+        let decision = decide(&mut controller, &image);
+        records.extend(decision.records);
+        if !records.is_empty() {
+            self.propose(records).await?;
+        }
+        Ok(decision.response)
+    }
+
+    /// Waits until this node is confirmed leader by a quorum and has applied everything
+    /// committed before now.
+    async fn ensure_linearizable(&self) -> Result<(), RaftQuorumError> {
+        let confirmed = tokio::time::timeout(self.propose_timeout, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| self.timeout("confirming leadership"))?;
+        match confirmed {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                Err(RaftQuorumError::NotLeader {
+                    leader: forward.leader_id.map(kafka_node_id),
+                })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(RaftQuorumError::NoQuorum)
+            }
+            Err(RaftError::Fatal(fatal)) => Err(RaftQuorumError::Stopped(fatal)),
+        }
+    }
+
+    /// Proposes `records`; the caller holds the controller lock.
+    async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, RaftQuorumError> {
+        if records.is_empty() {
+            return Err(RaftQuorumError::EmptyProposal);
+        }
+        let entry_bytes = serde_json::to_vec(&records)
+            .map_err(RaftQuorumError::Encode)?
+            .len();
+        if entry_bytes > METADATA_ENTRY_BYTES_MAX {
+            return Err(RaftQuorumError::ProposalTooLarge {
+                entry_bytes,
+                limit_bytes: METADATA_ENTRY_BYTES_MAX,
+            });
+        }
+        let write = self.raft.client_write(MetadataProposal { records });
+        let written = tokio::time::timeout(self.propose_timeout, write)
+            .await
+            .map_err(|_| self.timeout("committing a proposal"))?;
+        let response = match written {
+            Ok(response) => response,
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                return Err(RaftQuorumError::NotLeader {
+                    leader: forward.leader_id.map(kafka_node_id),
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error))) => {
+                return Err(RaftQuorumError::MembershipChange(error))
+            }
+            Err(RaftError::Fatal(fatal)) => return Err(RaftQuorumError::Stopped(fatal)),
+        };
+        let index = response.log_id.index;
+        match response.data {
+            EntryOutcome::Applied { .. } | EntryOutcome::NoRecords => Ok(index),
+            EntryOutcome::Rejected { offset, reason } => Err(RaftQuorumError::Rejected {
+                index,
+                offset,
+                reason,
+            }),
+        }
+    }
+
+    fn timeout(&self, operation: &'static str) -> RaftQuorumError {
+        RaftQuorumError::Timeout {
+            operation,
+            timeout_ms: u64::try_from(self.propose_timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// The leader's background work: write the cluster id into a new log as soon as this node
+/// leads, so the image has one before any broker asks.
+async fn leader_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<bool>) {
+    let mut metrics = shared.raft.metrics();
+    loop {
+        let leading = metrics.borrow_and_update().state == ServerState::Leader;
+        let mut retry = false;
+        if leading && shared.image().cluster_id().is_none() {
+            match shared
+                .decide(|_, _| Decision {
+                    records: Vec::new(),
+                    response: (),
+                })
+                .await
+            {
+                Ok(()) => tracing::info!(
+                    cluster_id = shared.image().cluster_id().unwrap_or("?"),
+                    "wrote the cluster id of a new controller quorum"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "could not write the cluster id yet; retrying");
+                    retry = true;
+                }
+            }
+        }
+        tokio::select! {
+            () = stopped(&mut stop_signal) => return,
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(BOOTSTRAP_RETRY_INTERVAL), if retry => {}
+        }
+    }
+}
