@@ -13,3 +13,4 @@ mod retention;
 mod segments;
 mod timestamps;
 mod transactions;
+mod transactions_compaction;
