@@ -325,9 +325,10 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     /// The segment became active again (truncation): load every entry into memory.
-    pub fn load_into_memory(&mut self) -> Result<(), StorageError> {
+    /// Returns whether damaged entries were discarded instead.
+    pub fn load_into_memory(&mut self) -> Result<bool, StorageError> {
         let Residence::Disk { count, .. } = self.residence else {
-            return Ok(());
+            return Ok(false);
         };
         let mut bytes = vec![0u8; count * E::BYTES];
         self.file
@@ -339,14 +340,15 @@ impl<E: IndexEntry> SparseIndex<E> {
             .any(|pair| !E::ordered(&pair[0], &pair[1]))
         {
             // Only damage can do this. An empty sparse index is always correct (lookups
-            // scan from the segment start); appends refill it.
+            // scan from the segment start); appends refill it. A `.txnindex` is not
+            // sparse: its owner has it rebuilt.
             tracing::warn!(index = %self.path.display(), "index entries out of order; discarding them");
             self.file.set_len(0).map_err(StorageError::io(&self.path))?;
             self.residence = Residence::Memory(Vec::new());
-            return Ok(());
+            return Ok(true);
         }
         self.residence = Residence::Memory(entries);
-        Ok(())
+        Ok(false)
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {

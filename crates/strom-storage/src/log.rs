@@ -335,6 +335,10 @@ impl PartitionLog {
             assert_eq!(base, segment.base_offset());
             assert!(base >= previous_next, "segments overlap at {base}");
             assert!(segment.next_offset() >= base);
+            assert!(
+                !segment.txn_index_needs_rebuild(),
+                "the txnindex of segment {base} was left unrebuilt"
+            );
             previous_next = segment.next_offset();
         }
         assert!(self.log_start_offset <= self.log_end_offset());

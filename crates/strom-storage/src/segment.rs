@@ -258,7 +258,12 @@ impl Segment {
         if active {
             self.offset_index.load_into_memory()?;
             self.time_index.load_into_memory()?;
-            self.txn_index.load_into_memory()
+            if self.txn_index.load_into_memory()? {
+                // Every caller replays the log afterwards (open, truncation), which
+                // refills it.
+                self.txn_index_rebuild = true;
+            }
+            Ok(())
         } else {
             self.offset_index.release_to_disk();
             self.time_index.release_to_disk();
