@@ -306,6 +306,12 @@ impl RaftQuorum {
             .map(kafka_node_id)
     }
 
+    /// Whether this node is the leader now (as far as it knows; a deposed leader learns it
+    /// at its next contact with the quorum).
+    pub fn is_leader(&self) -> bool {
+        self.shared.raft.metrics().borrow().state == ServerState::Leader
+    }
+
     /// The Raft term this node is in.
     pub fn current_term(&self) -> u64 {
         self.shared.raft.metrics().borrow().current_term
