@@ -87,6 +87,8 @@ pub enum FrameDefect {
     BadPayload,
     #[error("the payload does not decode as the file's JSON type")]
     Undecodable,
+    #[error("the file holds {found} frames where {expected} belong")]
+    FrameCount { found: usize, expected: usize },
 }
 
 /// A record that does not fit the image it is applied to. Records the controller writes

@@ -128,7 +128,7 @@ fn decode_frame<T: DeserializeOwned>(
 
 /// Reads a file written whole by [`replace_file`]: `Ok(None)` when it does not exist.
 /// A defect is corruption (such files are never torn).
-pub(crate) fn read_whole_file<T: DeserializeOwned>(
+fn read_whole_file<T: DeserializeOwned>(
     path: &Path,
     limit_bytes: usize,
 ) -> Result<Option<Vec<T>>, RaftQuorumError> {
@@ -146,6 +146,28 @@ pub(crate) fn read_whole_file<T: DeserializeOwned>(
         });
     }
     Ok(Some(scan.frames.into_iter().map(|(_, v)| v).collect()))
+}
+
+/// Reads a file of exactly one frame written by [`replace_file`] (a vote, a snapshot):
+/// `Ok(None)` when it does not exist.
+pub(crate) fn read_single_frame_file<T: DeserializeOwned>(
+    path: &Path,
+    limit_bytes: usize,
+) -> Result<Option<T>, RaftQuorumError> {
+    let Some(mut frames) = read_whole_file::<T>(path, limit_bytes)? else {
+        return Ok(None);
+    };
+    if frames.len() != 1 {
+        return Err(RaftQuorumError::CorruptFile {
+            path: path.to_path_buf(),
+            position: 0,
+            reason: FrameDefect::FrameCount {
+                found: frames.len(),
+                expected: 1,
+            },
+        });
+    }
+    Ok(frames.pop())
 }
 
 /// Replaces `path` with `contents` atomically and durably: a crash leaves either the old

@@ -40,7 +40,7 @@ use openraft::{AnyError, ErrorSubject, ErrorVerb, LogState, RaftLogReader, Stora
 use serde::{Deserialize, Serialize};
 
 use crate::raft::disk::{
-    create_directory, encode_frame, io_error, read_whole_file, replace_file, scan_frames,
+    create_directory, encode_frame, io_error, read_single_frame_file, replace_file, scan_frames,
     sync_directory, temp_path,
 };
 use crate::raft::error::RaftQuorumError;
@@ -104,20 +104,7 @@ impl LogStore {
                 std::fs::remove_file(&temp).map_err(io_error("remove", &temp))?;
             }
         }
-        let vote = match read_whole_file::<Vote>(&vote_path, RAFT_VOTE_FRAME_BYTES_MAX)? {
-            None => None,
-            Some(mut votes) if votes.len() == 1 => votes.pop(),
-            Some(votes) => {
-                return Err(RaftQuorumError::CorruptFile {
-                    path: vote_path,
-                    position: 0,
-                    reason: crate::FrameDefect::BadLength {
-                        declared_bytes: u32::try_from(votes.len()).unwrap_or(u32::MAX),
-                        limit_bytes: 1,
-                    },
-                })
-            }
-        };
+        let vote = read_single_frame_file::<Vote>(&vote_path, RAFT_VOTE_FRAME_BYTES_MAX)?;
         let existed = log_path.exists();
         let file = OpenOptions::new()
             .read(true)

@@ -71,7 +71,8 @@ pub(crate) struct PeerConnection {
 enum CallFailure {
     Unreachable(RaftQuorumError),
     TimedOut(Duration),
-    RequestTooLarge,
+    /// The request does not fit in one frame (a [`RaftQuorumError::FrameSize`]).
+    RequestTooLarge(RaftQuorumError),
     Failed(RaftQuorumError),
 }
 
@@ -85,7 +86,9 @@ impl PeerConnection {
     ) -> Result<Resp, CallFailure> {
         let frame = match encode_frame(kind, false, request) {
             Ok(frame) => frame,
-            Err(RaftQuorumError::FrameSize { .. }) => return Err(CallFailure::RequestTooLarge),
+            Err(error @ RaftQuorumError::FrameSize { .. }) => {
+                return Err(CallFailure::RequestTooLarge(error))
+            }
             Err(error) => return Err(CallFailure::Failed(error)),
         };
         let timeout = option.hard_ttl().min(RAFT_RPC_TIMEOUT_MAX);
@@ -152,14 +155,7 @@ impl PeerConnection {
                 target: self.target,
                 timeout,
             }),
-            CallFailure::RequestTooLarge | CallFailure::Failed(_) => {
-                let error = match failure {
-                    CallFailure::Failed(error) => error,
-                    _ => RaftQuorumError::FrameSize {
-                        declared_bytes: u64::MAX,
-                        limit_bytes: crate::raft::wire::RAFT_FRAME_BYTES_MAX,
-                    },
-                };
+            CallFailure::RequestTooLarge(error) | CallFailure::Failed(error) => {
                 tracing::debug!(peer = %self.address, %error, "raft RPC failed");
                 RPCError::Network(NetworkError::new(&error))
             }
@@ -187,7 +183,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let answer: Result<AppendEntriesResponse<RaftNodeId>, RaftError<RaftNodeId>> =
             match self.call(FrameKind::AppendEntries, &rpc, &option).await {
                 Ok(answer) => answer,
-                Err(CallFailure::RequestTooLarge) if entries > 1 => {
+                Err(CallFailure::RequestTooLarge(_)) if entries > 1 => {
                     return Err(RPCError::PayloadTooLarge(
                         PayloadTooLarge::new_entries_hint(entries / 2),
                     ))

@@ -405,17 +405,15 @@ impl RaftQuorum {
 
     /// Stops the voter: the TCP server, the leader's background work and the Raft node,
     /// which releases the raft files. Peers see it as down.
-    pub async fn shutdown(mut self) -> Result<(), RaftQuorumError> {
+    pub async fn shutdown(mut self) {
         self.stop_tasks().await;
-        let result = self.shared.raft.shutdown().await;
+        if let Err(error) = self.shared.raft.shutdown().await {
+            tracing::warn!(%error, "the raft core task ended abnormally");
+        }
         tracing::info!(
             node_id = self.shared.node_id,
             "controller quorum voter stopped"
         );
-        if let Err(error) = result {
-            tracing::warn!(%error, "the raft core task ended abnormally");
-        }
-        Ok(())
     }
 
     async fn stop_tasks(&mut self) {

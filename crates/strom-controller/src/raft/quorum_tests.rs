@@ -198,7 +198,7 @@ async fn given_three_voters_when_started_in_any_order_should_elect_one_leader_an
     .await;
     assert_eq!(image.cluster_id(), Some(cluster_id.as_str()));
     for node in nodes {
-        node.shutdown().await.unwrap();
+        node.shutdown().await;
     }
 }
 
@@ -230,7 +230,7 @@ async fn given_leader_killed_when_voters_continue_should_elect_higher_term_and_o
         .position(|n| n.node_id() == old_leader_id)
         .unwrap();
     let killed_at = Instant::now();
-    nodes.remove(position).shutdown().await.unwrap();
+    nodes.remove(position).shutdown().await;
 
     let survivors: Vec<&RaftQuorum> = nodes.iter().collect();
     let new_leader_id = agreed_leader(&survivors).await;
@@ -262,7 +262,7 @@ async fn given_leader_killed_when_voters_continue_should_elect_higher_term_and_o
     assert_eq!(image.topic_count(), 2);
     assert_eq!(agreed_leader(&refs).await, new_leader_id);
     for node in nodes {
-        node.shutdown().await.unwrap();
+        node.shutdown().await;
     }
 }
 
@@ -306,7 +306,7 @@ async fn given_snapshots_when_all_voters_restart_should_keep_metadata_without_fu
         .await;
     }
     for node in nodes.drain(..) {
-        node.shutdown().await.unwrap();
+        node.shutdown().await;
     }
     // The log no longer starts at the beginning: restart cannot replay all history.
     for dir in &dirs {
@@ -328,7 +328,7 @@ async fn given_snapshots_when_all_voters_restart_should_keep_metadata_without_fu
     let after = converged(&refs, "the image before the restart", |i| *i == *before).await;
     assert_eq!(after.cluster_id(), before.cluster_id());
     for node in nodes {
-        node.shutdown().await.unwrap();
+        node.shutdown().await;
     }
 }
 
@@ -349,7 +349,7 @@ async fn given_single_voter_when_started_and_restarted_should_lead_and_keep_meta
     let mut updates = node.subscribe();
     assert!(updates.borrow_and_update().topic("solo").is_some());
     let before = node.image();
-    node.shutdown().await.unwrap();
+    node.shutdown().await;
 
     let node = RaftQuorum::start(test_config(1, &voters, dir.path()))
         .await
@@ -357,7 +357,7 @@ async fn given_single_voter_when_started_and_restarted_should_lead_and_keep_meta
     assert_eq!(node.wait_for_leader(CLUSTER_WAIT).await, Some(1));
     let after = converged(&[&node], "the image before the restart", |i| *i == *before).await;
     assert_eq!(after.topic("solo").unwrap().partition_count(), 4);
-    node.shutdown().await.unwrap();
+    node.shutdown().await;
 }
 
 /// Sends `bytes` on a fresh connection and expects the node to close it.
@@ -400,6 +400,22 @@ async fn given_malformed_frames_when_sent_to_raft_listener_should_close_connecti
     wrong_shape[3] = 5;
     assert_closed_after(address, &wrong_shape).await;
 
+    // A well-formed snapshot chunk that would grow the snapshot past its limit.
+    let chunk = openraft::raft::InstallSnapshotRequest::<crate::raft::types::TypeConfig> {
+        vote: openraft::Vote::new(1, 2),
+        meta: Default::default(),
+        offset: RAFT_SNAPSHOT_BYTES_MAX as u64,
+        data: vec![0],
+        done: false,
+    };
+    let frame = crate::raft::wire::encode_frame(
+        crate::raft::wire::FrameKind::InstallSnapshot,
+        false,
+        &chunk,
+    )
+    .unwrap();
+    assert_closed_after(address, &frame).await;
+
     // Still a working leader.
     register_all(&node, &voters).await;
     let results = node
@@ -407,7 +423,7 @@ async fn given_malformed_frames_when_sent_to_raft_listener_should_close_connecti
         .await
         .unwrap();
     assert!(results[0].error.is_none(), "{results:?}");
-    node.shutdown().await.unwrap();
+    node.shutdown().await;
 }
 
 #[tokio::test]

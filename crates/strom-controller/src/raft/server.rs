@@ -2,20 +2,23 @@
 //! request frame to the local Raft node.
 //!
 //! Hostile or broken input (a frame outside the size bounds, another wire version, an
-//! unknown kind, a payload that does not decode, a peer that stalls mid-frame) closes
+//! unknown kind, a payload that does not decode, a snapshot growing past
+//! [`RAFT_SNAPSHOT_BYTES_MAX`], a peer that stalls mid-frame) closes
 //! that connection with a warning; nothing panics and nothing else is affected. The
 //! number of connections is capped; one over the cap is closed at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::raft::InstallSnapshotRequest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::raft::error::RaftQuorumError;
-use crate::raft::types::Raft;
+use crate::raft::state_machine::RAFT_SNAPSHOT_BYTES_MAX;
+use crate::raft::types::{Raft, TypeConfig};
 use crate::raft::wire::{decode_payload, encode_frame, read_frame, write_frame, FrameKind};
 
 /// Most raft connections served at once (a voter opens one to each peer; the rest is slack
@@ -111,11 +114,18 @@ async fn serve_connection(
             FrameKind::Vote => {
                 encode_frame(kind, true, &raft.vote(decode_payload(&payload)?).await)?
             }
-            FrameKind::InstallSnapshot => encode_frame(
-                kind,
-                true,
-                &raft.install_snapshot(decode_payload(&payload)?).await,
-            )?,
+            FrameKind::InstallSnapshot => {
+                let chunk: InstallSnapshotRequest<TypeConfig> = decode_payload(&payload)?;
+                // Chunks accumulate in memory until the last one: bound the total.
+                let snapshot_bytes = chunk.offset.saturating_add(chunk.data.len() as u64);
+                if snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX as u64 {
+                    return Err(RaftQuorumError::FrameSize {
+                        declared_bytes: snapshot_bytes,
+                        limit_bytes: RAFT_SNAPSHOT_BYTES_MAX,
+                    });
+                }
+                encode_frame(kind, true, &raft.install_snapshot(chunk).await)?
+            }
         };
         tokio::time::timeout(
             RAFT_FRAME_IO_TIMEOUT,

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::image::MetadataImage;
-use crate::raft::disk::{encode_frame, io_error, read_whole_file, replace_file, temp_path};
+use crate::raft::disk::{encode_frame, io_error, read_single_frame_file, replace_file, temp_path};
 use crate::raft::error::RaftQuorumError;
 use crate::raft::types::{
     Entry, EntryOutcome, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -96,8 +96,8 @@ impl StateMachine {
             current: None,
             snapshots_built: 0,
         };
-        let files = read_whole_file::<SnapshotFile>(&snapshot_path, RAFT_SNAPSHOT_BYTES_MAX)?;
-        if let Some(file) = files.and_then(|mut frames| frames.pop()) {
+        let file = read_single_frame_file::<SnapshotFile>(&snapshot_path, RAFT_SNAPSHOT_BYTES_MAX)?;
+        if let Some(file) = file {
             let image = MetadataImage::from_snapshot(&file.data.records, file.data.last_offset)
                 .map_err(|source| RaftQuorumError::BadSnapshot {
                     path: snapshot_path.clone(),
