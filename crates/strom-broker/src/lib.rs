@@ -3,7 +3,9 @@
 //! Owns: the listener and connections ([`server`], [`connection`]), request routing with one
 //! file per Kafka API ([`handlers`]), the partitions this broker hosts ([`partition`]), the
 //! broker config ([`config`]), and the fetch response encoding that serves records straight
-//! from segment files ([`fetch_encoding`]), and the group coordinator ([`group`]), and the
+//! from segment files ([`fetch_encoding`]), the group coordinator ([`group`]), the
+//! transaction coordinator ([`txn`]) and the internal topics both keep their state in
+//! ([`internal_topics`]), and the
 //! HTTP endpoint for health, Prometheus metrics and the web console ([`http`], [`metrics`]),
 //! and the ACL authoriser and client quotas applied around the handlers ([`authz`],
 //! [`quota`]).
