@@ -10,23 +10,63 @@
 //! - The **controller's decisions** ([`Controller`]): validating CreateTopics,
 //!   DeleteTopics, CreatePartitions and topic-config changes with Kafka's rules and error
 //!   codes, and placing replicas. It is a plain struct that returns records and results;
-//!   [`MetadataQuorum`] does the I/O (append durably, then publish the new image).
+//!   [`MetadataQuorum`] (one voter) or [`RaftQuorum`] (replicated) does the I/O.
+//! - The **replicated controller quorum** ([`raft`], [`RaftQuorum`]): the metadata log
+//!   replicated with Raft between 1, 3 or 5 controller voters over TCP; each voter's
+//!   durable Raft log, vote and snapshots; the state machine that applies committed
+//!   entries to the image with [`MetadataImage::apply_entry`] and publishes each new
+//!   image on a watch channel ([`RaftQuorum::subscribe`]); the voter list
+//!   (`controller.quorum.voters`, [`raft::parse_voters`]). On the leader, [`RaftQuorum`]
+//!   runs the same [`Controller`] decisions against a linearizable image, proposes their
+//!   records and answers once they are committed and applied.
 //!
 //! # What it must not do
 //!
-//! Serve client data: no sockets, no partition logs, no record batches. Kafka request
-//! decoding and error-code mapping onto the wire belong to the broker; the broker calls
-//! [`MetadataQuorum`] and reads the image.
+//! Serve client data: no partition logs, no record batches, no Kafka listener. Its only
+//! sockets are the controller voters' Raft transport. Kafka request decoding and
+//! error-code mapping onto the wire belong to the broker; the broker calls
+//! [`MetadataQuorum`] or [`RaftQuorum`] and reads the image.
 //!
-//! # Why a JSON + CRC32C file, for now
+//! # Why a JSON + CRC32C file
 //!
 //! Metadata is small and changes rarely (a topic creation, not a produce), so each change
 //! is one fsynced frame of human-readable JSON guarded by a CRC32C; a torn last frame is
 //! truncated on open. Parse cost and size do not matter at this rate, and being able to
-//! read the log with `jq` does. There is one voter today; a later change replicates the
-//! same entries with Raft (openraft) behind the same [`MetadataLogStore`] contract
-//! ("durable before returning", "no holes", atomic entries), and adds snapshots so
-//! replay does not grow with history.
+//! read the log with `jq` does. The single-voter [`MetadataQuorum`] keeps its log in
+//! `metadata.log` behind the narrow [`MetadataLogStore`] contract ("durable before
+//! returning", "no holes", atomic entries); the Raft log keeps the same promises in the
+//! same kind of frames.
+//!
+//! # Why openraft (0.9)
+//!
+//! Consensus is not something to write again: openraft is a maintained, widely used Raft
+//! (Databend and others run it) whose storage traits are narrow and state their contract,
+//! which ships a storage test suite our stores pass (`raft::log_store` tests), and which
+//! leaves transport and storage to us, so the files stay CRC-framed JSON and the wire
+//! stays a small versioned TCP protocol with our own limits. 0.9.25 is its newest stable
+//! release; 0.10 is still alpha with a changing API. raft-rs (TiKV) would have us drive
+//! the ready loop, persistence ordering and snapshots by hand.
+//!
+//! # On disk
+//!
+//! ```text
+//! <data_dir>/__cluster_metadata-0/
+//!   metadata.log      the single-voter log (MetadataQuorum)
+//!   raft/             the replicated quorum (RaftQuorum); see the `raft` module
+//!     log             CRC32C frames: [Purged(log id)], then one Raft entry per frame
+//!     vote            one frame: the vote, replaced atomically (temp, fsync, rename)
+//!     snapshot        one frame: snapshot meta + the records that rebuild the image
+//! ```
+//!
+//! A snapshot is taken every `snapshot_every_entries` entries; the log is then purged up
+//! to it (less `entries_kept_after_snapshot`), so a restart loads the snapshot and replays
+//! only the entries after it.
+//!
+//! # Wire (controller to controller)
+//!
+//! `u32 length | u8 version (1) | u8 kind | JSON payload`, one request in flight per
+//! connection; the length is checked against [`raft::RAFT_FRAME_BYTES_MAX`] before
+//! anything is buffered; anything malformed closes the connection. See `raft::wire`.
 //!
 //! # Use from the broker
 //!

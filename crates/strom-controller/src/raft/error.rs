@@ -1,4 +1,4 @@
-//! The raft module's one error enum.
+//! The raft module's one error enum. openraft's own errors are large, so they are boxed.
 
 use std::path::PathBuf;
 
@@ -96,9 +96,9 @@ pub enum RaftQuorumError {
     #[error("this controller could not confirm its leadership with a quorum of voters")]
     NoQuorum,
     #[error("a membership change is in progress: {0}")]
-    MembershipChange(#[source] openraft::error::ChangeMembershipError<u64>),
+    MembershipChange(#[source] Box<openraft::error::ChangeMembershipError<u64>>),
     #[error("initializing the raft membership failed: {0}")]
-    Initialize(#[source] openraft::error::InitializeError<u64, openraft::BasicNode>),
+    Initialize(#[source] Box<openraft::error::InitializeError<u64, openraft::BasicNode>>),
     #[error("the raft node stopped: {0}")]
-    Stopped(#[source] openraft::error::Fatal<u64>),
+    Stopped(#[source] Box<openraft::error::Fatal<u64>>),
 }

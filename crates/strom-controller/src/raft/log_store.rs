@@ -202,6 +202,7 @@ fn next_index(entries: &BTreeMap<u64, (u64, Entry)>, last_purged: Option<&LogId>
 }
 
 impl LogFiles {
+    #[allow(clippy::result_large_err)] // openraft's StorageError, as its traits return it
     fn check_not_fenced(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
         if self.fenced {
             let error = std::io::Error::other("the raft log is fenced after a failed write");

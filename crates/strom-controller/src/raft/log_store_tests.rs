@@ -131,15 +131,20 @@ async fn read_all(log: &mut LogStore) -> Vec<u64> {
         .collect()
 }
 
-#[tokio::test]
-async fn given_torn_last_entry_when_reopened_should_truncate_it_and_keep_the_rest() {
+/// A closed log file holding entries 0, 1 and 2 of term 1.
+async fn log_of_three_entries() -> (tempfile::TempDir, std::path::PathBuf) {
     let directory = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(directory.path()).unwrap();
     log.blocking_append((0..3).map(|i| entry(1, i, "c")))
         .await
         .unwrap();
-    drop(log);
     let path = directory.path().join(RAFT_LOG_FILE_NAME);
+    (directory, path)
+}
+
+#[tokio::test]
+async fn given_torn_last_entry_when_reopened_should_truncate_it_and_keep_the_rest() {
+    let (directory, path) = log_of_three_entries().await;
     let intact_bytes = std::fs::metadata(&path).unwrap().len();
     // A crash in the middle of writing entry 3: its header and half its payload.
     let mut torn = crate::raft::disk::encode_frame(b"{\"Entry\":{\"log_id\":1}}", 1024);
@@ -160,13 +165,7 @@ async fn given_torn_last_entry_when_reopened_should_truncate_it_and_keep_the_res
 
 #[tokio::test]
 async fn given_damage_followed_by_valid_entry_when_reopened_should_refuse() {
-    let directory = tempfile::tempdir().unwrap();
-    let mut log = LogStore::open(directory.path()).unwrap();
-    log.blocking_append((0..3).map(|i| entry(1, i, "c")))
-        .await
-        .unwrap();
-    drop(log);
-    let path = directory.path().join(RAFT_LOG_FILE_NAME);
+    let (directory, path) = log_of_three_entries().await;
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[crate::raft::disk::FRAME_HEADER_BYTES + 3] ^= 0xff; // inside entry 0's payload
     std::fs::write(&path, &bytes).unwrap();

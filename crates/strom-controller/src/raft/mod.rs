@@ -3,7 +3,7 @@
 //!
 //! # Pieces (one concept per file)
 //!
-//! - [`types`](self::types): openraft's type configuration, the entry payload
+//! - `types`: openraft's type configuration, the entry payload
 //!   ([`MetadataProposal`]) and outcome ([`EntryOutcome`]), the voter list ([`parse_voters`]).
 //! - `log_store`: the durable Raft log and vote ("durable before returning", "no holes").
 //! - `state_machine`: applies committed entries to the image, publishes it, takes and

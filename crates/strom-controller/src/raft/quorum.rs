@@ -207,7 +207,7 @@ impl RaftQuorum {
         };
         let raft = Raft::new(local_id, raft_config, network, log_store, state_machine)
             .await
-            .map_err(RaftQuorumError::Stopped)?;
+            .map_err(|fatal| RaftQuorumError::Stopped(Box::new(fatal)))?;
         let local_address = listener
             .local_addr()
             .map_err(|source| RaftQuorumError::Bind {
@@ -253,7 +253,7 @@ impl RaftQuorum {
         if raft
             .is_initialized()
             .await
-            .map_err(RaftQuorumError::Stopped)?
+            .map_err(|fatal| RaftQuorumError::Stopped(Box::new(fatal)))?
         {
             return Ok(());
         }
@@ -271,8 +271,8 @@ impl RaftQuorum {
             }
             // A leader's entries arrived first: the cluster is already formed.
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
-            Err(RaftError::APIError(error)) => Err(RaftQuorumError::Initialize(error)),
-            Err(RaftError::Fatal(fatal)) => Err(RaftQuorumError::Stopped(fatal)),
+            Err(RaftError::APIError(error)) => Err(RaftQuorumError::Initialize(Box::new(error))),
+            Err(RaftError::Fatal(fatal)) => Err(RaftQuorumError::Stopped(Box::new(fatal))),
         }
     }
 
@@ -482,7 +482,7 @@ impl Shared {
             Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
                 Err(RaftQuorumError::NoQuorum)
             }
-            Err(RaftError::Fatal(fatal)) => Err(RaftQuorumError::Stopped(fatal)),
+            Err(RaftError::Fatal(fatal)) => Err(RaftQuorumError::Stopped(Box::new(fatal))),
         }
     }
 
@@ -512,9 +512,9 @@ impl Shared {
                 })
             }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error))) => {
-                return Err(RaftQuorumError::MembershipChange(error))
+                return Err(RaftQuorumError::MembershipChange(Box::new(error)))
             }
-            Err(RaftError::Fatal(fatal)) => return Err(RaftQuorumError::Stopped(fatal)),
+            Err(RaftError::Fatal(fatal)) => return Err(RaftQuorumError::Stopped(Box::new(fatal))),
         };
         let index = response.log_id.index;
         match response.data {

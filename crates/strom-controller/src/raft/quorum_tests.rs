@@ -104,7 +104,26 @@ fn topic(name: &str, partitions: i32, replication_factor: i16) -> CreateTopic {
     }
 }
 
-fn by_id<'a>(nodes: &'a [RaftQuorum], node_id: i32) -> &'a RaftQuorum {
+/// Creates one topic through `node` and expects it to succeed.
+async fn create_topic(
+    node: &RaftQuorum,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+) -> crate::controller::CreateTopicResult {
+    let results = node
+        .create_topics(
+            &[topic(name, partitions, replication_factor)],
+            false,
+            &TopicDefaults::default(),
+        )
+        .await
+        .unwrap();
+    assert!(results[0].error.is_none(), "{results:?}");
+    results.into_iter().next().unwrap()
+}
+
+fn by_id(nodes: &[RaftQuorum], node_id: i32) -> &RaftQuorum {
     nodes.iter().find(|n| n.node_id() == node_id).unwrap()
 }
 
@@ -143,11 +162,7 @@ async fn given_three_voters_when_started_in_any_order_should_elect_one_leader_an
     assert_eq!(cluster_id.len(), 22);
 
     register_all(leader, &voters).await;
-    let results = leader
-        .create_topics(&[topic("orders", 3, 3)], false, &TopicDefaults::default())
-        .await
-        .unwrap();
-    assert!(results[0].error.is_none(), "{results:?}");
+    let created = create_topic(leader, "orders", 3, 3).await;
     // Committed means applied on the leader before the answer.
     assert_eq!(leader.image().topic("orders").unwrap().partition_count(), 3);
     let image = converged(&refs, "orders on every voter", |i| {
@@ -155,7 +170,7 @@ async fn given_three_voters_when_started_in_any_order_should_elect_one_leader_an
     })
     .await;
     let orders = image.topic("orders").unwrap();
-    assert_eq!(orders.topic_id, results[0].topic_id);
+    assert_eq!(orders.topic_id, created.topic_id);
     assert_eq!(orders.replication_factor(), 3);
     assert_eq!(image.cluster_id(), Some(cluster_id.as_str()));
 
@@ -215,10 +230,7 @@ async fn given_leader_killed_when_voters_continue_should_elect_higher_term_and_o
     let refs: Vec<&RaftQuorum> = nodes.iter().collect();
     let old_leader_id = agreed_leader(&refs).await;
     register_all(by_id(&nodes, old_leader_id), &voters).await;
-    by_id(&nodes, old_leader_id)
-        .create_topics(&[topic("before", 2, 3)], false, &TopicDefaults::default())
-        .await
-        .unwrap();
+    create_topic(by_id(&nodes, old_leader_id), "before", 2, 3).await;
     converged(&refs, "before on every voter", |i| {
         i.topic("before").is_some()
     })
@@ -245,11 +257,7 @@ async fn given_leader_killed_when_voters_continue_should_elect_higher_term_and_o
     assert!(new_leader.current_term() > old_term);
 
     // Proposals continue with two of three voters.
-    let results = new_leader
-        .create_topics(&[topic("after", 1, 2)], false, &TopicDefaults::default())
-        .await
-        .unwrap();
-    assert!(results[0].error.is_none(), "{results:?}");
+    create_topic(new_leader, "after", 1, 2).await;
 
     // The old leader restarts from its directory on its address and catches up.
     let config = test_config(old_leader_id, &voters, dirs[position].path());
@@ -283,15 +291,7 @@ async fn given_snapshots_when_all_voters_restart_should_keep_metadata_without_fu
     let leader = by_id(&nodes, agreed_leader(&refs).await);
     register_all(leader, &voters).await;
     for index in 0..12 {
-        let results = leader
-            .create_topics(
-                &[topic(&format!("t{index}"), 2, 3)],
-                false,
-                &TopicDefaults::default(),
-            )
-            .await
-            .unwrap();
-        assert!(results[0].error.is_none(), "{results:?}");
+        create_topic(leader, &format!("t{index}"), 2, 3).await;
     }
     let before = converged(&refs, "12 topics everywhere", |i| i.topic_count() == 12).await;
     // Snapshots are built in the background after every 5 entries.
@@ -341,11 +341,7 @@ async fn given_single_voter_when_started_and_restarted_should_lead_and_keep_meta
     assert_eq!(node.wait_for_leader(CLUSTER_WAIT).await, Some(1));
     println!("single voter leads after {:?}", began.elapsed());
     register_all(&node, &voters).await;
-    let results = node
-        .create_topics(&[topic("solo", 4, 1)], false, &TopicDefaults::default())
-        .await
-        .unwrap();
-    assert!(results[0].error.is_none(), "{results:?}");
+    create_topic(&node, "solo", 4, 1).await;
     let mut updates = node.subscribe();
     assert!(updates.borrow_and_update().topic("solo").is_some());
     let before = node.image();
@@ -418,11 +414,7 @@ async fn given_malformed_frames_when_sent_to_raft_listener_should_close_connecti
 
     // Still a working leader.
     register_all(&node, &voters).await;
-    let results = node
-        .create_topics(&[topic("still-up", 1, 1)], false, &TopicDefaults::default())
-        .await
-        .unwrap();
-    assert!(results[0].error.is_none(), "{results:?}");
+    create_topic(&node, "still-up", 1, 1).await;
     node.shutdown().await;
 }
 

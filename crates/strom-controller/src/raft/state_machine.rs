@@ -131,6 +131,7 @@ impl StateMachine {
 
 impl MachineState {
     /// Makes `data` (an image at `meta`) the current snapshot, durably, and the image.
+    #[allow(clippy::result_large_err)] // openraft's StorageError, as its traits return it
     fn store_snapshot(
         &mut self,
         meta: SnapshotMeta,

@@ -22,7 +22,7 @@ use crate::raft::log_store::RAFT_LOG_FRAME_BYTES_MAX;
 /// The wire version this node speaks; a peer's frame with another version is refused.
 pub const RAFT_WIRE_VERSION: u8 = 1;
 /// Largest frame (after the length field): one AppendEntries carrying the largest entry,
-/// or one snapshot chunk (see [`super::quorum`]'s chunk size), plus envelope. A larger
+/// or one snapshot chunk ([`super::RAFT_SNAPSHOT_CHUNK_BYTES`]), plus envelope. A larger
 /// AppendEntries is split by openraft (PayloadTooLarge), down to one entry per request.
 pub const RAFT_FRAME_BYTES_MAX: usize = RAFT_LOG_FRAME_BYTES_MAX + 64 * 1024;
 const LENGTH_BYTES: usize = 4;
