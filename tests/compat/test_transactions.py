@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -456,6 +457,50 @@ def test_given_open_transaction_when_operator_aborts_it_by_start_offset_should_u
     assert json.loads(aborted.stdout)["aborted"] is True
     assert read_partitions(tbroker, topic, 1, "read_committed", timeout_s=15)[0] == [b"first", b"behind"]
     producer.abort_transaction(WAIT_S)
+
+
+def test_given_coordinator_state_lost_when_operator_finds_hanging_and_aborts_should_unblock_read_committed(own_broker):
+    """A hanging transaction for real: the partition keeps an open transaction that no
+    coordinator remembers (its __transaction_state was lost with the broker down), so
+    nothing will ever end it and read_committed consumers stop there for good."""
+    broker = own_broker("txn-hanging", TXN_BROKER_CONFIG)
+    broker.start()
+    topic = new_topic(broker, 1)
+    plain_produce(broker, topic, 0, [b"first"])
+    producer = txn_producer(broker, unique("lost"), **{"transaction.timeout.ms": 60000})
+    producer.begin_transaction()
+    producer.produce(topic, value=b"lost", partition=0)
+    assert producer.flush(WAIT_S) == 0
+    broker.kill()
+    del producer
+    state_dirs = [d for d in broker.data_dir.rglob("__transaction_state*") if d.is_dir()]
+    assert state_dirs, f"no __transaction_state partitions under {broker.data_dir}"
+    for directory in state_dirs:
+        shutil.rmtree(directory)
+    broker.start()
+    plain_produce(broker, topic, 0, [b"behind"])
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("stuck"),
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        assert [v for _, v in poll_values(consumer, 3.0)] == [b"first"], "read_committed should be stuck"
+    finally:
+        consumer.close()
+
+    young = strom(broker, "txn", "find-hanging", "--topic", topic, "--json")
+    assert young.returncode == 0 and json.loads(young.stdout) == [], "younger than the default 15 min"
+    found = strom(broker, "txn", "find-hanging", "--topic", topic, "--max-transaction-timeout-ms", "0", "--json")
+    assert found.returncode == 0, found.stderr
+    [hanging] = json.loads(found.stdout)
+    assert (hanging["topic"], hanging["partition"], hanging["start_offset"]) == (topic, 0, 1), hanging
+    assert hanging["transactional_id"] is None, hanging
+
+    aborted = strom(broker, "txn", "abort", "--topic", topic, "--partition", "0", "--start-offset", "1")
+    assert aborted.returncode == 0, aborted.stderr
+    assert read_partitions(broker, topic, 1, "read_committed", timeout_s=15)[0] == [b"first", b"behind"]
+    again = strom(broker, "txn", "find-hanging", "--topic", topic, "--max-transaction-timeout-ms", "0", "--json")
+    assert json.loads(again.stdout) == []
 
 
 # ----------------------------------------------------------------------------------------------
