@@ -266,7 +266,12 @@ impl LogFiles {
 
     /// Removes entries from `index` on.
     fn truncate(&mut self, index: u64) -> Result<(), std::io::Error> {
-        let Some(position) = self.entries.get(&index).map(|(position, _)| *position) else {
+        let Some(position) = self
+            .entries
+            .range(index..)
+            .next()
+            .map(|(_, (position, _))| *position)
+        else {
             return Ok(());
         };
         let cut = self
