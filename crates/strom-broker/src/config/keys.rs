@@ -6,6 +6,14 @@ use super::{key, ConfigKey, ConfigType, LONG_MAX};
 /// Every broker config key Strom reads. The README's configuration table mirrors this.
 pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("node.id", "1", ConfigType::Int, "Id of this node in the cluster."),
+    key("controller.quorum.voters", "", ConfigType::List, "The controller quorum as id@host:port entries (e.g. 1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293); every node listed runs broker and controller (Raft voter) and serves Raft on its entry's address. Empty: a single-node cluster whose metadata log is a local file."),
+    key("broker.rack", "", ConfigType::String, "Rack of this broker; replica placement alternates racks when every broker has one."),
+    key("broker.heartbeat.interval.ms", "2000", ConfigType::Int, "How often a broker heartbeats to the active controller."),
+    key("broker.session.timeout.ms", "9000", ConfigType::Int, "A broker without a heartbeat for this long is fenced: its partitions get new leaders from their ISR."),
+    key("replica.lag.time.max.ms", "30000", ConfigType::Long, "A follower that has not caught up with the leader for this long leaves the ISR."),
+    key("replica.fetch.wait.max.ms", "500", ConfigType::Int, "Longest a follower's fetch waits at the leader for new data."),
+    key("replica.fetch.max.bytes", "1048576", ConfigType::Int, "Bytes a follower asks for per partition per fetch (at least one batch is always returned)."),
+    key("unclean.leader.election.enable", "false", ConfigType::Boolean, "Elect a replica outside the ISR when no ISR member is alive, losing acknowledged data (topic: unclean.leader.election.enable)."),
     key("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigType::List, "Kafka listeners as NAME://host:port, comma-separated (e.g. PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093). Port 0 picks a free port."),
     key("advertised.listeners", "", ConfigType::List, "Per listener name, the address clients are told to connect to (NAME://host:port); a listener not named here advertises its bound address."),
     key("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", ConfigType::List, "Security protocol of each listener name (NAME:PROTOCOL pairs)."),

@@ -359,12 +359,69 @@ pub struct BrokerConfig {
     pub fetch_max_wait_ms_cap: i64,
     pub group: GroupSettings,
     pub transaction: TransactionSettings,
+    pub cluster: ClusterSettings,
     /// The HTTP endpoint's address; `None` = off (`http.listener` empty).
     pub http_listener: Option<SocketAddr>,
     /// Slow-request log threshold; 0 = off.
     pub log_slow_request_ms: i64,
     /// ACL authoriser and quota settings.
     pub security: SecuritySettings,
+}
+
+/// Cluster membership and replication settings.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `controller.quorum.voters`: empty for the single-node file-backed metadata log.
+    pub voters: String,
+    pub rack: Option<String>,
+    pub heartbeat_interval_ms: i64,
+    pub session_timeout_ms: i64,
+    pub replica_lag_time_max_ms: i64,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_max_bytes: i32,
+}
+
+impl ClusterSettings {
+    fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let heartbeat_interval_ms =
+            parse_number::<i64>(raw, "broker.heartbeat.interval.ms", 10, i32::MAX as i64)?;
+        let session_timeout_ms =
+            parse_number::<i64>(raw, "broker.session.timeout.ms", 100, i32::MAX as i64)?;
+        if session_timeout_ms <= heartbeat_interval_ms {
+            return Err(ConfigError::BadValue {
+                key: "broker.session.timeout.ms".into(),
+                value: session_timeout_ms.to_string(),
+                expected: format!(
+                    "more than broker.heartbeat.interval.ms ({heartbeat_interval_ms})"
+                ),
+            });
+        }
+        let rack = raw.get("broker.rack").0.trim().to_string();
+        Ok(ClusterSettings {
+            voters: raw.get("controller.quorum.voters").0.trim().to_string(),
+            rack: (!rack.is_empty()).then_some(rack),
+            heartbeat_interval_ms,
+            session_timeout_ms,
+            replica_lag_time_max_ms: parse_number::<i64>(
+                raw,
+                "replica.lag.time.max.ms",
+                1,
+                i64::MAX / 4,
+            )?,
+            replica_fetch_wait_max_ms: parse_number::<i32>(
+                raw,
+                "replica.fetch.wait.max.ms",
+                0,
+                i32::MAX,
+            )?,
+            replica_fetch_max_bytes: parse_number::<i32>(
+                raw,
+                "replica.fetch.max.bytes",
+                1,
+                i32::MAX,
+            )?,
+        })
+    }
 }
 
 /// Transaction coordinator settings (the `transaction.*` and `transactional.*` keys).
@@ -728,6 +785,7 @@ impl BrokerConfig {
             )?,
             group: GroupSettings::from_raw(&raw)?,
             transaction: TransactionSettings::from_raw(&raw)?,
+            cluster: ClusterSettings::from_raw(&raw)?,
             http_listener: parse_http_listener(raw.get("http.listener").0)?,
             log_slow_request_ms: parse_number::<i64>(&raw, "log.slow.request.ms", 0, i64::MAX)?,
             security: SecuritySettings::from_raw(&raw)?,
@@ -764,6 +822,10 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
     ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
     ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
 ];
 
 /// Topic configs with a fixed default and no broker synonym here.
@@ -777,11 +839,6 @@ pub const TOPIC_CONFIG_FIXED_DEFAULTS: &[(&str, &str, ConfigType)] = &[
     ),
     ("message.timestamp.after.max.ms", LONG_MAX, ConfigType::Long),
     ("preallocate", "false", ConfigType::Boolean),
-    (
-        "unclean.leader.election.enable",
-        "false",
-        ConfigType::Boolean,
-    ),
     ("segment.jitter.ms", "0", ConfigType::Long),
 ];
 
