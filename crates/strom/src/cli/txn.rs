@@ -42,7 +42,7 @@ pub enum TxnCommand {
 pub struct ListArgs {
     /// Only transactions in this state: Empty, Ongoing, PrepareCommit, PrepareAbort,
     /// CompleteCommit, CompleteAbort, Dead, PrepareEpochFence (repeatable or comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "STATE")]
+    #[arg(long, value_delimiter = ',', value_name = "STATE", value_parser = parse_state)]
     pub state: Vec<String>,
     /// Only these producer ids (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "ID")]
@@ -149,16 +149,10 @@ fn parse_state(text: &str) -> Result<String, String> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let states = args
-        .state
-        .iter()
-        .map(|s| parse_state(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(fail)?;
     let admin = Admin::new(args.connect.connect().await?);
     let listings = admin
         .list_transactions(&ListTransactionsFilter {
-            states,
+            states: args.state.clone(),
             producer_ids: args.producer_id.clone(),
             running_longer_than_ms: args.running_longer_than_ms,
         })
