@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod quota;
+pub mod replication;
 pub mod response;
 pub mod sasl;
 pub mod server;
