@@ -516,9 +516,14 @@ EOS_BATCH_MAX = 20
 EOS_PAUSE_MS = 40
 
 
-def test_given_transform_app_killed_repeatedly_when_it_finishes_should_output_every_input_exactly_once(tbroker):
+@pytest.mark.parametrize("membership", ["static", "dynamic"])
+def test_given_transform_app_killed_repeatedly_when_it_finishes_should_output_every_input_exactly_once(
+        tbroker, membership):
+    """static: a restart takes the killed member's place at once (group.instance.id).
+    dynamic: the killed member stays in the group until its 6 s session expires, so each
+    restart rebalances, and offsets sent by a stale generation must be refused."""
     seed = int(os.environ.get("STROM_EOS_SEED", random.randrange(1 << 30)))
-    print(f"exactly-once kill -9 test: seed {seed} (rerun with STROM_EOS_SEED={seed})")
+    print(f"exactly-once kill -9 test ({membership}): seed {seed} (rerun with STROM_EOS_SEED={seed})")
     rng = random.Random(seed)
     started = time.monotonic()
     source = new_topic(tbroker, EOS_INPUT_PARTITIONS)
@@ -533,8 +538,10 @@ def test_given_transform_app_killed_repeatedly_when_it_finishes_should_output_ev
     group = unique("eos")
     command = [sys.executable, str(HERE / "eos_loop.py"), "--bootstrap", tbroker.bootstrap,
                "--input", source, "--output", sink, "--group", group,
-               "--transactional-id", unique("eos"), "--instance-id", "eos-app-0",
+               "--transactional-id", unique("eos"),
                "--batch-max", str(EOS_BATCH_MAX), "--in-transaction-pause-ms", str(EOS_PAUSE_MS)]
+    if membership == "static":
+        command += ["--instance-id", "eos-app-0"]
     logs: list[str] = []
 
     def run_app(extra: list[str], kill_after_commits: int | None) -> int:
