@@ -459,6 +459,33 @@ def test_given_open_transaction_when_operator_aborts_it_by_start_offset_should_u
     producer.abort_transaction(WAIT_S)
 
 
+def test_given_ended_transactions_when_describing_producers_should_show_each_markers_epochs_and_time(tbroker):
+    """Kafka's ProducerStateEntry takes the coordinator epoch and timestamp of every marker
+    (ProducerAppendInfo.appendEndTxnMarker): `kafka-transactions describe-producers` shows
+    the coordinator epoch an abort must match, and when the producer last did anything."""
+    topic = new_topic(tbroker, 2)
+    producer = txn_producer(tbroker, unique("producers"))
+    producer.begin_transaction()
+    producer.produce(topic, value=b"open", partition=0)
+    assert producer.flush(WAIT_S) == 0
+    opened = json.loads(strom(tbroker, "txn", "describe-producers", "--topic", topic, "--json").stdout)
+    assert [(p["partition"], p["current_txn_start_offset"]) for p in opened] == [(0, 0)], opened
+    assert opened[0]["coordinator_epoch"] is None, "no marker yet"
+
+    time.sleep(0.3)  # the commit marker is written measurably later than the data
+    before_commit_ms = int(time.time() * 1000)
+    producer.commit_transaction(WAIT_S)
+    described = strom(tbroker, "txn", "describe-producers", "--topic", topic, "--partition", "0", "--json")
+    assert described.returncode == 0, described.stderr
+    [state] = json.loads(described.stdout)
+    assert state["current_txn_start_offset"] is None, state
+    # A one-node cluster's transaction coordinator runs at epoch 0 (the state partition's
+    # leader epoch); the marker carries it, and the partition remembers it.
+    assert state["coordinator_epoch"] == 0, f"coordinator epoch of the COMMIT marker: {state}"
+    assert state["last_timestamp_ms"] >= before_commit_ms - 50, \
+        f"last timestamp should be the COMMIT marker's (after {before_commit_ms}): {state}"
+
+
 def test_given_coordinator_state_lost_when_operator_finds_hanging_and_aborts_should_unblock_read_committed(own_broker):
     """A hanging transaction for real: the partition keeps an open transaction that no
     coordinator remembers (its __transaction_state was lost with the broker down), so

@@ -1,4 +1,4 @@
-//! `strom txn list|describe|find-hanging|abort`, like kafka-transactions.sh.
+//! `strom txn list|describe|describe-producers|find-hanging|abort`, like kafka-transactions.sh.
 //!
 //! `list` asks every broker's transaction coordinator; `describe` asks each transactional
 //! id's coordinator. `find-hanging` looks for partitions whose open transaction no
@@ -32,6 +32,8 @@ pub enum TxnCommand {
     List(ListArgs),
     /// Show transactional ids: state, producer id and epoch, timeout, start, partitions.
     Describe(DescribeArgs),
+    /// Producers of a topic's partitions with their epochs and open transactions.
+    DescribeProducers(DescribeProducersArgs),
     /// Find open transactions no coordinator will end (they block read_committed consumers).
     FindHanging(FindHangingArgs),
     /// Abort a hanging transaction on one partition (writes an ABORT marker at its leader).
@@ -60,6 +62,19 @@ pub struct ListArgs {
 pub struct DescribeArgs {
     #[arg(required = true, value_name = "TRANSACTIONAL-ID")]
     pub transactional_ids: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeProducersArgs {
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+    /// Only this partition (repeatable); default: every partition of the topic.
+    #[arg(long, value_name = "P")]
+    pub partition: Vec<i32>,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -117,6 +132,7 @@ pub async fn run(args: TxnArgs) -> anyhow::Result<()> {
     match args.command {
         TxnCommand::List(args) => list(args).await,
         TxnCommand::Describe(args) => describe(args).await,
+        TxnCommand::DescribeProducers(args) => describe_producers(args).await,
         TxnCommand::FindHanging(args) => find_hanging(args).await,
         TxnCommand::Abort(args) => abort(args).await,
     }
@@ -263,6 +279,74 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     } else {
         Err(fail(failed.join("; ")))
     }
+}
+
+async fn describe_producers(args: DescribeProducersArgs) -> anyhow::Result<()> {
+    let admin = Admin::new(args.connect.connect().await?);
+    let metadata = admin.describe_topic(&args.topic).await?;
+    let mut wanted: Vec<i32> = metadata.partitions.iter().map(|p| p.partition).collect();
+    if !args.partition.is_empty() {
+        if let Some(&partition) = args
+            .partition
+            .iter()
+            .find(|p| metadata.partition(**p).is_none())
+        {
+            return Err(ClientError::UnknownPartition {
+                topic: args.topic.clone(),
+                partition,
+            }
+            .into());
+        }
+        wanted.retain(|p| args.partition.contains(p));
+    }
+    let partitions: Vec<(String, i32)> = wanted
+        .into_iter()
+        .map(|p| (args.topic.clone(), p))
+        .collect();
+    let producers = admin.describe_partition_producers(&partitions).await?;
+    if args.json {
+        return print_json(&json!(producers
+            .iter()
+            .map(|p| json!({
+                "topic": p.topic,
+                "partition": p.partition,
+                "producer_id": p.producer_id,
+                "producer_epoch": p.producer_epoch,
+                "coordinator_epoch": p.coordinator_epoch,
+                "last_sequence": p.last_sequence,
+                "last_timestamp_ms": p.last_timestamp_ms,
+                "current_txn_start_offset": p.current_txn_start_offset,
+            }))
+            .collect::<Vec<_>>()));
+    }
+    let mut table = Table::new(&[
+        "PARTITION",
+        "PRODUCER-ID",
+        "EPOCH",
+        "COORDINATOR-EPOCH",
+        "LAST-SEQUENCE",
+        "LAST-TIMESTAMP",
+        "TXN-START-OFFSET",
+    ]);
+    let dash = || "-".to_string();
+    for p in producers {
+        table.row(vec![
+            p.partition.to_string(),
+            p.producer_id.to_string(),
+            p.producer_epoch.to_string(),
+            p.coordinator_epoch.map_or_else(dash, |e| e.to_string()),
+            p.last_sequence.to_string(),
+            if p.last_timestamp_ms >= 0 {
+                format_timestamp_ms(p.last_timestamp_ms)
+            } else {
+                dash()
+            },
+            p.current_txn_start_offset
+                .map_or_else(dash, |o| o.to_string()),
+        ]);
+    }
+    table.print();
+    Ok(())
 }
 
 fn hanging_json(h: &HangingTransaction) -> Value {
