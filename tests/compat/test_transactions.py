@@ -392,6 +392,36 @@ def test_given_confluent_transactions_when_kafka_python_reads_committed_should_s
     assert read("read_uncommitted", all_count) == dict(expected_all)
 
 
+def test_given_kafka_python_transactions_when_librdkafka_reads_committed_should_skip_aborted(tbroker):
+    """The other direction: kafka-python's transactional producer (its own InitProducerId,
+    AddPartitionsToTxn and EndTxn versions) against librdkafka's read_committed consumer."""
+    from kafka import KafkaProducer
+
+    partitions = 2
+    topic = new_topic(tbroker, partitions)
+    producer = KafkaProducer(bootstrap_servers=tbroker.bootstrap, transactional_id=unique("kpy-txn"))
+    try:
+        producer.init_transactions()
+        committed = {p: [] for p in range(partitions)}
+        everything = {p: [] for p in range(partitions)}
+        for txn, outcome in enumerate(["commit", "abort", "commit"]):
+            producer.begin_transaction()
+            for index in range(4):
+                value = f"{outcome}-{txn}-{index}".encode()
+                producer.send(topic, value=value, partition=index % partitions).get(timeout=WAIT_S)
+                everything[index % partitions].append(value)
+                if outcome == "commit":
+                    committed[index % partitions].append(value)
+            if outcome == "commit":
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close(timeout=10)
+    assert read_partitions(tbroker, topic, partitions, "read_committed") == committed
+    assert read_partitions(tbroker, topic, partitions, "read_uncommitted") == everything
+
+
 def test_given_open_transaction_when_operator_runs_strom_txn_should_list_describe_and_not_call_it_hanging(tbroker):
     topic = new_topic(tbroker, 2)
     transactional_id = unique("cli")
