@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{
@@ -27,7 +28,7 @@ pub const NEW_PARTITIONS_PER_REQUEST_MAX: i64 = 100_000;
 pub const CLUSTER_METADATA_TOPIC_NAME: &str = "__cluster_metadata";
 
 /// Broker-level defaults for CreateTopics fields left at -1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicDefaults {
     /// `num.partitions`
     pub num_partitions: i32,
@@ -45,14 +46,14 @@ impl Default for TopicDefaults {
 }
 
 /// A manual assignment of one partition's replicas (the first is the preferred leader).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionAssignment {
     pub partition: i32,
     pub broker_ids: Vec<i32>,
 }
 
 /// One topic of a CreateTopics request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CreateTopic {
     pub name: String,
     /// `None` or `Some(-1)`: the broker default. Must be default with `assignments`.
@@ -66,10 +67,11 @@ pub struct CreateTopic {
 }
 
 /// The outcome for one topic name of a CreateTopics request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateTopicResult {
     pub name: String,
     /// The new topic's id; nil on error and for `validate_only`.
+    #[serde(with = "crate::record::uuid_text")]
     pub topic_id: Uuid,
     /// -1 on error.
     pub num_partitions: i32,
@@ -79,24 +81,25 @@ pub struct CreateTopicResult {
 }
 
 /// A topic to delete, by name (DeleteTopics v0-5) or by id (v6+).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TopicRef {
     Name(String),
-    Id(Uuid),
+    Id(#[serde(with = "crate::record::uuid_text")] Uuid),
 }
 
 /// The outcome for one entry of a DeleteTopics request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteTopicResult {
     /// The topic's name when known (given, or resolved from the id).
     pub name: Option<String>,
     /// The topic's id when known (given, or resolved from the name); nil otherwise.
+    #[serde(with = "crate::record::uuid_text")]
     pub topic_id: Uuid,
     pub error: Option<ControllerError>,
 }
 
 /// One topic of a CreatePartitions request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatePartitions {
     pub name: String,
     /// The new total partition count.
@@ -106,7 +109,7 @@ pub struct CreatePartitions {
 }
 
 /// The outcome for one topic name of a CreatePartitions request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatePartitionsResult {
     pub name: String,
     pub error: Option<ControllerError>,
@@ -221,20 +224,23 @@ impl Controller {
                     InvalidRequestReason::DuplicateTopicName,
                 ))
             } else {
-                check_new_topic(image, request, defaults, &accepted_unified).and_then(|plan| {
-                    let added = i64::from(plan.partition_count());
-                    if new_partitions + added > NEW_PARTITIONS_PER_REQUEST_MAX {
-                        return Err(ControllerError::PolicyViolation(
-                            PolicyViolationReason::TooManyPartitionsInRequest {
-                                requested: added,
-                                already: new_partitions,
-                                max: NEW_PARTITIONS_PER_REQUEST_MAX,
-                            },
-                        ));
-                    }
-                    new_partitions += added;
-                    Ok(plan)
-                })
+                let start = placement_start(image, new_partitions);
+                check_new_topic(image, request, defaults, &accepted_unified, start).and_then(
+                    |plan| {
+                        let added = i64::from(plan.partition_count());
+                        if new_partitions + added > NEW_PARTITIONS_PER_REQUEST_MAX {
+                            return Err(ControllerError::PolicyViolation(
+                                PolicyViolationReason::TooManyPartitionsInRequest {
+                                    requested: added,
+                                    already: new_partitions,
+                                    max: NEW_PARTITIONS_PER_REQUEST_MAX,
+                                },
+                            ));
+                        }
+                        new_partitions += added;
+                        Ok(plan)
+                    },
+                )
             };
             results.push(match outcome {
                 Err(error) => CreateTopicResult {
@@ -253,7 +259,7 @@ impl Controller {
                         Uuid::nil()
                     } else {
                         let topic_id = next_kafka_uuid(self.ids.as_mut());
-                        records.extend(plan.into_records(&request.name, topic_id, request));
+                        records.extend(plan.into_records(image, &request.name, topic_id, request));
                         topic_id
                     };
                     CreateTopicResult {
@@ -369,26 +375,29 @@ impl Controller {
                     InvalidRequestReason::DuplicateTopicName,
                 ))
             } else {
-                check_new_partitions(image, request).and_then(|(topic_id, first, replicas)| {
-                    let added = replicas.len() as i64;
-                    if new_partitions + added > NEW_PARTITIONS_PER_REQUEST_MAX {
-                        return Err(ControllerError::PolicyViolation(
-                            PolicyViolationReason::TooManyPartitionsInRequest {
-                                requested: added,
-                                already: new_partitions,
-                                max: NEW_PARTITIONS_PER_REQUEST_MAX,
-                            },
-                        ));
-                    }
-                    new_partitions += added;
-                    Ok((topic_id, first, replicas))
-                })
+                let start = placement_start(image, new_partitions);
+                check_new_partitions(image, request, start).and_then(
+                    |(topic_id, first, replicas)| {
+                        let added = replicas.len() as i64;
+                        if new_partitions + added > NEW_PARTITIONS_PER_REQUEST_MAX {
+                            return Err(ControllerError::PolicyViolation(
+                                PolicyViolationReason::TooManyPartitionsInRequest {
+                                    requested: added,
+                                    already: new_partitions,
+                                    max: NEW_PARTITIONS_PER_REQUEST_MAX,
+                                },
+                            ));
+                        }
+                        new_partitions += added;
+                        Ok((topic_id, first, replicas))
+                    },
+                )
             };
             let error = match outcome {
                 Ok((topic_id, first, replicas)) => {
                     if !validate_only {
                         records.extend((first..).zip(replicas).map(|(partition, replicas)| {
-                            partition_record(topic_id, partition, replicas)
+                            partition_record(image, topic_id, partition, replicas)
                         }));
                     }
                     None
@@ -450,6 +459,45 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Decides SCRAM credential changes (upserts and removals): the broker has validated
+    /// them, so the controller only records them, as one entry.
+    pub fn alter_scram_credentials(&self, records: Vec<MetadataRecord>) -> Decision<()> {
+        debug_assert!(records.iter().all(|r| matches!(
+            r,
+            MetadataRecord::UserScramCredential { .. }
+                | MetadataRecord::RemoveUserScramCredential { .. }
+        )));
+        Decision {
+            records,
+            response: (),
+        }
+    }
+
+    /// Decides ACL creations and deletions: validated by the broker, no-ops left out.
+    pub fn alter_acls(&self, records: Vec<MetadataRecord>) -> Decision<()> {
+        debug_assert!(records.iter().all(|r| matches!(
+            r,
+            MetadataRecord::Acl { .. } | MetadataRecord::RemoveAcl { .. }
+        )));
+        Decision {
+            records,
+            response: (),
+        }
+    }
+
+    /// Decides client quota changes: validated by the broker.
+    pub fn alter_client_quotas(&self, records: Vec<MetadataRecord>) -> Decision<()> {
+        debug_assert!(records
+            .iter()
+            .all(|r| matches!(r, MetadataRecord::ClientQuota { .. })));
+        Decision {
+            records,
+            response: (),
+        }
+    }
+}
+
 /// A new topic that passed every check: its replica lists, one per partition.
 struct TopicPlan {
     replicas: Vec<Vec<i32>>,
@@ -469,6 +517,7 @@ impl TopicPlan {
 
     fn into_records<'a>(
         self,
+        image: &'a MetadataImage,
         name: &str,
         topic_id: Uuid,
         request: &'a CreateTopic,
@@ -477,9 +526,9 @@ impl TopicPlan {
             name: name.to_string(),
             topic_id,
         };
-        let partitions = (0..)
-            .zip(self.replicas)
-            .map(move |(partition, replicas)| partition_record(topic_id, partition, replicas));
+        let partitions = (0..).zip(self.replicas).map(move |(partition, replicas)| {
+            partition_record(image, topic_id, partition, replicas)
+        });
         let configs = request
             .configs
             .iter()
@@ -492,17 +541,40 @@ impl TopicPlan {
     }
 }
 
-/// A new partition: the first replica leads, every replica is in sync (they are all
-/// empty), epoch 0.
-fn partition_record(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+/// A new partition, epoch 0: its unfenced replicas are in sync (they are all empty) and
+/// the first of them leads. A manual assignment may name only fenced brokers: then every
+/// replica is in the ISR and the partition is offline (leader -1) until one is unfenced.
+fn partition_record(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: i32,
+    replicas: Vec<i32>,
+) -> MetadataRecord {
+    let unfenced: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|broker_id| image.is_broker_unfenced(*broker_id))
+        .collect();
+    let (leader, isr) = match unfenced.first() {
+        Some(leader) => (*leader, unfenced.clone()),
+        None => (-1, replicas.clone()),
+    };
     MetadataRecord::Partition {
         topic_id,
         partition,
-        leader: replicas[0],
+        leader,
         leader_epoch: 0,
-        isr: replicas.clone(),
+        isr,
         replicas,
     }
+}
+
+/// Where round-robin placement starts: after every partition the image and this request
+/// already have, so consecutive topics start on different brokers (Kafka starts at a random
+/// broker; this spreads leaders as well and stays deterministic).
+fn placement_start(image: &MetadataImage, added_in_request: i64) -> usize {
+    let existing: usize = image.topics().map(|topic| topic.partitions.len()).sum();
+    existing.wrapping_add(usize::try_from(added_in_request).unwrap_or(0))
 }
 
 fn check_new_topic(
@@ -510,6 +582,7 @@ fn check_new_topic(
     request: &CreateTopic,
     defaults: &TopicDefaults,
     accepted_unified: &BTreeMap<String, String>,
+    start: usize,
 ) -> Result<TopicPlan, ControllerError> {
     let name = request.name.as_str();
     validate_topic_name(name)?;
@@ -549,7 +622,7 @@ fn check_new_topic(
             None | Some(-1) => defaults.default_replication_factor,
             Some(n) => n,
         };
-        place_replicas(image, 0, num_partitions, replication_factor)?
+        place_replicas(image, start, num_partitions, replication_factor)?
     } else {
         if !matches!(request.num_partitions, None | Some(-1)) {
             return Err(ControllerError::InvalidRequest(
@@ -594,6 +667,7 @@ fn check_new_topic(
 fn check_new_partitions(
     image: &MetadataImage,
     request: &CreatePartitions,
+    start: usize,
 ) -> Result<(Uuid, i32, Vec<Vec<i32>>), ControllerError> {
     let topic =
         image
@@ -634,7 +708,7 @@ fn check_new_partitions(
             check_manual_replicas(image, assignments, expected)?;
             assignments.clone()
         }
-        None => place_replicas(image, current, added, topic.replication_factor().max(1))?,
+        None => place_replicas(image, start, added, topic.replication_factor().max(1))?,
     };
     Ok((topic.topic_id, current, replicas))
 }
@@ -656,11 +730,15 @@ fn check_partition_count(count: i32) -> Result<(), ControllerError> {
     Ok(())
 }
 
-/// Round-robin placement over the registered brokers: partition `p` starts at broker
-/// `p mod n`, so leaders spread evenly. On a single node every partition gets `[node_id]`.
+/// Kafka's round-robin placement over the unfenced brokers: partition `i` of this batch is
+/// led by broker `(start + i) mod n`; its followers follow the leader at a shift that
+/// grows by one every `n` partitions, so follower sets spread too. When every unfenced
+/// broker has a rack, the broker list alternates racks and followers go to racks without a
+/// replica yet (Kafka's rack-aware rule). On a single node every partition gets
+/// `[node_id]`. Fewer unfenced brokers than the replication factor: INVALID_REPLICATION_FACTOR.
 fn place_replicas(
     image: &MetadataImage,
-    first_partition: i32,
+    start: usize,
     count: i32,
     replication_factor: i16,
 ) -> Result<Vec<Vec<i32>>, ControllerError> {
@@ -671,7 +749,7 @@ fn place_replicas(
             },
         ));
     }
-    let brokers = image.broker_ids();
+    let brokers = image.unfenced_broker_ids();
     let rf = replication_factor as usize;
     if rf > brokers.len() {
         return Err(ControllerError::InvalidReplicationFactor(
@@ -681,13 +759,87 @@ fn place_replicas(
             },
         ));
     }
-    Ok((first_partition..first_partition + count)
-        .map(|partition| {
-            (0..rf)
-                .map(|i| brokers[(partition as usize + i) % brokers.len()])
-                .collect()
+    let racks: Option<BTreeMap<i32, &str>> = brokers
+        .iter()
+        .map(|id| Some((*id, image.broker(*id)?.rack.as_deref()?)))
+        .collect();
+    Ok(match racks {
+        Some(racks) => place_rack_aware(&racks, start, count, rf),
+        None => place_round_robin(&brokers, start, count, rf),
+    })
+}
+
+/// Kafka's `replicaIndex`: the follower `k` places after the leader at index `first`.
+fn replica_index(first: usize, shift: usize, k: usize, n: usize) -> usize {
+    debug_assert!(n > 1);
+    (first + 1 + (shift + k) % (n - 1)) % n
+}
+
+fn place_round_robin(brokers: &[i32], start: usize, count: i32, rf: usize) -> Vec<Vec<i32>> {
+    let n = brokers.len();
+    let mut shift = start % n;
+    (0..count as usize)
+        .map(|i| {
+            if i > 0 && i % n == 0 {
+                shift += 1;
+            }
+            let first = (start + i) % n;
+            let mut replicas = vec![brokers[first]];
+            replicas.extend((0..rf - 1).map(|k| brokers[replica_index(first, shift, k, n)]));
+            replicas
         })
-        .collect())
+        .collect()
+}
+
+/// Brokers ordered so racks alternate: the first broker of each rack, then the second of
+/// each, and so on (Kafka's `getRackAlternatedBrokerList`).
+fn rack_alternated(racks: &BTreeMap<i32, &str>) -> Vec<i32> {
+    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (broker, rack) in racks {
+        by_rack.entry(rack).or_default().push(*broker);
+    }
+    let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..deepest)
+        .flat_map(|depth| by_rack.values().filter_map(move |b| b.get(depth).copied()))
+        .collect()
+}
+
+fn place_rack_aware(
+    racks: &BTreeMap<i32, &str>,
+    start: usize,
+    count: i32,
+    rf: usize,
+) -> Vec<Vec<i32>> {
+    let arranged = rack_alternated(racks);
+    let n = arranged.len();
+    let rack_count = racks.values().collect::<BTreeSet<_>>().len();
+    let mut shift = start % n;
+    (0..count as usize)
+        .map(|i| {
+            if i > 0 && i % n == 0 {
+                shift += 1;
+            }
+            let first = (start + i) % n;
+            let mut replicas = vec![arranged[first]];
+            let mut racks_used = BTreeSet::from([racks[&arranged[first]]]);
+            let mut k = 0;
+            while replicas.len() < rf {
+                // Every other broker comes up within n - 1 steps, and one of them fits.
+                assert!(k < rf * n, "rack-aware placement found no broker");
+                let broker = arranged[replica_index(first, shift * rack_count, k, n)];
+                k += 1;
+                let rack = racks[&broker];
+                if replicas.contains(&broker)
+                    || (racks_used.contains(rack) && racks_used.len() < rack_count)
+                {
+                    continue;
+                }
+                replicas.push(broker);
+                racks_used.insert(rack);
+            }
+            replicas
+        })
+        .collect()
 }
 
 fn check_manual_replicas(

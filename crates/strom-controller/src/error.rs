@@ -121,11 +121,19 @@ pub enum ImageError {
         partition: i32,
         count: usize,
     },
+    #[error("broker {broker_id} is not registered")]
+    UnknownBroker { broker_id: i32 },
+    #[error("partition {partition} of topic id {topic_id} does not exist")]
+    UnknownPartition {
+        #[serde(with = "crate::record::uuid_text")]
+        topic_id: Uuid,
+        partition: i32,
+    },
 }
 
 /// A per-topic decision error. Each variant is exactly one Kafka error code
 /// ([`ControllerError::code`]); its `Display` text is the response's `error_message`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ControllerError {
     /// UNKNOWN_TOPIC_OR_PARTITION (3)
     #[error("This server does not host this topic-partition: '{name}'.")]
@@ -156,7 +164,10 @@ pub enum ControllerError {
     PolicyViolation(PolicyViolationReason),
     /// UNKNOWN_TOPIC_ID (100)
     #[error("This server does not host this topic ID: {topic_id}.")]
-    UnknownTopicId { topic_id: Uuid },
+    UnknownTopicId {
+        #[serde(with = "crate::record::uuid_text")]
+        topic_id: Uuid,
+    },
 }
 
 impl ControllerError {
@@ -183,7 +194,7 @@ impl ControllerError {
 }
 
 /// Why a topic name is refused (Kafka's `Topic.validate` wording).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum InvalidTopicReason {
     #[error("Topic name is illegal, it can't be empty")]
     Empty,
@@ -211,7 +222,7 @@ pub enum InvalidTopicReason {
 }
 
 /// Why a partition count is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum InvalidPartitionsReason {
     #[error("Number of partitions was set to an invalid non-positive value ({requested}).")]
     NonPositive { requested: i32 },
@@ -228,7 +239,7 @@ pub enum InvalidPartitionsReason {
 }
 
 /// Why a replication factor is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ReplicationFactorReason {
     #[error("Replication factor must be larger than 0, or -1 to use the default value ({requested} given).")]
     NonPositive { requested: i16 },
@@ -244,7 +255,7 @@ pub enum ReplicationFactorReason {
 }
 
 /// Why a manual replica assignment is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ReplicaAssignmentReason {
     #[error("The manual partition assignment includes an empty replica list.")]
     EmptyReplicas,
@@ -268,7 +279,7 @@ pub enum ReplicaAssignmentReason {
 }
 
 /// Why a request is malformed as a whole for one topic.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum InvalidRequestReason {
     #[error("Duplicate topic name.")]
     DuplicateTopicName,
@@ -287,7 +298,7 @@ pub enum InvalidRequestReason {
 }
 
 /// A request refused by a broker-wide limit rather than by Kafka's rules.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PolicyViolationReason {
     #[error(
         "Creating {requested} more partition(s) would exceed the limit of {max} new partitions \
@@ -302,7 +313,7 @@ pub enum PolicyViolationReason {
 
 /// A topic config key or value that is refused; the text names the key and what is
 /// accepted (Kafka's `ConfigDef` wording).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ConfigError {
     #[error("Unknown topic config name: {key}")]
     UnknownKey { key: String },

@@ -21,16 +21,26 @@ pub struct BrokerRegistration {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// A fenced broker may not lead a partition or be in an ISR, and gets no new replicas.
+    /// A `RegisterBroker` record alone leaves a broker unfenced (the single-voter
+    /// [`crate::MetadataQuorum`] has no heartbeats); the replicated quorum writes a
+    /// `FenceBroker` with every new registration, so there a broker is fenced until its
+    /// first heartbeat, as in KRaft.
+    pub fenced: bool,
 }
 
 /// One partition's assignment and leadership.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionState {
     pub partition: i32,
     pub replicas: Vec<i32>,
+    /// -1 when no replica can lead (the partition is offline).
     pub leader: i32,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+    /// Goes up by one on every leader or ISR change (`PartitionChange` record); 0 at
+    /// creation. AlterPartition must name the current one.
+    pub partition_epoch: i32,
 }
 
 /// A topic: its identity, its partitions (index `i` holds partition `i`; no holes) and the
@@ -113,6 +123,36 @@ impl MetadataImage {
         self.brokers.keys().copied().collect()
     }
 
+    /// Registered brokers that are not fenced, ascending: those that may lead, be in an
+    /// ISR and receive new replicas.
+    pub fn unfenced_broker_ids(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|broker| !broker.fenced)
+            .map(|broker| broker.broker_id)
+            .collect()
+    }
+
+    /// Registered brokers that are fenced, ascending.
+    pub fn fenced_broker_ids(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|broker| broker.fenced)
+            .map(|broker| broker.broker_id)
+            .collect()
+    }
+
+    /// Whether `broker_id` is registered and not fenced.
+    pub fn is_broker_unfenced(&self, broker_id: i32) -> bool {
+        self.brokers.get(&broker_id).is_some_and(|b| !b.fenced)
+    }
+
+    /// Partition `partition` of topic `topic_id`.
+    pub fn partition(&self, topic_id: Uuid, partition: i32) -> Option<&PartitionState> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics_by_id.get(&topic_id)?.partitions.get(index)
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
         self.topic_ids_by_name
             .get(name)
@@ -176,8 +216,36 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        fenced: false,
                     },
                 );
+            }
+            MetadataRecord::FenceBroker { broker_id } => {
+                self.broker_mut(*broker_id)?.fenced = true;
+            }
+            MetadataRecord::UnfenceBroker { broker_id } => {
+                self.broker_mut(*broker_id)?.fenced = false;
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+                partition_epoch,
+            } => {
+                let topic = Arc::make_mut(self.topic_mut(*topic_id)?);
+                let state = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|index| topic.partitions.get_mut(index))
+                    .ok_or(ImageError::UnknownPartition {
+                        topic_id: *topic_id,
+                        partition: *partition,
+                    })?;
+                state.leader = *leader;
+                state.leader_epoch = *leader_epoch;
+                state.isr = isr.clone();
+                state.partition_epoch = *partition_epoch;
             }
             MetadataRecord::Topic { name, topic_id } => {
                 if let Some(existing) = self.topic_ids_by_name.get(name) {
@@ -217,6 +285,7 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     isr: isr.clone(),
+                    partition_epoch: 0,
                 };
                 let count = topic.partitions.len();
                 match usize::try_from(*partition) {
@@ -322,30 +391,46 @@ impl MetadataImage {
                 cluster_id: cluster_id.clone(),
             });
         }
-        records.extend(
-            self.brokers
-                .values()
-                .map(|b| MetadataRecord::RegisterBroker {
+        for b in self.brokers.values() {
+            records.push(MetadataRecord::RegisterBroker {
+                broker_id: b.broker_id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: b.rack.clone(),
+            });
+            if b.fenced {
+                records.push(MetadataRecord::FenceBroker {
                     broker_id: b.broker_id,
-                    host: b.host.clone(),
-                    port: b.port,
-                    rack: b.rack.clone(),
-                }),
-        );
+                });
+            }
+        }
         for topic in self.topics_by_id.values() {
             let topic_id = topic.topic_id;
             records.push(MetadataRecord::Topic {
                 name: topic.name.clone(),
                 topic_id,
             });
-            records.extend(topic.partitions.iter().map(|p| MetadataRecord::Partition {
-                topic_id,
-                partition: p.partition,
-                replicas: p.replicas.clone(),
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-                isr: p.isr.clone(),
-            }));
+            for p in &topic.partitions {
+                records.push(MetadataRecord::Partition {
+                    topic_id,
+                    partition: p.partition,
+                    replicas: p.replicas.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    isr: p.isr.clone(),
+                });
+                // The creation record has no partition epoch: carry it in a change.
+                if p.partition_epoch != 0 {
+                    records.push(MetadataRecord::PartitionChange {
+                        topic_id,
+                        partition: p.partition,
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                        isr: p.isr.clone(),
+                        partition_epoch: p.partition_epoch,
+                    });
+                }
+            }
             records.extend(
                 topic
                     .configs
@@ -399,6 +484,12 @@ impl MetadataImage {
         }
         image.last_offset = last_offset;
         Ok(image)
+    }
+
+    fn broker_mut(&mut self, broker_id: i32) -> Result<&mut BrokerRegistration, ImageError> {
+        self.brokers
+            .get_mut(&broker_id)
+            .ok_or(ImageError::UnknownBroker { broker_id })
     }
 
     fn topic_mut(&mut self, topic_id: Uuid) -> Result<&mut Arc<TopicImage>, ImageError> {

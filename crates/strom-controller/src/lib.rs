@@ -95,6 +95,7 @@ mod error;
 mod ids;
 mod image;
 mod log;
+mod partition_change;
 mod quorum;
 pub mod raft;
 mod record;
@@ -120,8 +121,12 @@ pub use log::{
     FileMetadataLog, MemoryMetadataLog, MetadataEntry, MetadataLogStore, METADATA_ENTRY_BYTES_MAX,
     METADATA_LOG_DIR_NAME, METADATA_LOG_FILE_NAME,
 };
+pub use partition_change::{
+    AlterPartition, ElectionOutcome, ElectionResult, IneligibleReason, PartitionChangeError,
+    NO_LEADER, UNCLEAN_LEADER_ELECTION_CONFIG,
+};
 pub use quorum::MetadataQuorum;
-pub use raft::{RaftQuorum, RaftQuorumConfig, RaftQuorumError};
+pub use raft::{HeartbeatReply, RaftQuorum, RaftQuorumConfig, RaftQuorumError};
 pub use record::MetadataRecord;
 pub use topic_config::{
     known_topic_config_names, validate_topic_config, validate_topic_config_key,

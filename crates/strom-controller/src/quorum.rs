@@ -171,22 +171,15 @@ impl<S: MetadataLogStore> MetadataQuorum<S> {
         &mut self,
         records: Vec<MetadataRecord>,
     ) -> Result<(), MetadataError> {
-        debug_assert!(records.iter().all(|r| matches!(
-            r,
-            MetadataRecord::UserScramCredential { .. }
-                | MetadataRecord::RemoveUserScramCredential { .. }
-        )));
-        self.commit(records)
+        let decision = self.controller.alter_scram_credentials(records);
+        self.commit(decision.records)
     }
 
     /// Writes ACL creations and deletions as one entry. The broker has validated them and
     /// left out no-ops.
     pub fn alter_acls(&mut self, records: Vec<MetadataRecord>) -> Result<(), MetadataError> {
-        debug_assert!(records.iter().all(|r| matches!(
-            r,
-            MetadataRecord::Acl { .. } | MetadataRecord::RemoveAcl { .. }
-        )));
-        self.commit(records)
+        let decision = self.controller.alter_acls(records);
+        self.commit(decision.records)
     }
 
     /// Writes client quota changes as one entry. The broker has validated them.
@@ -194,10 +187,8 @@ impl<S: MetadataLogStore> MetadataQuorum<S> {
         &mut self,
         records: Vec<MetadataRecord>,
     ) -> Result<(), MetadataError> {
-        debug_assert!(records
-            .iter()
-            .all(|r| matches!(r, MetadataRecord::ClientQuota { .. })));
-        self.commit(records)
+        let decision = self.controller.alter_client_quotas(records);
+        self.commit(decision.records)
     }
 
     /// Applies `records` to a copy of the image first (so a record the image would refuse

@@ -74,6 +74,25 @@ pub enum MetadataRecord {
         key: String,
         value: Option<crate::acl::QuotaValue>,
     },
+    /// A broker lost its session (or shut down): it may not lead or be in an ISR until
+    /// [`MetadataRecord::UnfenceBroker`]. Written with the [`MetadataRecord::PartitionChange`]s
+    /// that move its partitions away, in the same entry.
+    FenceBroker { broker_id: i32 },
+    /// A fenced broker heartbeated again and may lead and join ISRs.
+    UnfenceBroker { broker_id: i32 },
+    /// A partition's leadership or ISR changed (fencing, AlterPartition, an election).
+    /// Unlike [`MetadataRecord::Partition`] (the full state at creation) it leaves the
+    /// replica assignment as it is and carries the partition epoch, which goes up by one on
+    /// every change.
+    PartitionChange {
+        #[serde(with = "uuid_text")]
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+    },
 }
 
 /// Uuids as their hyphenated text form, so the log stays readable with `jq` and does not
@@ -145,6 +164,16 @@ mod tests {
                 }],
                 key: "producer_byte_rate".to_string(),
                 value: Some(crate::acl::QuotaValue(1048576.0)),
+            },
+            MetadataRecord::FenceBroker { broker_id: 2 },
+            MetadataRecord::UnfenceBroker { broker_id: 2 },
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition: 0,
+                leader: 3,
+                leader_epoch: 4,
+                isr: vec![3, 1],
+                partition_epoch: 7,
             },
         ];
         let json = serde_json::to_vec(&records).unwrap();

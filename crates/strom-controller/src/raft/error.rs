@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::{FrameDefect, ImageError};
+use crate::partition_change::PartitionChangeError;
 
 /// Failures of the replicated controller quorum: configuration, disk, network start-up,
 /// and proposals that did not commit.
@@ -101,4 +102,19 @@ pub enum RaftQuorumError {
     Initialize(#[source] Box<openraft::error::InitializeError<u64, openraft::BasicNode>>),
     #[error("the raft node stopped: {0}")]
     Stopped(#[source] Box<openraft::error::Fatal<u64>>),
+    /// BROKER_ID_NOT_REGISTERED (102): a heartbeat or controlled shutdown of a broker the
+    /// image does not have; the broker must register first.
+    #[error("broker {broker_id} is not registered")]
+    BrokerNotRegistered { broker_id: i32 },
+    /// An AlterPartition refused by the controller's rules; see [`PartitionChangeError::code`].
+    #[error("AlterPartition refused: {0}")]
+    AlterPartition(#[source] PartitionChangeError),
+    /// A forwarded operation failed on the leader with an environment fault (disk, a
+    /// stopped node); only its description crosses the wire.
+    #[error("the operation failed on leader {leader}: {reason}")]
+    LeaderFailed { leader: i32, reason: String },
+    /// The leader answered a forwarded operation with the answer to another one: a bug or
+    /// voters of different versions.
+    #[error("the leader answered a forwarded operation with a {reply} reply")]
+    UnexpectedReply { reply: &'static str },
 }

@@ -12,17 +12,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::controller::{
-    Controller, CreatePartitions, CreatePartitionsResult, CreateTopic, CreateTopicResult, Decision,
-    DeleteTopicResult, TopicDefaults, TopicRef,
-};
+use crate::controller::{Controller, Decision};
 use crate::ids::{IdGenerator, RandomIds};
 use crate::image::MetadataImage;
 use crate::log::{METADATA_ENTRY_BYTES_MAX, METADATA_LOG_DIR_NAME};
 use crate::raft::error::RaftQuorumError;
+use crate::raft::forward::{
+    forward, ControllerReply, ControllerRequest, ForwardError, ForwardFailure,
+};
+use crate::raft::liveness::BrokerLiveness;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetworkFactory;
-use crate::raft::server::{serve, stopped};
+use crate::raft::server::{serve, stopped, ForwardHandler, RAFT_FRAME_IO_TIMEOUT};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::types::{
     kafka_node_id, raft_node_id, EntryOutcome, MetadataProposal, Raft, RaftNodeId, Voter,
@@ -50,6 +51,14 @@ pub const RAFT_PROPOSE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 pub const RAFT_SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 /// Longest wait for a whole snapshot chunk to be sent and installed.
 pub const RAFT_INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
+/// Default `broker.session.timeout.ms` (Kafka's default): a broker not heard from for this
+/// long is fenced by the leader.
+pub const RAFT_BROKER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 9000;
+/// How often the leader looks for brokers whose session expired.
+pub const RAFT_BROKER_LIVENESS_TICK_MS: u64 = 250;
+/// Pause before a forwarded operation is retried after the leader changed or could not be
+/// reached.
+const FORWARD_RETRY_INTERVAL: Duration = Duration::from_millis(50);
 /// Pause between attempts of the new leader to write the cluster id.
 const BOOTSTRAP_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -74,7 +83,12 @@ pub struct RaftQuorumConfig {
     pub snapshot_every_entries: u64,
     /// Entries kept in the log behind the latest snapshot (0: purge up to it).
     pub entries_kept_after_snapshot: u64,
+    /// Longest wait for a proposal to commit, for leadership to be confirmed, and for a
+    /// leader to be known when an operation must be forwarded.
     pub propose_timeout_ms: u64,
+    /// A broker that has not heartbeated for this long is fenced
+    /// (`broker.session.timeout.ms`).
+    pub broker_session_timeout_ms: u64,
 }
 
 impl RaftQuorumConfig {
@@ -89,6 +103,7 @@ impl RaftQuorumConfig {
             snapshot_every_entries: RAFT_SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             entries_kept_after_snapshot: RAFT_ENTRIES_KEPT_AFTER_SNAPSHOT_DEFAULT,
             propose_timeout_ms: RAFT_PROPOSE_TIMEOUT_MS_DEFAULT,
+            broker_session_timeout_ms: RAFT_BROKER_SESSION_TIMEOUT_MS_DEFAULT,
         }
     }
 
@@ -113,6 +128,12 @@ impl RaftQuorumConfig {
         }
         if self.propose_timeout_ms == 0 {
             return Err(invalid("propose_timeout_ms", "must be at least 1".into()));
+        }
+        if self.broker_session_timeout_ms == 0 {
+            return Err(invalid(
+                "broker_session_timeout_ms",
+                "must be at least 1".into(),
+            ));
         }
         if self.voters.iter().any(|v| v.node_id < 0) {
             return Err(invalid("voters", "node ids must not be negative".into()));
@@ -144,20 +165,25 @@ impl RaftQuorumConfig {
 /// Cheap to share behind an `Arc`; every method takes `&self`. Call
 /// [`RaftQuorum::shutdown`] to stop it; dropping it without stops it in the background.
 pub struct RaftQuorum {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     local_address: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-struct Shared {
-    node_id: i32,
-    raft: Raft,
+pub(super) struct Shared {
+    pub(super) node_id: i32,
+    pub(super) raft: Raft,
     /// The decision logic; the lock also serializes this node's proposals, so each
     /// decision sees the image with every earlier proposal of this node applied.
-    controller: Mutex<Controller>,
+    pub(super) controller: Mutex<Controller>,
     images: watch::Receiver<Arc<MetadataImage>>,
-    propose_timeout: Duration,
+    pub(super) propose_timeout: Duration,
+    /// Every voter's raft address, where operations are forwarded to.
+    addresses: BTreeMap<i32, String>,
+    /// Broker sessions; meaningful on the leader only. Locked briefly, never across an await.
+    pub(super) liveness: std::sync::Mutex<BrokerLiveness>,
+    pub(super) broker_session_timeout: Duration,
 }
 
 impl std::fmt::Debug for RaftQuorum {
@@ -215,14 +241,28 @@ impl RaftQuorum {
                 source,
             })?;
         let (stop, stop_signal) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, raft.clone(), stop_signal.clone()));
         let shared = Arc::new(Shared {
             node_id: config.node_id,
-            raft,
+            raft: raft.clone(),
             controller: Mutex::new(Controller::new(config.node_id, ids)),
             images,
             propose_timeout: Duration::from_millis(config.propose_timeout_ms),
+            addresses: config
+                .voters
+                .iter()
+                .map(|voter| (voter.node_id, voter.address()))
+                .collect(),
+            liveness: std::sync::Mutex::new(BrokerLiveness::new(Instant::now())),
+            broker_session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
         });
+        let forwarded: ForwardHandler = {
+            let shared = Arc::clone(&shared);
+            Arc::new(move |request| {
+                let shared = Arc::clone(&shared);
+                Box::pin(async move { shared.execute(request).await.map_err(ForwardError::from) })
+            })
+        };
+        let server = tokio::spawn(serve(listener, raft, forwarded, stop_signal.clone()));
         let mut quorum = Self {
             shared: Arc::clone(&shared),
             local_address,
@@ -233,9 +273,13 @@ impl RaftQuorum {
             quorum.stop_tasks().await;
             return Err(error);
         }
+        quorum.tasks.push(tokio::spawn(leader_duties(
+            Arc::clone(&shared),
+            stop_signal.clone(),
+        )));
         quorum
             .tasks
-            .push(tokio::spawn(leader_duties(shared, stop_signal)));
+            .push(tokio::spawn(liveness_duties(shared, stop_signal)));
         tracing::info!(
             node_id = config.node_id,
             %local_address,
@@ -333,76 +377,6 @@ impl RaftQuorum {
         }
     }
 
-    /// Appends `records` as one entry and returns its Raft log index once it is committed
-    /// and applied here (so [`RaftQuorum::image`] has it). Only the leader accepts
-    /// proposals: elsewhere this fails with [`RaftQuorumError::NotLeader`] naming the
-    /// leader. The records are not checked against the image first; if one does not fit
-    /// when applied, no record of the entry is applied, on any voter, and this fails with
-    /// [`RaftQuorumError::Rejected`].
-    pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, RaftQuorumError> {
-        let _serialized = self.shared.controller.lock().await;
-        self.shared.propose(records).await
-    }
-
-    /// CreateTopics, decided by [`Controller::create_topics`] against this leader's image
-    /// and answered once the new topics are committed.
-    pub async fn create_topics(
-        &self,
-        requests: &[CreateTopic],
-        validate_only: bool,
-        defaults: &TopicDefaults,
-    ) -> Result<Vec<CreateTopicResult>, RaftQuorumError> {
-        self.shared
-            .decide(|controller, image| {
-                controller.create_topics(image, requests, validate_only, defaults)
-            })
-            .await
-    }
-
-    /// DeleteTopics, decided by [`Controller::delete_topics`].
-    pub async fn delete_topics(
-        &self,
-        topics: &[TopicRef],
-    ) -> Result<Vec<DeleteTopicResult>, RaftQuorumError> {
-        self.shared
-            .decide(|controller, image| controller.delete_topics(image, topics))
-            .await
-    }
-
-    /// CreatePartitions, decided by [`Controller::create_partitions`].
-    pub async fn create_partitions(
-        &self,
-        requests: &[CreatePartitions],
-        validate_only: bool,
-    ) -> Result<Vec<CreatePartitionsResult>, RaftQuorumError> {
-        self.shared
-            .decide(|controller, image| {
-                controller.create_partitions(image, requests, validate_only)
-            })
-            .await
-    }
-
-    /// Registers broker `broker_id` at `host:port` (nothing is written when the image
-    /// already has exactly this registration). Liveness, heartbeats and fencing are not
-    /// implemented yet: a registered broker stays registered.
-    pub async fn register_broker(
-        &self,
-        broker_id: i32,
-        host: &str,
-        port: u16,
-        rack: Option<&str>,
-    ) -> Result<(), RaftQuorumError> {
-        self.shared
-            .decide(|controller, image| Decision {
-                records: controller
-                    .register_broker(image, broker_id, host, port, rack)
-                    .into_iter()
-                    .collect(),
-                response: (),
-            })
-            .await
-    }
-
     /// Stops the voter: the TCP server, the leader's background work and the Raft node,
     /// which releases the raft files. Peers see it as down.
     pub async fn shutdown(mut self) {
@@ -442,14 +416,95 @@ impl Drop for RaftQuorum {
 }
 
 impl Shared {
-    fn image(&self) -> Arc<MetadataImage> {
+    pub(super) fn image(&self) -> Arc<MetadataImage> {
         Arc::clone(&self.images.borrow())
+    }
+
+    /// Runs `request` on the leader: here when this node leads, else forwarded to the
+    /// leader it knows (waiting for one to be known, up to the propose timeout). When
+    /// leadership moves meanwhile, or the leader cannot be reached, it tries again at the
+    /// new leader until the propose timeout; then [`RaftQuorumError::NotLeader`].
+    pub(super) async fn call(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerReply, RaftQuorumError> {
+        let deadline = Instant::now() + self.propose_timeout;
+        let mut hint: Option<i32> = None;
+        loop {
+            let known = hint.take().or_else(|| {
+                self.raft
+                    .metrics()
+                    .borrow()
+                    .current_leader
+                    .map(kafka_node_id)
+            });
+            let leader = match known {
+                Some(leader) => leader,
+                None => match self.wait_for_leader(deadline).await {
+                    Some(leader) => leader,
+                    None => return Err(RaftQuorumError::NotLeader { leader: None }),
+                },
+            };
+            let outcome = if leader == self.node_id {
+                self.execute(request.clone()).await
+            } else {
+                let Some(address) = self.addresses.get(&leader) else {
+                    return Err(RaftQuorumError::NotLeader {
+                        leader: Some(leader),
+                    });
+                };
+                // The leader bounds its own work by its propose timeout, twice over (leadership
+                // confirmation, then the commit); the answer gets a little more.
+                let answer_timeout = self.propose_timeout * 2 + RAFT_FRAME_IO_TIMEOUT;
+                match forward(address, leader, &request, answer_timeout).await {
+                    Ok(outcome) => outcome,
+                    Err(ForwardFailure::Lost(error)) => return Err(error),
+                    Err(ForwardFailure::Unreachable(error)) => {
+                        tracing::debug!(leader, %error, "cannot reach the leader to forward");
+                        Err(RaftQuorumError::NotLeader { leader: None })
+                    }
+                }
+            };
+            match outcome {
+                Err(RaftQuorumError::NotLeader { leader: next }) if Instant::now() < deadline => {
+                    hint = next.filter(|next| *next != leader);
+                    tokio::time::sleep(FORWARD_RETRY_INTERVAL).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn wait_for_leader(&self, deadline: Instant) -> Option<i32> {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = metrics.borrow_and_update().current_leader {
+                return Some(kafka_node_id(leader));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The broker sessions, restarted if this node leads in a term they do not belong to.
+    /// Call only after leadership was confirmed (inside a decision).
+    pub(super) fn liveness(&self, now: Instant) -> std::sync::MutexGuard<'_, BrokerLiveness> {
+        let term = self.raft.metrics().borrow().current_term;
+        let mut liveness = self
+            .liveness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        liveness.lead(term, now);
+        liveness
     }
 
     /// Runs a controller decision on the leader against an image that has everything
     /// committed before (a linearizable read), proposes its records (preceded by the
     /// cluster id when the log has none yet) and answers once they are applied.
-    async fn decide<T>(
+    pub(super) async fn decide<T>(
         &self,
         decide: impl FnOnce(&mut Controller, &MetadataImage) -> Decision<T>,
     ) -> Result<T, RaftQuorumError> {
@@ -487,7 +542,10 @@ impl Shared {
     }
 
     /// Proposes `records`; the caller holds the controller lock.
-    async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, RaftQuorumError> {
+    pub(super) async fn propose(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<u64, RaftQuorumError> {
         if records.is_empty() {
             return Err(RaftQuorumError::EmptyProposal);
         }
@@ -564,6 +622,56 @@ async fn leader_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<boo
             () = stopped(&mut stop_signal) => return,
             changed = metrics.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(BOOTSTRAP_RETRY_INTERVAL), if retry => {}
+        }
+    }
+}
+
+/// The leader's liveness tick: every [`RAFT_BROKER_LIVENESS_TICK_MS`], fence the brokers
+/// whose session expired (moving their leaderships and ISR places away in the same entry).
+async fn liveness_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(RAFT_BROKER_LIVENESS_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop_signal) => return,
+            _ = tick.tick() => {}
+        }
+        if shared.raft.metrics().borrow().state != ServerState::Leader {
+            continue;
+        }
+        // A cheap look first, so an idle cluster does not confirm leadership every tick.
+        let now = Instant::now();
+        let candidates = shared.liveness(now).expired(
+            &shared.image().unfenced_broker_ids(),
+            now,
+            shared.broker_session_timeout,
+        );
+        if candidates.is_empty() {
+            continue;
+        }
+        let fenced = shared
+            .decide(|controller, image| {
+                let now = Instant::now();
+                let expired = shared.liveness(now).expired(
+                    &image.unfenced_broker_ids(),
+                    now,
+                    shared.broker_session_timeout,
+                );
+                let decision = controller.fence_brokers(image, &expired);
+                Decision {
+                    records: decision.records,
+                    response: expired,
+                }
+            })
+            .await;
+        match fenced {
+            Ok(fenced) if !fenced.is_empty() => tracing::info!(
+                brokers = ?fenced,
+                session_timeout_ms = shared.broker_session_timeout.as_millis() as u64,
+                "fenced brokers whose session expired"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not fence brokers with expired sessions"),
         }
     }
 }

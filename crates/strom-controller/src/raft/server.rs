@@ -7,6 +7,8 @@
 //! that connection with a warning; nothing panics and nothing else is affected. The
 //! number of connections is capped; one over the cap is closed at once.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::raft::error::RaftQuorumError;
+use crate::raft::forward::{ControllerReply, ControllerRequest, ForwardError};
 use crate::raft::state_machine::RAFT_SNAPSHOT_BYTES_MAX;
 use crate::raft::types::{Raft, TypeConfig};
 use crate::raft::wire::{decode_payload, encode_frame, read_frame, write_frame, FrameKind};
@@ -31,8 +34,22 @@ pub const RAFT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// an answer.
 pub const RAFT_FRAME_IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Runs a forwarded controller operation on this node (which should be the leader).
+pub(crate) type ForwardHandler = Arc<
+    dyn Fn(
+            ControllerRequest,
+        ) -> Pin<Box<dyn Future<Output = Result<ControllerReply, ForwardError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Serves `listener` until `shutdown` turns true; then closes every connection.
-pub(crate) async fn serve(listener: TcpListener, raft: Raft, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    forwarded: ForwardHandler,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(RAFT_INBOUND_CONNECTIONS_MAX));
     let mut connections = JoinSet::new();
     loop {
@@ -55,11 +72,12 @@ pub(crate) async fn serve(listener: TcpListener, raft: Raft, mut shutdown: watch
                     continue;
                 };
                 let raft = raft.clone();
+                let forwarded = Arc::clone(&forwarded);
                 let span = tracing::info_span!("raft_connection", %peer);
                 connections.spawn(async move {
                     let _slot = slot;
                     let peer = peer.to_string();
-                    if let Err(error) = serve_connection(stream, &raft, &peer).await {
+                    if let Err(error) = serve_connection(stream, &raft, &forwarded, &peer).await {
                         tracing::warn!(%error, "closing raft connection");
                     }
                 }.instrument(span));
@@ -78,6 +96,7 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 async fn serve_connection(
     mut stream: TcpStream,
     raft: &Raft,
+    forwarded: &ForwardHandler,
     peer: &str,
 ) -> Result<(), RaftQuorumError> {
     stream.set_nodelay(true).ok();
@@ -125,6 +144,10 @@ async fn serve_connection(
                     });
                 }
                 encode_frame(kind, true, &raft.install_snapshot(chunk).await)?
+            }
+            FrameKind::Forward => {
+                let request: ControllerRequest = decode_payload(&payload)?;
+                encode_frame(kind, true, &forwarded(request).await)?
             }
         };
         tokio::time::timeout(

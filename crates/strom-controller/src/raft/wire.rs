@@ -4,7 +4,9 @@
 //! length   u32 BE   bytes that follow: 2..=RAFT_FRAME_BYTES_MAX
 //! version  u8       RAFT_WIRE_VERSION
 //! kind     u8       FrameKind (a response has the request's kind | 0x80)
-//! payload  [u8]     JSON: an openraft request, or `Result<response, RaftError>`
+//! payload  [u8]     JSON: an openraft request, or `Result<response, RaftError>`;
+//!                   for kind 4 (Forward) a controller operation, or its
+//!                   `Result<reply, error>` (see `super::forward`)
 //! ```
 //!
 //! The length is checked before anything is buffered; a frame outside the bounds, of
@@ -35,6 +37,8 @@ pub(crate) enum FrameKind {
     AppendEntries,
     Vote,
     InstallSnapshot,
+    /// A controller operation a follower forwards to the leader (see `super::forward`).
+    Forward,
 }
 
 impl FrameKind {
@@ -43,6 +47,7 @@ impl FrameKind {
             FrameKind::AppendEntries => 1,
             FrameKind::Vote => 2,
             FrameKind::InstallSnapshot => 3,
+            FrameKind::Forward => 4,
         }
     }
 
@@ -51,6 +56,7 @@ impl FrameKind {
             1 => Some(FrameKind::AppendEntries),
             2 => Some(FrameKind::Vote),
             3 => Some(FrameKind::InstallSnapshot),
+            4 => Some(FrameKind::Forward),
             _ => None,
         }
     }
