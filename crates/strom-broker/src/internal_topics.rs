@@ -25,6 +25,8 @@ pub enum InternalTopicError {
     Create { topic: &'static str, reason: String },
     #[error("{topic} partition {partition} is not hosted here")]
     NotHosted { topic: &'static str, partition: i32 },
+    #[error("this broker does not lead {topic} partition {partition}")]
+    NotLeader { topic: &'static str, partition: i32 },
     #[error("cannot encode a batch: {0}")]
     Encode(#[from] strom_protocol::record::RecordError),
     #[error("append failed: {0}")]
@@ -260,12 +262,15 @@ pub fn append(
     };
     let batch = encode_batch(&records, &options)?;
     let buffer = BytesMut::from(&batch[..]);
-    let mut log = partition.log.lock();
-    match transactional {
-        None => log.append_as_leader(buffer, partition.leader_epoch, now)?,
-        Some(_) => log.append_as_coordinator(buffer, partition.leader_epoch, now)?,
-    };
-    drop(log);
+    partition
+        .append_as_leader(now, |log, leader_epoch| match transactional {
+            None => log.append_as_leader(buffer, leader_epoch, now),
+            Some(_) => log.append_as_coordinator(buffer, leader_epoch, now),
+        })
+        .ok_or(InternalTopicError::NotLeader {
+            topic: topic_name,
+            partition: index,
+        })??;
     broker.notify_appended();
     Ok(())
 }

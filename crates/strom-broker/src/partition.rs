@@ -4,9 +4,15 @@
 //! Each partition's log sits behind its own mutex: appends to one partition are serial (they
 //! must be, offsets are assigned in order) and never wait for another partition. A read holds
 //! the lock only to locate a file range; the bytes are sent after it is released.
+//!
+//! Each partition is a leader or a follower, as the image says ([`ReplicaRole`]). A leader
+//! tracks its followers and the high watermark in a [`LeaderState`]; a follower's log is
+//! filled by the replica fetcher (`crate::replica_fetcher`) and it learns the high
+//! watermark from its leader. Lock order: `log` before `role`, never the other way.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -16,17 +22,187 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::config::{log_config_for_topic, BrokerConfig};
+use crate::replication::leader::LeaderState;
 
 /// File in each partition directory naming the topic id it belongs to, so a directory left
 /// by a deleted topic is never mistaken for a new topic of the same name.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
+/// Whether this broker leads a partition or follows its leader.
+#[derive(Debug)]
+pub enum ReplicaRole {
+    Leader(LeaderState),
+    /// Following `leader` (-1: the partition has no leader, it is offline).
+    Follower {
+        leader: i32,
+    },
+}
+
 pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
-    pub leader_epoch: i32,
     pub log: Mutex<PartitionLog>,
+    pub role: Mutex<ReplicaRole>,
+    leader_epoch: AtomicI32,
+    /// The partition epoch of the image entry the role was set from (AlterPartition).
+    partition_epoch: AtomicI32,
+    high_watermark: AtomicI64,
+    /// A follower that started following a new leader epoch: truncate to the epoch
+    /// boundary (OffsetForLeaderEpoch) before fetching.
+    needs_truncation: AtomicBool,
+}
+
+impl Partition {
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn partition_epoch(&self) -> i32 {
+        self.partition_epoch.load(Ordering::Acquire)
+    }
+
+    /// The high watermark: consumers read below it; acks=all waits for it.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(*self.role.lock(), ReplicaRole::Leader(_))
+    }
+
+    /// The leader this replica follows, if it is a follower.
+    pub fn followed_leader(&self) -> Option<i32> {
+        match *self.role.lock() {
+            ReplicaRole::Follower { leader } if leader >= 0 => Some(leader),
+            _ => None,
+        }
+    }
+
+    pub fn needs_truncation(&self) -> bool {
+        self.needs_truncation.load(Ordering::Acquire)
+    }
+
+    pub fn truncated(&self) {
+        self.needs_truncation.store(false, Ordering::Release);
+    }
+
+    /// The follower's log and the leader's disagree: truncate again before fetching.
+    pub fn needs_truncation_again(&self) {
+        self.needs_truncation.store(true, Ordering::Release);
+    }
+
+    /// The leader appended up to `log_end` (call with the log lock held, so appends are
+    /// seen in order). Returns whether the high watermark moved.
+    pub fn on_local_append(&self, log_end: i64, now_ms: i64) -> bool {
+        let mut role = self.role.lock();
+        match &mut *role {
+            ReplicaRole::Leader(state) => match state.on_local_append(log_end, now_ms) {
+                Some(high_watermark) => {
+                    self.high_watermark.store(high_watermark, Ordering::Release);
+                    true
+                }
+                None => false,
+            },
+            ReplicaRole::Follower { .. } => false,
+        }
+    }
+
+    /// Runs a leader append under the log lock with this replica's leader epoch, then moves
+    /// the high watermark. `None` when this replica is not the leader (the caller answers
+    /// NOT_LEADER_OR_FOLLOWER); the append itself decides its own success.
+    pub fn append_as_leader<T, E>(
+        &self,
+        now_ms: i64,
+        append: impl FnOnce(&mut PartitionLog, i32) -> Result<T, E>,
+    ) -> Option<Result<T, E>> {
+        let mut log = self.log.lock();
+        if !self.is_leader() {
+            return None;
+        }
+        let result = append(&mut log, self.leader_epoch());
+        if result.is_ok() {
+            self.on_local_append(log.log_end_offset(), now_ms);
+        }
+        Some(result)
+    }
+
+    /// acks=all: whether the write ending at `required_offset` (exclusive) is committed.
+    /// `Ok(false)`: keep waiting.
+    pub fn check_committed(
+        &self,
+        required_offset: i64,
+        min_insync_replicas: usize,
+    ) -> Result<bool, strom_protocol::ErrorCode> {
+        match &*self.role.lock() {
+            ReplicaRole::Leader(state) => state
+                .check_committed(required_offset, min_insync_replicas)
+                .map_err(|_| strom_protocol::ErrorCode::NotEnoughReplicasAfterAppend),
+            ReplicaRole::Follower { .. } => Err(strom_protocol::ErrorCode::NotLeaderOrFollower),
+        }
+    }
+
+    /// Stores a high watermark computed elsewhere (a leader's state, or what a follower
+    /// learned from its leader, capped by its own log end).
+    pub fn set_high_watermark(&self, high_watermark: i64) {
+        self.high_watermark.store(high_watermark, Ordering::Release);
+    }
+
+    /// Sets the role from the image's entry for this partition. A new leader epoch on a
+    /// follower means truncating before fetching again.
+    fn apply_image_state(
+        &self,
+        node_id: i32,
+        state: &strom_controller::PartitionState,
+        log_end: i64,
+        now_ms: i64,
+    ) {
+        let mut role = self.role.lock();
+        let epoch_changed = self.leader_epoch() != state.leader_epoch;
+        if state.leader == node_id {
+            match &mut *role {
+                ReplicaRole::Leader(leader) if !epoch_changed => {
+                    if leader.isr() != state.isr.as_slice() {
+                        if let Some(high_watermark) = leader.apply_isr(state.isr.clone(), log_end) {
+                            self.high_watermark.store(high_watermark, Ordering::Release);
+                        }
+                    }
+                }
+                _ => {
+                    let isr = if state.isr.contains(&node_id) {
+                        state.isr.clone()
+                    } else {
+                        vec![node_id]
+                    };
+                    let leader = LeaderState::new(
+                        node_id,
+                        state.leader_epoch,
+                        state.replicas.clone(),
+                        isr,
+                        log_end,
+                        self.high_watermark(),
+                        now_ms,
+                    );
+                    self.high_watermark
+                        .store(leader.high_watermark(), Ordering::Release);
+                    *role = ReplicaRole::Leader(leader);
+                }
+            }
+        } else {
+            if epoch_changed
+                || !matches!(*role, ReplicaRole::Follower { leader } if leader == state.leader)
+            {
+                self.needs_truncation.store(true, Ordering::Release);
+            }
+            *role = ReplicaRole::Follower {
+                leader: state.leader,
+            };
+        }
+        self.leader_epoch
+            .store(state.leader_epoch, Ordering::Release);
+        self.partition_epoch
+            .store(state.partition_epoch, Ordering::Release);
+    }
 }
 
 #[derive(Default)]
@@ -83,18 +259,17 @@ impl PartitionRegistry {
         image: &MetadataImage,
         now_ms: i64,
     ) -> Result<(), PartitionError> {
-        let mut wanted: HashMap<(Uuid, i32), (String, i32, LogConfig)> = HashMap::new();
+        let mut wanted: HashMap<
+            (Uuid, i32),
+            (String, strom_controller::PartitionState, LogConfig),
+        > = HashMap::new();
         for topic in image.topics() {
             let log_config = log_config_for_topic(config, &topic.configs);
             for partition in &topic.partitions {
                 if partition.replicas.contains(&config.node_id) {
                     wanted.insert(
                         (topic.topic_id, partition.partition),
-                        (
-                            topic.name.clone(),
-                            partition.leader_epoch,
-                            log_config.clone(),
-                        ),
+                        (topic.name.clone(), partition.clone(), log_config.clone()),
                     );
                 }
             }
@@ -111,9 +286,12 @@ impl PartitionRegistry {
         for partition in removed {
             self.delete_partition(config, partition);
         }
-        for ((topic_id, index), (topic, leader_epoch, log_config)) in wanted {
+        for ((topic_id, index), (topic, state, log_config)) in wanted {
             if let Some(existing) = self.get(topic_id, index) {
-                existing.log.lock().set_config(log_config);
+                let mut log = existing.log.lock();
+                log.set_config(log_config);
+                let log_end = log.log_end_offset();
+                existing.apply_image_state(config.node_id, &state, log_end, now_ms);
                 continue;
             }
             let dir = partition_dir(&config.log_dirs, &topic, index);
@@ -134,16 +312,30 @@ impl PartitionRegistry {
             let log =
                 PartitionLog::open(&dir, log_config, now_ms).map_err(|e| open_error(e.into()))?;
             info!(%topic, partition = index, log_end_offset = log.log_end_offset(), "partition opened");
-            self.partitions.write().insert(
-                (topic_id, index),
-                Arc::new(Partition {
-                    topic: topic.clone(),
-                    topic_id,
-                    index,
-                    leader_epoch,
-                    log: Mutex::new(log),
-                }),
-            );
+            let log_end = log.log_end_offset();
+            // A single replica is its own ISR: everything it has is committed. Otherwise
+            // the high watermark is learned again from the replicas (Kafka checkpoints it;
+            // starting low only delays consumers until the followers' first fetches).
+            let high_watermark = if state.replicas.len() == 1 {
+                log_end
+            } else {
+                log.log_start_offset()
+            };
+            let partition = Partition {
+                topic: topic.clone(),
+                topic_id,
+                index,
+                log: Mutex::new(log),
+                role: Mutex::new(ReplicaRole::Follower { leader: -1 }),
+                leader_epoch: AtomicI32::new(-1),
+                partition_epoch: AtomicI32::new(-1),
+                high_watermark: AtomicI64::new(high_watermark),
+                needs_truncation: AtomicBool::new(false),
+            };
+            partition.apply_image_state(config.node_id, &state, log_end, now_ms);
+            self.partitions
+                .write()
+                .insert((topic_id, index), Arc::new(partition));
         }
         self.remove_stray_dirs(config, image);
         Ok(())

@@ -46,6 +46,11 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error("cannot open the metadata log: {0}")]
     Metadata(#[from] strom_controller::MetadataError),
+    #[error("controller quorum ({voters}): {source} (check controller.quorum.voters: id@host:port entries, one of them this node.id)")]
+    Quorum {
+        voters: String,
+        source: strom_controller::RaftQuorumError,
+    },
     #[error(transparent)]
     ProducerIds(#[from] ProducerIdError),
     #[error(transparent)]
@@ -161,9 +166,31 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         ),
         None => None,
     };
-    let metadata =
-        strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?;
-    let producer_ids = ProducerIdAllocator::open(&config.log_dirs)?;
+    let metadata = if config.cluster.voters.is_empty() {
+        crate::metadata::Metadata::Local(parking_lot::Mutex::new(
+            strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?,
+        ))
+    } else {
+        let quorum_error = |source| ServerError::Quorum {
+            voters: config.cluster.voters.clone(),
+            source,
+        };
+        let voters =
+            strom_controller::raft::parse_voters(&config.cluster.voters).map_err(quorum_error)?;
+        let mut raft_config =
+            strom_controller::RaftQuorumConfig::new(config.node_id, voters, &config.log_dirs);
+        raft_config.broker_session_timeout_ms = config.cluster.session_timeout_ms as u64;
+        let raft = strom_controller::RaftQuorum::start(raft_config)
+            .await
+            .map_err(quorum_error)?;
+        crate::metadata::Metadata::Raft(raft)
+    };
+    let producer_ids = if config.cluster.voters.is_empty() {
+        ProducerIdAllocator::open(&config.log_dirs)?
+    } else {
+        // Every broker hands out ids: each takes the ids congruent to its node id.
+        ProducerIdAllocator::open_strided(&config.log_dirs, config.node_id)?
+    };
     let broker = Broker::new(config, host, port, metadata, producer_ids)?;
     Ok(BoundBroker {
         broker,
@@ -188,6 +215,7 @@ impl BoundBroker {
         let cleaner = crate::cleaner::spawn(broker.clone());
         let group_timers = broker.groups.spawn_timers(broker.clone());
         let txn_timers = broker.txns.spawn_timers(broker.clone());
+        let cluster_tasks = crate::cluster::spawn_tasks(&broker);
         if broker.image().topic(crate::group::OFFSETS_TOPIC).is_some() {
             // Replay committed offsets before clients ask; they get
             // COORDINATOR_LOAD_IN_PROGRESS until this is done.
@@ -237,6 +265,10 @@ impl BoundBroker {
         info!("strom broker ready");
         shutdown.await;
         for task in accepting {
+            task.abort();
+        }
+        crate::cluster::controlled_shutdown(&broker).await;
+        for task in cluster_tasks {
             task.abort();
         }
         info!("shutting down: closing logs");

@@ -26,9 +26,9 @@ pub struct Broker {
     /// Host and port clients are told to connect to.
     pub advertised_host: String,
     pub advertised_port: u16,
-    /// The metadata log and the controller's decisions. Held only while a metadata change
-    /// is decided and written; readers use [`Broker::image`].
-    pub metadata: Mutex<strom_controller::MetadataQuorum>,
+    /// The metadata log and the controller's decisions (local, or a Raft quorum); readers
+    /// use [`Broker::image`].
+    pub metadata: crate::metadata::Metadata,
     image: RwLock<Arc<MetadataImage>>,
     pub partitions: PartitionRegistry,
     pub producer_ids: Mutex<ProducerIdAllocator>,
@@ -51,7 +51,7 @@ impl Broker {
         config: BrokerConfig,
         advertised_host: String,
         advertised_port: u16,
-        metadata: strom_controller::MetadataQuorum,
+        metadata: crate::metadata::Metadata,
         producer_ids: ProducerIdAllocator,
     ) -> Result<Arc<Self>, PartitionError> {
         let image = metadata.image();
@@ -59,7 +59,7 @@ impl Broker {
         let broker = Arc::new(Broker {
             advertised_host,
             advertised_port,
-            metadata: Mutex::new(metadata),
+            metadata,
             image: RwLock::new(image.clone()),
             partitions: PartitionRegistry::default(),
             producer_ids: Mutex::new(producer_ids),

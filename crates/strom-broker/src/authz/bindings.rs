@@ -159,16 +159,10 @@ pub async fn commit(broker: &Arc<Broker>, records: Vec<MetadataRecord>) -> Resul
     if records.is_empty() {
         return Ok(());
     }
-    let writer = broker.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut quorum = writer.metadata.lock();
-        quorum.alter_acls(records).map_err(|e| e.to_string())?;
-        writer
-            .apply_image(quorum.image())
-            .map_err(|e| e.to_string())
+    crate::admin::write_records(broker, records, |quorum, records| {
+        quorum.alter_acls(records)
     })
     .await
-    .map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]

@@ -135,19 +135,10 @@ pub async fn handle(
         }
     }
     if !records.is_empty() {
-        let writer = broker.clone();
-        let outcome = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let mut quorum = writer.metadata.lock();
-            quorum
-                .alter_client_quotas(records)
-                .map_err(|e| e.to_string())?;
-            writer
-                .apply_image(quorum.image())
-                .map_err(|e| e.to_string())
+        let outcome = crate::admin::write_records(broker, records, |quorum, records| {
+            quorum.alter_client_quotas(records)
         })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        .await;
         if let Err(message) = outcome {
             warn!(%message, "cannot store client quotas");
             for index in written {

@@ -147,23 +147,12 @@ pub async fn handle(
         _ => true,
     });
     if !records.is_empty() {
-        let writer = broker.clone();
         // The message goes into the response's error_message, so text is all it needs.
-        let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let mut quorum = writer.metadata.lock();
-            quorum
-                .alter_scram_credentials(records)
-                .map_err(|e| e.to_string())?;
-            writer
-                .apply_image(quorum.image())
-                .map_err(|e| e.to_string())
+        let failure = crate::admin::write_records(broker, records, |quorum, records| {
+            quorum.alter_scram_credentials(records)
         })
-        .await;
-        let failure = match written {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error),
-            Err(error) => Some(error.to_string()),
-        };
+        .await
+        .err();
         if let Some(message) = failure {
             warn!(%message, "cannot store SCRAM credentials");
             for user in &users {

@@ -38,6 +38,24 @@ fn empty_partition(index: i32, error: ErrorCode) -> FetchPartitionOut {
     }
 }
 
+/// What a follower's fetch changed on the leader side.
+#[derive(Default)]
+struct FollowerEffects {
+    /// A high watermark moved: acks=all waiters and consumers' long polls must look again.
+    high_watermark_moved: bool,
+    /// ISR expansions to propose to the controller.
+    isr_proposals: Vec<crate::cluster::IsrProposal>,
+}
+
+/// The id of the follower sending a fetch, or -1 for a consumer.
+fn replica_id(request: &FetchRequest, version: i16) -> i32 {
+    if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    }
+}
+
 /// Reads every requested partition once. Returns the response and the record bytes in it,
 /// and whether any partition carries an error (which answers the fetch at once).
 fn read_once(
@@ -45,9 +63,12 @@ fn read_once(
     image: &MetadataImage,
     request: &FetchRequest,
     version: i16,
+    effects: &mut FollowerEffects,
 ) -> (FetchResponseOut, usize, bool) {
     let response_max = (request.max_bytes.max(0)).min(broker.config.fetch_max_bytes) as usize;
     let read_committed = request.isolation_level == 1;
+    let follower = replica_id(request, version);
+    let now = crate::state::now_ms();
     let mut total_bytes = 0usize;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -84,12 +105,12 @@ fn read_once(
             };
             if version >= 9
                 && fetch.current_leader_epoch >= 0
-                && fetch.current_leader_epoch != partition.leader_epoch
+                && fetch.current_leader_epoch != partition.leader_epoch()
             {
                 any_error = true;
                 partitions.push(empty_partition(
                     index,
-                    if fetch.current_leader_epoch < partition.leader_epoch {
+                    if fetch.current_leader_epoch < partition.leader_epoch() {
                         ErrorCode::FencedLeaderEpoch
                     } else {
                         ErrorCode::UnknownLeaderEpoch
@@ -100,11 +121,32 @@ fn read_once(
             let partition_max = (fetch.partition_max_bytes.max(0) as usize)
                 .min(response_max.saturating_sub(total_bytes));
             let min_one_batch = total_bytes == 0;
+            if !partition.is_leader() {
+                // No fetch from followers (KIP-392) yet: clients go to the leader.
+                any_error = true;
+                partitions.push(empty_partition(index, ErrorCode::NotLeaderOrFollower));
+                continue;
+            }
             let log = partition.log.lock();
-            let high_watermark = log.log_end_offset();
+            let log_end = log.log_end_offset();
+            if follower >= 0 {
+                follower_fetched(
+                    broker,
+                    &partition,
+                    follower,
+                    fetch.fetch_offset,
+                    log_end,
+                    now,
+                    effects,
+                );
+            }
+            let high_watermark = partition.high_watermark();
             let last_stable_offset = log.last_stable_offset().min(high_watermark);
-            // read_committed consumers see nothing at or above the last stable offset.
-            let upper_bound = if read_committed {
+            // Followers read to the log end; consumers below the high watermark, and
+            // read_committed ones below the last stable offset too.
+            let upper_bound = if follower >= 0 {
+                log_end
+            } else if read_committed {
                 last_stable_offset
             } else {
                 high_watermark
@@ -178,6 +220,38 @@ fn read_once(
     (response, total_bytes, any_error)
 }
 
+/// Records a follower's progress on the leader: the high watermark may move, and a caught-up
+/// follower may be proposed for the ISR.
+fn follower_fetched(
+    broker: &Broker,
+    partition: &crate::partition::Partition,
+    replica: i32,
+    fetch_offset: i64,
+    log_end: i64,
+    now: i64,
+    effects: &mut FollowerEffects,
+) {
+    let mut role = partition.role.lock();
+    let crate::partition::ReplicaRole::Leader(state) = &mut *role else {
+        return;
+    };
+    let outcome = state.on_follower_fetch(replica, fetch_offset, log_end, now);
+    if let Some(high_watermark) = outcome.high_watermark_advanced {
+        partition.set_high_watermark(high_watermark);
+        effects.high_watermark_moved = true;
+    }
+    if let Some(isr) = outcome.propose_isr {
+        effects.isr_proposals.push(crate::cluster::IsrProposal {
+            topic_id: partition.topic_id,
+            partition: partition.index,
+            leader_epoch: partition.leader_epoch(),
+            partition_epoch: partition.partition_epoch(),
+            isr,
+        });
+    }
+    let _ = broker;
+}
+
 /// Adds the record bytes of the response being sent to each topic's bytes-out counter.
 /// Topics fetched by id (v13+) carry no name in the response, so it comes from the image.
 fn count_bytes_out(broker: &Broker, response: &FetchResponseOut) {
@@ -202,6 +276,15 @@ fn count_bytes_out(broker: &Broker, response: &FetchResponseOut) {
     }
 }
 
+fn apply_effects(broker: &Arc<Broker>, effects: &mut FollowerEffects) {
+    if std::mem::take(&mut effects.high_watermark_moved) {
+        broker.notify_appended();
+    }
+    for proposal in effects.isr_proposals.drain(..) {
+        crate::cluster::propose_isr(broker, proposal);
+    }
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     request: FetchRequest,
@@ -222,10 +305,13 @@ pub async fn handle(
     let min_bytes = request.min_bytes.max(0) as usize;
     // Subscribe before the first read so an append between the read and the wait is seen.
     let mut appends = broker.subscribe_appends();
+    let mut effects = FollowerEffects::default();
     loop {
         appends.borrow_and_update();
         let image = broker.image();
-        let (response, total_bytes, any_error) = read_once(broker, &image, &request, version);
+        let (response, total_bytes, any_error) =
+            read_once(broker, &image, &request, version, &mut effects);
+        apply_effects(broker, &mut effects);
         // min_bytes 0 answers at once (0 >= 0); max_wait 0 has already passed its deadline.
         let done = total_bytes >= min_bytes || any_error || Instant::now() >= deadline;
         if done {
@@ -238,7 +324,9 @@ pub async fn handle(
         };
         if waited.is_err() {
             // Deadline: answer with whatever is there now.
-            let (response, _, _) = read_once(broker, &broker.image(), &request, version);
+            let (response, _, _) =
+                read_once(broker, &broker.image(), &request, version, &mut effects);
+            apply_effects(broker, &mut effects);
             count_bytes_out(broker, &response);
             return encode_fetch_response(version, correlation_id, &response);
         }

@@ -63,7 +63,7 @@ pub fn handle(
                             -1,
                         );
                     };
-                    let epoch = partition.leader_epoch;
+                    let epoch = partition.leader_epoch();
                     if version >= 4
                         && p.current_leader_epoch >= 0
                         && p.current_leader_epoch != epoch

@@ -45,7 +45,7 @@ pub fn handle(
                             -1,
                         );
                     };
-                    let current = partition.leader_epoch;
+                    let current = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != current {
                         let error: i16 = if p.current_leader_epoch < current {
                             ErrorCode::FencedLeaderEpoch.code()

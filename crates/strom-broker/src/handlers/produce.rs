@@ -86,13 +86,64 @@ async fn verify_transactional(
     }
 }
 
+/// acks=all: waits until every appended write is below its partition's high watermark (the
+/// ISR has it), or the request's timeout. A write the ISR shrank under
+/// `min.insync.replicas` meanwhile gets NOT_ENOUGH_REPLICAS_AFTER_APPEND; one still waiting
+/// at the timeout, REQUEST_TIMED_OUT; a leader that lost leadership,
+/// NOT_LEADER_OR_FOLLOWER. With a single replica the high watermark is already there.
+async fn wait_for_replication(
+    broker: &Arc<Broker>,
+    responses: &mut [TopicProduceResponse],
+    waiting: Vec<(usize, usize, Arc<crate::partition::Partition>, i64, usize)>,
+    timeout_ms: u64,
+    version: i16,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    let mut appends = broker.subscribe_appends();
+    let mut outcomes: Vec<Option<Option<ErrorCode>>> = vec![None; waiting.len()];
+    loop {
+        appends.borrow_and_update();
+        let mut pending = false;
+        for (outcome, (_, _, partition, required, min_isr)) in outcomes.iter_mut().zip(&waiting) {
+            if outcome.is_some() {
+                continue;
+            }
+            match partition.check_committed(*required, *min_isr) {
+                Ok(true) => *outcome = Some(None),
+                Ok(false) => pending = true,
+                Err(code) => *outcome = Some(Some(code)),
+            }
+        }
+        if !pending {
+            break;
+        }
+        let changed = tokio::time::timeout_at(deadline, appends.changed()).await;
+        if !matches!(changed, Ok(Ok(()))) {
+            for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
+                *outcome = Some(Some(ErrorCode::RequestTimedOut));
+            }
+            break;
+        }
+    }
+    for (outcome, (topic, index, _, _, _)) in outcomes.into_iter().zip(waiting) {
+        if let Some(Some(code)) = outcome {
+            let response = &mut responses[topic].partition_responses[index];
+            *response = failed(version, response.index, code, None);
+        }
+    }
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
     version: i16,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms.max(0) as u64;
     let image = broker.image();
+    // acks=all writes waiting for the high watermark: (topic index, partition response
+    // index, partition, offset the HW must reach, min.insync.replicas).
+    let mut waiting: Vec<(usize, usize, Arc<crate::partition::Partition>, i64, usize)> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut appended_any = false;
     for topic_data in request.topic_data {
@@ -147,12 +198,12 @@ pub async fn handle(
                 ));
                 continue;
             };
+            let min_isr = topic
+                .configs
+                .get("min.insync.replicas")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(broker.config.min_insync_replicas as usize);
             if acks == -1 {
-                let min_isr = topic
-                    .configs
-                    .get("min.insync.replicas")
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(broker.config.min_insync_replicas as usize);
                 if state.isr.len() < min_isr {
                     partition_responses.push(failed(
                         version,
@@ -201,28 +252,49 @@ pub async fn handle(
             };
             let batch_bytes = records.len() as u64;
             let buffer = BytesMut::from(&records[..]);
-            let result = {
-                let mut log = partition.log.lock();
-                // Checked under the log lock: an end marker takes this lock too, so a write
-                // verified before its transaction ended never lands after the marker.
+            // The guard is checked under the log lock: an end marker takes this lock too,
+            // so a write verified before its transaction ended never lands after the marker.
+            let appended = partition.append_as_leader(now_ms(), |log, leader_epoch| {
                 if guard.as_ref().is_some_and(|guard| !guard.is_valid()) {
-                    None
-                } else {
-                    Some(log.append_as_leader(buffer, partition.leader_epoch, now_ms()))
+                    return Ok(None);
                 }
-            };
-            let Some(result) = result else {
-                partition_responses.push(failed(
-                    version,
-                    index,
-                    ErrorCode::InvalidTxnState,
-                    Some("the transaction ended before this write could be appended".into()),
-                ));
-                continue;
+                log.append_as_leader(buffer, leader_epoch, now_ms())
+                    .map(Some)
+            });
+            let result = match appended {
+                None => {
+                    partition_responses.push(failed(
+                        version,
+                        index,
+                        ErrorCode::NotLeaderOrFollower,
+                        None,
+                    ));
+                    continue;
+                }
+                Some(Ok(None)) => {
+                    partition_responses.push(failed(
+                        version,
+                        index,
+                        ErrorCode::InvalidTxnState,
+                        Some("the transaction ended before this write could be appended".into()),
+                    ));
+                    continue;
+                }
+                Some(Ok(Some(info))) => Ok(info),
+                Some(Err(error)) => Err(error),
             };
             match result {
                 Ok(info) => {
                     appended_any |= !info.duplicate;
+                    if acks == -1 {
+                        waiting.push((
+                            responses.len(),
+                            partition_responses.len(),
+                            partition.clone(),
+                            info.last_offset + 1,
+                            min_isr,
+                        ));
+                    }
                     if !info.duplicate {
                         broker.metrics.record_produce(
                             &topic.name,
@@ -276,6 +348,9 @@ pub async fn handle(
     }
     if acks == 0 {
         return None;
+    }
+    if !waiting.is_empty() {
+        wait_for_replication(broker, &mut responses, waiting, timeout_ms, version).await;
     }
     Some(ProduceResponse::default().with_responses(responses))
 }

@@ -40,28 +40,33 @@ pub fn write_marker(
     } else {
         ControlMarker::Abort
     };
-    let append = |log: &mut strom_storage::PartitionLog| {
-        log.append_control_marker(
-            producer_id,
-            producer_epoch,
-            marker,
-            coordinator_epoch,
-            partition.leader_epoch,
-            now_ms(),
-        )
+    let append = || {
+        partition.append_as_leader(now_ms(), |log, leader_epoch| {
+            log.append_control_marker(
+                producer_id,
+                producer_epoch,
+                marker,
+                coordinator_epoch,
+                leader_epoch,
+                now_ms(),
+            )
+        })
     };
     let result = if topic == OFFSETS_TOPIC {
         let partition_count = topic_image.partition_count();
         let mut groups = broker.groups.state.lock();
-        let result = append(&mut partition.log.lock());
-        if result.is_ok() {
+        let result = append();
+        if matches!(result, Some(Ok(_))) {
             groups.complete_txn_offsets(now_ms(), producer_id, commit, |group| {
                 group_records::partition_for(group, partition_count) == index
             });
         }
         result
     } else {
-        append(&mut partition.log.lock())
+        append()
+    };
+    let Some(result) = result else {
+        return Err(ErrorCode::NotLeaderOrFollower);
     };
     match result {
         Ok(_) => {

@@ -1,0 +1,90 @@
+//! Where this broker's metadata lives: a local single-voter metadata log (the single-node
+//! default), or a Raft quorum of controllers shared by the cluster
+//! (`controller.quorum.voters`). Every metadata change goes through here; the resulting
+//! image reaches the broker through [`crate::state::Broker::apply_image`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use strom_controller::{MetadataImage, MetadataQuorum, RaftQuorum};
+
+use crate::cluster::IsrProposal;
+use crate::state::Broker;
+
+/// How long a change made through another node waits to show up in this node's image.
+const LOCAL_IMAGE_WAIT: Duration = Duration::from_secs(10);
+
+pub enum Metadata {
+    /// One voter: the metadata log is a local file, decisions are made in process.
+    Local(Mutex<MetadataQuorum>),
+    /// A Raft quorum of controllers; changes are forwarded to its leader.
+    Raft(RaftQuorum),
+}
+
+impl Metadata {
+    pub fn image(&self) -> Arc<MetadataImage> {
+        match self {
+            Metadata::Local(quorum) => quorum.lock().image(),
+            Metadata::Raft(raft) => raft.image(),
+        }
+    }
+
+    /// The active controller's node id (this node for a local log), if there is one.
+    pub fn active_controller(&self, node_id: i32) -> Option<i32> {
+        match self {
+            Metadata::Local(_) => Some(node_id),
+            Metadata::Raft(raft) => raft.leader(),
+        }
+    }
+
+    /// AlterPartition: asks the controller to commit a new ISR. A single-node log never
+    /// has followers, so it never gets here.
+    pub async fn alter_partition(
+        &self,
+        broker: &Arc<Broker>,
+        proposal: &IsrProposal,
+    ) -> Result<(), String> {
+        match self {
+            Metadata::Local(_) => Err("a single-node cluster has no followers".into()),
+            Metadata::Raft(raft) => {
+                raft.alter_partition(
+                    broker.config.node_id,
+                    proposal.topic_id,
+                    proposal.partition,
+                    proposal.leader_epoch,
+                    proposal.partition_epoch,
+                    proposal.isr.clone(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Waits until this node's image satisfies `ready` (a change committed through the
+/// controller leader reaches followers a moment later), then installs it.
+pub async fn wait_for_local_image(
+    broker: &Arc<Broker>,
+    ready: impl Fn(&MetadataImage) -> bool,
+) -> Result<(), crate::partition::PartitionError> {
+    let Metadata::Raft(raft) = &broker.metadata else {
+        return Ok(());
+    };
+    let mut images = raft.subscribe();
+    let deadline = tokio::time::Instant::now() + LOCAL_IMAGE_WAIT;
+    loop {
+        let image = images.borrow_and_update().clone();
+        if ready(&image) {
+            return broker.apply_image(image);
+        }
+        if tokio::time::timeout_at(deadline, images.changed())
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            return broker.apply_image(raft.image());
+        }
+    }
+}

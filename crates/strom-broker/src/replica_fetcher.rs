@@ -1,0 +1,304 @@
+//! Follower replication: for every broker this one follows partitions of, a task that
+//! fetches from it (Fetch with `replica_id` set) and appends the leader's batches unchanged
+//! (`PartitionLog::append_as_follower`).
+//!
+//! Before fetching a partition in a new leader epoch the follower truncates to the epoch
+//! boundary the leader reports (OffsetForLeaderEpoch, [`truncation_step`]), so a replica
+//! that led or followed a deposed leader drops what the new leader does not have. The
+//! follower's high watermark is the leader's, capped by its own log end.
+//!
+//! Inter-broker traffic uses the address each broker registered (its first listener), over
+//! plaintext: `strom-client` speaks neither TLS nor SASL yet.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_client::connection::{Connection, ConnectionConfig};
+use strom_protocol::ErrorCode;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::partition::Partition;
+use crate::replication::follower::{truncation_step, TruncationStep};
+use crate::state::{now_ms, Broker};
+
+/// How often the set of leaders to follow is looked at.
+const SUPERVISE_INTERVAL: Duration = Duration::from_millis(200);
+/// Pause after a failed connection or request before trying again.
+const RETRY_BACKOFF: Duration = Duration::from_millis(300);
+/// Fetch v12: replica id in the body, topics by name, KIP-320 epochs.
+const FETCH_VERSION: i16 = 12;
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+/// Truncation rounds per partition before giving up for this pass (each round lowers the
+/// epoch asked for, so few are ever needed).
+const TRUNCATION_ROUNDS_MAX: usize = 16;
+
+/// Starts the supervisor: one fetch task per followed leader, started and stopped as the
+/// image changes.
+pub fn spawn(broker: Arc<Broker>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tasks: HashMap<i32, JoinHandle<()>> = HashMap::new();
+        let mut tick = tokio::time::interval(SUPERVISE_INTERVAL);
+        loop {
+            tick.tick().await;
+            let leaders: HashSet<i32> = broker
+                .partitions
+                .all()
+                .iter()
+                .filter_map(|p| p.followed_leader())
+                .collect();
+            tasks.retain(|_, task| !task.is_finished());
+            for leader in leaders {
+                tasks
+                    .entry(leader)
+                    .or_insert_with(|| tokio::spawn(follow(broker.clone(), leader)));
+            }
+        }
+    })
+}
+
+fn followed_from(broker: &Broker, leader: i32) -> Vec<Arc<Partition>> {
+    broker
+        .partitions
+        .all()
+        .into_iter()
+        .filter(|p| p.followed_leader() == Some(leader))
+        .collect()
+}
+
+fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
+    let image = broker.image();
+    let registration = image.brokers().get(&leader)?;
+    Some(format!("{}:{}", registration.host, registration.port))
+}
+
+/// Fetches from `leader` until this broker follows nothing there.
+async fn follow(broker: Arc<Broker>, leader: i32) {
+    info!(leader, "replica fetcher started");
+    let mut connection: Option<(String, Connection)> = None;
+    loop {
+        let partitions = followed_from(&broker, leader);
+        if partitions.is_empty() {
+            info!(leader, "replica fetcher stopped: nothing to follow");
+            return;
+        }
+        let Some(address) = leader_address(&broker, leader) else {
+            tokio::time::sleep(RETRY_BACKOFF).await;
+            continue;
+        };
+        if connection
+            .as_ref()
+            .is_none_or(|(a, c)| *a != address || c.is_closed())
+        {
+            let config = ConnectionConfig {
+                client_id: format!("strom-replica-{}", broker.config.node_id),
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_millis(
+                    broker.config.cluster.replica_fetch_wait_max_ms as u64 + 10_000,
+                ),
+                ..ConnectionConfig::default()
+            };
+            match Connection::connect(&address, config).await {
+                Ok(fresh) => connection = Some((address, fresh)),
+                Err(error) => {
+                    debug!(leader, %error, "cannot reach the leader");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        let conn = &connection.as_ref().expect("connected above").1;
+        let truncating: Vec<Arc<Partition>> = partitions
+            .iter()
+            .filter(|p| p.needs_truncation())
+            .cloned()
+            .collect();
+        if !truncating.is_empty() {
+            if let Err(error) = truncate(&broker, conn, &truncating).await {
+                warn!(leader, %error, "truncation failed");
+                connection = None;
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+            continue;
+        }
+        if let Err(error) = fetch_once(&broker, conn, &partitions).await {
+            debug!(leader, %error, "replica fetch failed");
+            connection = None;
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+}
+
+/// OffsetForLeaderEpoch for each partition's latest local epoch, then truncation to the
+/// boundary (KIP-101/279), round by round.
+async fn truncate(
+    broker: &Broker,
+    conn: &Connection,
+    partitions: &[Arc<Partition>],
+) -> Result<(), strom_client::ClientError> {
+    for partition in partitions {
+        for _ in 0..TRUNCATION_ROUNDS_MAX {
+            let (latest_epoch, log_end) = {
+                let log = partition.log.lock();
+                (log.latest_epoch(), log.log_end_offset())
+            };
+            let Some(latest_epoch) = latest_epoch else {
+                // An empty log has nothing to cut.
+                partition.truncated();
+                break;
+            };
+            let request = OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(broker.config.node_id))
+                .with_topics(vec![OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(partition.topic.clone())))
+                    .with_partitions(vec![OffsetForLeaderPartition::default()
+                        .with_partition(partition.index)
+                        .with_current_leader_epoch(partition.leader_epoch())
+                        .with_leader_epoch(latest_epoch)])]);
+            let response = conn
+                .send_version(&request, OFFSET_FOR_LEADER_EPOCH_VERSION)
+                .await?;
+            let Some(answer) = response.topics.first().and_then(|t| t.partitions.first()) else {
+                break;
+            };
+            if answer.error_code != 0 {
+                // Stale metadata on either side: the image will catch up; try later.
+                debug!(topic = %partition.topic, partition = partition.index, code = answer.error_code, "OffsetForLeaderEpoch refused");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                break;
+            }
+            let mut log = partition.log.lock();
+            let local_epoch_end = log.end_offset_for_epoch(answer.leader_epoch);
+            let step = truncation_step(
+                log.log_end_offset(),
+                local_epoch_end,
+                (answer.leader_epoch, answer.end_offset),
+                partition.high_watermark().min(log_end),
+            );
+            let (offset, done) = match step {
+                TruncationStep::Done(offset) => (offset, true),
+                TruncationStep::Retry(offset) => (offset, false),
+            };
+            if offset < log.log_end_offset() {
+                info!(topic = %partition.topic, partition = partition.index, from = log.log_end_offset(), to = offset, "truncating to the leader's epoch boundary");
+                if let Err(error) = log.truncate_to(offset, now_ms()) {
+                    warn!(topic = %partition.topic, partition = partition.index, %error, "truncation failed");
+                    break;
+                }
+            }
+            if done {
+                partition.set_high_watermark(partition.high_watermark().min(log.log_end_offset()));
+                partition.truncated();
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One Fetch for every partition followed from this leader; appends what comes back.
+async fn fetch_once(
+    broker: &Arc<Broker>,
+    conn: &Connection,
+    partitions: &[Arc<Partition>],
+) -> Result<(), strom_client::ClientError> {
+    let mut by_topic: Vec<(String, Vec<FetchPartition>)> = Vec::new();
+    for partition in partitions {
+        let (log_end, log_start) = {
+            let log = partition.log.lock();
+            (log.log_end_offset(), log.log_start_offset())
+        };
+        let entry = FetchPartition::default()
+            .with_partition(partition.index)
+            .with_current_leader_epoch(partition.leader_epoch())
+            .with_fetch_offset(log_end)
+            .with_log_start_offset(log_start)
+            .with_partition_max_bytes(broker.config.cluster.replica_fetch_max_bytes);
+        match by_topic.iter_mut().find(|(t, _)| *t == partition.topic) {
+            Some((_, list)) => list.push(entry),
+            None => by_topic.push((partition.topic.clone(), vec![entry])),
+        }
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(broker.config.node_id))
+        .with_max_wait_ms(broker.config.cluster.replica_fetch_wait_max_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(broker.config.fetch_max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic)))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = conn.send_version(&request, FETCH_VERSION).await?;
+    if response.error_code != 0 {
+        tokio::time::sleep(RETRY_BACKOFF).await;
+        return Ok(());
+    }
+    let mut appended = false;
+    for topic in &response.responses {
+        for data in &topic.partitions {
+            let Some(partition) = partitions
+                .iter()
+                .find(|p| p.topic == topic.topic.as_str() && p.index == data.partition_index)
+            else {
+                continue;
+            };
+            match ErrorCode::try_from_code(data.error_code) {
+                None => {}
+                Some(ErrorCode::OffsetOutOfRange) => {
+                    handle_out_of_range(partition, data.log_start_offset);
+                    continue;
+                }
+                Some(code) => {
+                    // NOT_LEADER_OR_FOLLOWER, FENCED/UNKNOWN_LEADER_EPOCH: metadata moves on.
+                    debug!(topic = %partition.topic, partition = partition.index, ?code, "replica fetch refused");
+                    continue;
+                }
+            }
+            let mut log = partition.log.lock();
+            if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
+                match log.append_as_follower(BytesMut::from(&records[..]), now_ms()) {
+                    Ok(_) => appended = true,
+                    Err(error) => {
+                        warn!(topic = %partition.topic, partition = partition.index, %error, "follower append failed; truncating and refetching");
+                        partition.needs_truncation_again();
+                        continue;
+                    }
+                }
+            }
+            partition.set_high_watermark(data.high_watermark.min(log.log_end_offset()));
+        }
+    }
+    if appended {
+        broker.notify_appended();
+    }
+    Ok(())
+}
+
+/// The leader no longer has the offset this follower asked for: below its log start
+/// (retention), start over there; otherwise the logs diverged, truncate again.
+fn handle_out_of_range(partition: &Partition, leader_log_start: i64) {
+    let mut log = partition.log.lock();
+    if log.log_end_offset() < leader_log_start {
+        info!(topic = %partition.topic, partition = partition.index, leader_log_start, "follower is behind the leader's log start; starting over there");
+        if let Err(error) = log.truncate_fully_and_start_at(leader_log_start, now_ms()) {
+            warn!(topic = %partition.topic, partition = partition.index, %error, "cannot restart the follower log");
+        }
+    } else {
+        partition.needs_truncation_again();
+    }
+}
