@@ -627,3 +627,48 @@ impl Admin {
         Ok(filter_hanging(candidates, &listings, &descriptions, now_ms))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn producer(producer_epoch: i32, coordinator_epoch: Option<i32>) -> PartitionProducer {
+        PartitionProducer {
+            topic: "orders".into(),
+            partition: 2,
+            producer_id: 42,
+            producer_epoch,
+            last_sequence: 7,
+            last_timestamp_ms: 1_000,
+            coordinator_epoch,
+            current_txn_start_offset: Some(90),
+        }
+    }
+
+    #[test]
+    fn given_producer_without_a_marker_yet_when_abort_is_built_should_use_coordinator_epoch_zero() {
+        let spec = AbortSpec::for_producer(&producer(3, None)).expect("spec");
+        assert_eq!(
+            spec,
+            AbortSpec {
+                topic: "orders".into(),
+                partition: 2,
+                producer_id: 42,
+                producer_epoch: 3,
+                coordinator_epoch: 0,
+            }
+        );
+        assert_eq!(
+            AbortSpec::for_producer(&producer(3, Some(5)))
+                .expect("spec")
+                .coordinator_epoch,
+            5
+        );
+    }
+
+    #[test]
+    fn given_epoch_beyond_16_bits_when_abort_is_built_should_refuse_naming_the_producer() {
+        let error = AbortSpec::for_producer(&producer(40_000, Some(0))).unwrap_err();
+        assert!(error.to_string().contains("producer 42"), "{error}");
+    }
+}
