@@ -58,3 +58,5 @@ pub use wire::{RAFT_FRAME_BYTES_MAX, RAFT_WIRE_VERSION};
 
 #[cfg(test)]
 mod quorum_tests;
+#[cfg(test)]
+mod cluster_tests;

@@ -16,10 +16,10 @@ use crate::image::MetadataImage;
 use crate::record::MetadataRecord;
 
 /// Generous: the machine runs other builds while these tests run.
-const CLUSTER_WAIT: Duration = Duration::from_secs(20);
+pub(super) const CLUSTER_WAIT: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-async fn bind_voters(count: i32) -> (Vec<Voter>, Vec<TcpListener>) {
+pub(super) async fn bind_voters(count: i32) -> (Vec<Voter>, Vec<TcpListener>) {
     let mut voters = Vec::new();
     let mut listeners = Vec::new();
     for node_id in 1..=count {
@@ -34,7 +34,7 @@ async fn bind_voters(count: i32) -> (Vec<Voter>, Vec<TcpListener>) {
     (voters, listeners)
 }
 
-fn test_config(node_id: i32, voters: &[Voter], data_dir: &Path) -> RaftQuorumConfig {
+pub(super) fn test_config(node_id: i32, voters: &[Voter], data_dir: &Path) -> RaftQuorumConfig {
     RaftQuorumConfig {
         heartbeat_interval_ms: 100,
         election_timeout_min_ms: 500,
@@ -45,14 +45,18 @@ fn test_config(node_id: i32, voters: &[Voter], data_dir: &Path) -> RaftQuorumCon
     }
 }
 
-async fn start(config: RaftQuorumConfig, listener: TcpListener) -> RaftQuorum {
+pub(super) async fn start(config: RaftQuorumConfig, listener: TcpListener) -> RaftQuorum {
     RaftQuorum::start_with_listener(config, listener, Box::new(RandomIds))
         .await
         .unwrap()
 }
 
 /// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
-async fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(super) async fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
@@ -67,7 +71,7 @@ async fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() ->
 }
 
 /// Waits until exactly one of `nodes` leads and all of them name it; returns its id.
-async fn agreed_leader(nodes: &[&RaftQuorum]) -> i32 {
+pub(super) async fn agreed_leader(nodes: &[&RaftQuorum]) -> i32 {
     wait_until(CLUSTER_WAIT, "agreement on one leader", || {
         let named: BTreeSet<Option<i32>> = nodes.iter().map(|n| n.leader()).collect();
         let leading: Vec<i32> = nodes
@@ -85,7 +89,7 @@ async fn agreed_leader(nodes: &[&RaftQuorum]) -> i32 {
 }
 
 /// Waits until every node's image equals the first one's and `check` holds for it.
-async fn converged(
+pub(super) async fn converged(
     nodes: &[&RaftQuorum],
     what: &str,
     check: impl Fn(&MetadataImage) -> bool,
@@ -97,7 +101,7 @@ async fn converged(
     .await
 }
 
-fn topic(name: &str, partitions: i32, replication_factor: i16) -> CreateTopic {
+pub(super) fn topic(name: &str, partitions: i32, replication_factor: i16) -> CreateTopic {
     CreateTopic {
         name: name.to_string(),
         num_partitions: Some(partitions),
@@ -125,7 +129,7 @@ async fn create_topic(
     results.into_iter().next().unwrap()
 }
 
-fn by_id(nodes: &[RaftQuorum], node_id: i32) -> &RaftQuorum {
+pub(super) fn by_id(nodes: &[RaftQuorum], node_id: i32) -> &RaftQuorum {
     nodes.iter().find(|n| n.node_id() == node_id).unwrap()
 }
 
