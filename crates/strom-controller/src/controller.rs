@@ -1,6 +1,7 @@
 //! The active controller's decisions: a plain struct that turns admin requests and the
 //! current image into records to append and per-topic results. It does no I/O; the
-//! [`crate::MetadataQuorum`] appends the records and applies them.
+//! [`crate::MetadataQuorum`] or [`crate::RaftQuorum`] appends the records and applies them.
+//! Placement lives in `placement`, leadership and ISR changes in `partition_change`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,10 +10,11 @@ use uuid::Uuid;
 
 use crate::error::{
     ControllerError, InvalidPartitionsReason, InvalidRequestReason, InvalidTopicReason,
-    PolicyViolationReason, ReplicaAssignmentReason, ReplicationFactorReason,
+    PolicyViolationReason, ReplicaAssignmentReason,
 };
 use crate::ids::{next_kafka_uuid, IdGenerator};
 use crate::image::MetadataImage;
+use crate::placement::{place_replicas, placement_start};
 use crate::record::MetadataRecord;
 use crate::topic_config::{validate_topic_config, validate_topic_config_key};
 use crate::topic_name::{unify_collision_chars, validate_topic_name};
@@ -569,14 +571,6 @@ fn partition_record(
     }
 }
 
-/// Where round-robin placement starts: after every partition the image and this request
-/// already have, so consecutive topics start on different brokers (Kafka starts at a random
-/// broker; this spreads leaders as well and stays deterministic).
-fn placement_start(image: &MetadataImage, added_in_request: i64) -> usize {
-    let existing: usize = image.topics().map(|topic| topic.partitions.len()).sum();
-    existing.wrapping_add(usize::try_from(added_in_request).unwrap_or(0))
-}
-
 fn check_new_topic(
     image: &MetadataImage,
     request: &CreateTopic,
@@ -728,118 +722,6 @@ fn check_partition_count(count: i32) -> Result<(), ControllerError> {
         ));
     }
     Ok(())
-}
-
-/// Kafka's round-robin placement over the unfenced brokers: partition `i` of this batch is
-/// led by broker `(start + i) mod n`; its followers follow the leader at a shift that
-/// grows by one every `n` partitions, so follower sets spread too. When every unfenced
-/// broker has a rack, the broker list alternates racks and followers go to racks without a
-/// replica yet (Kafka's rack-aware rule). On a single node every partition gets
-/// `[node_id]`. Fewer unfenced brokers than the replication factor: INVALID_REPLICATION_FACTOR.
-fn place_replicas(
-    image: &MetadataImage,
-    start: usize,
-    count: i32,
-    replication_factor: i16,
-) -> Result<Vec<Vec<i32>>, ControllerError> {
-    if replication_factor <= 0 {
-        return Err(ControllerError::InvalidReplicationFactor(
-            ReplicationFactorReason::NonPositive {
-                requested: replication_factor,
-            },
-        ));
-    }
-    let brokers = image.unfenced_broker_ids();
-    let rf = replication_factor as usize;
-    if rf > brokers.len() {
-        return Err(ControllerError::InvalidReplicationFactor(
-            ReplicationFactorReason::NotEnoughBrokers {
-                requested: replication_factor,
-                available_brokers: brokers,
-            },
-        ));
-    }
-    let racks: Option<BTreeMap<i32, &str>> = brokers
-        .iter()
-        .map(|id| Some((*id, image.broker(*id)?.rack.as_deref()?)))
-        .collect();
-    Ok(match racks {
-        Some(racks) => place_rack_aware(&racks, start, count, rf),
-        None => place_round_robin(&brokers, start, count, rf),
-    })
-}
-
-/// Kafka's `replicaIndex`: the follower `k` places after the leader at index `first`.
-fn replica_index(first: usize, shift: usize, k: usize, n: usize) -> usize {
-    debug_assert!(n > 1);
-    (first + 1 + (shift + k) % (n - 1)) % n
-}
-
-fn place_round_robin(brokers: &[i32], start: usize, count: i32, rf: usize) -> Vec<Vec<i32>> {
-    let n = brokers.len();
-    let mut shift = start % n;
-    (0..count as usize)
-        .map(|i| {
-            if i > 0 && i % n == 0 {
-                shift += 1;
-            }
-            let first = (start + i) % n;
-            let mut replicas = vec![brokers[first]];
-            replicas.extend((0..rf - 1).map(|k| brokers[replica_index(first, shift, k, n)]));
-            replicas
-        })
-        .collect()
-}
-
-/// Brokers ordered so racks alternate: the first broker of each rack, then the second of
-/// each, and so on (Kafka's `getRackAlternatedBrokerList`).
-fn rack_alternated(racks: &BTreeMap<i32, &str>) -> Vec<i32> {
-    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (broker, rack) in racks {
-        by_rack.entry(rack).or_default().push(*broker);
-    }
-    let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
-    (0..deepest)
-        .flat_map(|depth| by_rack.values().filter_map(move |b| b.get(depth).copied()))
-        .collect()
-}
-
-fn place_rack_aware(
-    racks: &BTreeMap<i32, &str>,
-    start: usize,
-    count: i32,
-    rf: usize,
-) -> Vec<Vec<i32>> {
-    let arranged = rack_alternated(racks);
-    let n = arranged.len();
-    let rack_count = racks.values().collect::<BTreeSet<_>>().len();
-    let mut shift = start % n;
-    (0..count as usize)
-        .map(|i| {
-            if i > 0 && i % n == 0 {
-                shift += 1;
-            }
-            let first = (start + i) % n;
-            let mut replicas = vec![arranged[first]];
-            let mut racks_used = BTreeSet::from([racks[&arranged[first]]]);
-            let mut k = 0;
-            while replicas.len() < rf {
-                // Every other broker comes up within n - 1 steps, and one of them fits.
-                assert!(k < rf * n, "rack-aware placement found no broker");
-                let broker = arranged[replica_index(first, shift * rack_count, k, n)];
-                k += 1;
-                let rack = racks[&broker];
-                if replicas.contains(&broker)
-                    || (racks_used.contains(rack) && racks_used.len() < rack_count)
-                {
-                    continue;
-                }
-                replicas.push(broker);
-                racks_used.insert(rack);
-            }
-            replicas
-        })
-        .collect()
 }
 
 fn check_manual_replicas(

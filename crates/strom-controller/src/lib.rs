@@ -9,17 +9,33 @@
 //!   the broker as `Arc<MetadataImage>` snapshots.
 //! - The **controller's decisions** ([`Controller`]): validating CreateTopics,
 //!   DeleteTopics, CreatePartitions and topic-config changes with Kafka's rules and error
-//!   codes, and placing replicas. It is a plain struct that returns records and results;
+//!   codes; placing replicas (round-robin over the unfenced brokers with a rotating start,
+//!   rack-alternating when every broker has a rack); and the leadership/ISR rules of
+//!   KRaft: fencing and unfencing brokers, AlterPartition, preferred and unclean leader
+//!   election, controlled shutdown ([`AlterPartition`], [`ElectionResult`],
+//!   [`PartitionChangeError`]). It is a plain struct that returns records and results;
 //!   [`MetadataQuorum`] (one voter) or [`RaftQuorum`] (replicated) does the I/O.
 //! - The **replicated controller quorum** ([`raft`], [`RaftQuorum`]): the metadata log
 //!   replicated with Raft between 1, 3 or 5 controller voters over TCP; each voter's
 //!   durable Raft log, vote and snapshots; the state machine that applies committed
 //!   entries to the image with [`MetadataImage::apply_entry`] and publishes each new
 //!   image on a watch channel ([`RaftQuorum::subscribe`]); the voter list
-//!   (`controller.quorum.voters`, [`raft::parse_voters`]). On the leader, [`RaftQuorum`]
-//!   runs the same [`Controller`] decisions against a linearizable image, proposes their
-//!   records and answers once they are committed and applied.
-//!
+//!   (`controller.quorum.voters`, [`raft::parse_voters`]). Every [`RaftQuorum`] operation
+//!   may be called on any voter: a follower forwards it to the leader over the same TCP
+//!   transport, and the leader runs the same [`Controller`] decisions against a
+//!   linearizable image, proposes their records and answers once they are committed and
+//!   applied (on the leader; a follower's image follows shortly).
+//! - **Broker liveness** (KRaft's model): brokers register, then heartbeat
+//!   ([`RaftQuorum::broker_heartbeat`]). A registration through [`RaftQuorum`] is written
+//!   fenced; the first heartbeat unfences. The leader keeps each broker's last heartbeat in
+//!   memory (a new leader starts every clock at its election) and, every
+//!   [`raft::RAFT_BROKER_LIVENESS_TICK_MS`], fences a broker silent for
+//!   `broker_session_timeout_ms`: one entry with `FenceBroker` and the `PartitionChange`s
+//!   that move its leaderships to in-sync unfenced replicas (leader epoch + 1) and take
+//!   it out of ISRs (never emptying one: an ISR of only that broker stays, leader -1,
+//!   until it returns or `unclean.leader.election.enable=true` allows another replica).
+//!   Brokers registered through the single-voter [`MetadataQuorum`] are never fenced.
+
 //! # What it must not do
 //!
 //! Serve client data: no partition logs, no record batches, no Kafka listener. Its only
@@ -66,7 +82,18 @@
 //!
 //! `u32 length | u8 version (1) | u8 kind | JSON payload`, one request in flight per
 //! connection; the length is checked against [`raft::RAFT_FRAME_BYTES_MAX`] before
-//! anything is buffered; anything malformed closes the connection. See `raft::wire`.
+//! anything is buffered; anything malformed closes the connection. Kinds 1-3 carry
+//! openraft's AppendEntries, Vote and InstallSnapshot; kind 4 a controller operation
+//! forwarded by a follower to the leader, one connection per forwarded call. See
+//! `raft::wire` and `raft::forward`.
+//!
+//! # Records added for liveness
+//!
+//! `FenceBroker { broker_id }`, `UnfenceBroker { broker_id }` and
+//! `PartitionChange { topic_id, partition, leader, leader_epoch, isr, partition_epoch }`
+//! (leadership/ISR only; the assignment stays). `RegisterBroker` and `Partition` keep their
+//! fields, so logs written before stay readable: their brokers are unfenced and their
+//! partitions at partition epoch 0.
 //!
 //! # Use from the broker
 //!
@@ -96,6 +123,7 @@ mod ids;
 mod image;
 mod log;
 mod partition_change;
+mod placement;
 mod quorum;
 pub mod raft;
 mod record;

@@ -11,7 +11,13 @@
 //! - `disk`: CRC32C frames and atomic file replacement, shared by the files above.
 //! - `wire`, `network`, `server`: the TCP transport between voters (frames, client side,
 //!   accept loop).
-//! - `quorum`: [`RaftQuorum`], the facade the broker will use.
+//! - `forward`: operations a follower sends to the leader, and their answers.
+//! - `liveness`: broker sessions as the leader sees them (last heartbeat, controlled
+//!   shutdown), in memory.
+//! - `quorum`: [`RaftQuorum`], the facade the broker uses: start, stop, image, leader,
+//!   forwarding, the leader's background duties (cluster id, liveness tick).
+//! - `quorum_ops`: [`RaftQuorum`]'s operations, each run on the leader as a
+//!   [`crate::Controller`] decision.
 //!
 //! # On disk, under `<data_dir>/__cluster_metadata-0/raft/`
 //!
