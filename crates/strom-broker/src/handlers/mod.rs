@@ -30,6 +30,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_transactions;
 mod describe_user_scram_credentials;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -435,6 +436,10 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             let mut response = describe_producers::handle(broker, request);
             response.topics.extend(denied);
             answer!(response)
+        }
+        ApiKey::ElectLeaders => {
+            let request = decode!(ElectLeadersRequest);
+            answer!(elect_leaders::handle(broker, &check, request, version).await)
         }
         ApiKey::DescribeCluster => {
             let request = decode!(DescribeClusterRequest);

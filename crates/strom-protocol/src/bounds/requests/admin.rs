@@ -303,3 +303,39 @@ pub(in crate::bounds) mod describe_log_dirs {
         tagged: &[],
     };
 }
+
+/// ElectLeaders (`elect_leaders_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod elect_leaders {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::ElectLeaders,
+        versions: Versions::new(0, 2),
+        flexible_from: Some(2),
+        body: &ELECT_LEADERS_REQUEST,
+    };
+
+    /// `ElectLeadersRequest`.
+    const ELECT_LEADERS_REQUEST: Struct = Struct {
+        name: "ElectLeadersRequest",
+        fields: &[
+            field("election_type", INT8).since(1),
+            field(
+                "topic_partitions",
+                Kind::Array(&Kind::Struct(&TOPIC_PARTITIONS)),
+            ),
+            field("timeout_ms", INT32),
+        ],
+        tagged: &[],
+    };
+
+    /// `TopicPartitions`.
+    const TOPIC_PARTITIONS: Struct = Struct {
+        name: "TopicPartitions",
+        fields: &[
+            field("topic", STRING),
+            field("partitions", Kind::Array(&INT32)),
+        ],
+        tagged: &[],
+    };
+}

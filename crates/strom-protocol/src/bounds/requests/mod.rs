@@ -58,6 +58,7 @@ pub(super) const ALL: &[&Message] = &[
     &security::delete_acls::REQUEST,
     &security::describe_client_quotas::REQUEST,
     &security::alter_client_quotas::REQUEST,
+    &admin::elect_leaders::REQUEST,
 ];
 
 /// The schema of `api_key`'s request body, if there is one.

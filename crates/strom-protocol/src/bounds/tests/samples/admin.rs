@@ -251,3 +251,30 @@ impl Sample for describe_log_dirs_request::DescribeLogDirsRequest {
         m
     }
 }
+
+impl Sample for elect_leaders_request::ElectLeadersRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        if version >= 1 {
+            m.election_type = g.sample(version);
+        }
+        m.topic_partitions = g.sample(version);
+        m.timeout_ms = g.sample(version);
+        if version >= 2 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for elect_leaders_request::TopicPartitions {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.topic = g.sample(version);
+        m.partitions = g.sample(version);
+        if version >= 2 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}

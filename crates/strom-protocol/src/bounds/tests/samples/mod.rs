@@ -244,4 +244,5 @@ requests! {
     DeleteAcls => DeleteAclsRequest,
     DescribeClientQuotas => DescribeClientQuotasRequest,
     AlterClientQuotas => AlterClientQuotasRequest,
+    ElectLeaders => ElectLeadersRequest,
 }
