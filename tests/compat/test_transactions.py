@@ -560,6 +560,87 @@ def test_given_coordinator_state_lost_when_operator_finds_hanging_and_aborts_sho
     assert json.loads(again.stdout) == []
 
 
+def java_hash(text: str) -> int:
+    """Java's String.hashCode (for UTF-16 BMP text), which picks a transactional id's
+    __transaction_state partition."""
+    h = 0
+    for ch in text:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def test_given_three_node_cluster_when_operator_runs_strom_txn_should_reach_every_coordinator_and_leader(request):
+    """The routing of `strom txn`: ListTransactions at every broker, DescribeTransactions at
+    each id's coordinator, DescribeProducers and the abort's WriteTxnMarkers at each
+    partition's leader — with coordinators and leaders spread over three nodes."""
+    from strom_compat.cluster import Cluster
+
+    state_partitions = 3
+    with Cluster("txn", 3, extra_config={"transaction.state.log.num.partitions": str(state_partitions)}) as cluster:
+        request.node.extra_brokers = list(cluster.nodes.values())
+        cluster.start()
+        admin = cluster.admin()
+        from confluent_kafka.admin import NewTopic
+        admin.create_topics([NewTopic("orders", 3, 3)])["orders"].result(WAIT_S)
+        cluster.wait_full_isr("orders", 3)
+        # One transactional id per __transaction_state partition (so per coordinator).
+        ids: dict[int, str] = {}
+        index = 0
+        while len(ids) < state_partitions:
+            candidate = f"cluster-app-{index}"
+            ids.setdefault(abs(java_hash(candidate)) % state_partitions, candidate)
+            index += 1
+        producers = {}
+        for transactional_id in ids.values():
+            producer = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": transactional_id,
+                                 "transaction.timeout.ms": 60000})
+            producer.init_transactions(WAIT_S)
+            producer.begin_transaction()
+            for partition in range(3):
+                producer.produce("orders", value=f"{transactional_id}-{partition}".encode(), partition=partition)
+            assert producer.flush(WAIT_S) == 0
+            producers[transactional_id] = producer
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(strom_binary()), *args, "--bootstrap-server", cluster.bootstrap],
+                                  capture_output=True, text=True, timeout=60)
+
+        listed = run("txn", "list", "--state", "Ongoing", "--json")
+        assert listed.returncode == 0, listed.stderr
+        coordinators = {t["transactional_id"]: t["coordinator"] for t in json.loads(listed.stdout)}
+        assert sorted(coordinators) == sorted(ids.values()), listed.stdout
+        assert len(set(coordinators.values())) > 1, f"every id on one coordinator: {coordinators}"
+        described = run("txn", "describe", *ids.values(), "--json")
+        assert described.returncode == 0, described.stderr
+        for description in json.loads(described.stdout):
+            assert description["state"] == "Ongoing", description
+            assert description["coordinator"] == coordinators[description["transactional_id"]]
+            assert sorted(p["partition"] for p in description["partitions"]) == [0, 1, 2], description
+
+        open_producers = json.loads(run("txn", "describe-producers", "--topic", "orders", "--json").stdout)
+        assert sorted(p["partition"] for p in open_producers if p["current_txn_start_offset"] is not None) == \
+            sorted([0, 1, 2] * len(ids)), open_producers
+        hanging = run("txn", "find-hanging", "--topic", "orders", "--max-transaction-timeout-ms", "0", "--json")
+        assert hanging.returncode == 0 and json.loads(hanging.stdout) == [], hanging.stdout + hanging.stderr
+
+        # The operator aborts the first id's transaction on partition 2 (at that partition's
+        # leader); the producer's commit later cannot bring those records back.
+        victim = ids[0]
+        victim_pid = [t for t in json.loads(described.stdout) if t["transactional_id"] == victim][0]["producer_id"]
+        start = [p["current_txn_start_offset"] for p in open_producers
+                 if p["partition"] == 2 and p["producer_id"] == victim_pid][0]
+        aborted = run("txn", "abort", "--topic", "orders", "--partition", "2", "--start-offset", str(start))
+        assert aborted.returncode == 0, aborted.stderr
+        for producer in producers.values():
+            producer.commit_transaction(WAIT_S)
+        seen = read_partitions(cluster.nodes[1], "orders", 3, "read_committed")
+        for transactional_id in ids.values():
+            for partition in range(3):
+                expected = not (transactional_id == victim and partition == 2)
+                assert (f"{transactional_id}-{partition}".encode() in seen[partition]) == expected, \
+                    (transactional_id, partition, seen)
+
+
 # ----------------------------------------------------------------------------------------------
 # Exactly once under kill -9 of the application.
 
