@@ -23,7 +23,6 @@ pub fn handle(
         .with_cluster_id(StrBytes::from_string(
             image.cluster_id().unwrap_or_default().to_string(),
         ))
-        .with_controller_id(BrokerId(broker.config.node_id))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             (1 << 4)
                 | (1 << 7)
@@ -46,15 +45,38 @@ pub fn handle(
                 )));
         }
     }
-    let brokers = super::broker_endpoints(broker, &image, &advertised)
+    // Live brokers only, as in Metadata, unless a v2 client asks for the fenced ones too
+    // (KIP-1073), which are then marked.
+    let include_fenced = version >= 2 && request.include_fenced_brokers;
+    let brokers: Vec<DescribeClusterBroker> = super::broker_endpoints(broker, &image, &advertised)
         .into_iter()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.broker_id))
-                .with_host(b.host)
-                .with_port(b.port)
-                .with_rack(b.rack)
+        .filter_map(|b| {
+            let fenced = !image.is_broker_unfenced(b.broker_id);
+            (include_fenced || !fenced).then(|| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.broker_id))
+                    .with_host(b.host)
+                    .with_port(b.port)
+                    .with_rack(b.rack)
+                    .with_is_fenced(fenced)
+            })
         })
         .collect();
-    response.with_brokers(brokers)
+    let node_id = broker.config.node_id;
+    // The active controller when it is a live broker, else this node (which forwards);
+    // see `metadata::controller_id`.
+    let controller_id = match broker.metadata.active_controller(node_id) {
+        Some(active)
+            if brokers
+                .iter()
+                .any(|b| b.broker_id.0 == active && !b.is_fenced) =>
+        {
+            active
+        }
+        Some(_) => node_id,
+        None => -1,
+    };
+    response
+        .with_controller_id(BrokerId(controller_id))
+        .with_brokers(brokers)
 }

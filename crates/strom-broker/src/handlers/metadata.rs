@@ -22,7 +22,21 @@ const TOPIC_OPERATIONS_ALL: i32 =
 const CLUSTER_OPERATIONS_ALL: i32 =
     (1 << 4) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
 
-fn topic_response(topic: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+/// Replicas whose broker is fenced or not registered: clients cannot fetch from them and
+/// they may not lead (Kafka's `offline_replicas`).
+fn offline_replicas(image: &MetadataImage, replicas: &[i32]) -> Vec<BrokerId> {
+    replicas
+        .iter()
+        .filter(|r| !image.is_broker_unfenced(**r))
+        .map(|r| BrokerId(*r))
+        .collect()
+}
+
+fn topic_response(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    include_ops: bool,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(0)
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
@@ -38,14 +52,21 @@ fn topic_response(topic: &TopicImage, include_ops: bool) -> MetadataResponseTopi
                 .partitions
                 .iter()
                 .map(|p| {
+                    // An offline partition answers LEADER_NOT_AVAILABLE, as in Kafka, so
+                    // clients wait and retry instead of using leader -1.
+                    let error = if p.leader < 0 {
+                        ErrorCode::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    };
                     MetadataResponsePartition::default()
-                        .with_error_code(0)
+                        .with_error_code(error)
                         .with_partition_index(p.partition)
                         .with_leader_id(BrokerId(p.leader))
                         .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                         .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
-                        .with_offline_replicas(vec![])
+                        .with_offline_replicas(offline_replicas(image, &p.replicas))
                 })
                 .collect(),
         )
@@ -83,7 +104,7 @@ pub async fn handle(
     let topics = match requested {
         None => image
             .topics()
-            .map(|t| topic_response(t, include_ops))
+            .map(|t| topic_response(&image, t, include_ops))
             .collect(),
         Some(requested) => {
             // Create the missing ones first, in one metadata change.
@@ -102,7 +123,7 @@ pub async fn handle(
                     Some(name) => {
                         let name = name.0.to_string();
                         match image.topic(&name) {
-                            Some(topic) => topic_response(topic, include_ops),
+                            Some(topic) => topic_response(&image, topic, include_ops),
                             None if validate_topic_name(&name).is_err() => error_topic(
                                 Some(name),
                                 uuid::Uuid::nil(),
@@ -121,7 +142,7 @@ pub async fn handle(
                         }
                     }
                     None => match image.topic_by_id(wanted.topic_id) {
-                        Some(topic) => topic_response(topic, include_ops),
+                        Some(topic) => topic_response(&image, topic, include_ops),
                         None => error_topic(None, wanted.topic_id, ErrorCode::UnknownTopicId),
                     },
                 })
@@ -129,8 +150,11 @@ pub async fn handle(
         }
     };
 
-    let brokers = super::broker_endpoints(broker, &image, &advertised)
+    // Fenced brokers are left out, as Kafka lists only live ones: they lead nothing and
+    // a client has no reason to connect to them.
+    let brokers: Vec<MetadataResponseBroker> = super::broker_endpoints(broker, &image, &advertised)
         .into_iter()
+        .filter(|b| image.is_broker_unfenced(b.broker_id))
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.broker_id))
@@ -140,6 +164,7 @@ pub async fn handle(
         })
         .collect();
 
+    let controller_id = controller_id(broker, &brokers);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(
@@ -147,11 +172,23 @@ pub async fn handle(
                 .cluster_id()
                 .map(|id| StrBytes::from_string(id.to_string())),
         )
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(controller_id))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS_ALL
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         })
         .with_topics(topics)
+}
+
+/// The active controller when clients can reach it (it is a listed broker), else this
+/// node: every broker forwards controller requests, so either is a right place to send
+/// CreateTopics and friends. -1 only while nothing is known.
+fn controller_id(broker: &Broker, brokers: &[MetadataResponseBroker]) -> i32 {
+    let node_id = broker.config.node_id;
+    match broker.metadata.active_controller(node_id) {
+        Some(active) if brokers.iter().any(|b| b.node_id.0 == active) => active,
+        Some(_) => node_id,
+        None => -1,
+    }
 }
