@@ -1,7 +1,8 @@
 """Transactions with real clients: librdkafka's transactional producer (commit and abort over
 several partitions, send_offsets_to_transaction, zombie fencing, transaction.timeout.ms),
 read_committed consumers in librdkafka and kafka-python (blocked at the last stable offset,
-never shown aborted data or control records), `strom txn` against live transactions, and
+never shown aborted data or control records), kafka-python's transactional producer, `strom
+txn` against live and hanging transactions (on one node and on a three-node cluster), and
 exactly-once consume-transform-produce under repeated kill -9 of the application.
 
 Every test bounds itself in time; the exactly-once test kills only the PIDs it started.
