@@ -237,6 +237,25 @@ fn given_operator_mistakes_when_running_txn_commands_should_name_the_thing_and_t
         "{stderr}"
     );
 
+    let (code, _, _, stderr) = strom(
+        &broker,
+        &[
+            "txn",
+            "abort",
+            "--topic",
+            "ordres",
+            "--partition",
+            "0",
+            "--start-offset",
+            "0",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("topic 'ordres' does not exist") && stderr.contains("strom topic list"),
+        "{stderr}"
+    );
+
     let (code, _, _, stderr) = strom(&broker, &["txn", "list", "--state", "opened"]);
     assert_eq!(code, 2, "bad usage: {stderr}");
     assert!(stderr.contains("Ongoing"), "{stderr}");

@@ -283,7 +283,10 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
 
 async fn describe_producers(args: DescribeProducersArgs) -> anyhow::Result<()> {
     let admin = Admin::new(args.connect.connect().await?);
-    let metadata = admin.describe_topic(&args.topic).await?;
+    let metadata = admin
+        .describe_topic(&args.topic)
+        .await
+        .map_err(missing_topic)?;
     let mut wanted: Vec<i32> = metadata.partitions.iter().map(|p| p.partition).collect();
     if !args.partition.is_empty() {
         if let Some(&partition) = args
@@ -375,7 +378,8 @@ async fn find_hanging(args: FindHangingArgs) -> anyhow::Result<()> {
     let topics = (!args.topic.is_empty()).then_some(args.topic.as_slice());
     let hanging = admin
         .find_hanging_transactions(topics, args.max_transaction_timeout_ms, now_ms())
-        .await?;
+        .await
+        .map_err(missing_topic)?;
     if args.json {
         return print_json(&json!(hanging.iter().map(hanging_json).collect::<Vec<_>>()));
     }
@@ -425,7 +429,8 @@ async fn find_producer(
 ) -> anyhow::Result<Option<PartitionProducer>> {
     let producers = admin
         .describe_partition_producers(&[(args.topic.clone(), args.partition)])
-        .await?;
+        .await
+        .map_err(missing_topic)?;
     let open: Vec<&PartitionProducer> = producers
         .iter()
         .filter(|p| p.current_txn_start_offset.is_some())
@@ -501,7 +506,10 @@ async fn abort(args: AbortArgs) -> anyhow::Result<()> {
         }
     };
     if let Err(error) = admin.abort_transaction(&spec).await {
-        return Err(abort_error(error));
+        return Err(match error {
+            ClientError::UnknownTopic { .. } => missing_topic(error),
+            other => abort_error(other),
+        });
     }
     if args.json {
         return print_json(&json!({
@@ -518,6 +526,16 @@ async fn abort(args: AbortArgs) -> anyhow::Result<()> {
         spec.producer_id, spec.producer_epoch, spec.coordinator_epoch, spec.topic, spec.partition
     );
     Ok(())
+}
+
+/// A topic that does not exist is a typo here, not something to create.
+fn missing_topic(error: ClientError) -> anyhow::Error {
+    match error {
+        ClientError::UnknownTopic { topic } => fail(format!(
+            "topic '{topic}' does not exist: check the name with `strom topic list`"
+        )),
+        other => other.into(),
+    }
 }
 
 /// The abort's broker errors with what to do about them.
