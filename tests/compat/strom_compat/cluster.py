@@ -26,6 +26,9 @@ from .broker import Broker, _running, free_port, strom_binary
 from .netns import Netns
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# openraft's INFO line when a voter becomes the Raft leader (the active controller).
+RAFT_LEADER = re.compile(r"^(\S+Z)\s+INFO openraft::engine::handler::server_state_handler: become leader id=(\d+)",
+                         re.MULTILINE)
 NODE_START_TIMEOUT_S = 40.0
 NODE_STOP_TIMEOUT_S = 20.0
 
@@ -94,7 +97,8 @@ class Node(Broker):
         self.log_path = self.tmp_path / f"broker-{self.starts}.log"
         self.starts += 1
         env = dict(os.environ)
-        env.setdefault("STROM_LOG", "info")
+        # openraft at INFO: `raft_leader()` reads who became the Raft leader from the logs.
+        env["STROM_LOG"] = os.environ.get("STROM_COMPAT_CLUSTER_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         with open(self.log_path, "wb") as log_file:
             # `ip netns exec` execs the command, so the PID is strom's own.
@@ -148,6 +152,14 @@ class Node(Broker):
 
     def log_tail(self, lines: int = 80) -> str:
         return ANSI.sub("", super().log_tail(lines))
+
+    def raft_leader_events(self) -> list[tuple[str, int]]:
+        """(UTC timestamp, node id) of every "became Raft leader" line in this node's current log."""
+        try:
+            text = ANSI.sub("", self.log_path.read_text(errors="replace"))
+        except OSError:
+            return []
+        return [(m.group(1), int(m.group(2))) for m in RAFT_LEADER.finditer(text)]
 
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
@@ -211,6 +223,7 @@ class Cluster:
         return results
 
     def close(self) -> None:
+        self._admin = None
         for node in self.nodes.values():
             try:
                 node.kill()
@@ -267,6 +280,22 @@ class Cluster:
                     return
             time.sleep(0.2)
         raise AssertionError(f"cluster not ready within {timeout:.0f} s: brokers/controller seen {seen}")
+
+    def raft_leader(self, after_utc: str = "", timeout: float = 15.0) -> tuple[int, str]:
+        """(node id, UTC timestamp) of the newest "become leader" event among running nodes' logs,
+        newer than `after_utc`. The Kafka Metadata answer cannot tell: in KRaft its controller_id
+        is just some live broker, and Strom's names the answering node itself."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = [e for n in self.nodes.values() if n.alive() and not n.paused for e in n.raft_leader_events()]
+            events = [e for e in events if e[0] > after_utc]
+            if events:
+                stamp, node_id = max(events)
+                if self.nodes[node_id].alive():
+                    return node_id, stamp
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no Raft leader in the node logs within {timeout:.0f} s (after {after_utc!r})")
+            time.sleep(0.1)
 
     def controller_id(self, timeout: float = 15.0) -> int:
         deadline = time.monotonic() + timeout
