@@ -601,4 +601,50 @@ mod tests {
             Err(ImageError::UnknownTopicId { .. })
         ));
     }
+
+    #[test]
+    fn given_fenced_broker_and_changed_partition_when_snapshotted_should_rebuild_equal_image() {
+        let id = Uuid::from_u128(8);
+        let mut image = MetadataImage::empty();
+        let mut records = vec![MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            host: "h".to_string(),
+            port: 1,
+            rack: None,
+        }];
+        records.extend(topic_records("t", id, 2));
+        records.push(MetadataRecord::FenceBroker { broker_id: 1 });
+        records.push(MetadataRecord::PartitionChange {
+            topic_id: id,
+            partition: 1,
+            leader: -1,
+            leader_epoch: 3,
+            isr: vec![1],
+            partition_epoch: 5,
+        });
+        image.apply_entry(0, &records).unwrap();
+        assert_eq!(image.fenced_broker_ids(), vec![1]);
+        assert!(image.unfenced_broker_ids().is_empty());
+        let changed = image.partition(id, 1).unwrap();
+        assert_eq!((changed.leader, changed.partition_epoch), (-1, 5));
+        assert_eq!(image.partition(id, 0).unwrap().partition_epoch, 0);
+        let rebuilt =
+            MetadataImage::from_snapshot(&image.to_records(), image.last_offset()).unwrap();
+        assert_eq!(rebuilt, image);
+        assert!(matches!(
+            image.apply(&MetadataRecord::UnfenceBroker { broker_id: 9 }),
+            Err(ImageError::UnknownBroker { broker_id: 9 })
+        ));
+        assert!(matches!(
+            image.apply(&MetadataRecord::PartitionChange {
+                topic_id: id,
+                partition: 2,
+                leader: 1,
+                leader_epoch: 0,
+                isr: vec![1],
+                partition_epoch: 1,
+            }),
+            Err(ImageError::UnknownPartition { partition: 2, .. })
+        ));
+    }
 }

@@ -487,3 +487,59 @@ async fn given_single_voter_when_no_leader_elected_yet_should_wait_then_answer()
     assert_eq!(node.image().topic("solo").unwrap().partitions[1].leader, 1);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_leader_dies_when_brokers_keep_heartbeating_should_fence_only_the_silent_one() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut nodes, old_leader) = three_nodes(&dirs).await;
+    let survivors: Vec<Arc<RaftQuorum>> = nodes
+        .iter()
+        .filter(|n| n.node_id() != old_leader)
+        .cloned()
+        .collect();
+    for broker_id in 1..=3 {
+        survivors[0]
+            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None)
+            .await
+            .unwrap();
+    }
+    // Brokers 1 and 2 heartbeat through the survivors (forwarded to whoever leads);
+    // broker 3 heartbeats once, then falls silent.
+    assert!(!survivors[1].broker_heartbeat(3).await.unwrap().fenced);
+    let beats: Vec<Heartbeat> = [1, 2]
+        .iter()
+        .zip(&survivors)
+        .map(|(broker_id, node)| heartbeat(Arc::clone(node), *broker_id))
+        .collect();
+    image_where(&survivors[0], "brokers 1 and 2 unfenced", |i| {
+        i.unfenced_broker_ids().starts_with(&[1, 2])
+    })
+    .await;
+
+    let position = nodes
+        .iter()
+        .position(|n| n.node_id() == old_leader)
+        .unwrap();
+    let killed = nodes.remove(position);
+    shutdown(vec![killed]).await;
+    let refs: Vec<&RaftQuorum> = survivors.iter().map(|n| n.as_ref()).collect();
+    let new_leader = agreed_leader(&refs).await;
+    assert_ne!(new_leader, old_leader);
+    // The new leader fences the silent broker (its clock started at the election, or
+    // earlier if the old leader got to it first) ...
+    image_where(&survivors[0], "broker 3 fenced", |i| {
+        i.fenced_broker_ids() == vec![3]
+    })
+    .await;
+    // ... and, longer than a session later, the heartbeating brokers are still unfenced.
+    tokio::time::sleep(Duration::from_millis(2 * SESSION_TIMEOUT_MS)).await;
+    let image = survivors[0].image();
+    assert_eq!(image.unfenced_broker_ids(), vec![1, 2]);
+    assert_eq!(image.fenced_broker_ids(), vec![3]);
+    for beat in beats {
+        beat.task.abort();
+        let _ = beat.task.await;
+    }
+    drop(survivors);
+    shutdown(nodes).await;
+}
