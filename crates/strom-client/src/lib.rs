@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod cluster_admin;
 pub mod configs;
 pub mod connection;
 pub mod consumer;
@@ -34,6 +35,7 @@ pub mod transactions;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic};
 pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
+pub use cluster_admin::{BrokerStatus, ClusterDescription, ElectionResult, ElectionType};
 pub use configs::{ConfigOp, LogDirInfo, ProducerInfo};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::{ClientError, Result};

@@ -38,7 +38,7 @@ enum Command {
     Txn(cli::txn::TxnArgs),
     /// Measure produce or consume throughput and latency.
     Bench(cli::bench::BenchArgs),
-    /// Show the cluster: id, controller, brokers.
+    /// The cluster: id, controller, brokers, status; preferred leader elections.
     Cluster(cli::cluster::ClusterArgs),
     /// Describe and alter topic and broker configs; delete records, log dirs, producers.
     Config(cli::config::ConfigArgs),

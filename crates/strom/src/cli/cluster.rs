@@ -1,12 +1,14 @@
-//! `strom cluster describe`: cluster id, controller, brokers.
+//! `strom cluster describe|status|elect-leaders`: cluster id, controller, brokers, their
+//! liveness and the partitions that need attention; preferred leader elections.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use strom_client::admin::ConfigResource;
-use strom_client::Admin;
+use strom_client::cluster::PartitionMetadata;
+use strom_client::{Admin, ClientError, ElectionType};
 
-use super::output::{print_json, Table};
-use super::ConnectArgs;
+use super::output::{join_ids, print_json, Table};
+use super::{fail, ConnectArgs};
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
@@ -18,6 +20,35 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Show the cluster id, the controller and the brokers.
     Describe(DescribeArgs),
+    /// Show broker liveness, the active controller, and under-replicated and offline
+    /// partitions.
+    Status(StatusArgs),
+    /// Move partition leadership back to each partition's preferred (first) replica.
+    ElectLeaders(ElectLeadersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ElectLeadersArgs {
+    /// Only this topic's partitions (default: every partition of the cluster).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Only this partition of --topic.
+    #[arg(long, requires = "topic")]
+    pub partition: Option<i32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -35,6 +66,8 @@ pub struct DescribeArgs {
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     match args.command {
         ClusterCommand::Describe(args) => describe(args).await,
+        ClusterCommand::Status(args) => status(args).await,
+        ClusterCommand::ElectLeaders(args) => elect_leaders(args).await,
     }
 }
 
@@ -123,6 +156,222 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             table.row(vec![entry.name.clone(), value, entry.source.to_string()]);
         }
         table.print();
+    }
+    Ok(())
+}
+
+/// Why a partition needs attention. The two are disjoint: an offline partition is not also
+/// counted as under-replicated.
+fn partition_state(partition: &PartitionMetadata) -> Option<&'static str> {
+    if partition.leader < 0 {
+        Some("offline")
+    } else if partition.isr.len() < partition.replicas.len() {
+        Some("under-replicated")
+    } else {
+        None
+    }
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let admin = Admin::new(args.connect.connect().await?);
+    let cluster = admin.describe_brokers().await?;
+    let topics = admin.list_topics(true).await?;
+    let partitions_total: usize = topics.iter().map(|t| t.partitions.len()).sum();
+    let mut troubled = Vec::new();
+    for topic in &topics {
+        for partition in &topic.partitions {
+            if let Some(state) = partition_state(partition) {
+                troubled.push((topic.name.as_str(), partition, state));
+            }
+        }
+    }
+    let count = |wanted: &str| troubled.iter().filter(|(_, _, s)| *s == wanted).count();
+    let (under_replicated, offline) = (count("under-replicated"), count("offline"));
+    let fenced = cluster.brokers.iter().filter(|b| b.fenced).count();
+
+    if args.json {
+        let partition_json = |state: &str| {
+            troubled
+                .iter()
+                .filter(|(_, _, s)| *s == state)
+                .map(|(topic, p, _)| {
+                    json!({
+                        "topic": topic,
+                        "partition": p.partition,
+                        "leader": p.leader,
+                        "leader_epoch": p.leader_epoch,
+                        "replicas": p.replicas,
+                        "isr": p.isr,
+                        "offline_replicas": p.offline_replicas,
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        return print_json(&json!({
+            "cluster_id": cluster.cluster_id,
+            "controller_id": cluster.controller_id,
+            "brokers": cluster.brokers.iter().map(|b| json!({
+                "id": b.node_id,
+                "host": b.host,
+                "port": b.port,
+                "rack": b.rack,
+                "fenced": b.fenced,
+            })).collect::<Vec<_>>(),
+            "fenced_brokers_listed": cluster.includes_fenced,
+            "counts": {
+                "brokers": cluster.brokers.len(),
+                "fenced_brokers": fenced,
+                "partitions": partitions_total,
+                "under_replicated": under_replicated,
+                "offline": offline,
+            },
+            "under_replicated": partition_json("under-replicated"),
+            "offline": partition_json("offline"),
+        }));
+    }
+
+    println!("Cluster id: {}", cluster.cluster_id);
+    println!(
+        "Controller: {}",
+        if cluster.controller_id < 0 {
+            "(unknown: no controller quorum?)".to_string()
+        } else {
+            cluster.controller_id.to_string()
+        }
+    );
+    println!();
+    let mut table = Table::new(&["ID", "ADDRESS", "RACK", "STATUS"]);
+    for broker in &cluster.brokers {
+        table.row(vec![
+            broker.node_id.to_string(),
+            broker.address(),
+            broker.rack.clone().unwrap_or_else(|| "-".into()),
+            if broker.fenced { "fenced" } else { "alive" }.to_string(),
+        ]);
+    }
+    table.print();
+    if !cluster.includes_fenced {
+        println!("(this broker lists live brokers only; fenced ones are not shown)");
+    }
+    println!();
+    println!(
+        "Brokers: {} ({} alive, {} fenced). Partitions: {}, {} under-replicated, {} offline.",
+        cluster.brokers.len(),
+        cluster.brokers.len() - fenced,
+        fenced,
+        partitions_total,
+        under_replicated,
+        offline
+    );
+    if troubled.is_empty() {
+        return Ok(());
+    }
+    println!();
+    let mut table = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "STATE",
+        "LEADER",
+        "REPLICAS",
+        "ISR",
+        "OFFLINE-REPLICAS",
+    ]);
+    for (topic, partition, state) in &troubled {
+        table.row(vec![
+            topic.to_string(),
+            partition.partition.to_string(),
+            state.to_string(),
+            if partition.leader < 0 {
+                "none".to_string()
+            } else {
+                partition.leader.to_string()
+            },
+            join_ids(&partition.replicas),
+            join_ids(&partition.isr),
+            if partition.offline_replicas.is_empty() {
+                "-".to_string()
+            } else {
+                join_ids(&partition.offline_replicas)
+            },
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+/// ELECTION_NOT_NEEDED: the preferred replica already leads.
+const ELECTION_NOT_NEEDED: i16 = 84;
+
+async fn elect_leaders(args: ElectLeadersArgs) -> anyhow::Result<()> {
+    let admin = Admin::new(args.connect.connect().await?);
+    let named = match &args.topic {
+        None => None,
+        Some(topic) => {
+            let described = admin.describe_topic(topic).await?;
+            let partitions = match args.partition {
+                Some(partition) if described.partition(partition).is_none() => {
+                    return Err(ClientError::UnknownPartition {
+                        topic: topic.clone(),
+                        partition,
+                    }
+                    .into())
+                }
+                Some(partition) => vec![partition],
+                None => described.partitions.iter().map(|p| p.partition).collect(),
+            };
+            Some(vec![(topic.clone(), partitions)])
+        }
+    };
+    let results = admin
+        .elect_leaders(ElectionType::Preferred, named.as_deref())
+        .await?;
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| r.error_code != 0 && r.error_code != ELECTION_NOT_NEEDED)
+        .collect();
+
+    if args.json {
+        print_json(&json!({
+            "results": results.iter().map(|r| json!({
+                "topic": r.topic,
+                "partition": r.partition,
+                "error_code": r.error_code,
+                "error": if r.error_code == 0 { None } else { Some(r.error_name()) },
+                "message": r.error_message,
+                "elected": r.error_code == 0,
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else if results.is_empty() {
+        println!("Every partition is already led by its preferred replica; nothing to elect.");
+    } else {
+        let mut table = Table::new(&["TOPIC", "PARTITION", "RESULT", "DETAIL"]);
+        for result in &results {
+            let outcome = match result.error_code {
+                0 => "elected".to_string(),
+                ELECTION_NOT_NEEDED => "already preferred".to_string(),
+                _ => result.error_name(),
+            };
+            table.row(vec![
+                result.topic.clone(),
+                result.partition.to_string(),
+                outcome,
+                result.error_message.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        table.print();
+    }
+    if !failed.is_empty() {
+        let names: Vec<String> = failed
+            .iter()
+            .map(|r| format!("{}-{} ({})", r.topic, r.partition, r.error_name()))
+            .collect();
+        return Err(fail(format!(
+            "{} partition(s) could not move to their preferred replica: {}. The preferred \
+             replica must be alive and in the ISR: see `strom cluster status`, wait for it to \
+             catch up, then run this again",
+            failed.len(),
+            names.join(", ")
+        )));
     }
     Ok(())
 }
