@@ -137,81 +137,131 @@ pub fn read_all(
     };
     let mut out = Vec::new();
     for partition_state in &topic.partitions {
-        let index = partition_state.partition;
-        let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
-            continue;
-        };
-        let read_error = |message: String| InternalTopicError::Read {
-            topic: topic_name,
-            partition: index,
-            message,
-        };
-        let mut offset = partition.log.lock().log_start_offset();
-        loop {
-            let (info, end) = {
-                let log = partition.log.lock();
-                let end = log.log_end_offset();
-                if offset >= end {
-                    break;
-                }
-                let info = log
-                    .read(offset, REPLAY_READ_BYTES, end, true)
-                    .map_err(|e| read_error(e.to_string()))?;
-                (info, end)
-            };
-            let Some(range) = info.records else {
+        out.extend(read_partition(broker, topic_name, partition_state.partition)?);
+    }
+    Ok(out)
+}
+
+/// Every record and marker of partition `index` of `topic` (nothing if not hosted here).
+pub fn read_partition(
+    broker: &Broker,
+    topic_name: &'static str,
+    index: i32,
+) -> Result<Vec<ReplayItem>, InternalTopicError> {
+    let image = broker.image();
+    let Some(topic) = image.topic(topic_name) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
+        return Ok(out);
+    };
+    let read_error = |message: String| InternalTopicError::Read {
+        topic: topic_name,
+        partition: index,
+        message,
+    };
+    let mut offset = partition.log.lock().log_start_offset();
+    loop {
+        let (info, end) = {
+            let log = partition.log.lock();
+            let end = log.log_end_offset();
+            if offset >= end {
                 break;
-            };
-            let bytes = range
-                .read_to_bytes()
+            }
+            let info = log
+                .read(offset, REPLAY_READ_BYTES, end, true)
                 .map_err(|e| read_error(e.to_string()))?;
-            let mut at = 0;
-            let mut advanced = false;
-            while at < bytes.len() {
-                let Some(size) = batch_size_bytes(&bytes[at..]).filter(|s| at + s <= bytes.len())
-                else {
-                    break;
-                };
-                let view = BatchView::parse(&bytes[at..at + size])
-                    .map_err(|e| read_error(e.to_string()))?;
-                at += size;
-                if view.next_offset() <= offset {
-                    continue;
-                }
-                advanced = true;
-                let next = view.next_offset();
-                if view.is_control() {
-                    if let Some(commit) = control_marker_is_commit(&view) {
-                        out.push(ReplayItem::Marker {
-                            partition: index,
-                            producer_id: view.producer_id(),
-                            commit,
-                        });
-                    }
-                } else {
-                    let transactional = view.is_transactional().then(|| Writer {
-                        producer_id: view.producer_id(),
-                        producer_epoch: view.producer_epoch(),
-                    });
-                    let records = decode_batch(&view).map_err(|e| read_error(e.to_string()))?;
-                    for record in records.into_iter().filter(|r| r.offset >= offset) {
-                        let Some(key) = record.key else { continue };
-                        out.push(ReplayItem::Record {
-                            partition: index,
-                            key,
-                            value: record.value,
-                            transactional,
-                        });
-                    }
-                }
-                offset = next;
-            }
-            if !advanced || offset >= end {
+            (info, end)
+        };
+        let Some(range) = info.records else {
+            break;
+        };
+        let bytes = range
+            .read_to_bytes()
+            .map_err(|e| read_error(e.to_string()))?;
+        let mut at = 0;
+        let mut advanced = false;
+        while at < bytes.len() {
+            let Some(size) = batch_size_bytes(&bytes[at..]).filter(|s| at + s <= bytes.len())
+            else {
                 break;
+            };
+            let view =
+                BatchView::parse(&bytes[at..at + size]).map_err(|e| read_error(e.to_string()))?;
+            at += size;
+            if view.next_offset() <= offset {
+                continue;
             }
+            advanced = true;
+            let next = view.next_offset();
+            if view.is_control() {
+                if let Some(commit) = control_marker_is_commit(&view) {
+                    out.push(ReplayItem::Marker {
+                        partition: index,
+                        producer_id: view.producer_id(),
+                        commit,
+                    });
+                }
+            } else {
+                let transactional = view.is_transactional().then(|| Writer {
+                    producer_id: view.producer_id(),
+                    producer_epoch: view.producer_epoch(),
+                });
+                let records = decode_batch(&view).map_err(|e| read_error(e.to_string()))?;
+                for record in records.into_iter().filter(|r| r.offset >= offset) {
+                    let Some(key) = record.key else { continue };
+                    out.push(ReplayItem::Record {
+                        partition: index,
+                        key,
+                        value: record.value,
+                        transactional,
+                    });
+                }
+            }
+            offset = next;
+        }
+        if !advanced || offset >= end {
+            break;
         }
     }
     Ok(out)
+}
+
+/// The partitions of `topic` this broker leads, with their leader epochs.
+pub fn led_partitions(broker: &Broker, topic_name: &str) -> Vec<(i32, i32)> {
+    let image = broker.image();
+    let Some(topic) = image.topic(topic_name) else {
+        return Vec::new();
+    };
+    topic
+        .partitions
+        .iter()
+        .filter_map(|state| {
+            let partition = broker.partitions.get(topic.topic_id, state.partition)?;
+            partition
+                .is_leader()
+                .then(|| (state.partition, partition.leader_epoch()))
+        })
+        .collect()
+}
+
+/// Whether this broker leads partition `index` of `topic` (so coordinates what it holds).
+pub fn leads(broker: &Broker, topic_name: &str, index: i32) -> bool {
+    let image = broker.image();
+    image
+        .topic(topic_name)
+        .and_then(|topic| broker.partitions.get(topic.topic_id, index))
+        .is_some_and(|partition| partition.is_leader())
+}
+
+/// The broker leading partition `index` of `topic` (-1: none), from the image.
+pub fn leader_of(broker: &Broker, topic_name: &str, index: i32) -> i32 {
+    broker
+        .image()
+        .topic(topic_name)
+        .and_then(|topic| topic.partitions.get(index as usize).map(|p| p.leader))
+        .unwrap_or(-1)
 }
 
 /// Appends one batch of (key, value) records to partition `index` of `topic`. With a

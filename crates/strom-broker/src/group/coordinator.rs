@@ -296,6 +296,18 @@ impl Coordinator {
             .insert((topic.to_string(), partition), value);
     }
 
+    /// Drops every group (members, offsets, pending transactional offsets) `in_partition`
+    /// says belongs to an offsets partition this coordinator reloads or no longer leads.
+    pub fn forget_groups(&mut self, in_partition: impl Fn(&str) -> bool) {
+        self.groups.retain(|group, _| !in_partition(group));
+        self.offsets.retain(|group, _| !in_partition(group));
+        for pending in self.pending_txn_offsets.values_mut() {
+            pending.retain(|offset| !in_partition(&offset.group_id));
+        }
+        self.pending_txn_offsets
+            .retain(|_, pending| !pending.is_empty());
+    }
+
     /// Remembers offsets a transaction committed (their records are in the log).
     pub fn add_pending_txn_offsets(&mut self, producer_id: i64, offsets: Vec<PendingTxnOffset>) {
         self.pending_txn_offsets

@@ -30,7 +30,7 @@ mod consumer_tests;
 mod wire_tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,16 +142,16 @@ enum Waiter {
     Sync(oneshot::Sender<SyncResult>),
 }
 
-const NOT_LOADED: u8 = 0;
-const LOADING: u8 = 1;
-const LOADED: u8 = 2;
-
 /// The async runtime around [`Coordinator`].
 pub struct GroupCoordinator {
     pub state: Mutex<Coordinator>,
     waiters: Mutex<HashMap<WaiterId, Waiter>>,
     next_waiter: AtomicU64,
-    load_state: AtomicU8,
+    /// `__consumer_offsets` exists (created by this or an earlier run).
+    topic_ready: AtomicBool,
+    /// Offsets partitions this broker leads and has replayed, with the leader epoch it
+    /// replayed them in: a new epoch (leadership came back) replays again.
+    loaded: Mutex<HashMap<i32, i32>>,
     load_lock: tokio::sync::Mutex<()>,
     pub offsets_topic_partitions: i32,
     pub offsets_topic_replication_factor: i16,
@@ -167,7 +167,8 @@ impl GroupCoordinator {
             )),
             waiters: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
-            load_state: AtomicU8::new(NOT_LOADED),
+            topic_ready: AtomicBool::new(false),
+            loaded: Mutex::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
             offsets_topic_partitions: config.group.offsets_topic_num_partitions,
             offsets_topic_replication_factor: config.group.offsets_topic_replication_factor,
@@ -175,40 +176,116 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether `__consumer_offsets` exists and this broker's led partitions were replayed
+    /// at least once.
     pub fn is_loaded(&self) -> bool {
-        self.load_state.load(Ordering::Acquire) == LOADED
+        self.topic_ready.load(Ordering::Acquire)
     }
 
-    /// Makes sure `__consumer_offsets` exists and is replayed. While another request is
-    /// loading it answers COORDINATOR_LOAD_IN_PROGRESS, as Kafka does; clients retry.
+    /// Whether this broker's led offsets partitions are all replayed in their current
+    /// leader epochs, and no longer-led one is still held.
+    fn is_current(&self, broker: &Broker) -> bool {
+        if !self.is_loaded() {
+            return false;
+        }
+        let led = crate::internal_topics::led_partitions(broker, OFFSETS_TOPIC);
+        let loaded = self.loaded.lock();
+        loaded.len() == led.len()
+            && led
+                .iter()
+                .all(|(index, epoch)| loaded.get(index) == Some(epoch))
+    }
+
+    /// Makes sure `__consumer_offsets` exists and every partition of it this broker leads
+    /// is replayed (again, after a leadership change), and drops groups of partitions it
+    /// no longer leads. While another request is loading it answers
+    /// COORDINATOR_LOAD_IN_PROGRESS, as Kafka does; clients retry.
     pub async fn ensure_loaded(&self, broker: &Arc<Broker>) -> Result<(), ErrorCode> {
-        if self.is_loaded() {
+        if self.is_current(broker) {
             return Ok(());
         }
         let Ok(_guard) = self.load_lock.try_lock() else {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         };
-        if self.is_loaded() {
-            return Ok(());
+        if !self.is_loaded() {
+            if let Err(error) =
+                crate::internal_topics::ensure_created(broker, &persist::offsets_topic(self)).await
+            {
+                warn!(%error, "group coordinator cannot create its topic");
+                return Err(ErrorCode::CoordinatorNotAvailable);
+            }
         }
-        self.load_state.store(LOADING, Ordering::Release);
-        let result = persist::load(broker, self).await;
-        match result {
-            Ok(loaded) => {
-                info!(
-                    groups = loaded.groups,
-                    offsets = loaded.offsets,
-                    records = loaded.records,
-                    "group coordinator loaded"
-                );
-                self.load_state.store(LOADED, Ordering::Release);
-                Ok(())
+        let led = crate::internal_topics::led_partitions(broker, OFFSETS_TOPIC);
+        let partition_count = broker
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partition_count());
+        // Groups of partitions led elsewhere now are not this coordinator's any more.
+        let dropped: Vec<i32> = {
+            let mut loaded = self.loaded.lock();
+            let gone: Vec<i32> = loaded
+                .keys()
+                .filter(|index| !led.iter().any(|(i, _)| i == *index))
+                .copied()
+                .collect();
+            for index in &gone {
+                loaded.remove(index);
             }
-            Err(error) => {
-                warn!(%error, "group coordinator load failed");
-                self.load_state.store(NOT_LOADED, Ordering::Release);
-                Err(ErrorCode::CoordinatorNotAvailable)
+            gone
+        };
+        if !dropped.is_empty() {
+            self.state.lock().forget_groups(|group| {
+                dropped.contains(&records::partition_for(group, partition_count))
+            });
+            info!(partitions = ?dropped, "group coordinator gave up partitions led elsewhere");
+        }
+        for (index, epoch) in led {
+            if self.loaded.lock().get(&index) == Some(&epoch) {
+                continue;
             }
+            match persist::load_partition(broker, self, index).await {
+                Ok(stats) => {
+                    info!(
+                        partition = index,
+                        leader_epoch = epoch,
+                        records = stats.records,
+                        "group coordinator loaded an offsets partition"
+                    );
+                    self.loaded.lock().insert(index, epoch);
+                }
+                Err(error) => {
+                    warn!(partition = index, %error, "group coordinator load failed");
+                    return Err(ErrorCode::CoordinatorNotAvailable);
+                }
+            }
+        }
+        self.topic_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// [`GroupCoordinator::ensure_loaded`], then [`GroupCoordinator::check_coordinator`]:
+    /// what every request about one group needs first.
+    pub async fn ensure_coordinator(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+    ) -> Result<(), ErrorCode> {
+        self.ensure_loaded(broker).await?;
+        self.check_coordinator(broker, group_id)
+    }
+
+    /// Whether this broker coordinates `group_id` (it leads the group's offsets
+    /// partition); NOT_COORDINATOR sends the client back to FindCoordinator.
+    pub fn check_coordinator(&self, broker: &Broker, group_id: &str) -> Result<(), ErrorCode> {
+        let image = broker.image();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let index = records::partition_for(group_id, topic.partition_count());
+        if crate::internal_topics::leads(broker, OFFSETS_TOPIC, index) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotCoordinator)
         }
     }
 

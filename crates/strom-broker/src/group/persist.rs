@@ -24,32 +24,36 @@ pub struct LoadStats {
     pub records: usize,
 }
 
-/// Creates the topic if needed, then replays every partition into the coordinator.
-/// Offset commits of transactions take effect at their commit marker; those of a
-/// transaction without a marker yet stay pending (the transaction coordinator ends it).
-pub async fn load(
+/// The topic as the coordinator creates it on first use.
+pub fn offsets_topic(coordinator: &GroupCoordinator) -> InternalTopic {
+    InternalTopic {
+        name: OFFSETS_TOPIC,
+        partitions: coordinator.offsets_topic_partitions,
+        replication_factor: coordinator.offsets_topic_replication_factor,
+        segment_bytes: coordinator.offsets_topic_segment_bytes,
+    }
+}
+
+/// Replays partition `index` into the coordinator, replacing whatever it held for the
+/// groups of that partition (a new leader of it starts from the log). Offset commits of
+/// transactions take effect at their commit marker; those of a transaction without a
+/// marker yet stay pending (the transaction coordinator ends it).
+pub async fn load_partition(
     broker: &Arc<Broker>,
     coordinator: &GroupCoordinator,
+    index: i32,
 ) -> Result<LoadStats, PersistError> {
-    internal_topics::ensure_created(
-        broker,
-        &InternalTopic {
-            name: OFFSETS_TOPIC,
-            partitions: coordinator.offsets_topic_partitions,
-            replication_factor: coordinator.offsets_topic_replication_factor,
-            segment_bytes: coordinator.offsets_topic_segment_bytes,
-        },
-    )
-    .await?;
     let reader = broker.clone();
-    let items =
-        tokio::task::spawn_blocking(move || internal_topics::read_all(&reader, OFFSETS_TOPIC))
-            .await??;
+    let items = tokio::task::spawn_blocking(move || {
+        internal_topics::read_partition(&reader, OFFSETS_TOPIC, index)
+    })
+    .await??;
     let partition_count = broker
         .image()
         .topic(OFFSETS_TOPIC)
         .map_or(1, |t| t.partition_count());
     let mut state = coordinator.state.lock();
+    state.forget_groups(|group| records::partition_for(group, partition_count) == index);
     let now = now_ms();
     let count = items.len();
     for item in items {

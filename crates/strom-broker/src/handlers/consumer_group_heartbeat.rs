@@ -36,7 +36,11 @@ pub async fn handle(
     client_id: &str,
     client_host: &str,
 ) -> ConsumerGroupHeartbeatResponse {
-    let result = match broker.groups.ensure_loaded(broker).await {
+    let result = match broker
+        .groups
+        .ensure_coordinator(broker, &request.group_id)
+        .await
+    {
         Err(error) => HeartbeatResult::error(error, "the group coordinator is loading"),
         Ok(()) => {
             let heartbeat = Heartbeat {

@@ -1,6 +1,7 @@
-//! FindCoordinator: this broker coordinates every group (and transactional id) it is asked
-//! about; v4+ batches keys. The offsets (or transaction state) topic is created and loaded
-//! on first use.
+//! FindCoordinator: the coordinator of a group (or transactional id) is the leader of its
+//! partition of `__consumer_offsets` (or `__transaction_state`): partition =
+//! `abs(hashCode(key)) % partitions`, as Kafka places them. v4+ batches keys. The internal
+//! topic is created and this broker's partitions of it loaded on first use.
 
 use std::sync::Arc;
 
@@ -9,10 +10,46 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
 
+use crate::internal_topics;
 use crate::state::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// Where to send a key's requests: (node id, host, port), or why there is no answer.
+type Located = Result<(i32, StrBytes, i32), (ErrorCode, StrBytes)>;
+
+fn locate(broker: &Broker, advertised: &(String, i32), topic: &'static str, key: &str) -> Located {
+    let not_available = || {
+        (
+            ErrorCode::CoordinatorNotAvailable,
+            StrBytes::from_static_str("the coordinator is not available yet"),
+        )
+    };
+    let image = broker.image();
+    let topic_image = image.topic(topic).ok_or_else(not_available)?;
+    let index = internal_topics::partition_for(key, topic_image.partition_count());
+    let leader = topic_image
+        .partitions
+        .get(index as usize)
+        .map_or(-1, |p| p.leader);
+    if leader < 0 {
+        return Err(not_available());
+    }
+    if leader == broker.config.node_id {
+        return Ok((
+            leader,
+            StrBytes::from_string(advertised.0.clone()),
+            advertised.1,
+        ));
+    }
+    let registration = image.brokers().get(&leader).ok_or_else(not_available)?;
+    Ok((
+        leader,
+        StrBytes::from_string(registration.host.clone()),
+        registration.port as i32,
+    ))
+}
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -26,63 +63,76 @@ pub async fn handle(
         vec![request.key]
     };
     let key_type = request.key_type;
-    let error = match key_type {
-        KEY_TYPE_GROUP => match broker.groups.ensure_loaded(broker).await {
-            Ok(()) => None,
-            // Loading or not creatable yet: clients retry FindCoordinator on this code.
-            Err(_) => Some(ErrorCode::CoordinatorNotAvailable),
-        },
-        KEY_TYPE_TRANSACTION => match broker.txns.ensure_loaded(broker).await {
-            Ok(()) => None,
-            Err(_) => Some(ErrorCode::CoordinatorNotAvailable),
-        },
-        _ => Some(ErrorCode::InvalidRequest),
+    // Creates the internal topic on first use and loads what this broker leads; a
+    // coordinator elsewhere loads its own.
+    let ready = match key_type {
+        KEY_TYPE_GROUP => broker.groups.ensure_loaded(broker).await,
+        KEY_TYPE_TRANSACTION => broker.txns.ensure_loaded(broker).await,
+        _ => Err(ErrorCode::InvalidRequest),
     };
-    let (host, port) = advertised;
-    let host = StrBytes::from_string(host);
-    let node_id = BrokerId(broker.config.node_id);
-    let message = error.map(|_| {
-        if key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION {
-            StrBytes::from_string(format!("unknown coordinator key type {key_type}"))
-        } else {
-            StrBytes::from_static_str("the coordinator is not available yet")
-        }
-    });
+    let answers: Vec<(StrBytes, Located)> = keys
+        .into_iter()
+        .map(|key| {
+            let located = match (key_type, ready) {
+                (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, Err(_)) => Err((
+                    ErrorCode::CoordinatorNotAvailable,
+                    StrBytes::from_static_str("the coordinator is not available yet"),
+                )),
+                (KEY_TYPE_GROUP, Ok(())) => {
+                    locate(broker, &advertised, crate::group::OFFSETS_TOPIC, &key)
+                }
+                (KEY_TYPE_TRANSACTION, Ok(())) => locate(
+                    broker,
+                    &advertised,
+                    crate::txn::TRANSACTION_STATE_TOPIC,
+                    &key,
+                ),
+                _ => Err((
+                    ErrorCode::InvalidRequest,
+                    StrBytes::from_string(format!("unknown coordinator key type {key_type}")),
+                )),
+            };
+            (key, located)
+        })
+        .collect();
     if version >= 4 {
-        let coordinators = keys
+        let coordinators = answers
             .into_iter()
-            .map(|key| match error {
-                None => Coordinator::default()
+            .map(|(key, located)| match located {
+                Ok((node_id, host, port)) => Coordinator::default()
                     .with_key(key)
-                    .with_node_id(node_id)
-                    .with_host(host.clone())
+                    .with_node_id(BrokerId(node_id))
+                    .with_host(host)
                     .with_port(port),
-                Some(error) => Coordinator::default()
+                Err((error, message)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(-1))
                     .with_host(StrBytes::default())
                     .with_port(-1)
                     .with_error_code(error.code())
-                    .with_error_message(message.clone()),
+                    .with_error_message(Some(message)),
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (_, located) = answers.into_iter().next().expect("one key before v4");
     let response = FindCoordinatorResponse::default();
-    let response = match error {
-        None => response
-            .with_node_id(node_id)
+    match located {
+        Ok((node_id, host, port)) => response
+            .with_node_id(BrokerId(node_id))
             .with_host(host)
             .with_port(port),
-        Some(error) => response
-            .with_error_code(error.code())
-            .with_node_id(BrokerId(-1))
-            .with_host(StrBytes::default())
-            .with_port(-1),
-    };
-    if version >= 1 {
-        response.with_error_message(message)
-    } else {
-        response
+        Err((error, message)) => {
+            let response = response
+                .with_error_code(error.code())
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::default())
+                .with_port(-1);
+            if version >= 1 {
+                response.with_error_message(Some(message))
+            } else {
+                response
+            }
+        }
     }
 }

@@ -12,7 +12,11 @@ pub async fn handle(
     request: HeartbeatRequest,
     version: i16,
 ) -> HeartbeatResponse {
-    let error = match broker.groups.ensure_loaded(broker).await {
+    let error = match broker
+        .groups
+        .ensure_coordinator(broker, &request.group_id)
+        .await
+    {
         Err(error) => Some(error),
         Ok(()) => {
             let instance = request

@@ -17,7 +17,11 @@ pub async fn handle(
     client_id: &str,
     client_host: &str,
 ) -> JoinGroupResponse {
-    let result = match broker.groups.ensure_loaded(broker).await {
+    let result = match broker
+        .groups
+        .ensure_coordinator(broker, &request.group_id)
+        .await
+    {
         Err(error) => JoinResult::error(error, &request.member_id),
         Ok(()) => {
             let join = JoinGroup {

@@ -28,7 +28,11 @@ pub async fn handle(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let outcome = match broker.groups.ensure_loaded(broker).await {
+    let outcome = match broker
+        .groups
+        .ensure_coordinator(broker, &request.group_id)
+        .await
+    {
         Err(error) => Err(error),
         Ok(()) => {
             let group_id = request.group_id.0.to_string();

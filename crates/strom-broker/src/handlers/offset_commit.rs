@@ -30,7 +30,10 @@ pub async fn handle(
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let loaded = broker.groups.ensure_loaded(broker).await;
+    let loaded = broker
+        .groups
+        .ensure_coordinator(broker, &request.group_id)
+        .await;
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let instance = request

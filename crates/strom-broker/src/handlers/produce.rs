@@ -60,6 +60,11 @@ async fn verify_transactional(
             ErrorCode::InvalidRecord,
             "a produce request with a transactional id must carry transactional batches".into(),
         )),
+        // On a cluster the coordinator may live on another broker: the check runs where
+        // it does (a remote check per write is later work; see the crate docs).
+        (Some(transactional_id), true) if !broker.txns.is_coordinator(broker, transactional_id) => {
+            Ok(None)
+        }
         (Some(transactional_id), true) => {
             let producer = ProducerIdAndEpoch {
                 producer_id: first.producer_id(),

@@ -14,7 +14,11 @@ pub async fn handle(
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
-    let result = match broker.groups.ensure_loaded(broker).await {
+    let result = match broker
+        .groups
+        .ensure_coordinator(broker, &request.group_id)
+        .await
+    {
         Err(error) => SyncResult::error(error),
         Ok(()) => {
             let sync = SyncGroup {

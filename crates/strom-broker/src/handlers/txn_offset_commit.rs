@@ -35,13 +35,21 @@ async fn check_request(
         return Err(ErrorCode::GroupAuthorizationFailed);
     }
     crate::group::coordinator::validate_group_id(&request.group_id)?;
-    broker.groups.ensure_loaded(broker).await?;
+    broker
+        .groups
+        .ensure_coordinator(broker, &request.group_id)
+        .await?;
     let partition = persist::partition_of(broker, &request.group_id)
         .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
     let producer = ProducerIdAndEpoch {
         producer_id: request.producer_id.0,
         producer_epoch: request.producer_epoch,
     };
+    if !broker.txns.is_coordinator(broker, transactional_id) {
+        // The transaction coordinator is another broker: the storage epoch check fences
+        // zombies here (a remote check is later work).
+        return Ok(crate::txn::TxnGuard::unchecked());
+    }
     broker
         .txns
         .verify(

@@ -86,3 +86,83 @@ pub fn write_marker(
         }
     }
 }
+
+/// Markers for partitions led by another broker: a WriteTxnMarkers request to it (Kafka's
+/// coordinator does the same). Blocks the calling thread for at most the request timeout;
+/// the coordinator calls it under its lock, so a marker round trip is part of ending a
+/// transaction, as the local writes are.
+pub fn write_remote_markers(
+    broker: &Arc<Broker>,
+    leader: i32,
+    partitions: &[(String, i32)],
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+) -> Result<(), ErrorCode> {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+    use kafka_protocol::protocol::StrBytes;
+
+    let image = broker.image();
+    let registration = image
+        .brokers()
+        .get(&leader)
+        .ok_or(ErrorCode::NotLeaderOrFollower)?;
+    let address = format!("{}:{}", registration.host, registration.port);
+    let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
+    for (topic, index) in partitions {
+        match topics
+            .iter_mut()
+            .find(|t| t.name.as_str() == topic.as_str())
+        {
+            Some(entry) => entry.partition_indexes.push(*index),
+            None => topics.push(
+                WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partition_indexes(vec![*index]),
+            ),
+        }
+    }
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(coordinator_epoch)
+            .with_topics(topics)]);
+    let send = async {
+        let config = strom_client::connection::ConnectionConfig {
+            client_id: format!("strom-txn-coordinator-{}", broker.config.node_id),
+            connect_timeout: REMOTE_MARKER_TIMEOUT,
+            request_timeout: REMOTE_MARKER_TIMEOUT,
+            ..Default::default()
+        };
+        let connection = strom_client::connection::Connection::connect(&address, config).await?;
+        connection.send_version(&request, 1).await
+    };
+    let handle = tokio::runtime::Handle::current();
+    let response = tokio::task::block_in_place(|| handle.block_on(send)).map_err(|error| {
+        warn!(leader, %error, "cannot send transaction markers");
+        ErrorCode::CoordinatorNotAvailable
+    })?;
+    for marker in &response.markers {
+        for topic in &marker.topics {
+            for partition in &topic.partitions {
+                match ErrorCode::try_from_code(partition.error_code) {
+                    None | Some(ErrorCode::UnknownTopicOrPartition) => {}
+                    Some(code) => {
+                        warn!(leader, topic = %topic.name.as_str(), partition = partition.partition_index, ?code, "remote marker refused");
+                        return Err(code);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Longest a remote marker write may take.
+const REMOTE_MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -10,14 +10,22 @@
 //!
 //! Ending a transaction: PrepareCommit/PrepareAbort is written, the markers are written to
 //! every partition of the transaction, then CompleteCommit/CompleteAbort. A restart that
-//! finds a Prepare state writes the markers again (a repeated marker is harmless). All
-//! partitions are local on a single node, so the runtime writes markers in line, under the
-//! coordinator lock; the producer gets its EndTxn answer once they are written.
+//! finds a Prepare state writes the markers again (a repeated marker is harmless). The
+//! runtime writes markers in line, under the coordinator lock: local partitions directly,
+//! partitions led by other brokers with one WriteTxnMarkers request per broker; the
+//! producer gets its EndTxn answer once they are all written.
+//!
+//! On a cluster the coordinator of an id is the leader of its `__transaction_state`
+//! partition; every broker replays the partitions it leads (again after a leadership
+//! change, finishing half-ended transactions) and answers NOT_COORDINATOR for the rest.
 //!
 //! KIP-890 defence: a transactional Produce is checked against the coordinator (the
 //! producer's id and epoch are current, the transaction is open, the partition was added),
 //! and holds a [`TxnGuard`] that a marker invalidates, so a write verified before its
-//! transaction ended cannot land after the end marker and hang the partition.
+//! transaction ended cannot land after the end marker and hang the partition. The check
+//! runs where the partition leader is also the coordinator; elsewhere only the storage's
+//! epoch fencing applies (a remote check, AddPartitionsToTxn v4 `verify_only`, is later
+//! work).
 
 pub mod markers;
 pub mod records;
@@ -27,7 +35,7 @@ pub mod state;
 mod state_tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,9 +56,6 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Rounds of abort-then-retry an InitProducerId may need (one open transaction to end).
 const INIT_ROUNDS_MAX: usize = 3;
 
-const NOT_LOADED: u8 = 0;
-const LOADED: u8 = 2;
-
 /// Proof that a transactional write was verified; invalid once the transaction's end began.
 pub struct TxnGuard {
     generation: Arc<AtomicU64>,
@@ -58,6 +63,14 @@ pub struct TxnGuard {
 }
 
 impl TxnGuard {
+    /// A guard that is always valid (no local coordinator to verify against).
+    pub fn unchecked() -> Self {
+        TxnGuard {
+            generation: Arc::new(AtomicU64::new(0)),
+            expected: 0,
+        }
+    }
+
     /// Check under the partition's log lock, right before appending.
     pub fn is_valid(&self) -> bool {
         self.generation.load(Ordering::Acquire) == self.expected
@@ -68,7 +81,10 @@ pub struct TransactionCoordinator {
     pub state: Mutex<TxnStateMachine>,
     /// Per transactional id, bumped when a transaction's end begins (see [`TxnGuard`]).
     generations: Mutex<HashMap<String, Arc<AtomicU64>>>,
-    load_state: AtomicU8,
+    /// `__transaction_state` exists and this broker's led partitions were replayed once.
+    topic_ready: AtomicBool,
+    /// State partitions this broker leads and has replayed, with their leader epochs.
+    loaded: Mutex<HashMap<i32, i32>>,
     load_lock: tokio::sync::Mutex<()>,
     settings: crate::config::TransactionSettings,
 }
@@ -81,60 +97,110 @@ impl TransactionCoordinator {
                 id_expiration_ms: config.transaction.id_expiration_ms,
             })),
             generations: Mutex::new(HashMap::new()),
-            load_state: AtomicU8::new(NOT_LOADED),
+            topic_ready: AtomicBool::new(false),
+            loaded: Mutex::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
             settings: config.transaction.clone(),
         }
     }
 
     pub fn is_loaded(&self) -> bool {
-        self.load_state.load(Ordering::Acquire) == LOADED
+        self.topic_ready.load(Ordering::Acquire)
     }
 
-    /// Makes sure `__transaction_state` exists and is replayed, and finishes transactions
-    /// a restart caught between Prepare and Complete. COORDINATOR_LOAD_IN_PROGRESS while
-    /// another request loads it.
+    fn is_current(&self, broker: &Broker) -> bool {
+        if !self.is_loaded() {
+            return false;
+        }
+        let led = internal_topics::led_partitions(broker, TRANSACTION_STATE_TOPIC);
+        let loaded = self.loaded.lock();
+        loaded.len() == led.len()
+            && led
+                .iter()
+                .all(|(index, epoch)| loaded.get(index) == Some(epoch))
+    }
+
+    fn partition_count(broker: &Broker) -> i32 {
+        broker
+            .image()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .map_or(1, |t| t.partition_count())
+    }
+
+    /// Makes sure `__transaction_state` exists and every partition of it this broker leads
+    /// is replayed (again, after a leadership change), forgets ids of partitions led
+    /// elsewhere now, and finishes transactions a restart or a leadership change caught
+    /// between Prepare and Complete. COORDINATOR_LOAD_IN_PROGRESS while another request
+    /// loads it.
     pub async fn ensure_loaded(&self, broker: &Arc<Broker>) -> Result<(), ErrorCode> {
-        if self.is_loaded() {
+        if self.is_current(broker) {
             return Ok(());
         }
         let Ok(_guard) = self.load_lock.try_lock() else {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         };
-        if self.is_loaded() {
-            return Ok(());
-        }
         // Transactional offset commits settle against the group coordinator's state.
         broker.groups.ensure_loaded(broker).await?;
-        let topic = InternalTopic {
-            name: TRANSACTION_STATE_TOPIC,
-            partitions: self.settings.state_log_num_partitions,
-            replication_factor: self.settings.state_log_replication_factor,
-            segment_bytes: self.settings.state_log_segment_bytes,
-        };
-        if let Err(error) = internal_topics::ensure_created(broker, &topic).await {
-            warn!(%error, "transaction coordinator cannot create its topic");
-            return Err(ErrorCode::CoordinatorNotAvailable);
+        if !self.is_loaded() {
+            let topic = InternalTopic {
+                name: TRANSACTION_STATE_TOPIC,
+                partitions: self.settings.state_log_num_partitions,
+                replication_factor: self.settings.state_log_replication_factor,
+                segment_bytes: self.settings.state_log_segment_bytes,
+            };
+            if let Err(error) = internal_topics::ensure_created(broker, &topic).await {
+                warn!(%error, "transaction coordinator cannot create its topic");
+                return Err(ErrorCode::CoordinatorNotAvailable);
+            }
         }
-        let reader = broker.clone();
-        let items = match tokio::task::spawn_blocking(move || {
-            internal_topics::read_all(&reader, TRANSACTION_STATE_TOPIC)
-        })
-        .await
-        {
-            Ok(Ok(items)) => items,
-            Ok(Err(error)) => {
-                warn!(%error, "transaction coordinator load failed");
-                return Err(ErrorCode::CoordinatorNotAvailable);
-            }
-            Err(error) => {
-                warn!(%error, "transaction coordinator load task failed");
-                return Err(ErrorCode::CoordinatorNotAvailable);
-            }
+        let led = internal_topics::led_partitions(broker, TRANSACTION_STATE_TOPIC);
+        let partition_count = Self::partition_count(broker);
+        let in_partitions = |indexes: &[i32], id: &str| {
+            indexes.contains(&internal_topics::partition_for(id, partition_count))
         };
-        let records = items.len();
-        {
+        let dropped: Vec<i32> = {
+            let mut loaded = self.loaded.lock();
+            let gone: Vec<i32> = loaded
+                .keys()
+                .filter(|index| !led.iter().any(|(i, _)| i == *index))
+                .copied()
+                .collect();
+            for index in &gone {
+                loaded.remove(index);
+            }
+            gone
+        };
+        if !dropped.is_empty() {
+            self.state
+                .lock()
+                .transactions
+                .retain(|id, _| !in_partitions(&dropped, id));
+        }
+        for (index, epoch) in led {
+            if self.loaded.lock().get(&index) == Some(&epoch) {
+                continue;
+            }
+            let reader = broker.clone();
+            let items = match tokio::task::spawn_blocking(move || {
+                internal_topics::read_partition(&reader, TRANSACTION_STATE_TOPIC, index)
+            })
+            .await
+            {
+                Ok(Ok(items)) => items,
+                Ok(Err(error)) => {
+                    warn!(partition = index, %error, "transaction coordinator load failed");
+                    return Err(ErrorCode::CoordinatorNotAvailable);
+                }
+                Err(error) => {
+                    warn!(partition = index, %error, "transaction coordinator load task failed");
+                    return Err(ErrorCode::CoordinatorNotAvailable);
+                }
+            };
+            let records = items.len();
             let mut state = self.state.lock();
+            state
+                .transactions
+                .retain(|id, _| !in_partitions(&[index], id));
             for item in items {
                 let ReplayItem::Record { key, value, .. } = item else {
                     continue;
@@ -153,13 +219,31 @@ impl TransactionCoordinator {
                 }
             }
             info!(
-                transactional_ids = state.transactions.len(),
-                records, "transaction coordinator loaded"
+                partition = index,
+                leader_epoch = epoch,
+                records,
+                "transaction coordinator loaded a state partition"
             );
+            self.loaded.lock().insert(index, epoch);
         }
-        self.load_state.store(LOADED, Ordering::Release);
+        self.topic_ready.store(true, Ordering::Release);
         self.complete_preparing(broker);
         Ok(())
+    }
+
+    /// NOT_COORDINATOR unless this broker leads the id's `__transaction_state` partition.
+    fn check_coordinator(&self, broker: &Broker, transactional_id: &str) -> Result<(), ErrorCode> {
+        let index = internal_topics::partition_for(transactional_id, Self::partition_count(broker));
+        if internal_topics::leads(broker, TRANSACTION_STATE_TOPIC, index) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotCoordinator)
+        }
+    }
+
+    /// Whether this broker coordinates `transactional_id` (KIP-890 checks run only then).
+    pub fn is_coordinator(&self, broker: &Broker, transactional_id: &str) -> bool {
+        self.check_coordinator(broker, transactional_id).is_ok()
     }
 
     /// Writes `metadata` to the transactional id's partition of `__transaction_state`.
@@ -231,6 +315,7 @@ impl TransactionCoordinator {
             .fetch_add(1, Ordering::AcqRel);
         let coordinator_epoch = self.coordinator_epoch(broker, transactional_id);
         let commit = markers.result == TxnResult::Commit;
+        let mut remote: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
         for (topic, index) in &markers.partitions {
             match markers::write_marker(
                 broker,
@@ -244,8 +329,27 @@ impl TransactionCoordinator {
                 Ok(()) => {}
                 // A deleted topic or partition needs no marker.
                 Err(ErrorCode::UnknownTopicOrPartition) => {}
+                // Led by another broker (or leaderless for now): send it there.
+                Err(ErrorCode::NotLeaderOrFollower) => remote
+                    .entry(internal_topics::leader_of(broker, topic, *index))
+                    .or_default()
+                    .push((topic.clone(), *index)),
                 Err(code) => return Err(code),
             }
+        }
+        for (leader, partitions) in remote {
+            if leader < 0 {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+            markers::write_remote_markers(
+                broker,
+                leader,
+                &partitions,
+                markers.producer_id,
+                markers.producer_epoch,
+                commit,
+                coordinator_epoch,
+            )?;
         }
         if let Some(completion) = state.complete(transactional_id, now_ms()) {
             self.persist(broker, &completion.write)?;
@@ -280,6 +384,7 @@ impl TransactionCoordinator {
         expected: Option<ProducerIdAndEpoch>,
     ) -> Result<ProducerIdAndEpoch, ErrorCode> {
         self.ensure_loaded(broker).await?;
+        self.check_coordinator(broker, transactional_id)?;
         let mut state = self.state.lock();
         for _ in 0..INIT_ROUNDS_MAX {
             let outcome =
@@ -317,6 +422,7 @@ impl TransactionCoordinator {
         partitions: &[TopicPartition],
     ) -> Result<(), ErrorCode> {
         self.ensure_loaded(broker).await?;
+        self.check_coordinator(broker, transactional_id)?;
         let mut state = self.state.lock();
         match state.add_partitions(transactional_id, producer, partitions, now_ms())? {
             None => Ok(()),
@@ -332,6 +438,7 @@ impl TransactionCoordinator {
         result: TxnResult,
     ) -> Result<(), ErrorCode> {
         self.ensure_loaded(broker).await?;
+        self.check_coordinator(broker, transactional_id)?;
         let mut state = self.state.lock();
         match state.end_transaction(transactional_id, producer, result, now_ms())? {
             None => Ok(()),
@@ -348,6 +455,7 @@ impl TransactionCoordinator {
         partition: &TopicPartition,
     ) -> Result<TxnGuard, ErrorCode> {
         self.ensure_loaded(broker).await?;
+        self.check_coordinator(broker, transactional_id)?;
         let state = self.state.lock();
         state.verify(transactional_id, producer, partition)?;
         let generation = self.generation(transactional_id);
