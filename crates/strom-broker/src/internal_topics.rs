@@ -137,7 +137,11 @@ pub fn read_all(
     };
     let mut out = Vec::new();
     for partition_state in &topic.partitions {
-        out.extend(read_partition(broker, topic_name, partition_state.partition)?);
+        out.extend(read_partition(
+            broker,
+            topic_name,
+            partition_state.partition,
+        )?);
     }
     Ok(out)
 }
