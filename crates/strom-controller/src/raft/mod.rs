@@ -63,6 +63,6 @@ pub use types::{parse_voters, EntryOutcome, MetadataProposal, Voter};
 pub use wire::{RAFT_FRAME_BYTES_MAX, RAFT_WIRE_VERSION};
 
 #[cfg(test)]
-mod quorum_tests;
-#[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod quorum_tests;
