@@ -295,12 +295,12 @@ def test_acks_all_survives_leader_controller_and_follower_faults(make_cluster):
         fault("kill_leader_p0", leader, kill, restart)
 
         # (b) kill -9 the active controller (the Raft leader); the survivors must elect another
-        controller, since = cluster.raft_leader()
-        print(f"active controller (Raft leader, from the node logs): node {controller} since {since}; "
+        controller, term, since = cluster.raft_leader()
+        print(f"active controller (Raft leader, from the node logs): node {controller}, term {term}, since {since}; "
               f"Metadata's controller_id: {cluster.controller_id()}", flush=True)
         fault_at, fault_utc = time.monotonic(), utc_now()
         cluster.nodes[controller].kill()
-        new_controller, elected_utc = cluster.raft_leader(after_utc=fault_utc, timeout=FAILOVER_BOUND_S)
+        new_controller, _, elected_utc = cluster.raft_leader(newer_than=term, timeout=FAILOVER_BOUND_S)
         figure(fault="controller_election", node=controller, new_controller=new_controller,
                election_ms=utc_ms_between(fault_utc, elected_utc))
         gaps = producer.wait_writable_after(fault_at)
@@ -350,6 +350,16 @@ def test_restarted_follower_catches_up_and_rejoins_isr(make_cluster):
     create_topic(cluster, topic, partitions)
     parts = cluster.partitions(topic)
     victim = pick([r for r in parts[0][1] if r != parts[0][0]], cluster.raft_leader()[0])
+
+    # Some data the victim holds before it goes down: after the restart it should keep it
+    # and fetch only what it missed.
+    before = Producer(producer_config(cluster))
+    for i in range(300):
+        before.produce(topic, value=b"before-%05d" % i, partition=i % partitions)
+    assert before.flush(30) == 0
+    del before
+    cluster.wait_logs_identical(topic, partitions, timeout=30)
+    inodes = {p: cluster.nodes[victim].partition_dir(topic, p).stat().st_ino for p in range(partitions)}
     cluster.nodes[victim].kill()
 
     megabytes, size = 20, 10_000
@@ -385,12 +395,23 @@ def test_restarted_follower_catches_up_and_rejoins_isr(make_cluster):
     catchup_s = time.monotonic() - restarted_at
     sizes = cluster.wait_logs_identical(topic, partitions, timeout=60)
     identical_s = time.monotonic() - restarted_at
+    recreated = [p for p in range(partitions)
+                 if cluster.nodes[victim].partition_dir(topic, p).stat().st_ino != inodes[p]]
     figure(test="catchup", node=victim, megabytes=megabytes, write_ms=round(1000 * write_s),
            catchup_isr_ms=round(1000 * catchup_s), logs_identical_ms=round(1000 * identical_s),
-           log_bytes=sum(sizes.values()))
+           log_bytes=sum(sizes.values()), local_log_kept=not recreated)
+    if recreated:
+        # Pinned by test_all_nodes_restart_keeps_metadata_and_data (where it loses data).
+        print(f"BROKER BUG: restarted node {victim} deleted and re-fetched its partition dirs {recreated} "
+              f"instead of keeping its log and fetching only what it missed", flush=True)
     assert sum(sizes.values()) >= megabytes * 1_000_000
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "broker bug: at start-up Broker::new runs PartitionRegistry::sync_with_image with the Raft "
+    "metadata image before the local metadata log is replayed (empty), so remove_stray_dirs deletes "
+    "every partition directory as 'a deleted topic'; after a full-cluster restart every replica "
+    "is empty: topics and configs survive, all records are gone"))
 def test_all_nodes_restart_keeps_metadata_and_data(make_cluster):
     cluster = make_cluster("restart-all").start()
     topics = {

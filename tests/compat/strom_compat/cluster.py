@@ -26,9 +26,11 @@ from .broker import Broker, _running, free_port, strom_binary
 from .netns import Netns
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# openraft's INFO line when a voter becomes the Raft leader (the active controller).
-RAFT_LEADER = re.compile(r"^(\S+Z)\s+INFO openraft::engine::handler::server_state_handler: become leader id=(\d+)",
-                         re.MULTILINE)
+# openraft's INFO line when a voter learns of (or wins) a committed vote: T<term>-N<leader>.
+# The highest committed vote is the current Raft leader. ("become leader" lines are not used:
+# a restarted ex-leader logs one for its stale vote before it learns the newer one.)
+RAFT_VOTE = re.compile(r"^(\S+Z)\s+INFO openraft::engine::handler::vote_handler: vote is changing from \S+ "
+                       r"to T(\d+)-N(\d+):committed", re.MULTILINE)
 NODE_START_TIMEOUT_S = 40.0
 NODE_STOP_TIMEOUT_S = 20.0
 
@@ -153,13 +155,13 @@ class Node(Broker):
     def log_tail(self, lines: int = 80) -> str:
         return ANSI.sub("", super().log_tail(lines))
 
-    def raft_leader_events(self) -> list[tuple[str, int]]:
-        """(UTC timestamp, node id) of every "became Raft leader" line in this node's current log."""
+    def raft_votes(self) -> list[tuple[int, int, str]]:
+        """(term, node id, UTC timestamp) of every committed Raft vote in this node's current log."""
         try:
             text = ANSI.sub("", self.log_path.read_text(errors="replace"))
         except OSError:
             return []
-        return [(m.group(1), int(m.group(2))) for m in RAFT_LEADER.finditer(text)]
+        return [(int(m.group(2)), int(m.group(3)), m.group(1)) for m in RAFT_VOTE.finditer(text)]
 
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
@@ -281,20 +283,22 @@ class Cluster:
             time.sleep(0.2)
         raise AssertionError(f"cluster not ready within {timeout:.0f} s: brokers/controller seen {seen}")
 
-    def raft_leader(self, after_utc: str = "", timeout: float = 15.0) -> tuple[int, str]:
-        """(node id, UTC timestamp) of the newest "become leader" event among running nodes' logs,
-        newer than `after_utc`. The Kafka Metadata answer cannot tell: in KRaft its controller_id
-        is just some live broker, and Strom's names the answering node itself."""
+    def raft_leader(self, newer_than: int = -1, timeout: float = 15.0) -> tuple[int, int, str]:
+        """(node id, term, UTC time first logged) of the current Raft leader (the active
+        controller): the highest committed vote in the running nodes' logs, with a term above
+        `newer_than`, whose node is running. The Kafka Metadata answer cannot tell: in KRaft its
+        controller_id is just some live broker, and Strom's names the answering node itself."""
         deadline = time.monotonic() + timeout
         while True:
-            events = [e for n in self.nodes.values() if n.alive() and not n.paused for e in n.raft_leader_events()]
-            events = [e for e in events if e[0] > after_utc]
-            if events:
-                stamp, node_id = max(events)
-                if self.nodes[node_id].alive():
-                    return node_id, stamp
+            votes = [v for n in self.nodes.values() if n.alive() for v in n.raft_votes()]
+            if votes:
+                term, node_id = max((t, n) for t, n, _ in votes)
+                if term > newer_than and self.nodes[node_id].alive():
+                    first = min(stamp for t, n, stamp in votes if (t, n) == (term, node_id))
+                    return node_id, term, first
             if time.monotonic() > deadline:
-                raise AssertionError(f"no Raft leader in the node logs within {timeout:.0f} s (after {after_utc!r})")
+                raise AssertionError(f"no Raft leader with a term above {newer_than} in the node logs "
+                                     f"within {timeout:.0f} s")
             time.sleep(0.1)
 
     def controller_id(self, timeout: float = 15.0) -> int:
