@@ -30,6 +30,8 @@ pub struct Broker {
     /// use [`Broker::image`].
     pub metadata: crate::metadata::Metadata,
     image: RwLock<Arc<MetadataImage>>,
+    /// Serialises [`Broker::apply_image`].
+    applying: Mutex<()>,
     pub partitions: PartitionRegistry,
     pub producer_ids: Mutex<ProducerIdAllocator>,
     /// Consumer groups and committed offsets.
@@ -61,6 +63,7 @@ impl Broker {
             advertised_port,
             metadata,
             image: RwLock::new(image.clone()),
+            applying: Mutex::new(()),
             partitions: PartitionRegistry::default(),
             producer_ids: Mutex::new(producer_ids),
             groups,
@@ -83,7 +86,16 @@ impl Broker {
     }
 
     /// Installs the image after a metadata change and opens/deletes partitions to match.
+    /// One at a time (two appliers racing would open a partition twice), and never an
+    /// image older than the installed one (a change may come back through two paths).
     pub fn apply_image(&self, image: Arc<MetadataImage>) -> Result<(), PartitionError> {
+        let _one_at_a_time = self.applying.lock();
+        let current = self.image();
+        if let (Some(new), Some(old)) = (image.last_offset(), current.last_offset()) {
+            if new < old {
+                return Ok(());
+            }
+        }
         *self.image.write() = image.clone();
         self.partitions
             .sync_with_image(&self.config, &image, now_ms())
