@@ -20,10 +20,12 @@ use std::panic::{self, AssertUnwindSafe};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::follower::{truncation_step, TruncationStep};
+use super::follower::{truncation_offset, truncation_step, TruncationStep};
 use super::leader::LeaderState;
+use alter::AlterRequest;
 use model::{Controller, Entry, Metadata, SimLog};
 
+mod alter;
 mod checks;
 mod model;
 
@@ -68,7 +70,12 @@ enum Event {
     Propose {
         leader: i32,
         isr: Vec<i32>,
+    },
+    AlterAnswered {
+        leader: i32,
+        isr: Vec<i32>,
         committed: bool,
+        delivered: bool,
     },
     Learn {
         node: i32,
@@ -146,8 +153,12 @@ struct PendingWrite {
     deadline_ms: i64,
 }
 
+/// The follower's rule, replaceable so a test can show the simulation catches a wrong one.
+type TruncationRule = fn(i64, Option<(i32, i64)>, (i32, i64), i64) -> TruncationStep;
+
 struct World {
     rng: StdRng,
+    truncation_rule: TruncationRule,
     now_ms: i64,
     nodes: Vec<Node>,
     controller: Controller,
@@ -157,6 +168,8 @@ struct World {
     /// Acknowledged payloads and the offsets they were acknowledged at.
     acked: Vec<(u64, i64)>,
     pending: Vec<PendingWrite>,
+    /// AlterPartition requests on their way to the controller, at most one per leader.
+    alter_inbox: VecDeque<AlterRequest>,
     next_payload: u64,
     leader_of_epoch: HashMap<i32, i32>,
     high_watermark_of_leader: HashMap<(i32, i32), i64>,
@@ -167,7 +180,7 @@ struct World {
 }
 
 impl World {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, truncation_rule: TruncationRule) -> Self {
         let controller = Controller::new(REPLICAS.to_vec());
         let nodes = REPLICAS
             .iter()
@@ -185,6 +198,7 @@ impl World {
             .collect();
         let mut world = World {
             rng: StdRng::seed_from_u64(seed),
+            truncation_rule,
             now_ms: 1_000_000,
             nodes,
             controller,
@@ -192,6 +206,7 @@ impl World {
             committed_payloads: HashSet::new(),
             acked: Vec::new(),
             pending: Vec::new(),
+            alter_inbox: VecDeque::new(),
             next_payload: 1,
             leader_of_epoch: HashMap::new(),
             high_watermark_of_leader: HashMap::new(),
@@ -240,9 +255,10 @@ impl World {
         match self.rng.gen_range(0..1000) {
             0..=249 => self.produce(node),
             250..=549 => self.fetch(node, FETCH_ENTRIES_MAX),
-            550..=619 => self.maintain_isr(node),
-            620..=729 => self.deliver_metadata(node),
-            730..=809 => self.controller_tick(),
+            550..=599 => self.maintain_isr(node),
+            600..=649 => self.answer_alter_partition(),
+            650..=739 => self.deliver_metadata(node),
+            740..=809 => self.controller_tick(),
             810..=822 => self.crash(node),
             823..=852 => self.restart(node),
             853..=865 => self.isolate(node),
@@ -391,7 +407,7 @@ impl World {
                 .unwrap_or((-1, -1));
             let node = self.node(follower);
             let local = node.log.end_offset_for(answer.0);
-            let step = truncation_step(node.log.end(), local, answer, node.high_watermark);
+            let step = (self.truncation_rule)(node.log.end(), local, answer, node.high_watermark);
             let (offset, done) = match step {
                 TruncationStep::Done(offset) => (offset, true),
                 TruncationStep::Retry(offset) => (offset, false),
@@ -421,52 +437,6 @@ impl World {
             self.stats.truncation_retries += 1;
         }
         panic!("truncation of {follower} against {leader_id} did not finish");
-    }
-
-    /// AlterPartition from leader `id`, answered at once when it can reach the controller;
-    /// otherwise the proposal stays pending and [`World::maintain_isr`] resends it.
-    fn propose(&mut self, id: i32, proposed: Vec<i32>) {
-        let node = &self.nodes[id as usize];
-        let (Some(leader), Some(known)) = (node.leader.as_ref(), node.known.as_ref()) else {
-            return;
-        };
-        if !node.reachable() {
-            return;
-        }
-        let shrink = proposed.len() < leader.isr().len();
-        let result = self.controller.alter_partition(
-            id,
-            leader.leader_epoch(),
-            known.partition_epoch,
-            &proposed,
-        );
-        let end = node.log.end();
-        let node = &mut self.nodes[id as usize];
-        let leader = node.leader.as_mut().expect("checked above");
-        let committed = match result {
-            Ok((isr, partition_epoch)) => {
-                let known = node.known.as_mut().expect("checked above");
-                known.isr = isr.clone();
-                known.partition_epoch = partition_epoch;
-                leader.apply_isr(isr, end);
-                if shrink {
-                    self.stats.isr_shrinks += 1;
-                } else {
-                    self.stats.isr_expansions += 1;
-                }
-                true
-            }
-            Err(_) => {
-                leader.on_isr_proposal_rejected();
-                self.stats.proposals_rejected += 1;
-                false
-            }
-        };
-        self.record(Event::Propose {
-            leader: id,
-            isr: proposed,
-            committed,
-        });
     }
 
     /// The leader's periodic ISR task: resend a pending change, or propose a shrink.
@@ -592,8 +562,8 @@ impl World {
 }
 
 /// Runs one seed; on a failure prints the seed, how to replay it and the last events.
-fn run_seed(seed: u64, steps: usize) -> Stats {
-    let mut world = World::new(seed);
+fn run_seed(seed: u64, steps: usize, truncation_rule: TruncationRule) -> Stats {
+    let mut world = World::new(seed, truncation_rule);
     let result = panic::catch_unwind(AssertUnwindSafe(|| world.run(steps)));
     if let Err(failure) = result {
         eprintln!(
@@ -627,7 +597,7 @@ fn given_random_faults_when_simulating_many_seeds_should_keep_every_invariant_an
     };
     let mut total = Stats::default();
     for &seed in &seeds {
-        let stats = run_seed(seed, steps);
+        let stats = run_seed(seed, steps, truncation_step);
         total.acked += stats.acked;
         total.failed += stats.failed;
         total.elections += stats.elections;
@@ -655,4 +625,29 @@ fn given_random_faults_when_simulating_many_seeds_should_keep_every_invariant_an
         );
         assert!(total.proposals_rejected > 0, "no stale proposal: {total:?}");
     }
+}
+
+/// KIP-101 before KIP-279: the leader's end offset alone, one round.
+fn kip_101_rule(
+    local_log_end: i64,
+    _local_epoch_end: Option<(i32, i64)>,
+    leader_answer: (i32, i64),
+    local_high_watermark: i64,
+) -> TruncationStep {
+    TruncationStep::Done(truncation_offset(
+        local_log_end,
+        None,
+        leader_answer,
+        local_high_watermark,
+    ))
+}
+
+#[test]
+fn given_the_pre_kip_279_truncation_rule_when_simulating_should_catch_divergent_logs() {
+    let caught = (0..SEEDS)
+        .find(|&seed| panic::catch_unwind(|| run_seed(seed, STEPS, kip_101_rule)).is_err());
+    assert!(
+        caught.is_some(),
+        "the simulation cannot tell KIP-101 from KIP-279"
+    );
 }

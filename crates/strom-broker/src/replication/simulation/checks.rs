@@ -198,6 +198,9 @@ impl World {
                 self.fetch(id, usize::MAX);
                 self.maintain_isr(id);
             }
+            while !self.alter_inbox.is_empty() {
+                self.answer_alter_partition();
+            }
             self.after_step();
             converged = self.is_converged();
             if converged {
