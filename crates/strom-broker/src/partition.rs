@@ -337,7 +337,12 @@ impl PartitionRegistry {
                 .write()
                 .insert((topic_id, index), Arc::new(partition));
         }
-        self.remove_stray_dirs(config, image);
+        // A Raft image may lag the cluster (a restarted node learns the commit point from
+        // the leader): a directory absent from it may belong to a topic it has not caught
+        // up with, so only the local log's image, replayed in full, may delete strays.
+        if config.cluster.voters.is_empty() {
+            self.remove_stray_dirs(config, image);
+        }
         Ok(())
     }
 

@@ -20,6 +20,10 @@ use crate::producer_ids::{ProducerIdAllocator, ProducerIdError};
 use crate::state::{now_ms, Broker};
 use crate::tls::{ReloadingAcceptor, TlsError};
 
+/// How long start-up waits for the controller quorum to have a leader and for this node to
+/// apply its local metadata log.
+const QUORUM_CATCH_UP_WAIT: Duration = Duration::from_secs(15);
+
 /// How often partitions are checked against `flush.ms`.
 const FLUSH_CHECK_INTERVAL_MS: u64 = 1000;
 
@@ -183,6 +187,15 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         let raft = strom_controller::RaftQuorum::start(raft_config)
             .await
             .map_err(quorum_error)?;
+        // Open partitions from an image at least as new as before a restart: wait (bounded)
+        // for a leader and for the local log to be applied. A lone node of a cluster whose
+        // peers are down goes on with what it has; the image follower catches up later.
+        if !raft.wait_caught_up(QUORUM_CATCH_UP_WAIT).await {
+            warn!(
+                waited_ms = QUORUM_CATCH_UP_WAIT.as_millis() as u64,
+                "controller quorum not caught up yet; starting with the local image"
+            );
+        }
         crate::metadata::Metadata::Raft(raft)
     };
     let producer_ids = if config.cluster.voters.is_empty() {

@@ -377,6 +377,31 @@ impl RaftQuorum {
         }
     }
 
+    /// Waits until a leader is known and this node has applied every entry in its local
+    /// log (it has learnt the commit point and caught up with what it already holds), so
+    /// its image is no older than what it had before a restart; a node with an empty log
+    /// is caught up at once. `false` on timeout.
+    pub async fn wait_caught_up(&self, timeout: Duration) -> bool {
+        let mut metrics = self.shared.raft.metrics();
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let now = metrics.borrow_and_update();
+                let applied = now.last_applied.map(|id| id.index);
+                // A fresh node has nothing to catch up with.
+                let fresh = now.last_log_index.is_none();
+                if fresh || (now.current_leader.is_some() && applied >= now.last_log_index) {
+                    return true;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
+    }
+
     /// Stops the voter: the TCP server, the leader's background work and the Raft node,
     /// which releases the raft files. Peers see it as down.
     pub async fn shutdown(mut self) {
