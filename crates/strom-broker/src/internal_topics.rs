@@ -49,6 +49,29 @@ pub struct InternalTopic {
     pub segment_bytes: i32,
 }
 
+/// The configured replication factor (`offsets.topic.replication.factor`,
+/// `transaction.state.log.replication.factor`) when set; otherwise 1 on a single node and,
+/// on a cluster, as many replicas as there are live brokers up to Kafka's default of 3, so
+/// coordinators survive a broker loss without the operator having to ask.
+fn effective_replication_factor(broker: &Broker, topic: &InternalTopic) -> i16 {
+    let key = match topic.name {
+        crate::group::OFFSETS_TOPIC => "offsets.topic.replication.factor",
+        _ => "transaction.state.log.replication.factor",
+    };
+    let explicit = broker
+        .config
+        .describe(key)
+        .is_some_and(|(_, source)| source != crate::config::ConfigSource::Default);
+    if explicit || broker.config.cluster.voters.is_empty() {
+        return topic.replication_factor;
+    }
+    let live = broker.image().unfenced_broker_ids().len().max(1);
+    live.min(INTERNAL_REPLICATION_FACTOR_DEFAULT) as i16
+}
+
+/// Kafka's default replication factor of its internal topics.
+const INTERNAL_REPLICATION_FACTOR_DEFAULT: usize = 3;
+
 /// Creates the topic unless it exists.
 pub async fn ensure_created(
     broker: &Arc<Broker>,
@@ -57,10 +80,11 @@ pub async fn ensure_created(
     if broker.image().topic(topic.name).is_some() {
         return Ok(());
     }
+    let replication_factor = effective_replication_factor(broker, topic);
     let create = CreateTopic {
         name: topic.name.to_string(),
         num_partitions: Some(topic.partitions),
-        replication_factor: Some(topic.replication_factor),
+        replication_factor: Some(replication_factor),
         assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), Some("compact".into())),
