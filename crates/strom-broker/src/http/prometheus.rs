@@ -227,7 +227,8 @@ pub fn render(broker: &Broker) -> String {
         MetricType::Gauge,
         "1 if this node is the active controller. A single-node cluster is its own controller.",
     );
-    let is_controller = image.broker(broker.config.node_id).is_some();
+    let is_controller =
+        broker.metadata.active_controller(broker.config.node_id) == Some(broker.config.node_id);
     out.sample(
         "strom_active_controller",
         &[],
