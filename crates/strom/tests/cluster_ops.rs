@@ -456,10 +456,6 @@ fn given_a_three_node_cluster_when_the_preferred_leader_dies_and_returns_should_
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    eprintln!(
-        "high watermark {high_watermark} after {:?}",
-        started.elapsed()
-    );
     assert_eq!(high_watermark, 5, "{}", cluster.logs());
     let values: Vec<String> = decode_values(&records)
         .into_iter()
