@@ -642,6 +642,59 @@ def test_given_three_node_cluster_when_operator_runs_strom_txn_should_reach_ever
                     (transactional_id, partition, seen)
 
 
+def test_given_transaction_coordinator_node_killed_when_producer_goes_on_should_keep_its_state_and_epochs(request):
+    """Kafka replicates __transaction_state like any partition: when the coordinator's node
+    dies, the new leader of the id's state partition loads the id (producer id, epoch) and the
+    producer's next transaction commits. Its markers then carry the new coordinator epoch,
+    which DescribeProducers reports, so `strom txn abort --start-offset` still matches it."""
+    from confluent_kafka.admin import NewTopic
+    from strom_compat.cluster import Cluster
+
+    with Cluster("txn-failover", 3, extra_config={"transaction.state.log.num.partitions": "1"}) as cluster:
+        request.node.extra_brokers = list(cluster.nodes.values())
+        cluster.start()
+        cluster.admin().create_topics([NewTopic("orders", 1, 3)])["orders"].result(WAIT_S)
+        cluster.wait_full_isr("orders", 1)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": unique("failover"),
+                             "transaction.timeout.ms": 60000})
+        producer.init_transactions(WAIT_S)
+        producer.begin_transaction()
+        producer.produce("orders", value=b"before", partition=0)
+        producer.commit_transaction(WAIT_S)
+        cluster.wait_full_isr("__transaction_state", 1)
+        coordinator = cluster.leader("__transaction_state", 0)
+        cluster.nodes[coordinator].kill()
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            parts = cluster.partitions("__transaction_state")
+            if parts and parts[0][0] not in (-1, coordinator):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("no new leader for __transaction_state-0")
+
+        producer.begin_transaction()
+        producer.produce("orders", value=b"after", partition=0)
+        producer.commit_transaction(WAIT_S)  # at the new coordinator, which must know the id
+        producer.begin_transaction()
+        producer.produce("orders", value=b"open", partition=0)
+        assert producer.flush(WAIT_S) == 0
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(strom_binary()), *args, "--bootstrap-server", cluster.bootstrap],
+                                  capture_output=True, text=True, timeout=60)
+
+        producers = json.loads(run("txn", "describe-producers", "--topic", "orders", "--json").stdout)
+        [mine] = [p for p in producers if p["current_txn_start_offset"] is not None]
+        assert mine["coordinator_epoch"] is not None and mine["coordinator_epoch"] >= 1, \
+            f"the COMMIT marker came from the new coordinator's epoch: {mine}"
+        aborted = run("txn", "abort", "--topic", "orders", "--partition", "0",
+                      "--start-offset", str(mine["current_txn_start_offset"]))
+        assert aborted.returncode == 0, aborted.stderr
+        alive = next(n for n in cluster.nodes.values() if n.alive())
+        assert read_partitions(alive, "orders", 1, "read_committed")[0] == [b"before", b"after"]
+
+
 # ----------------------------------------------------------------------------------------------
 # Exactly once under kill -9 of the application.
 
