@@ -4,6 +4,7 @@
 //! leaves the ISR; the change becomes real only when the controller commits it to the
 //! metadata log, and comes back to every broker in the image.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use crate::state::{now_ms, Broker};
 
 /// Pause between registration attempts while the quorum has no leader yet.
 const REGISTRATION_RETRY: Duration = Duration::from_millis(500);
+/// Heartbeats outstanding at once (a stalled controller holds each until its timeout).
+const HEARTBEATS_IN_FLIGHT_MAX: usize = 8;
 /// Longest a clean stop waits for the controller to move leadership away.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -98,21 +101,32 @@ fn spawn_membership(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
             }
         }
         let mut tick = tokio::time::interval(interval);
-        let mut fenced = false;
+        let fenced = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         loop {
             tick.tick().await;
-            match raft(&broker).broker_heartbeat(broker.config.node_id).await {
-                Ok(reply) => {
-                    if reply.fenced != fenced {
-                        info!(
-                            fenced = reply.fenced,
-                            "controller changed this broker's fencing"
-                        );
-                        fenced = reply.fenced;
-                    }
-                }
-                Err(error) => debug!(%error, "heartbeat not delivered"),
+            // Each heartbeat on its own task: one stuck on a controller that stopped
+            // answering (its connection accepts but nobody reads) must not hold back the
+            // next, or the new controller would fence this healthy broker.
+            if in_flight.load(Ordering::Acquire) >= HEARTBEATS_IN_FLIGHT_MAX {
+                continue;
             }
+            in_flight.fetch_add(1, Ordering::AcqRel);
+            let (broker, fenced, in_flight) = (broker.clone(), fenced.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                match raft(&broker).broker_heartbeat(broker.config.node_id).await {
+                    Ok(reply) => {
+                        if fenced.swap(reply.fenced, Ordering::AcqRel) != reply.fenced {
+                            info!(
+                                fenced = reply.fenced,
+                                "controller changed this broker's fencing"
+                            );
+                        }
+                    }
+                    Err(error) => debug!(%error, "heartbeat not delivered"),
+                }
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
         }
     })
 }
