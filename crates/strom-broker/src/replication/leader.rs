@@ -16,7 +16,11 @@
 //! - A follower leaves the ISR when its log end differs from the leader's and it has not
 //!   caught up for longer than `replica.lag.time.max.ms`. The leader never removes itself.
 //! - One ISR change is in flight at a time; the committed ISR comes back through
-//!   [`LeaderState::apply_isr`] (or [`LeaderState::on_isr_proposal_rejected`]).
+//!   [`LeaderState::apply_isr`]. A refusal drops the pending expansion only when the
+//!   controller proves it did not apply it: an answer can be lost and a resend refused
+//!   *because* the first one was applied, so otherwise the leader keeps counting the
+//!   proposed members until metadata brings the committed ISR (Kafka's
+//!   `handleAlterPartitionError`; the simulation found this with seed 2007).
 
 /// Offset of a follower the leader has not heard from in this epoch (Kafka's
 /// `UnifiedLog.UnknownOffset`): it holds the HW back until the follower fetches.
@@ -44,8 +48,11 @@ pub struct LeaderState {
     replicas: Vec<i32>,
     /// The ISR the controller committed.
     isr: Vec<i32>,
-    /// An ISR this leader proposed that the controller has not answered yet.
+    /// An ISR this leader proposed that is not known to be committed or refused yet.
     pending_isr: Option<Vec<i32>>,
+    /// The controller refused `pending_isr` without saying whether an earlier send of it
+    /// was applied: wait for metadata instead of resending.
+    pending_awaits_metadata: bool,
     local_log_end: i64,
     high_watermark: i64,
     followers: Vec<FollowerProgress>,
@@ -109,6 +116,7 @@ impl LeaderState {
             replicas,
             isr,
             pending_isr: None,
+            pending_awaits_metadata: false,
             local_log_end,
             high_watermark: high_watermark.clamp(0, local_log_end),
             followers,
@@ -146,10 +154,19 @@ impl LeaderState {
         &self.replicas
     }
 
-    /// The ISR proposed to the controller and not yet answered; the runtime resends it
-    /// until [`LeaderState::apply_isr`] or [`LeaderState::on_isr_proposal_rejected`].
+    /// The ISR proposed to the controller whose fate is not known yet; its members count
+    /// for the HW and no other change is proposed meanwhile.
     pub fn pending_isr(&self) -> Option<&[i32]> {
         self.pending_isr.as_deref()
+    }
+
+    /// The pending ISR while it should be (re)sent: its answer has not come back (a lost
+    /// answer is resent as is, as Kafka's `AlterPartitionManager` does). None once the
+    /// controller refused it in a way only metadata can settle.
+    pub fn isr_proposal_to_resend(&self) -> Option<&[i32]> {
+        self.pending_isr
+            .as_deref()
+            .filter(|_| !self.pending_awaits_metadata)
     }
 
     /// Whether the committed ISR has at least `min_insync_replicas` members: Kafka refuses
@@ -239,7 +256,9 @@ impl LeaderState {
     }
 
     /// The controller committed a new ISR for this epoch; the HW may move (shrinking can
-    /// advance it). Clears any pending proposal: the committed state supersedes it.
+    /// advance it). Clears any pending proposal: the committed state supersedes it, so the
+    /// runtime must pass only an ISR with a partition epoch newer than the one the pending
+    /// proposal was based on (the AlterPartition answer, or newer metadata).
     pub fn apply_isr(&mut self, isr: Vec<i32>, local_log_end: i64) -> Option<i64> {
         debug_assert!(
             isr.contains(&self.local_id),
@@ -253,14 +272,27 @@ impl LeaderState {
         );
         self.isr = isr;
         self.pending_isr = None;
+        self.pending_awaits_metadata = false;
         self.set_local_log_end(local_log_end);
         self.maybe_advance_high_watermark()
     }
 
-    /// The controller refused the pending proposal (stale leader or partition epoch, or an
-    /// ineligible replica): forget it and wait for metadata.
+    /// The controller refused the pending proposal (INVALID_UPDATE_VERSION,
+    /// FENCED_LEADER_EPOCH, a lost connection, ...). An earlier send of the same proposal
+    /// may have been applied, so its members keep holding the HW back, and no other change
+    /// is proposed, until [`LeaderState::apply_isr`] brings the committed ISR. Call it
+    /// only for the answer to the *current* pending proposal: a late refusal of an older
+    /// one would park the new one until the next metadata change.
     pub fn on_isr_proposal_rejected(&mut self) {
+        self.pending_awaits_metadata = self.pending_isr.is_some();
+    }
+
+    /// The controller refused the pending proposal *and* states that nothing was applied
+    /// with the partition epoch current (INELIGIBLE_REPLICA, OPERATION_NOT_ATTEMPTED): back
+    /// to the committed ISR at once.
+    pub fn on_isr_proposal_not_applied(&mut self) {
         self.pending_isr = None;
+        self.pending_awaits_metadata = false;
     }
 
     /// acks=all: whether a write ending at `required_offset` (exclusive) is committed, given

@@ -131,18 +131,62 @@ fn given_a_follower_at_the_hw_when_below_the_epoch_start_should_not_propose_expa
 }
 
 #[test]
-fn given_a_rejected_proposal_when_the_follower_fetches_again_should_propose_again() {
+fn given_a_proposal_not_applied_when_the_follower_fetches_again_should_propose_again() {
     let mut state = leader(&[1]);
     assert_eq!(
         state.on_follower_fetch(2, 10, 10, T0).propose_isr,
         Some(vec![1, 2])
     );
-    state.on_isr_proposal_rejected();
+    state.on_isr_proposal_not_applied();
     assert_eq!(state.pending_isr(), None);
     assert_eq!(
         state.on_follower_fetch(2, 10, 10, T0).propose_isr,
         Some(vec![1, 2])
     );
+}
+
+#[test]
+fn given_a_refusal_that_may_follow_a_lost_commit_when_appending_should_keep_counting_the_proposed_member(
+) {
+    // Simulation seed 2007: the answer committing [1, 2, 3] was lost, the resend was refused
+    // for its stale partition epoch, and dropping follower 3 from the HW let it run past 3.
+    let mut state = leader(&[1, 2]);
+    state.on_follower_fetch(2, 10, 10, T0);
+    assert_eq!(
+        state.on_follower_fetch(3, 10, 10, T0).propose_isr,
+        Some(vec![1, 2, 3])
+    );
+    assert_eq!(state.isr_proposal_to_resend(), Some(&[1, 2, 3][..]));
+    state.on_isr_proposal_rejected();
+    assert_eq!(
+        state.isr_proposal_to_resend(),
+        None,
+        "only metadata can settle it"
+    );
+    state.on_local_append(14, T0 + 1);
+    assert_eq!(
+        state
+            .on_follower_fetch(2, 14, 14, T0 + 2)
+            .high_watermark_advanced,
+        None
+    );
+    assert_eq!(state.check_committed(14, 2), Ok(false));
+    let outcome = state.on_follower_fetch(3, 12, 14, T0 + 2);
+    assert_eq!(
+        outcome.high_watermark_advanced,
+        Some(12),
+        "follower 3 still counts"
+    );
+    assert_eq!(outcome.propose_isr, None);
+    assert_eq!(
+        state.isr_to_shrink(T0 + 10 * LAG_MS, LAG_MS),
+        None,
+        "a change in flight"
+    );
+    // Metadata brings the committed ISR: the proposal had been applied.
+    assert_eq!(state.apply_isr(vec![1, 2, 3], 14), None);
+    assert_eq!(state.isr_proposal_to_resend(), None);
+    assert_eq!(state.pending_isr(), None);
 }
 
 #[test]

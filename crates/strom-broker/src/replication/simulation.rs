@@ -445,9 +445,10 @@ impl World {
         let Some(leader) = node.leader.as_ref() else {
             return;
         };
-        let proposal = match leader.pending_isr() {
-            Some(pending) => Some(pending.to_vec()),
-            None => leader.isr_to_shrink(self.now_ms, LAG_TIME_MAX_MS),
+        let proposal = match (leader.pending_isr(), leader.isr_proposal_to_resend()) {
+            (_, Some(resend)) => Some(resend.to_vec()),
+            (Some(_awaiting_metadata), None) => None,
+            (None, None) => leader.isr_to_shrink(self.now_ms, LAG_TIME_MAX_MS),
         };
         if let Some(proposed) = proposal {
             self.propose(id, proposed);

@@ -4,6 +4,7 @@
 //! metadata). One request per leader is in flight, as Kafka's `AlterPartitionManager`
 //! keeps it.
 
+use super::model::AlterError;
 use super::{Event, World};
 
 #[derive(Debug, Clone)]
@@ -73,8 +74,18 @@ impl World {
                 known.partition_epoch = partition_epoch;
                 leader.apply_isr(isr, end);
             }
-            (Err(_), Some(leader), _) if leader.pending_isr() == Some(&request.proposed[..]) => {
-                leader.on_isr_proposal_rejected();
+            // Only an answer to the pending proposal itself: one refused before metadata
+            // cleared it must not mark the next proposal as unsettled.
+            (Err(error), Some(leader), Some(known))
+                if known.partition_epoch == request.partition_epoch
+                    && leader.pending_isr() == Some(&request.proposed[..]) =>
+            {
+                match error {
+                    AlterError::IneligibleReplica => leader.on_isr_proposal_not_applied(),
+                    AlterError::FencedLeaderEpoch | AlterError::InvalidUpdateVersion => {
+                        leader.on_isr_proposal_rejected()
+                    }
+                }
             }
             _ => {}
         }
