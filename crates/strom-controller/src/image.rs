@@ -41,6 +41,12 @@ pub struct PartitionState {
     /// Goes up by one on every leader or ISR change (`PartitionChange` record); 0 at
     /// creation. AlterPartition must name the current one.
     pub partition_epoch: i32,
+    /// Replicas a reassignment in progress is adding (empty: none in progress).
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment in progress will remove once the added ones are in sync.
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
 }
 
 /// A topic: its identity, its partitions (index `i` holds partition `i`; no holes) and the
@@ -247,6 +253,33 @@ impl MetadataImage {
                 state.isr = isr.clone();
                 state.partition_epoch = *partition_epoch;
             }
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition,
+                replicas,
+                adding,
+                removing,
+                leader,
+                leader_epoch,
+                isr,
+                partition_epoch,
+            } => {
+                let topic = Arc::make_mut(self.topic_mut(*topic_id)?);
+                let state = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|index| topic.partitions.get_mut(index))
+                    .ok_or(ImageError::UnknownPartition {
+                        topic_id: *topic_id,
+                        partition: *partition,
+                    })?;
+                state.replicas = replicas.clone();
+                state.adding_replicas = adding.clone();
+                state.removing_replicas = removing.clone();
+                state.leader = *leader;
+                state.leader_epoch = *leader_epoch;
+                state.isr = isr.clone();
+                state.partition_epoch = *partition_epoch;
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 if let Some(existing) = self.topic_ids_by_name.get(name) {
                     return Err(ImageError::DuplicateTopicName {
@@ -286,6 +319,8 @@ impl MetadataImage {
                     leader_epoch: *leader_epoch,
                     isr: isr.clone(),
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 let count = topic.partitions.len();
                 match usize::try_from(*partition) {
@@ -419,8 +454,21 @@ impl MetadataImage {
                     leader_epoch: p.leader_epoch,
                     isr: p.isr.clone(),
                 });
-                // The creation record has no partition epoch: carry it in a change.
-                if p.partition_epoch != 0 {
+                // The creation record has no partition epoch (nor a reassignment in
+                // progress): carry them in a change.
+                if !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty() {
+                    records.push(MetadataRecord::PartitionReassignment {
+                        topic_id,
+                        partition: p.partition,
+                        replicas: p.replicas.clone(),
+                        adding: p.adding_replicas.clone(),
+                        removing: p.removing_replicas.clone(),
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                        isr: p.isr.clone(),
+                        partition_epoch: p.partition_epoch,
+                    });
+                } else if p.partition_epoch != 0 {
                     records.push(MetadataRecord::PartitionChange {
                         topic_id,
                         partition: p.partition,

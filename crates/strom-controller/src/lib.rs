@@ -95,6 +95,13 @@
 //! fields, so logs written before stay readable: their brokers are unfenced and their
 //! partitions at partition epoch 0.
 //!
+//! # Records added for reassignment
+//!
+//! `PartitionReassignment { topic_id, partition, replicas, adding, removing, leader,
+//! leader_epoch, isr, partition_epoch }` (KIP-455, see `reassignment`): a reassignment
+//! started (adding/removing set), completed or cancelled (both empty). Partitions in older
+//! logs have no reassignment in progress (`adding_replicas`/`removing_replicas` empty).
+//!
 //! # Use from the broker
 //!
 //! ```
@@ -126,6 +133,7 @@ mod partition_change;
 mod placement;
 mod quorum;
 pub mod raft;
+mod reassignment;
 mod record;
 mod topic_config;
 mod topic_name;
@@ -155,6 +163,10 @@ pub use partition_change::{
 };
 pub use quorum::MetadataQuorum;
 pub use raft::{HeartbeatReply, RaftQuorum, RaftQuorumConfig, RaftQuorumError};
+pub use reassignment::{
+    is_reassigning, list_reassignments, OngoingReassignment, ReassignmentOutcome,
+    ReassignmentRequest, ReassignmentResult, REASSIGNMENTS_PER_REQUEST_MAX,
+};
 pub use record::MetadataRecord;
 pub use topic_config::{
     known_topic_config_names, validate_topic_config, validate_topic_config_key,

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::controller::{Controller, Decision};
 use crate::image::{MetadataImage, PartitionState, TopicImage};
+use crate::reassignment::completion_record;
 use crate::record::MetadataRecord;
 
 /// The topic config that allows electing a leader outside the ISR.
@@ -368,19 +369,26 @@ impl Controller {
             leader: state.leader,
             isr: request.new_isr.clone(),
         };
-        let record = change_record(topic.topic_id, state, next);
-        let mut after = state.clone();
-        if let Some(MetadataRecord::PartitionChange {
-            isr,
-            partition_epoch,
-            ..
-        }) = &record
-        {
-            after.isr = isr.clone();
-            after.partition_epoch = *partition_epoch;
+        let mut records: Vec<MetadataRecord> = change_record(topic.topic_id, state, next)
+            .into_iter()
+            .collect();
+        let mut scratch = image.clone();
+        apply_all(&mut scratch, &records);
+        let after = scratch
+            .partition(request.topic_id, request.partition)
+            .expect("the partition exists");
+        // The ISR now holding every target replica of a reassignment completes it, in the
+        // same entry (KIP-455); the answer is the state after both.
+        if let Some(complete) = completion_record(&scratch, topic.topic_id, after) {
+            apply_all(&mut scratch, std::slice::from_ref(&complete));
+            records.push(complete);
         }
+        let after = scratch
+            .partition(request.topic_id, request.partition)
+            .expect("the partition exists")
+            .clone();
         Decision {
-            records: record.into_iter().collect(),
+            records,
             response: Ok(after),
         }
     }

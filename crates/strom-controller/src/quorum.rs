@@ -15,6 +15,7 @@ use crate::error::{ControllerError, MetadataError};
 use crate::ids::{IdGenerator, RandomIds};
 use crate::image::MetadataImage;
 use crate::log::{FileMetadataLog, MetadataLogStore};
+use crate::reassignment::{ReassignmentRequest, ReassignmentResult};
 use crate::record::MetadataRecord;
 
 /// The metadata quorum as seen by the broker: owns the log, the controller's decisions and
@@ -189,6 +190,20 @@ impl<S: MetadataLogStore> MetadataQuorum<S> {
     ) -> Result<(), MetadataError> {
         let decision = self.controller.alter_client_quotas(records);
         self.commit(decision.records)
+    }
+
+    /// AlterPartitionReassignments. With one broker the only valid target is the current
+    /// replica list (a no-op); any other is INVALID_REPLICA_ASSIGNMENT (its brokers are not
+    /// registered), and a cancel finds nothing in progress.
+    pub fn alter_partition_reassignments(
+        &mut self,
+        requests: &[ReassignmentRequest],
+    ) -> Result<Vec<ReassignmentResult>, MetadataError> {
+        let decision = self
+            .controller
+            .alter_partition_reassignments(&self.image, requests);
+        self.commit(decision.records)?;
+        Ok(decision.response)
     }
 
     /// Applies `records` to a copy of the image first (so a record the image would refuse

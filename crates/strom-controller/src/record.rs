@@ -93,6 +93,21 @@ pub enum MetadataRecord {
         isr: Vec<i32>,
         partition_epoch: i32,
     },
+    /// A partition's replica set changed by a reassignment (KIP-455): started (`adding`
+    /// and `removing` say which replicas are moving), completed or cancelled (both
+    /// empty). Carries the whole leadership state, as the leader may change with it.
+    PartitionReassignment {
+        #[serde(with = "uuid_text")]
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+    },
 }
 
 /// Uuids as their hyphenated text form, so the log stays readable with `jq` and does not
@@ -174,6 +189,17 @@ mod tests {
                 leader_epoch: 4,
                 isr: vec![3, 1],
                 partition_epoch: 7,
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition: 0,
+                replicas: vec![2, 3, 1],
+                adding: vec![3],
+                removing: vec![1],
+                leader: 1,
+                leader_epoch: 5,
+                isr: vec![1, 2],
+                partition_epoch: 8,
             },
         ];
         let json = serde_json::to_vec(&records).unwrap();

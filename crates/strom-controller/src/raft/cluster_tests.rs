@@ -543,3 +543,110 @@ async fn given_leader_dies_when_brokers_keep_heartbeating_should_fence_only_the_
     drop(survivors);
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_follower_when_partition_reassigned_should_forward_and_complete_once_target_in_sync()
+{
+    use crate::reassignment::{ReassignmentOutcome, ReassignmentRequest};
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (nodes, leader_id) = three_nodes(&dirs).await;
+    let follower = follower(&nodes, leader_id);
+    for broker_id in 1..=3 {
+        follower
+            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None)
+            .await
+            .unwrap();
+    }
+    let beats: Vec<Heartbeat> = (1..=3)
+        .map(|broker_id| heartbeat(Arc::clone(&nodes[broker_id as usize - 1]), broker_id))
+        .collect();
+    image_where(follower, "every broker unfenced", |i| {
+        i.unfenced_broker_ids() == vec![1, 2, 3]
+    })
+    .await;
+    let created = follower
+        .create_topics(
+            &[CreateTopic {
+                name: "moving".into(),
+                assignments: vec![PartitionAssignment {
+                    partition: 0,
+                    broker_ids: vec![1, 2],
+                }],
+                ..Default::default()
+            }],
+            false,
+            &TopicDefaults::default(),
+        )
+        .await
+        .unwrap();
+    let topic_id = created[0].topic_id;
+    let request = |partition, target: Option<Vec<i32>>| ReassignmentRequest {
+        topic_id,
+        partition,
+        target,
+    };
+
+    let results = follower
+        .alter_partition_reassignments(vec![
+            request(0, Some(vec![2, 3])),
+            request(7, Some(vec![1])),
+        ])
+        .await
+        .unwrap();
+    let codes: Vec<i16> = results.iter().map(|r| r.outcome.code()).collect();
+    assert_eq!(codes, vec![0, 3], "{results:?}");
+    let listed = follower.list_partition_reassignments(None).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].adding.clone(), listed[0].removing.clone()),
+        (vec![3], vec![1])
+    );
+    let moving = image_where(follower, "the move started here", |i| {
+        i.partition(topic_id, 0)
+            .is_some_and(crate::reassignment::is_reassigning)
+    })
+    .await;
+    let state = moving.partition(topic_id, 0).unwrap().clone();
+    assert_eq!(state.replicas, vec![2, 3, 1]);
+
+    // The leader (broker 1) sees 3 caught up and adds it to the ISR: the move completes.
+    let done = follower
+        .alter_partition(
+            state.leader,
+            topic_id,
+            0,
+            state.leader_epoch,
+            state.partition_epoch,
+            vec![1, 2, 3],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.replicas.clone(), done.isr.clone()),
+        (vec![2, 3], vec![2, 3])
+    );
+    assert_eq!(done.leader, 2);
+    let refs: Vec<&RaftQuorum> = nodes.iter().map(|n| n.as_ref()).collect();
+    converged(&refs, "the move everywhere", |i| {
+        i.partition(topic_id, 0)
+            .is_some_and(|p| p.replicas == vec![2, 3])
+    })
+    .await;
+    assert!(follower
+        .list_partition_reassignments(Some(vec![(topic_id, 0)]))
+        .await
+        .unwrap()
+        .is_empty());
+    let cancel = follower
+        .alter_partition_reassignments(vec![request(0, None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        cancel[0].outcome,
+        ReassignmentOutcome::NoReassignmentInProgress
+    );
+    for beat in beats {
+        beat.task.abort();
+    }
+    shutdown(nodes).await;
+}

@@ -24,6 +24,7 @@ use crate::partition_change::{AlterPartition, ElectionResult, PartitionChangeErr
 use crate::raft::error::RaftQuorumError;
 use crate::raft::network::RAFT_CONNECT_TIMEOUT;
 use crate::raft::wire::{decode_payload, encode_frame, read_frame, write_frame, FrameKind};
+use crate::reassignment::{OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 use crate::record::MetadataRecord;
 
 /// The answer to a broker heartbeat.
@@ -35,7 +36,7 @@ pub struct HeartbeatReply {
     pub fenced: bool,
 }
 
-/// One partition named by an ElectLeaders request.
+/// One partition named by an ElectLeaders or ListPartitionReassignments request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PartitionRef {
     #[serde(with = "crate::record::uuid_text")]
@@ -92,6 +93,12 @@ pub(crate) enum ControllerRequest {
     ControlledShutdown {
         broker_id: i32,
     },
+    AlterPartitionReassignments {
+        requests: Vec<ReassignmentRequest>,
+    },
+    ListPartitionReassignments {
+        partitions: Option<Vec<PartitionRef>>,
+    },
 }
 
 /// The leader's answer to a [`ControllerRequest`] (the variant matching the request).
@@ -106,6 +113,8 @@ pub(crate) enum ControllerReply {
     Heartbeat(HeartbeatReply),
     AlterPartition(PartitionState),
     ElectLeaders(Vec<ElectionResult>),
+    AlterPartitionReassignments(Vec<ReassignmentResult>),
+    ListPartitionReassignments(Vec<OngoingReassignment>),
 }
 
 impl ControllerReply {
@@ -121,6 +130,8 @@ impl ControllerReply {
             ControllerReply::Heartbeat(_) => "Heartbeat",
             ControllerReply::AlterPartition(_) => "AlterPartition",
             ControllerReply::ElectLeaders(_) => "ElectLeaders",
+            ControllerReply::AlterPartitionReassignments(_) => "AlterPartitionReassignments",
+            ControllerReply::ListPartitionReassignments(_) => "ListPartitionReassignments",
         }
     }
 

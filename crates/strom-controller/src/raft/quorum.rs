@@ -664,6 +664,7 @@ async fn liveness_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<b
         if shared.raft.metrics().borrow().state != ServerState::Leader {
             continue;
         }
+        complete_reassignments(&shared).await;
         // A cheap look first, so an idle cluster does not confirm leadership every tick.
         let now = Instant::now();
         let candidates = shared.liveness(now).expired(
@@ -698,5 +699,35 @@ async fn liveness_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<b
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not fence brokers with expired sessions"),
         }
+    }
+}
+
+/// Completes reassignments whose ISR already holds every target replica (AlterPartition
+/// completes them as the ISR grows; this catches any left, e.g. after a leader change).
+async fn complete_reassignments(shared: &Shared) {
+    // A cheap look first, so an idle cluster does not confirm leadership every tick.
+    let image = shared.image();
+    let any = image
+        .topics()
+        .flat_map(|topic| topic.partitions.iter())
+        .any(crate::reassignment::is_reassigning);
+    if !any
+        || shared
+            .controller
+            .lock()
+            .await
+            .complete_reassignments(&image)
+            .records
+            .is_empty()
+    {
+        return;
+    }
+    match shared
+        .decide(|controller, image| controller.complete_reassignments(image))
+        .await
+    {
+        Ok(0) => {}
+        Ok(completed) => tracing::info!(partitions = completed, "completed reassignments"),
+        Err(error) => tracing::warn!(%error, "could not complete reassignments"),
     }
 }

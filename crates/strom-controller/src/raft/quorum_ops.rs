@@ -18,6 +18,9 @@ use crate::partition_change::{AlterPartition, ElectionResult};
 use crate::raft::error::RaftQuorumError;
 use crate::raft::forward::{ControllerReply, ControllerRequest, HeartbeatReply, PartitionRef};
 use crate::raft::quorum::{RaftQuorum, Shared};
+use crate::reassignment::{
+    list_reassignments, OngoingReassignment, ReassignmentRequest, ReassignmentResult,
+};
 use crate::record::MetadataRecord;
 
 impl RaftQuorum {
@@ -236,6 +239,45 @@ impl RaftQuorum {
             .await
     }
 
+    /// AlterPartitionReassignments (KIP-455), decided by
+    /// [`crate::Controller::alter_partition_reassignments`]: per partition a target replica
+    /// list (`None` cancels). One [`ReassignmentResult`] per entry, in order, once the
+    /// start (or cancel) is committed; the move itself completes later, when the ISR holds
+    /// every target replica.
+    pub async fn alter_partition_reassignments(
+        &self,
+        requests: Vec<ReassignmentRequest>,
+    ) -> Result<Vec<ReassignmentResult>, RaftQuorumError> {
+        let request = ControllerRequest::AlterPartitionReassignments { requests };
+        match self.shared.call(request).await? {
+            ControllerReply::AlterPartitionReassignments(results) => Ok(results),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// ListPartitionReassignments: the reassignments in progress, read on the leader (all
+    /// of them, or only among `partitions`).
+    pub async fn list_partition_reassignments(
+        &self,
+        partitions: Option<Vec<(Uuid, i32)>>,
+    ) -> Result<Vec<OngoingReassignment>, RaftQuorumError> {
+        let request = ControllerRequest::ListPartitionReassignments {
+            partitions: partitions.map(|partitions| {
+                partitions
+                    .into_iter()
+                    .map(|(topic_id, partition)| PartitionRef {
+                        topic_id,
+                        partition,
+                    })
+                    .collect()
+            }),
+        };
+        match self.shared.call(request).await? {
+            ControllerReply::ListPartitionReassignments(ongoing) => Ok(ongoing),
+            other => Err(other.unexpected()),
+        }
+    }
+
     async fn done(&self, request: ControllerRequest) -> Result<(), RaftQuorumError> {
         match self.shared.call(request).await? {
             ControllerReply::Done => Ok(()),
@@ -386,6 +428,29 @@ impl Shared {
                 ControllerReply::ElectLeaders(
                     self.decide(|controller, image| {
                         controller.elect_leaders(image, &partitions, preferred)
+                    })
+                    .await?,
+                )
+            }
+            ControllerRequest::AlterPartitionReassignments { requests } => {
+                ControllerReply::AlterPartitionReassignments(
+                    self.decide(|controller, image| {
+                        controller.alter_partition_reassignments(image, &requests)
+                    })
+                    .await?,
+                )
+            }
+            ControllerRequest::ListPartitionReassignments { partitions } => {
+                let only: Option<Vec<(Uuid, i32)>> = partitions.map(|partitions| {
+                    partitions
+                        .iter()
+                        .map(|p| (p.topic_id, p.partition))
+                        .collect()
+                });
+                ControllerReply::ListPartitionReassignments(
+                    self.decide(|_, image| Decision {
+                        records: Vec::new(),
+                        response: list_reassignments(image, only.as_deref()),
                     })
                     .await?,
                 )
