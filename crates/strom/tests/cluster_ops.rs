@@ -266,6 +266,12 @@ fn given_a_three_node_cluster_when_the_preferred_leader_dies_and_returns_should_
 
     // Metadata on a healthy cluster: every broker listed, and all nodes agree on the
     // active controller, which is one of them.
+    // (Each node's image catches up on its own: wait until each lists every broker.)
+    for n in 1..=NODES {
+        cluster.wait_for_on(&[n], |m| {
+            live_brokers(m).len() == NODES as usize && m.controller_id.0 >= 1
+        });
+    }
     let controllers: BTreeSet<i32> = (1..=NODES)
         .map(|n| {
             let described: DescribeClusterResponse = cluster.node(n).connect().call(
