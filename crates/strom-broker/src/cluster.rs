@@ -39,11 +39,19 @@ pub fn propose_isr(broker: &Arc<Broker>, proposal: IsrProposal) {
     tokio::spawn(async move {
         debug!(?proposal, "proposing an ISR change");
         let result = broker.metadata.alter_partition(&broker, &proposal).await;
-        if let Err(error) = result {
-            warn!(topic_id = %proposal.topic_id, partition = proposal.partition, %error, "ISR change refused");
+        if let Err(refusal) = result {
+            warn!(topic_id = %proposal.topic_id, partition = proposal.partition, error = %refusal.message, "ISR change refused");
             if let Some(partition) = broker.partitions.get(proposal.topic_id, proposal.partition) {
                 if let ReplicaRole::Leader(state) = &mut *partition.role.lock() {
-                    state.on_isr_proposal_rejected();
+                    // Only the answer to the proposal still pending counts.
+                    if state.pending_isr() == Some(proposal.isr.as_slice()) {
+                        if refusal.nothing_applied {
+                            state.on_isr_proposal_not_applied();
+                        } else {
+                            // Maybe applied after all (a lost answer): wait for the image.
+                            state.on_isr_proposal_rejected();
+                        }
+                    }
                 }
             }
         }

@@ -27,6 +27,12 @@ pub enum InternalTopicError {
     NotHosted { topic: &'static str, partition: i32 },
     #[error("this broker does not lead {topic} partition {partition}")]
     NotLeader { topic: &'static str, partition: i32 },
+    #[error("{topic} partition {partition}: {reason}")]
+    NotReplicated {
+        topic: &'static str,
+        partition: i32,
+        reason: &'static str,
+    },
     #[error("cannot encode a batch: {0}")]
     Encode(#[from] strom_protocol::record::RecordError),
     #[error("append failed: {0}")]
@@ -340,7 +346,7 @@ pub fn append(
     };
     let batch = encode_batch(&records, &options)?;
     let buffer = BytesMut::from(&batch[..]);
-    partition
+    let info = partition
         .append_as_leader(now, |log, leader_epoch| match transactional {
             None => log.append_as_leader(buffer, leader_epoch, now),
             Some(_) => log.append_as_coordinator(buffer, leader_epoch, now),
@@ -350,7 +356,49 @@ pub fn append(
             partition: index,
         })??;
     broker.notify_appended();
-    Ok(())
+    wait_replicated(broker, &partition, info.last_offset + 1).map_err(|reason| {
+        InternalTopicError::NotReplicated {
+            topic: topic_name,
+            partition: index,
+            reason,
+        }
+    })
+}
+
+/// Longest a coordinator write waits for the in-sync replicas.
+const REPLICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Coordinators answer only once their writes are on every in-sync replica (Kafka writes
+/// its internal topics with acks=all): waits until the partition's high watermark reaches
+/// `end_offset`. Immediate with a single replica. Blocks the calling thread (coordinators
+/// write under their state lock, so the order of their writes is the order in the log).
+pub fn wait_replicated(
+    broker: &Broker,
+    partition: &crate::partition::Partition,
+    end_offset: i64,
+) -> Result<(), &'static str> {
+    if partition.high_watermark() >= end_offset {
+        return Ok(());
+    }
+    let mut appends = broker.subscribe_appends();
+    let deadline = tokio::time::Instant::now() + REPLICATION_WAIT;
+    let wait = async {
+        loop {
+            appends.borrow_and_update();
+            if partition.high_watermark() >= end_offset {
+                return Ok(());
+            }
+            if !partition.is_leader() {
+                return Err("leadership moved before the write was replicated");
+            }
+            match tokio::time::timeout_at(deadline, appends.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err("the in-sync replicas did not acknowledge the write in time"),
+            }
+        }
+    };
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(wait))
 }
 
 /// The partition of an internal topic that owns `key` (a group or transactional id):

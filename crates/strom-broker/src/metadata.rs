@@ -15,6 +15,14 @@ use crate::state::Broker;
 /// How long a change made through another node waits to show up in this node's image.
 const LOCAL_IMAGE_WAIT: Duration = Duration::from_secs(10);
 
+/// Why the controller did not take an ISR change.
+#[derive(Debug)]
+pub struct IsrRefusal {
+    pub message: String,
+    /// The refusal proves nothing was written (the leader may drop its proposal).
+    pub nothing_applied: bool,
+}
+
 pub enum Metadata {
     /// One voter: the metadata log is a local file, decisions are made in process.
     Local(Mutex<MetadataQuorum>),
@@ -44,9 +52,12 @@ impl Metadata {
         &self,
         broker: &Arc<Broker>,
         proposal: &IsrProposal,
-    ) -> Result<(), String> {
+    ) -> Result<(), IsrRefusal> {
         match self {
-            Metadata::Local(_) => Err("a single-node cluster has no followers".into()),
+            Metadata::Local(_) => Err(IsrRefusal {
+                message: "a single-node cluster has no followers".into(),
+                nothing_applied: true,
+            }),
             Metadata::Raft(raft) => {
                 raft.alter_partition(
                     broker.config.node_id,
@@ -57,7 +68,16 @@ impl Metadata {
                     proposal.isr.clone(),
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|error| IsrRefusal {
+                    // An ineligible replica is refused before anything is written.
+                    nothing_applied: matches!(
+                        &error,
+                        strom_controller::RaftQuorumError::AlterPartition(
+                            strom_controller::PartitionChangeError::IneligibleReplica { .. }
+                        )
+                    ),
+                    message: error.to_string(),
+                })?;
                 Ok(())
             }
         }

@@ -162,7 +162,11 @@ impl Partition {
         if state.leader == node_id {
             match &mut *role {
                 ReplicaRole::Leader(leader) if !epoch_changed => {
-                    if leader.isr() != state.isr.as_slice() {
+                    // A new partition epoch settles any pending ISR proposal, even when
+                    // the committed ISR did not change.
+                    if leader.isr() != state.isr.as_slice()
+                        || self.partition_epoch() != state.partition_epoch
+                    {
                         if let Some(high_watermark) = leader.apply_isr(state.isr.clone(), log_end) {
                             self.high_watermark.store(high_watermark, Ordering::Release);
                         }

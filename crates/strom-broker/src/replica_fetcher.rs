@@ -189,6 +189,9 @@ async fn truncate(
             };
             if offset < log.log_end_offset() {
                 info!(topic = %partition.topic, partition = partition.index, from = log.log_end_offset(), to = offset, "truncating to the leader's epoch boundary");
+            }
+            {
+                // Also at the log end: drops cached epochs the leader never wrote in.
                 if let Err(error) = log.truncate_to(offset, now_ms()) {
                     warn!(topic = %partition.topic, partition = partition.index, %error, "truncation failed");
                     break;

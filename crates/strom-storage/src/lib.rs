@@ -224,4 +224,6 @@ pub struct ProducerInfo {
     pub last_offset: i64,
     /// First offset of its ongoing transaction in this partition, -1 when none.
     pub current_txn_start_offset: i64,
+    /// Coordinator epoch of the producer's last transaction marker, -1 when none.
+    pub coordinator_epoch: i32,
 }

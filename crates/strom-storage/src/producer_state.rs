@@ -354,6 +354,7 @@ impl ProducerStateTable {
                     last_timestamp_ms: last.map_or(-1, |b| b.timestamp_ms),
                     last_offset: last.map_or(-1, |b| b.last_offset),
                     current_txn_start_offset: entry.current_txn_first_offset.unwrap_or(-1),
+                    coordinator_epoch: entry.coordinator_epoch,
                 }
             })
             .collect();

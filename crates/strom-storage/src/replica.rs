@@ -190,6 +190,11 @@ impl PartitionLog {
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
         self.check_not_fenced()?;
         if offset >= self.log_end_offset() {
+            // Nothing to cut, but an epoch a leader registered without writing must go, or
+            // it would claim the next leader's entries (Kafka truncates the cache anyway).
+            if self.epochs.truncate_from_end(self.log_end_offset()) {
+                self.epochs.persist()?;
+            }
             return Ok(());
         }
         if offset < self.log_start_offset {

@@ -69,9 +69,14 @@ pub fn write_marker(
         return Err(ErrorCode::NotLeaderOrFollower);
     };
     match result {
-        Ok(_) => {
+        Ok(info) => {
             broker.notify_appended();
-            Ok(())
+            // A marker counts once the in-sync replicas have it, like any acks=all write.
+            crate::internal_topics::wait_replicated(broker, &partition, info.last_offset + 1)
+                .map_err(|reason| {
+                    warn!(%topic, partition = index, producer_id, reason, "transaction marker not replicated");
+                    ErrorCode::RequestTimedOut
+                })
         }
         Err(error) => {
             warn!(%topic, partition = index, producer_id, producer_epoch, %error, "transaction marker not written");
