@@ -23,9 +23,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 EXTRA = {}
 
 
-def create_topic(bootstrap, name, partitions):
+def create_topic(bootstrap, name, partitions, replication_factor=1, configs=None):
     admin = AdminClient({"bootstrap.servers": bootstrap, **EXTRA})
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
+                                                config=configs or {})])
     for future in futures.values():
         future.result(timeout=30)
 
@@ -111,6 +112,8 @@ def main():
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--acks", default="1")
+    parser.add_argument("--replication-factor", type=int, default=1,
+                        help="replicas of the benchmark topic (a cluster; min.insync.replicas=2 when > 1)")
     parser.add_argument("--compression", default="none")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
@@ -124,7 +127,8 @@ def main():
     runs = []
     for run in range(args.runs):
         topic = f"bench-{uuid.uuid4().hex[:8]}"
-        create_topic(args.bootstrap, topic, args.partitions)
+        create_topic(args.bootstrap, topic, args.partitions, args.replication_factor,
+                     {"min.insync.replicas": "2"} if args.replication_factor > 1 else None)
         p = produce(args.bootstrap, topic, args.size, args.count, args.acks, args.compression)
         c = consume(args.bootstrap, topic, args.partitions, args.count, args.size)
         runs.append({"produce": p, "consume": c})
