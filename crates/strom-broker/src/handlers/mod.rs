@@ -10,6 +10,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
+mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
@@ -41,6 +42,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -440,6 +442,14 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
         ApiKey::ElectLeaders => {
             let request = decode!(ElectLeadersRequest);
             answer!(elect_leaders::handle(broker, &check, request, version).await)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let request = decode!(AlterPartitionReassignmentsRequest);
+            answer!(alter_partition_reassignments::handle(broker, &check, request, version).await)
+        }
+        ApiKey::ListPartitionReassignments => {
+            let request = decode!(ListPartitionReassignmentsRequest);
+            answer!(list_partition_reassignments::handle(broker, &check, request).await)
         }
         ApiKey::DescribeCluster => {
             let request = decode!(DescribeClusterRequest);

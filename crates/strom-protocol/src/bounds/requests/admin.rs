@@ -339,3 +339,84 @@ pub(in crate::bounds) mod elect_leaders {
         tagged: &[],
     };
 }
+
+/// AlterPartitionReassignments (`alter_partition_reassignments_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod alter_partition_reassignments {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::AlterPartitionReassignments,
+        versions: Versions::new(0, 1),
+        flexible_from: Some(0),
+        body: &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
+    };
+
+    /// `AlterPartitionReassignmentsRequest`.
+    const ALTER_PARTITION_REASSIGNMENTS_REQUEST: Struct = Struct {
+        name: "AlterPartitionReassignmentsRequest",
+        fields: &[
+            field("timeout_ms", INT32),
+            field("allow_replication_factor_change", BOOL).since(1),
+            field("topics", Kind::Array(&Kind::Struct(&REASSIGNABLE_TOPIC))),
+        ],
+        tagged: &[],
+    };
+
+    /// `ReassignablePartition`.
+    const REASSIGNABLE_PARTITION: Struct = Struct {
+        name: "ReassignablePartition",
+        fields: &[
+            field("partition_index", INT32),
+            field("replicas", Kind::Array(&INT32)),
+        ],
+        tagged: &[],
+    };
+
+    /// `ReassignableTopic`.
+    const REASSIGNABLE_TOPIC: Struct = Struct {
+        name: "ReassignableTopic",
+        fields: &[
+            field("name", STRING),
+            field(
+                "partitions",
+                Kind::Array(&Kind::Struct(&REASSIGNABLE_PARTITION)),
+            ),
+        ],
+        tagged: &[],
+    };
+}
+
+/// ListPartitionReassignments (`list_partition_reassignments_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod list_partition_reassignments {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::ListPartitionReassignments,
+        versions: Versions::new(0, 0),
+        flexible_from: Some(0),
+        body: &LIST_PARTITION_REASSIGNMENTS_REQUEST,
+    };
+
+    /// `ListPartitionReassignmentsRequest`.
+    const LIST_PARTITION_REASSIGNMENTS_REQUEST: Struct = Struct {
+        name: "ListPartitionReassignmentsRequest",
+        fields: &[
+            field("timeout_ms", INT32),
+            field(
+                "topics",
+                Kind::Array(&Kind::Struct(&LIST_PARTITION_REASSIGNMENTS_TOPICS)),
+            ),
+        ],
+        tagged: &[],
+    };
+
+    /// `ListPartitionReassignmentsTopics`.
+    const LIST_PARTITION_REASSIGNMENTS_TOPICS: Struct = Struct {
+        name: "ListPartitionReassignmentsTopics",
+        fields: &[
+            field("name", STRING),
+            field("partition_indexes", Kind::Array(&INT32)),
+        ],
+        tagged: &[],
+    };
+}

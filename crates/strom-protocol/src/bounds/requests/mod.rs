@@ -59,6 +59,8 @@ pub(super) const ALL: &[&Message] = &[
     &security::describe_client_quotas::REQUEST,
     &security::alter_client_quotas::REQUEST,
     &admin::elect_leaders::REQUEST,
+    &admin::alter_partition_reassignments::REQUEST,
+    &admin::list_partition_reassignments::REQUEST,
 ];
 
 /// The schema of `api_key`'s request body, if there is one.

@@ -278,3 +278,56 @@ impl Sample for elect_leaders_request::TopicPartitions {
         m
     }
 }
+
+impl Sample for alter_partition_reassignments_request::AlterPartitionReassignmentsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.timeout_ms = g.sample(version);
+        if version >= 1 {
+            m.allow_replication_factor_change = g.sample(version);
+        }
+        m.topics = g.sample(version);
+        m.unknown_tagged_fields = g.unknown_tagged_fields();
+        m
+    }
+}
+
+impl Sample for alter_partition_reassignments_request::ReassignablePartition {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.partition_index = g.sample(version);
+        m.replicas = g.sample(version);
+        m.unknown_tagged_fields = g.unknown_tagged_fields();
+        m
+    }
+}
+
+impl Sample for alter_partition_reassignments_request::ReassignableTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.name = g.sample(version);
+        m.partitions = g.sample(version);
+        m.unknown_tagged_fields = g.unknown_tagged_fields();
+        m
+    }
+}
+
+impl Sample for list_partition_reassignments_request::ListPartitionReassignmentsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.timeout_ms = g.sample(version);
+        m.topics = g.sample(version);
+        m.unknown_tagged_fields = g.unknown_tagged_fields();
+        m
+    }
+}
+
+impl Sample for list_partition_reassignments_request::ListPartitionReassignmentsTopics {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.name = g.sample(version);
+        m.partition_indexes = g.sample(version);
+        m.unknown_tagged_fields = g.unknown_tagged_fields();
+        m
+    }
+}

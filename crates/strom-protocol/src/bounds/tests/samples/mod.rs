@@ -245,4 +245,6 @@ requests! {
     DescribeClientQuotas => DescribeClientQuotasRequest,
     AlterClientQuotas => AlterClientQuotasRequest,
     ElectLeaders => ElectLeadersRequest,
+    AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+    ListPartitionReassignments => ListPartitionReassignmentsRequest,
 }
