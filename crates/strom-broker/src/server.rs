@@ -190,7 +190,12 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         // Open partitions from an image at least as new as before a restart: wait (bounded)
         // for a leader and for the local log to be applied. A lone node of a cluster whose
         // peers are down goes on with what it has; the image follower catches up later.
-        if !raft.wait_caught_up(QUORUM_CATCH_UP_WAIT).await {
+        // A restarted node must not act on its pre-crash image (it might still think it
+        // leads partitions that moved): a read barrier through the leader brings it up to
+        // date. A fresh node of a fresh cluster has nothing to catch up with.
+        let caught_up = raft.wait_caught_up(QUORUM_CATCH_UP_WAIT).await
+            && (raft.image().last_offset().is_none() || raft.catch_up(QUORUM_CATCH_UP_WAIT).await);
+        if !caught_up {
             warn!(
                 waited_ms = QUORUM_CATCH_UP_WAIT.as_millis() as u64,
                 "controller quorum not caught up yet; starting with the local image"

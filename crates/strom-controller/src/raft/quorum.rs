@@ -402,6 +402,49 @@ impl RaftQuorum {
         }
     }
 
+    /// A read barrier: appends an empty entry through the leader (forwarded from a
+    /// follower) and waits until this node has applied it, so the local image holds
+    /// everything the cluster had committed before the call. What a restarted node does
+    /// before acting on its image. `false` when no leader answered or on timeout.
+    pub async fn catch_up(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let barrier = self
+            .shared
+            .call(super::forward::ControllerRequest::Propose {
+                records: Vec::new(),
+            });
+        let index = match tokio::time::timeout(timeout, barrier).await {
+            Ok(Ok(super::forward::ControllerReply::Proposed { index })) => index,
+            Ok(Ok(other)) => {
+                tracing::warn!(
+                    reply = other.kind(),
+                    "unexpected answer to the catch-up barrier"
+                );
+                return false;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "metadata catch-up barrier not committed");
+                return false;
+            }
+            Err(_) => return false,
+        };
+        let mut metrics = self.shared.raft.metrics();
+        loop {
+            if metrics
+                .borrow_and_update()
+                .last_applied
+                .is_some_and(|applied| applied.index >= index)
+            {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
+    }
+
     /// Stops the voter: the TCP server, the leader's background work and the Raft node,
     /// which releases the raft files. Peers see it as down.
     pub async fn shutdown(mut self) {
@@ -571,9 +614,8 @@ impl Shared {
         &self,
         records: Vec<MetadataRecord>,
     ) -> Result<u64, RaftQuorumError> {
-        if records.is_empty() {
-            return Err(RaftQuorumError::EmptyProposal);
-        }
+        // An empty entry is a read barrier (`RaftQuorum::catch_up`); callers of the public
+        // `propose` cannot send one.
         let entry_bytes = serde_json::to_vec(&records)
             .map_err(RaftQuorumError::Encode)?
             .len();

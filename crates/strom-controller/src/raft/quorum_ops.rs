@@ -29,6 +29,9 @@ impl RaftQuorum {
     /// one does not fit when applied, no record of the entry is applied, on any voter, and
     /// this fails with [`RaftQuorumError::Rejected`].
     pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, RaftQuorumError> {
+        if records.is_empty() {
+            return Err(RaftQuorumError::EmptyProposal);
+        }
         match self
             .shared
             .call(ControllerRequest::Propose { records })
