@@ -30,6 +30,7 @@ pub mod groups;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
+pub mod reassignments;
 pub mod security;
 pub mod transactions;
 
@@ -44,6 +45,7 @@ pub use partitioner::{murmur2, partition_for_key, PartitionerKind};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+pub use reassignments::{OngoingReassignment, PartitionMove, ReassignmentResult};
 pub use security::{AclBinding, AclFilter, QuotaEntity, QuotaMatch, ScramMechanism};
 pub use strom_protocol::batch::Compression;
 pub use strom_protocol::record::RecordHeader;

@@ -5,6 +5,7 @@
 //! node refuses another broker set, and truncated frames close only their connection.
 
 mod broker_support;
+mod cli_support;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -46,6 +47,21 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64
+}
+
+fn strom(address: &str, args: &[&str]) -> std::process::Output {
+    cli_support::run_strom(args, b"", address)
+}
+
+fn strom_json(address: &str, args: &[&str]) -> serde_json::Value {
+    let output = strom(address, args);
+    assert!(
+        output.status.success(),
+        "strom {args:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
 }
 
 /// Three nodes on loopback, each a broker and a controller voter; node `n` is
@@ -100,6 +116,10 @@ impl Cluster {
             self.kafka_ports[(node_id - 1) as usize],
             &settings,
         )
+    }
+
+    fn address(&self, node_id: i32) -> String {
+        format!("127.0.0.1:{}", self.kafka_ports[(node_id - 1) as usize])
     }
 
     fn node(&self, node_id: i32) -> &TestBroker {
@@ -340,6 +360,16 @@ fn given_rf2_partition_on_brokers_1_2_when_reassigned_to_2_3_should_move_data_an
     assert_eq!(list(&mut conn, Some((topic, &[0]))), moving);
     assert!(list(&mut conn, Some((topic, &[5]))).is_empty());
     assert!(list(&mut conn, Some(("ghost", &[0]))).is_empty());
+    let listed = strom_json(
+        &cluster.address(1),
+        &["topic", "reassignments", "--topic", topic, "--json"],
+    );
+    assert_eq!(
+        listed["reassignments"],
+        serde_json::json!([{"topic": topic, "partition": 0, "replicas": [2, 3, 1],
+            "adding": [3], "removing": [1]}]),
+        "{listed}"
+    );
     let during = cluster.wait_for_on(&[2], |m| {
         partition_of(m, topic, 0).is_some_and(|p| ids(&p.replica_nodes) == vec![2, 3, 1])
     });
@@ -406,6 +436,32 @@ fn given_a_single_node_when_reassigned_should_accept_only_its_own_replica_list()
     assert_eq!(reassign_code(&unknown), UNKNOWN_TOPIC_OR_PARTITION);
     assert!(list(&mut conn, None).is_empty());
     assert!(list(&mut conn, Some(("solo", &[0]))).is_empty());
+
+    // The CLI: the same list is a no-op; another broker fails with exit code 1 and says
+    // what to check.
+    let address = broker.addr.to_string();
+    let output = strom(&address, &["topic", "reassign", "solo", "--replicas", "1"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("started"));
+    let output = strom(
+        &address,
+        &["topic", "reassign", "solo", "--replicas", "1,2"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INVALID_REPLICA_ASSIGNMENT"), "{stderr}");
+    let output = strom(&address, &["topic", "reassign", "solo", "--cancel"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let output = strom(
+        &address,
+        &["topic", "reassign", "solo", "--partition", "4", "--cancel"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let output = strom(&address, &["topic", "reassignments"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("No partition reassignments"));
+    let listed = strom_json(&address, &["topic", "reassignments", "--json"]);
+    assert_eq!(listed["reassignments"], serde_json::json!([]));
 }
 
 /// A frame cut `cut_bytes` short, with the size prefix matching the cut.

@@ -18,6 +18,7 @@ pub mod quota;
 pub mod timestamp;
 pub mod tls;
 pub mod topic;
+pub mod topic_reassign;
 pub mod txn;
 pub mod user;
 

@@ -1,4 +1,4 @@
-//! `strom topic create|list|describe|delete|alter-config`.
+//! `strom topic create|list|describe|delete|alter-config|reassign|reassignments`.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -26,6 +26,11 @@ pub enum TopicCommand {
     Delete(DeleteArgs),
     /// Set or remove per-topic config keys.
     AlterConfig(AlterConfigArgs),
+    /// Move partitions to new replicas (or cancel a move); the move finishes in the
+    /// background once the new replicas have caught up.
+    Reassign(super::topic_reassign::ReassignArgs),
+    /// List the partition moves in progress.
+    Reassignments(super::topic_reassign::ReassignmentsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +118,8 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         TopicCommand::Describe(args) => describe(args).await,
         TopicCommand::Delete(args) => delete(args).await,
         TopicCommand::AlterConfig(args) => alter_config(args).await,
+        TopicCommand::Reassign(args) => super::topic_reassign::reassign(args).await,
+        TopicCommand::Reassignments(args) => super::topic_reassign::reassignments(args).await,
     }
 }
 
