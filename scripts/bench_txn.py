@@ -45,6 +45,16 @@ def producer_config(bootstrap, transactional_id=None):
     return config
 
 
+def produce_one(producer, topic, payload):
+    """Queues one message, waiting for room when librdkafka's queue is full."""
+    while True:
+        try:
+            producer.produce(topic, payload)
+            return
+        except BufferError:
+            producer.poll(0.01)
+
+
 def run_transactions(bootstrap, topic, per_txn, size, total):
     producer = Producer(producer_config(bootstrap, "bench-" + uuid.uuid4().hex[:8]))
     producer.init_transactions(30)
@@ -54,12 +64,7 @@ def run_transactions(bootstrap, topic, per_txn, size, total):
     for _ in range(transactions):
         producer.begin_transaction()
         for _ in range(per_txn):
-            while True:
-                try:
-                    producer.produce(topic, payload)
-                    break
-                except BufferError:
-                    producer.poll(0.01)
+            produce_one(producer, topic, payload)
         producer.commit_transaction(60)
     elapsed = time.perf_counter() - started
     messages = transactions * per_txn
@@ -71,12 +76,7 @@ def run_plain(bootstrap, topic, size, total):
     payload = b"x" * size
     started = time.perf_counter()
     for _ in range(total):
-        while True:
-            try:
-                producer.produce(topic, payload)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        produce_one(producer, topic, payload)
     producer.flush(60)
     elapsed = time.perf_counter() - started
     return None, total / elapsed, total * size / elapsed / 1e6

@@ -262,6 +262,54 @@ pub fn read_partition(
     Ok(out)
 }
 
+/// Which partitions of an internal topic a coordinator has replayed, and in which leader
+/// epoch: a coordinator holds the keys of the partitions this broker leads, replays a
+/// partition again when its leadership comes back (a new epoch), and forgets the ones it
+/// lost.
+#[derive(Default)]
+pub struct LoadedPartitions {
+    epochs: parking_lot::Mutex<std::collections::HashMap<i32, i32>>,
+}
+
+impl LoadedPartitions {
+    /// Whether exactly the `led` partitions are loaded, each in its current epoch.
+    pub fn is_current(&self, led: &[(i32, i32)]) -> bool {
+        let epochs = self.epochs.lock();
+        epochs.len() == led.len()
+            && led
+                .iter()
+                .all(|(index, epoch)| epochs.get(index) == Some(epoch))
+    }
+
+    /// Forgets the loaded partitions no longer in `led` and returns them (their keys must
+    /// be dropped from memory).
+    pub fn drop_unled(&self, led: &[(i32, i32)]) -> Vec<i32> {
+        let mut epochs = self.epochs.lock();
+        let gone: Vec<i32> = epochs
+            .keys()
+            .filter(|index| !led.iter().any(|(i, _)| i == *index))
+            .copied()
+            .collect();
+        for index in &gone {
+            epochs.remove(index);
+        }
+        gone
+    }
+
+    /// The `led` partitions not loaded in their current epoch.
+    pub fn to_load(&self, led: &[(i32, i32)]) -> Vec<(i32, i32)> {
+        let epochs = self.epochs.lock();
+        led.iter()
+            .filter(|(index, epoch)| epochs.get(index) != Some(epoch))
+            .copied()
+            .collect()
+    }
+
+    pub fn loaded(&self, index: i32, epoch: i32) {
+        self.epochs.lock().insert(index, epoch);
+    }
+}
+
 /// The partitions of `topic` this broker leads, with their leader epochs.
 pub fn led_partitions(broker: &Broker, topic_name: &str) -> Vec<(i32, i32)> {
     let image = broker.image();

@@ -580,23 +580,7 @@ fn given_a_single_node_broker_when_electing_should_answer_election_not_needed() 
 
 /// An ElectLeaders frame cut `cut_bytes` short, with the size prefix matching the cut.
 fn truncated(version: i16, body: &ElectLeadersRequest, cut_bytes: usize) -> Vec<u8> {
-    let mut frame = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(ApiKey::ElectLeaders as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(s("bad")))
-        .encode(
-            &mut frame,
-            ApiKey::ElectLeaders.request_header_version(version),
-        )
-        .unwrap();
-    body.encode(&mut frame, version).unwrap();
-    frame.truncate(frame.len() - cut_bytes);
-    let mut out = BytesMut::new();
-    out.put_i32(frame.len() as i32);
-    out.extend_from_slice(&frame);
-    out.to_vec()
+    broker_support::truncated_frame(ApiKey::ElectLeaders, version, body, cut_bytes)
 }
 
 #[test]

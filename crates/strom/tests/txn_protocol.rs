@@ -569,22 +569,8 @@ fn given_an_open_transaction_when_the_broker_is_killed_should_recover_it_and_abo
     assert_eq!(end(&mut conn, "tx-k", producer, true), PRODUCER_FENCED);
 }
 
-/// A frame whose body is cut `cut_bytes` short, with the size prefix matching the cut.
 fn truncated<T: Encodable>(api_key: ApiKey, version: i16, body: &T, cut_bytes: usize) -> Vec<u8> {
-    let mut frame = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(s("bad")))
-        .encode(&mut frame, api_key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut frame, version).unwrap();
-    frame.truncate(frame.len() - cut_bytes);
-    let mut out = BytesMut::new();
-    out.put_i32(frame.len() as i32);
-    out.extend_from_slice(&frame);
-    out.to_vec()
+    truncated_frame(api_key, version, body, cut_bytes)
 }
 
 #[test]

@@ -62,6 +62,33 @@ pub fn validate_group_id(group_id: &str) -> Result<(), ErrorCode> {
     }
 }
 
+/// One partition of an OffsetCommit or TxnOffsetCommit, checked: the partition exists
+/// (`partition_count` of its topic, `None` when the topic is unknown) and the metadata fits
+/// `offset.metadata.max.bytes`.
+pub fn checked_commit(
+    partition_count: Option<i32>,
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<&str>,
+    metadata_max_bytes: usize,
+    now_ms: i64,
+) -> Result<OffsetValue, ErrorCode> {
+    if !partition_count.is_some_and(|count| partition >= 0 && partition < count) {
+        return Err(ErrorCode::UnknownTopicOrPartition);
+    }
+    let metadata = metadata.unwrap_or_default();
+    if metadata.len() > metadata_max_bytes {
+        return Err(ErrorCode::OffsetMetadataTooLarge);
+    }
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata: metadata.to_string(),
+        commit_timestamp_ms: now_ms,
+    })
+}
+
 /// A group as ListGroups shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedGroup {

@@ -151,7 +151,7 @@ pub struct GroupCoordinator {
     topic_ready: AtomicBool,
     /// Offsets partitions this broker leads and has replayed, with the leader epoch it
     /// replayed them in: a new epoch (leadership came back) replays again.
-    loaded: Mutex<HashMap<i32, i32>>,
+    loaded: crate::internal_topics::LoadedPartitions,
     load_lock: tokio::sync::Mutex<()>,
     pub offsets_topic_partitions: i32,
     pub offsets_topic_replication_factor: i16,
@@ -168,7 +168,7 @@ impl GroupCoordinator {
             waiters: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
             topic_ready: AtomicBool::new(false),
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Default::default(),
             load_lock: tokio::sync::Mutex::new(()),
             offsets_topic_partitions: config.group.offsets_topic_num_partitions,
             offsets_topic_replication_factor: config.group.offsets_topic_replication_factor,
@@ -185,15 +185,13 @@ impl GroupCoordinator {
     /// Whether this broker's led offsets partitions are all replayed in their current
     /// leader epochs, and no longer-led one is still held.
     fn is_current(&self, broker: &Broker) -> bool {
-        if !self.is_loaded() {
-            return false;
-        }
-        let led = crate::internal_topics::led_partitions(broker, OFFSETS_TOPIC);
-        let loaded = self.loaded.lock();
-        loaded.len() == led.len()
-            && led
-                .iter()
-                .all(|(index, epoch)| loaded.get(index) == Some(epoch))
+        self.is_loaded()
+            && self
+                .loaded
+                .is_current(&crate::internal_topics::led_partitions(
+                    broker,
+                    OFFSETS_TOPIC,
+                ))
     }
 
     /// Makes sure `__consumer_offsets` exists and every partition of it this broker leads
@@ -221,28 +219,14 @@ impl GroupCoordinator {
             .topic(OFFSETS_TOPIC)
             .map_or(1, |t| t.partition_count());
         // Groups of partitions led elsewhere now are not this coordinator's any more.
-        let dropped: Vec<i32> = {
-            let mut loaded = self.loaded.lock();
-            let gone: Vec<i32> = loaded
-                .keys()
-                .filter(|index| !led.iter().any(|(i, _)| i == *index))
-                .copied()
-                .collect();
-            for index in &gone {
-                loaded.remove(index);
-            }
-            gone
-        };
+        let dropped = self.loaded.drop_unled(&led);
         if !dropped.is_empty() {
             self.state.lock().forget_groups(|group| {
                 dropped.contains(&records::partition_for(group, partition_count))
             });
             info!(partitions = ?dropped, "group coordinator gave up partitions led elsewhere");
         }
-        for (index, epoch) in led {
-            if self.loaded.lock().get(&index) == Some(&epoch) {
-                continue;
-            }
+        for (index, epoch) in self.loaded.to_load(&led) {
             match persist::load_partition(broker, self, index).await {
                 Ok(stats) => {
                     info!(
@@ -251,7 +235,7 @@ impl GroupCoordinator {
                         records = stats.records,
                         "group coordinator loaded an offsets partition"
                     );
-                    self.loaded.lock().insert(index, epoch);
+                    self.loaded.loaded(index, epoch);
                 }
                 Err(error) => {
                     warn!(partition = index, %error, "group coordinator load failed");

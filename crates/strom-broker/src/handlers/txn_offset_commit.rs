@@ -87,31 +87,22 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let exists = known.is_some_and(|t| {
-                        p.partition_index >= 0 && p.partition_index < t.partition_count()
-                    });
-                    let metadata = p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default();
                     let result = if !readable {
                         Err(ErrorCode::TopicAuthorizationFailed)
-                    } else if !exists {
-                        Err(ErrorCode::UnknownTopicOrPartition)
-                    } else if metadata.len() > metadata_max {
-                        Err(ErrorCode::OffsetMetadataTooLarge)
                     } else {
-                        Ok(OffsetValue {
-                            offset: p.committed_offset,
-                            leader_epoch: if version >= 2 {
+                        crate::group::coordinator::checked_commit(
+                            known.map(|t| t.partition_count()),
+                            p.partition_index,
+                            p.committed_offset,
+                            if version >= 2 {
                                 p.committed_leader_epoch
                             } else {
                                 -1
                             },
-                            metadata,
-                            commit_timestamp_ms: now,
-                        })
+                            p.committed_metadata.as_deref(),
+                            metadata_max,
+                            now,
+                        )
                     };
                     (p.partition_index, result)
                 })

@@ -84,7 +84,7 @@ pub struct TransactionCoordinator {
     /// `__transaction_state` exists and this broker's led partitions were replayed once.
     topic_ready: AtomicBool,
     /// State partitions this broker leads and has replayed, with their leader epochs.
-    loaded: Mutex<HashMap<i32, i32>>,
+    loaded: internal_topics::LoadedPartitions,
     load_lock: tokio::sync::Mutex<()>,
     settings: crate::config::TransactionSettings,
 }
@@ -98,7 +98,7 @@ impl TransactionCoordinator {
             })),
             generations: Mutex::new(HashMap::new()),
             topic_ready: AtomicBool::new(false),
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Default::default(),
             load_lock: tokio::sync::Mutex::new(()),
             settings: config.transaction.clone(),
         }
@@ -109,15 +109,11 @@ impl TransactionCoordinator {
     }
 
     fn is_current(&self, broker: &Broker) -> bool {
-        if !self.is_loaded() {
-            return false;
-        }
-        let led = internal_topics::led_partitions(broker, TRANSACTION_STATE_TOPIC);
-        let loaded = self.loaded.lock();
-        loaded.len() == led.len()
-            && led
-                .iter()
-                .all(|(index, epoch)| loaded.get(index) == Some(epoch))
+        self.is_loaded()
+            && self.loaded.is_current(&internal_topics::led_partitions(
+                broker,
+                TRANSACTION_STATE_TOPIC,
+            ))
     }
 
     fn partition_count(broker: &Broker) -> i32 {
@@ -158,28 +154,14 @@ impl TransactionCoordinator {
         let in_partitions = |indexes: &[i32], id: &str| {
             indexes.contains(&internal_topics::partition_for(id, partition_count))
         };
-        let dropped: Vec<i32> = {
-            let mut loaded = self.loaded.lock();
-            let gone: Vec<i32> = loaded
-                .keys()
-                .filter(|index| !led.iter().any(|(i, _)| i == *index))
-                .copied()
-                .collect();
-            for index in &gone {
-                loaded.remove(index);
-            }
-            gone
-        };
+        let dropped = self.loaded.drop_unled(&led);
         if !dropped.is_empty() {
             self.state
                 .lock()
                 .transactions
                 .retain(|id, _| !in_partitions(&dropped, id));
         }
-        for (index, epoch) in led {
-            if self.loaded.lock().get(&index) == Some(&epoch) {
-                continue;
-            }
+        for (index, epoch) in self.loaded.to_load(&led) {
             let reader = broker.clone();
             let items = match tokio::task::spawn_blocking(move || {
                 internal_topics::read_partition(&reader, TRANSACTION_STATE_TOPIC, index)
@@ -224,7 +206,7 @@ impl TransactionCoordinator {
                 records,
                 "transaction coordinator loaded a state partition"
             );
-            self.loaded.lock().insert(index, epoch);
+            self.loaded.loaded(index, epoch);
         }
         self.topic_ready.store(true, Ordering::Release);
         self.complete_preparing(broker);

@@ -400,3 +400,27 @@ pub fn list_offset(
     let p = &response.topics[0].partitions[0];
     (p.error_code, p.offset, p.timestamp)
 }
+
+/// A request frame whose body is cut `cut_bytes` short, with the size prefix matching the
+/// cut: what the malformed-input tests send to check that only that connection closes.
+pub fn truncated_frame<T: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    body: &T,
+    cut_bytes: usize,
+) -> Vec<u8> {
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("bad")))
+        .encode(&mut frame, api_key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut frame, version).unwrap();
+    frame.truncate(frame.len() - cut_bytes);
+    let mut out = BytesMut::new();
+    out.put_i32(frame.len() as i32);
+    out.extend_from_slice(&frame);
+    out.to_vec()
+}
