@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod quota;
+pub mod reassignment_throttle;
 pub mod replica_fetcher;
 pub mod replication;
 pub mod response;
