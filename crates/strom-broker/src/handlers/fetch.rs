@@ -140,7 +140,9 @@ fn read_once(
                     effects,
                 );
             }
-            let high_watermark = partition.high_watermark();
+            // Never below the log start (retention may pass a high watermark a new leader
+            // has not re-learnt from its followers yet).
+            let high_watermark = partition.high_watermark().max(log.log_start_offset());
             let last_stable_offset = log.last_stable_offset().min(high_watermark);
             // Followers read to the log end; consumers below the high watermark, and
             // read_committed ones below the last stable offset too.

@@ -1,5 +1,6 @@
 //! ListOffsets: earliest, latest, max-timestamp, and first offset at or after a timestamp.
-//! read_committed clients get the last stable offset as "latest", and no offset at or past it.
+//! "Latest" is the high watermark (read_committed: the last stable offset), and no offset at
+//! or past it is answered; only the leader answers.
 
 use std::sync::Arc;
 
@@ -75,12 +76,17 @@ pub fn handle(
                         };
                         return answer(index, error, -1, -1, -1);
                     }
+                    if !partition.is_leader() {
+                        return answer(index, ErrorCode::NotLeaderOrFollower.code(), -1, -1, -1);
+                    }
                     let log = partition.log.lock();
-                    // read_committed (v2+) sees offsets below the last stable offset only.
+                    // Consumers see below the high watermark; read_committed (v2+) also
+                    // below the last stable offset.
+                    let high_watermark = partition.high_watermark().max(log.log_start_offset());
                     let visible_end = if read_committed {
-                        log.last_stable_offset().min(log.log_end_offset())
+                        log.last_stable_offset().min(high_watermark)
                     } else {
-                        log.log_end_offset()
+                        high_watermark
                     };
                     let visible = |found: strom_storage::TimestampOffset| {
                         if found.offset < visible_end {
