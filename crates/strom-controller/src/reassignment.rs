@@ -143,7 +143,7 @@ fn without(list: &[i32], gone: &[i32]) -> Vec<i32> {
 }
 
 /// Whether a reassigning partition's ISR holds every target replica.
-fn ready_to_complete(state: &PartitionState) -> bool {
+pub(crate) fn ready_to_complete(state: &PartitionState) -> bool {
     is_reassigning(state) && target_of(state).iter().all(|r| state.isr.contains(r))
 }
 

@@ -645,6 +645,33 @@ async fn given_follower_when_partition_reassigned_should_forward_and_complete_on
         cancel[0].outcome,
         ReassignmentOutcome::NoReassignmentInProgress
     );
+
+    // A move whose ISR already holds the target (as a log written before a leader change
+    // could leave it) is completed by the leader's liveness tick.
+    let now = follower.image();
+    let state = now.partition(topic_id, 0).unwrap().clone();
+    follower
+        .propose(vec![MetadataRecord::PartitionReassignment {
+            topic_id,
+            partition: 0,
+            replicas: vec![2, 3, 1],
+            adding: vec![],
+            removing: vec![1],
+            leader: state.leader,
+            leader_epoch: state.leader_epoch + 1,
+            isr: state.isr.clone(),
+            partition_epoch: state.partition_epoch + 1,
+        }])
+        .await
+        .unwrap();
+    let ticked = image_where(follower, "the tick completed the move", |i| {
+        i.partition(topic_id, 0)
+            .is_some_and(|p| p.partition_epoch > state.partition_epoch + 1)
+    })
+    .await;
+    let after = ticked.partition(topic_id, 0).unwrap();
+    assert_eq!(after.replicas, vec![2, 3]);
+    assert!(!crate::reassignment::is_reassigning(after));
     for beat in beats {
         beat.task.abort();
     }

@@ -749,19 +749,11 @@ async fn liveness_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<b
 async fn complete_reassignments(shared: &Shared) {
     // A cheap look first, so an idle cluster does not confirm leadership every tick.
     let image = shared.image();
-    let any = image
+    let ready = image
         .topics()
         .flat_map(|topic| topic.partitions.iter())
-        .any(crate::reassignment::is_reassigning);
-    if !any
-        || shared
-            .controller
-            .lock()
-            .await
-            .complete_reassignments(&image)
-            .records
-            .is_empty()
-    {
+        .any(crate::reassignment::ready_to_complete);
+    if !ready {
         return;
     }
     match shared
