@@ -24,6 +24,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 const NODES: i32 = 3;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
 const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// How long a cluster change (fencing, catch-up, completion) may take to show.
@@ -428,6 +429,26 @@ fn given_a_single_node_when_reassigned_should_accept_only_its_own_replica_list()
         );
         assert!(other.responses[0].partitions[0].error_message.is_some());
     }
+    // KIP-860: without allow_replication_factor_change another replica count is refused.
+    let strict = |target: Vec<i32>| {
+        AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_allow_replication_factor_change(false)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(topic_name("solo"))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(0)
+                    .with_replicas(Some(
+                        target.into_iter().map(BrokerId).collect(),
+                    ))])])
+    };
+    let grown: AlterPartitionReassignmentsResponse =
+        conn.call(ApiKey::AlterPartitionReassignments, 1, &strict(vec![1, 2]));
+    assert_eq!(reassign_code(&grown), INVALID_REPLICATION_FACTOR);
+    assert!(!grown.allow_replication_factor_change);
+    let kept: AlterPartitionReassignmentsResponse =
+        conn.call(ApiKey::AlterPartitionReassignments, 1, &strict(vec![1]));
+    assert_eq!(reassign_code(&kept), 0);
     let empty = reassign(&mut conn, 1, "solo", 0, Some(&[]));
     assert_eq!(reassign_code(&empty), INVALID_REPLICA_ASSIGNMENT);
     let cancel = reassign(&mut conn, 1, "solo", 0, None);
