@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use broker_support::{batch, decode_values, fetch, produce_request, topic_name, Conn, TestBroker};
+use broker_support::{
+    batch, decode_values, fetch, produce_request, topic_name, truncated_frame, Conn, TestBroker,
+};
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
@@ -485,24 +487,6 @@ fn given_a_single_node_when_reassigned_should_accept_only_its_own_replica_list()
     assert_eq!(listed["reassignments"], serde_json::json!([]));
 }
 
-/// A frame cut `cut_bytes` short, with the size prefix matching the cut.
-fn truncated<T: Encodable>(api_key: ApiKey, version: i16, body: &T, cut_bytes: usize) -> Vec<u8> {
-    let mut frame = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(s("bad")))
-        .encode(&mut frame, api_key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut frame, version).unwrap();
-    frame.truncate(frame.len() - cut_bytes);
-    let mut out = BytesMut::new();
-    out.put_i32(frame.len() as i32);
-    out.extend_from_slice(&frame);
-    out.to_vec()
-}
-
 #[test]
 fn given_truncated_reassignment_requests_should_close_only_that_connection() {
     let broker = TestBroker::start(&[]);
@@ -525,7 +509,7 @@ fn given_truncated_reassignment_requests_should_close_only_that_connection() {
         for version in 0..=1 {
             frames.push((
                 format!("AlterPartitionReassignments v{version} cut {cut_bytes}"),
-                truncated(
+                truncated_frame(
                     ApiKey::AlterPartitionReassignments,
                     version,
                     &alter,
@@ -535,7 +519,7 @@ fn given_truncated_reassignment_requests_should_close_only_that_connection() {
         }
         frames.push((
             format!("ListPartitionReassignments cut {cut_bytes}"),
-            truncated(ApiKey::ListPartitionReassignments, 0, &list_body, cut_bytes),
+            truncated_frame(ApiKey::ListPartitionReassignments, 0, &list_body, cut_bytes),
         ));
     }
     for (name, frame) in frames {
