@@ -490,29 +490,41 @@ def test_given_open_transaction_when_operator_aborts_it_by_start_offset_should_u
     producer.abort_transaction(WAIT_S)
 
 
-def test_given_ended_transactions_when_describing_producers_should_show_each_markers_epochs_and_time(tbroker):
-    """Kafka's ProducerStateEntry takes the coordinator epoch and timestamp of every marker
-    (ProducerAppendInfo.appendEndTxnMarker): `kafka-transactions describe-producers` shows
-    the coordinator epoch an abort must match, and when the producer last did anything."""
-    topic = new_topic(tbroker, 2)
-    producer = txn_producer(tbroker, unique("producers"))
+def commit_and_describe_producer(broker: Broker) -> tuple[dict, int]:
+    """Opens a transaction on partition 0 (checking describe-producers shows it open), commits
+    it 300 ms later; the partition's producer state after the COMMIT marker, and the time
+    just before the commit (ms)."""
+    topic = new_topic(broker, 2)
+    producer = txn_producer(broker, unique("producers"))
     producer.begin_transaction()
     producer.produce(topic, value=b"open", partition=0)
     assert producer.flush(WAIT_S) == 0
-    opened = json.loads(strom(tbroker, "txn", "describe-producers", "--topic", topic, "--json").stdout)
+    opened = json.loads(strom(broker, "txn", "describe-producers", "--topic", topic, "--json").stdout)
     assert [(p["partition"], p["current_txn_start_offset"]) for p in opened] == [(0, 0)], opened
     assert opened[0]["coordinator_epoch"] is None, "no marker yet"
-
     time.sleep(0.3)  # the commit marker is written measurably later than the data
     before_commit_ms = int(time.time() * 1000)
     producer.commit_transaction(WAIT_S)
-    described = strom(tbroker, "txn", "describe-producers", "--topic", topic, "--partition", "0", "--json")
+    described = strom(broker, "txn", "describe-producers", "--topic", topic, "--partition", "0", "--json")
     assert described.returncode == 0, described.stderr
     [state] = json.loads(described.stdout)
     assert state["current_txn_start_offset"] is None, state
-    # A one-node cluster's transaction coordinator runs at epoch 0 (the state partition's
-    # leader epoch); the marker carries it, and the partition remembers it.
+    return state, before_commit_ms
+
+
+def test_given_committed_transaction_when_describing_producers_should_show_the_markers_coordinator_epoch(tbroker):
+    """Kafka's ProducerStateEntry takes the coordinator epoch of every marker
+    (ProducerAppendInfo.appendEndTxnMarker): `describe-producers` shows the epoch an abort
+    must match. A one-node cluster's coordinator runs at epoch 0 (its state partition's
+    leader epoch)."""
+    state, _ = commit_and_describe_producer(tbroker)
     assert state["coordinator_epoch"] == 0, f"coordinator epoch of the COMMIT marker: {state}"
+
+
+def test_given_committed_transaction_when_describing_producers_should_show_the_markers_time(tbroker):
+    """Kafka's ProducerStateEntry also takes the marker's timestamp as the producer's last
+    timestamp (ProducerAppendInfo.appendEndTxnMarker -> ProducerStateEntry.update)."""
+    state, before_commit_ms = commit_and_describe_producer(tbroker)
     assert state["last_timestamp_ms"] >= before_commit_ms - 50, \
         f"last timestamp should be the COMMIT marker's (after {before_commit_ms}): {state}"
 
