@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::partition::Partition;
+use crate::reassignment_throttle::{is_throttled, ReplicationThrottle};
 use crate::replication::follower::{truncation_step, TruncationStep};
 use crate::state::{now_ms, Broker};
 
@@ -84,6 +85,13 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
 async fn follow(broker: Arc<Broker>, leader: i32) {
     info!(leader, "replica fetcher started");
     let mut connection: Option<(String, Connection)> = None;
+    let mut throttle = Throttled {
+        bucket: ReplicationThrottle::new(
+            broker.config.cluster.follower_throttled_rate,
+            std::time::Instant::now(),
+        ),
+        until: std::time::Instant::now(),
+    };
     loop {
         let partitions = followed_from(&broker, leader);
         if partitions.is_empty() {
@@ -129,7 +137,24 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
             }
             continue;
         }
-        if let Err(error) = fetch_once(&broker, conn, &partitions).await {
+        // Replicas joining through a reassignment wait out their byte budget; the others
+        // are never held back.
+        let now = std::time::Instant::now();
+        let partitions: Vec<Arc<Partition>> =
+            if throttle.bucket.is_unlimited() || now >= throttle.until {
+                partitions
+            } else {
+                let image = broker.image();
+                partitions
+                    .into_iter()
+                    .filter(|p| !is_throttled(&image, p.topic_id, p.index, broker.config.node_id))
+                    .collect()
+            };
+        if partitions.is_empty() {
+            tokio::time::sleep_until(throttle.until.into()).await;
+            continue;
+        }
+        if let Err(error) = fetch_once(&broker, conn, &partitions, &mut throttle).await {
             debug!(leader, %error, "replica fetch failed");
             connection = None;
             tokio::time::sleep(RETRY_BACKOFF).await;
@@ -208,10 +233,18 @@ async fn truncate(
 }
 
 /// One Fetch for every partition followed from this leader; appends what comes back.
+/// The reassignment catch-up budget of one fetcher, and when throttled partitions may be
+/// fetched again.
+struct Throttled {
+    bucket: ReplicationThrottle,
+    until: std::time::Instant,
+}
+
 async fn fetch_once(
     broker: &Arc<Broker>,
     conn: &Connection,
     partitions: &[Arc<Partition>],
+    throttle: &mut Throttled,
 ) -> Result<(), strom_client::ClientError> {
     let mut by_topic: Vec<(String, Vec<FetchPartition>)> = Vec::new();
     for partition in partitions {
@@ -252,6 +285,8 @@ async fn fetch_once(
         return Ok(());
     }
     let mut appended = false;
+    let mut throttled_bytes = 0u64;
+    let image = broker.image();
     for topic in &response.responses {
         for data in &topic.partitions {
             let Some(partition) = partitions
@@ -274,6 +309,16 @@ async fn fetch_once(
             }
             let mut log = partition.log.lock();
             if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
+                if !throttle.bucket.is_unlimited()
+                    && is_throttled(
+                        &image,
+                        partition.topic_id,
+                        partition.index,
+                        broker.config.node_id,
+                    )
+                {
+                    throttled_bytes += records.len() as u64;
+                }
                 match log.append_as_follower(BytesMut::from(&records[..]), now_ms()) {
                     Ok(_) => appended = true,
                     Err(error) => {
@@ -288,6 +333,10 @@ async fn fetch_once(
     }
     if appended {
         broker.notify_appended();
+    }
+    if throttled_bytes > 0 {
+        let now = std::time::Instant::now();
+        throttle.until = now + throttle.bucket.record(throttled_bytes, now);
     }
     Ok(())
 }

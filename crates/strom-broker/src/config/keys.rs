@@ -13,6 +13,7 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("replica.lag.time.max.ms", "30000", ConfigType::Long, "A follower that has not caught up with the leader for this long leaves the ISR."),
     key("replica.fetch.wait.max.ms", "500", ConfigType::Int, "Longest a follower's fetch waits at the leader for new data."),
     key("replica.fetch.max.bytes", "1048576", ConfigType::Int, "Bytes a follower asks for per partition per fetch (at least one batch is always returned)."),
+    key("follower.replication.throttled.rate", "0", ConfigType::Long, "Bytes per second a follower may fetch for partitions it is joining through a reassignment (catch-up of a moving replica); 0 means unlimited. Partitions that are not moving are never throttled."),
     key("unclean.leader.election.enable", "false", ConfigType::Boolean, "Elect a replica outside the ISR when no ISR member is alive, losing acknowledged data (topic: unclean.leader.election.enable)."),
     key("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigType::List, "Kafka listeners as NAME://host:port, comma-separated (e.g. PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093). Port 0 picks a free port."),
     key("advertised.listeners", "", ConfigType::List, "Per listener name, the address clients are told to connect to (NAME://host:port); a listener not named here advertises its bound address."),

@@ -379,6 +379,8 @@ pub struct ClusterSettings {
     pub replica_lag_time_max_ms: i64,
     pub replica_fetch_wait_max_ms: i32,
     pub replica_fetch_max_bytes: i32,
+    /// `follower.replication.throttled.rate`: bytes/s for reassignment catch-up, 0 = off.
+    pub follower_throttled_rate: u64,
 }
 
 impl ClusterSettings {
@@ -419,6 +421,12 @@ impl ClusterSettings {
                 "replica.fetch.max.bytes",
                 1,
                 i32::MAX,
+            )?,
+            follower_throttled_rate: parse_number::<u64>(
+                raw,
+                "follower.replication.throttled.rate",
+                0,
+                i64::MAX as u64,
             )?,
         })
     }
