@@ -51,6 +51,10 @@ pub(crate) struct ProducerEntry {
     pub current_txn_first_offset: Option<i64>,
     /// Coordinator epoch of the producer's last transaction marker, -1 before any.
     pub coordinator_epoch: i32,
+    /// Timestamp of the producer's last transaction marker, -1 before any: a marker is
+    /// the producer's latest write (Kafka's `ProducerStateEntry.update` takes its time).
+    /// Not in the snapshot: after a restart the last data batch's time stands in.
+    pub last_marker_ms: i64,
 }
 
 impl ProducerEntry {
@@ -235,6 +239,7 @@ pub(crate) fn apply_batch(
         last_append_ms: now_ms,
         current_txn_first_offset: None,
         coordinator_epoch: -1,
+        last_marker_ms: -1,
     });
     entry.last_append_ms = entry.last_append_ms.max(now_ms);
     if header.epoch != entry.epoch {
@@ -246,6 +251,7 @@ pub(crate) fn apply_batch(
             coordinator_epoch, ..
         } => {
             entry.coordinator_epoch = coordinator_epoch;
+            entry.last_marker_ms = entry.last_marker_ms.max(batch.timestamp_ms);
             entry.current_txn_first_offset.take()
         }
         BatchKind::Data { transactional } => {
@@ -351,7 +357,9 @@ impl ProducerStateTable {
                     producer_id: *id,
                     producer_epoch: entry.epoch,
                     last_sequence: last.map_or(-1, |b| b.last_sequence),
-                    last_timestamp_ms: last.map_or(-1, |b| b.timestamp_ms),
+                    last_timestamp_ms: last
+                        .map_or(-1, |b| b.timestamp_ms)
+                        .max(entry.last_marker_ms),
                     last_offset: last.map_or(-1, |b| b.last_offset),
                     current_txn_start_offset: entry.current_txn_first_offset.unwrap_or(-1),
                     coordinator_epoch: entry.coordinator_epoch,
@@ -483,6 +491,7 @@ impl ProducerStateTable {
                     last_append_ms: loaded_at_ms,
                     current_txn_first_offset,
                     coordinator_epoch,
+                    last_marker_ms: -1,
                 },
             );
         }
