@@ -74,6 +74,10 @@ def run_transactions(bootstrap, topic, per_txn, size, total):
 def run_plain(bootstrap, topic, size, total):
     producer = Producer(producer_config(bootstrap))
     payload = b"x" * size
+    # Connect and get a producer id before timing, as init_transactions does for the
+    # transactional runs.
+    produce_one(producer, topic, payload)
+    producer.flush(30)
     started = time.perf_counter()
     for _ in range(total):
         produce_one(producer, topic, payload)
