@@ -5,17 +5,17 @@
 
 mod broker_support;
 mod cli_support;
+mod cluster_support;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
+
+use cluster_support::*;
 
 use broker_support::{batch, decode_values, fetch, produce_request, topic_name, Conn, TestBroker};
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -23,178 +23,9 @@ const ELECTION_NOT_NEEDED: i16 = 84;
 const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_REQUEST: i16 = 42;
-const NODES: i32 = 3;
-/// How long a cluster change (fencing, ISR, election) may take to show.
-const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Three nodes on loopback; node `n` is `nodes[n - 1]`.
-struct Cluster {
-    nodes: Vec<Option<TestBroker>>,
-    kafka_ports: Vec<u16>,
-    voters: String,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kafka_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let voters = (1..=NODES)
-            .map(|n| format!("{n}@127.0.0.1:{}", free_port()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = Cluster {
-            nodes: Vec::new(),
-            kafka_ports,
-            voters,
-            dir,
-        };
-        for node_id in 1..=NODES {
-            let node = cluster.spawn(node_id);
-            cluster.nodes.push(Some(node));
-        }
-        cluster.wait_for(|metadata| live_brokers(metadata).len() == NODES as usize);
-        cluster
-    }
-
-    fn spawn(&self, node_id: i32) -> TestBroker {
-        let data_dir = self.dir.path().join(format!("node-{node_id}"));
-        let settings = [
-            format!("node.id={node_id}"),
-            format!("controller.quorum.voters={}", self.voters),
-            "broker.session.timeout.ms=3000".to_string(),
-            "broker.heartbeat.interval.ms=500".to_string(),
-            "offsets.topic.num.partitions=3".to_string(),
-            "transaction.state.log.num.partitions=3".to_string(),
-        ];
-        let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-        TestBroker::start_in(
-            &data_dir,
-            self.kafka_ports[(node_id - 1) as usize],
-            &settings,
-        )
-    }
-
-    fn node(&self, node_id: i32) -> &TestBroker {
-        self.nodes[(node_id - 1) as usize]
-            .as_ref()
-            .expect("node is running")
-    }
-
-    fn address(&self, node_id: i32) -> String {
-        format!("127.0.0.1:{}", self.kafka_ports[(node_id - 1) as usize])
-    }
-
-    fn kill(&mut self, node_id: i32) {
-        let mut node = self.nodes[(node_id - 1) as usize]
-            .take()
-            .expect("node is running");
-        node.kill();
-    }
-
-    fn restart(&mut self, node_id: i32) {
-        assert!(self.nodes[(node_id - 1) as usize].is_none());
-        let node = self.spawn(node_id);
-        self.nodes[(node_id - 1) as usize] = Some(node);
-    }
-
-    fn running(&self) -> impl Iterator<Item = i32> + '_ {
-        (1..=NODES).filter(|n| self.nodes[(*n - 1) as usize].is_some())
-    }
-
-    /// Polls Metadata (all topics) on every running node until one answers so that
-    /// `ready` holds; returns that answer.
-    fn wait_for(&self, ready: impl Fn(&MetadataResponse) -> bool) -> MetadataResponse {
-        let running: Vec<i32> = self.running().collect();
-        self.wait_for_on(&running, ready)
-    }
-
-    /// Like [`Cluster::wait_for`], asking only `nodes`.
-    fn wait_for_on(
-        &self,
-        nodes: &[i32],
-        ready: impl Fn(&MetadataResponse) -> bool,
-    ) -> MetadataResponse {
-        let deadline = Instant::now() + CHANGE_TIMEOUT;
-        let mut last = None;
-        while Instant::now() < deadline {
-            for &node_id in nodes {
-                let mut conn = self.node(node_id).connect();
-                let metadata = metadata(&mut conn, None);
-                if ready(&metadata) {
-                    return metadata;
-                }
-                last = Some(metadata);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let logs: String = self
-            .running()
-            .map(|n| format!("--- node {n}\n{}", tail(&self.node(n).log())))
-            .collect();
-        panic!("the cluster did not reach the expected state; last Metadata: {last:#?}\n{logs}");
-    }
-
-    fn logs(&self) -> String {
-        self.running()
-            .map(|n| format!("--- node {n}\n{}", tail(&self.node(n).log())))
-            .collect()
-    }
-}
-
-/// Record timestamps must be recent, or retention.ms deletes them when a node restarts.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-fn metadata(conn: &mut Conn, topics: Option<&[&str]>) -> MetadataResponse {
-    let request = MetadataRequest::default()
-        .with_topics(topics.map(|names| {
-            names
-                .iter()
-                .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
-                .collect()
-        }))
-        .with_allow_auto_topic_creation(false);
-    conn.call(ApiKey::Metadata, 12, &request)
-}
-
-fn live_brokers(metadata: &MetadataResponse) -> BTreeSet<i32> {
-    metadata.brokers.iter().map(|b| b.node_id.0).collect()
-}
-
-fn partition_of<'a>(
-    metadata: &'a MetadataResponse,
-    topic: &str,
-    partition: i32,
-) -> Option<&'a MetadataResponsePartition> {
-    metadata
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))?
-        .partitions
-        .iter()
-        .find(|p| p.partition_index == partition)
 }
 
 fn ids(brokers: &[BrokerId]) -> Vec<i32> {

@@ -6,10 +6,11 @@
 
 mod broker_support;
 mod cli_support;
+mod cluster_support;
 
-use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
+
+use cluster_support::*;
 
 use broker_support::{
     batch, decode_values, fetch, produce_request, topic_name, truncated_frame, Conn, TestBroker,
@@ -20,36 +21,16 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 };
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
-use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-const NODES: i32 = 3;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
 const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-/// How long a cluster change (fencing, catch-up, completion) may take to show.
-const CHANGE_TIMEOUT: Duration = Duration::from_secs(40);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-/// Record timestamps must be recent, or retention deletes them on a restart.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
 }
 
 fn strom(address: &str, args: &[&str]) -> std::process::Output {
@@ -65,153 +46,6 @@ fn strom_json(address: &str, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("JSON output")
-}
-
-/// Three nodes on loopback, each a broker and a controller voter; node `n` is
-/// `nodes[n - 1]`.
-struct Cluster {
-    nodes: Vec<Option<TestBroker>>,
-    kafka_ports: Vec<u16>,
-    voters: String,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kafka_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let voters = (1..=NODES)
-            .map(|n| format!("{n}@127.0.0.1:{}", free_port()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = Cluster {
-            nodes: Vec::new(),
-            kafka_ports,
-            voters,
-            dir,
-        };
-        for node_id in 1..=NODES {
-            let node = cluster.spawn(node_id);
-            cluster.nodes.push(Some(node));
-        }
-        for node_id in 1..=NODES {
-            cluster.wait_for_on(&[node_id], |m| live_brokers(m).len() == NODES as usize);
-        }
-        cluster
-    }
-
-    fn data_dir(&self, node_id: i32) -> std::path::PathBuf {
-        self.dir.path().join(format!("node-{node_id}"))
-    }
-
-    fn spawn(&self, node_id: i32) -> TestBroker {
-        let settings = [
-            format!("node.id={node_id}"),
-            format!("controller.quorum.voters={}", self.voters),
-            "broker.session.timeout.ms=3000".to_string(),
-            "broker.heartbeat.interval.ms=500".to_string(),
-            "offsets.topic.num.partitions=3".to_string(),
-            "transaction.state.log.num.partitions=3".to_string(),
-        ];
-        let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-        TestBroker::start_in(
-            &self.data_dir(node_id),
-            self.kafka_ports[(node_id - 1) as usize],
-            &settings,
-        )
-    }
-
-    fn address(&self, node_id: i32) -> String {
-        format!("127.0.0.1:{}", self.kafka_ports[(node_id - 1) as usize])
-    }
-
-    fn node(&self, node_id: i32) -> &TestBroker {
-        self.nodes[(node_id - 1) as usize]
-            .as_ref()
-            .expect("node is running")
-    }
-
-    fn kill(&mut self, node_id: i32) {
-        let mut node = self.nodes[(node_id - 1) as usize]
-            .take()
-            .expect("node is running");
-        node.kill();
-    }
-
-    fn restart(&mut self, node_id: i32) {
-        assert!(self.nodes[(node_id - 1) as usize].is_none());
-        let node = self.spawn(node_id);
-        self.nodes[(node_id - 1) as usize] = Some(node);
-    }
-
-    fn running(&self) -> Vec<i32> {
-        (1..=NODES)
-            .filter(|n| self.nodes[(*n - 1) as usize].is_some())
-            .collect()
-    }
-
-    /// Polls Metadata on `nodes` until one answers so that `ready` holds.
-    fn wait_for_on(
-        &self,
-        nodes: &[i32],
-        ready: impl Fn(&MetadataResponse) -> bool,
-    ) -> MetadataResponse {
-        let deadline = Instant::now() + CHANGE_TIMEOUT;
-        let mut last = None;
-        while Instant::now() < deadline {
-            for &node_id in nodes {
-                let metadata = metadata(&mut self.node(node_id).connect());
-                if ready(&metadata) {
-                    return metadata;
-                }
-                last = Some(metadata);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "the cluster did not reach the expected state; last Metadata: {last:#?}\n{}",
-            self.logs()
-        );
-    }
-
-    fn logs(&self) -> String {
-        self.running()
-            .into_iter()
-            .map(|n| {
-                let log = self.node(n).log();
-                let lines: Vec<&str> = log.lines().collect();
-                format!(
-                    "--- node {n}\n{}\n",
-                    lines[lines.len().saturating_sub(40)..].join("\n")
-                )
-            })
-            .collect()
-    }
-}
-
-fn metadata(conn: &mut Conn) -> MetadataResponse {
-    let request = MetadataRequest::default()
-        .with_topics(None)
-        .with_allow_auto_topic_creation(false);
-    conn.call(ApiKey::Metadata, 12, &request)
-}
-
-fn live_brokers(metadata: &MetadataResponse) -> BTreeSet<i32> {
-    metadata.brokers.iter().map(|b| b.node_id.0).collect()
-}
-
-fn partition_of<'a>(
-    metadata: &'a MetadataResponse,
-    topic: &str,
-    partition: i32,
-) -> Option<&'a MetadataResponsePartition> {
-    metadata
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))?
-        .partitions
-        .iter()
-        .find(|p| p.partition_index == partition)
 }
 
 fn ids(brokers: &[BrokerId]) -> Vec<i32> {
@@ -406,7 +240,15 @@ fn given_rf2_partition_on_brokers_1_2_when_reassigned_to_2_3_should_move_data_an
     cluster.wait_for_on(&[2], |m| {
         partition_of(m, topic, 0).is_some_and(|p| p.leader_id.0 == 2)
     });
-    assert_eq!(read_all(&mut cluster.node(2).connect(), topic), expected);
+    // A new leader re-learns its high watermark from the followers' next fetches: poll
+    // until every record is below it, then require exactly the records written.
+    let deadline = Instant::now() + CHANGE_TIMEOUT;
+    let mut read = read_all(&mut cluster.node(2).connect(), topic);
+    while read.len() < expected.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        read = read_all(&mut cluster.node(2).connect(), topic);
+    }
+    assert_eq!(read, expected, "{}", cluster.logs());
     let new_copy = cluster.data_dir(3).join(format!("{topic}-0"));
     assert!(new_copy.is_dir(), "{new_copy:?}");
 
