@@ -32,6 +32,19 @@ pub struct IsrProposal {
     pub isr: Vec<i32>,
 }
 
+impl IsrProposal {
+    /// `isr` for `partition`, based on the leader and partition epochs it has now.
+    pub fn for_partition(partition: &crate::partition::Partition, isr: Vec<i32>) -> Self {
+        IsrProposal {
+            topic_id: partition.topic_id,
+            partition: partition.index,
+            leader_epoch: partition.leader_epoch(),
+            partition_epoch: partition.partition_epoch(),
+            isr,
+        }
+    }
+}
+
 /// Sends `proposal` to the controller in the background. A refusal (a newer leader epoch
 /// or partition epoch exists) is forgotten: the image brings the current state.
 pub fn propose_isr(broker: &Arc<Broker>, proposal: IsrProposal) {
@@ -170,15 +183,9 @@ fn spawn_isr_shrinker(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
             let now = now_ms();
             for partition in broker.partitions.all() {
                 let proposal = match &*partition.role.lock() {
-                    ReplicaRole::Leader(state) => {
-                        state.isr_to_shrink(now, lag_max_ms).map(|isr| IsrProposal {
-                            topic_id: partition.topic_id,
-                            partition: partition.index,
-                            leader_epoch: partition.leader_epoch(),
-                            partition_epoch: partition.partition_epoch(),
-                            isr,
-                        })
-                    }
+                    ReplicaRole::Leader(state) => state
+                        .isr_to_shrink(now, lag_max_ms)
+                        .map(|isr| IsrProposal::for_partition(&partition, isr)),
                     ReplicaRole::Follower { .. } => None,
                 };
                 if let Some(proposal) = proposal {

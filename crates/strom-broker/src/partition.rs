@@ -92,22 +92,6 @@ impl Partition {
         self.needs_truncation.store(true, Ordering::Release);
     }
 
-    /// The leader appended up to `log_end` (call with the log lock held, so appends are
-    /// seen in order). Returns whether the high watermark moved.
-    pub fn on_local_append(&self, log_end: i64, now_ms: i64) -> bool {
-        let mut role = self.role.lock();
-        match &mut *role {
-            ReplicaRole::Leader(state) => match state.on_local_append(log_end, now_ms) {
-                Some(high_watermark) => {
-                    self.high_watermark.store(high_watermark, Ordering::Release);
-                    true
-                }
-                None => false,
-            },
-            ReplicaRole::Follower { .. } => false,
-        }
-    }
-
     /// Runs a leader append under the log lock with this replica's leader epoch, then moves
     /// the high watermark. `None` when this replica is not the leader (the caller answers
     /// NOT_LEADER_OR_FOLLOWER); the append itself decides its own success.
@@ -117,12 +101,17 @@ impl Partition {
         append: impl FnOnce(&mut PartitionLog, i32) -> Result<T, E>,
     ) -> Option<Result<T, E>> {
         let mut log = self.log.lock();
-        if !self.is_leader() {
+        // One role lock for the check and the high-watermark update (lock order: log,
+        // then role), so appends are seen in order.
+        let mut role = self.role.lock();
+        let ReplicaRole::Leader(state) = &mut *role else {
             return None;
-        }
+        };
         let result = append(&mut log, self.leader_epoch());
         if result.is_ok() {
-            self.on_local_append(log.log_end_offset(), now_ms);
+            if let Some(high_watermark) = state.on_local_append(log.log_end_offset(), now_ms) {
+                self.high_watermark.store(high_watermark, Ordering::Release);
+            }
         }
         Some(result)
     }

@@ -131,7 +131,6 @@ fn read_once(
             let log_end = log.log_end_offset();
             if follower >= 0 {
                 follower_fetched(
-                    broker,
                     &partition,
                     follower,
                     fetch.fetch_offset,
@@ -225,7 +224,6 @@ fn read_once(
 /// Records a follower's progress on the leader: the high watermark may move, and a caught-up
 /// follower may be proposed for the ISR.
 fn follower_fetched(
-    broker: &Broker,
     partition: &crate::partition::Partition,
     replica: i32,
     fetch_offset: i64,
@@ -243,15 +241,10 @@ fn follower_fetched(
         effects.high_watermark_moved = true;
     }
     if let Some(isr) = outcome.propose_isr {
-        effects.isr_proposals.push(crate::cluster::IsrProposal {
-            topic_id: partition.topic_id,
-            partition: partition.index,
-            leader_epoch: partition.leader_epoch(),
-            partition_epoch: partition.partition_epoch(),
-            isr,
-        });
+        effects
+            .isr_proposals
+            .push(crate::cluster::IsrProposal::for_partition(partition, isr));
     }
-    let _ = broker;
 }
 
 /// Adds the record bytes of the response being sent to each topic's bytes-out counter.
