@@ -99,6 +99,13 @@ fn spawn_membership(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let interval = Duration::from_millis(broker.config.cluster.heartbeat_interval_ms as u64);
         loop {
+            if broker.config.cluster.roles.is_broker_only() {
+                if let Err(error) = raft(&broker).join_as_observer().await {
+                    debug!(%error, "observer join not accepted yet; retrying");
+                    tokio::time::sleep(REGISTRATION_RETRY).await;
+                    continue;
+                }
+            }
             let registered = raft(&broker)
                 .register_broker(
                     broker.config.node_id,

@@ -60,4 +60,4 @@ pub mod tls;
 pub mod txn;
 
 pub use config::{BrokerConfig, ConfigError, RawConfig};
-pub use server::{bind, BoundBroker, ServerError};
+pub use server::{bind, run_controller, BoundBroker, ServerError};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::BrokerConfig;
 use crate::connection::serve_connection;
@@ -175,18 +175,17 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
             strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?,
         ))
     } else {
-        let quorum_error = |source| ServerError::Quorum {
-            voters: config.cluster.voters.clone(),
-            source,
-        };
-        let voters =
-            strom_controller::raft::parse_voters(&config.cluster.voters).map_err(quorum_error)?;
-        let mut raft_config =
-            strom_controller::RaftQuorumConfig::new(config.node_id, voters, &config.log_dirs);
-        raft_config.broker_session_timeout_ms = config.cluster.session_timeout_ms as u64;
-        let raft = strom_controller::RaftQuorum::start(raft_config)
-            .await
-            .map_err(quorum_error)?;
+        let raft = start_quorum(&config).await?;
+        if config.cluster.roles.is_broker_only() {
+            // Announce where the metadata log goes first: after a restart the address may
+            // be new, and without it the leader never reaches this node. Retried in the
+            // background by the registration task when the controllers are away.
+            if let Err(error) =
+                tokio::time::timeout(QUORUM_CATCH_UP_WAIT, join_until_accepted(&raft)).await
+            {
+                warn!(%error, "could not join the controller quorum as an observer yet");
+            }
+        }
         // Open partitions from an image at least as new as before a restart: wait (bounded)
         // for a leader and for the local log to be applied. A lone node of a cluster whose
         // peers are down goes on with what it has; the image follower catches up later.
@@ -223,6 +222,71 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         http_listener,
         _lock: lock,
     })
+}
+
+/// Starts this node's part of the controller quorum: a voter (combined or controller-only
+/// node) or an observer (broker-only node, at `metadata.listener`).
+async fn start_quorum(config: &BrokerConfig) -> Result<strom_controller::RaftQuorum, ServerError> {
+    let quorum_error = |source| ServerError::Quorum {
+        voters: config.cluster.voters.clone(),
+        source,
+    };
+    let voters =
+        strom_controller::raft::parse_voters(&config.cluster.voters).map_err(quorum_error)?;
+    let mut raft_config = match &config.cluster.metadata_listener {
+        Some(address) if config.cluster.roles.is_broker_only() => {
+            strom_controller::RaftQuorumConfig::observer(
+                config.node_id,
+                voters,
+                &config.log_dirs,
+                address,
+            )
+        }
+        _ => strom_controller::RaftQuorumConfig::new(config.node_id, voters, &config.log_dirs),
+    };
+    raft_config.broker_session_timeout_ms = config.cluster.session_timeout_ms as u64;
+    raft_config.leader_rebalance_interval_ms = config.cluster.leader_rebalance_interval_ms;
+    strom_controller::RaftQuorum::start(raft_config)
+        .await
+        .map_err(quorum_error)
+}
+
+/// Asks the controllers to send this observer the metadata log until one accepts.
+async fn join_until_accepted(raft: &strom_controller::RaftQuorum) {
+    loop {
+        match raft.join_as_observer().await {
+            Ok(()) => {
+                info!("joined the controller quorum as an observer");
+                return;
+            }
+            Err(error) => {
+                debug!(%error, "observer join not accepted yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Runs a controller-only node (`process.roles=controller`) until `shutdown` completes: a
+/// voter of the controller quorum and nothing else. It serves no Kafka listener, holds no
+/// partitions and never registers as a broker, so no replica is ever placed on it; its
+/// decisions reach clients through the brokers, which forward to the active controller.
+pub async fn run_controller(
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let _lock = lock_data_dir(&config.log_dirs)?;
+    let raft = start_quorum(&config).await?;
+    info!(
+        node_id = config.node_id,
+        address = %raft.local_address(),
+        "strom controller ready (process.roles=controller: no Kafka listener, no HTTP endpoint)"
+    );
+    shutdown.await;
+    info!("shutting down the controller");
+    raft.shutdown().await;
+    info!("stopped");
+    Ok(())
 }
 
 impl BoundBroker {

@@ -1,8 +1,11 @@
-//! Cluster operations of [`Admin`]: the brokers with their liveness (DescribeCluster) and
-//! leader elections (ElectLeaders).
+//! Cluster operations of [`Admin`]: the brokers with their liveness (DescribeCluster),
+//! leader elections (ElectLeaders) and the controller quorum (DescribeQuorum).
 
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, ElectLeadersRequest, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeQuorumRequest, ElectLeadersRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::admin::Admin;
@@ -40,6 +43,31 @@ pub struct ClusterDescription {
     /// Whether fenced brokers are listed (DescribeCluster v2); older brokers list only live
     /// ones.
     pub includes_fenced: bool,
+}
+
+/// The metadata log's topic, the one partition DescribeQuorum describes.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// One replica of the metadata log in a [`QuorumStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplicaStatus {
+    pub node_id: i32,
+    /// -1 when unknown.
+    pub log_end_offset: i64,
+    /// Milliseconds since the epoch; -1 when unknown.
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
+}
+
+/// The controller quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplicaStatus>,
+    /// Brokers that receive the metadata log without voting.
+    pub observers: Vec<QuorumReplicaStatus>,
 }
 
 /// Which election [`Admin::elect_leaders`] asks for.
@@ -189,5 +217,61 @@ impl Admin {
             self.client().invalidate_topic(&result.topic);
         }
         Ok(results)
+    }
+
+    /// The controller quorum's leader, epoch, high watermark and each replica's progress
+    /// (DescribeQuorum, as `kafka-metadata-quorum describe` asks any broker, which forwards
+    /// to the active controller).
+    pub async fn describe_quorum(&self) -> Result<QuorumStatus> {
+        let connection = self.client().any_connection().await?;
+        let version = connection.version_for_key(ApiKey::DescribeQuorum)?;
+        let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+        let response = connection.send_version(&request, version).await?;
+        if let Some(error) = ClientError::from_code(
+            response.error_code,
+            response.error_message.as_deref(),
+            "describe quorum",
+        ) {
+            return Err(error);
+        }
+        let partition = response
+            .topics
+            .into_iter()
+            .flat_map(|topic| topic.partitions)
+            .find(|partition| partition.partition_index == 0)
+            .ok_or_else(|| ClientError::Decode {
+                api: "DescribeQuorum",
+                version,
+                address: connection.address().to_string(),
+                reason: "the answer has no __cluster_metadata-0".to_string(),
+            })?;
+        if let Some(error) = ClientError::from_code(
+            partition.error_code,
+            partition.error_message.as_deref(),
+            "describe quorum",
+        ) {
+            return Err(error);
+        }
+        let replicas =
+            |states: Vec<kafka_protocol::messages::describe_quorum_response::ReplicaState>| {
+                states
+                    .into_iter()
+                    .map(|state| QuorumReplicaStatus {
+                        node_id: state.replica_id.0,
+                        log_end_offset: state.log_end_offset,
+                        last_fetch_timestamp: state.last_fetch_timestamp,
+                        last_caught_up_timestamp: state.last_caught_up_timestamp,
+                    })
+                    .collect()
+            };
+        Ok(QuorumStatus {
+            leader_id: partition.leader_id.0,
+            leader_epoch: partition.leader_epoch,
+            high_watermark: partition.high_watermark,
+            voters: replicas(partition.current_voters),
+            observers: replicas(partition.observers),
+        })
     }
 }

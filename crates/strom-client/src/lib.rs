@@ -36,7 +36,10 @@ pub mod transactions;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic};
 pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
-pub use cluster_admin::{BrokerStatus, ClusterDescription, ElectionResult, ElectionType};
+pub use cluster_admin::{
+    BrokerStatus, ClusterDescription, ElectionResult, ElectionType, QuorumReplicaStatus,
+    QuorumStatus,
+};
 pub use configs::{ConfigOp, LogDirInfo, ProducerInfo};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::{ClientError, Result};

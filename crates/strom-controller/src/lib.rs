@@ -162,7 +162,7 @@ pub use partition_change::{
     NO_LEADER, UNCLEAN_LEADER_ELECTION_CONFIG,
 };
 pub use quorum::MetadataQuorum;
-pub use raft::{HeartbeatReply, RaftQuorum, RaftQuorumConfig, RaftQuorumError};
+pub use raft::{HeartbeatReply, QuorumRole, RaftQuorum, RaftQuorumConfig, RaftQuorumError};
 pub use reassignment::{
     is_reassigning, list_reassignments, OngoingReassignment, ReassignmentOutcome,
     ReassignmentRequest, ReassignmentResult, REASSIGNMENTS_PER_REQUEST_MAX,

@@ -430,6 +430,47 @@ impl Controller {
     }
 }
 
+/// Partitions one automatic rebalance moves at most (Kafka's
+/// `max.elections.per.imbalance` is 1000); the next check takes the rest.
+pub const REBALANCE_ELECTIONS_MAX: usize = 1000;
+
+/// Whether `state`'s preferred (first) replica could lead but does not: in the ISR,
+/// unfenced, and not the leader. What automatic leader rebalancing corrects.
+pub fn leader_imbalanced(image: &MetadataImage, state: &PartitionState) -> bool {
+    state.replicas.first().is_some_and(|&first| {
+        state.leader != first && state.isr.contains(&first) && image.is_broker_unfenced(first)
+    })
+}
+
+impl Controller {
+    /// Automatic leader rebalancing (`auto.leader.rebalance.enable`, as KRaft does it):
+    /// every partition whose preferred replica could lead but does not gets it as leader,
+    /// at most [`REBALANCE_ELECTIONS_MAX`] partitions per call. Answers how many moved.
+    pub fn rebalance_leaders(&self, image: &MetadataImage) -> Decision<usize> {
+        let imbalanced: Vec<(Uuid, i32)> = image
+            .topics()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .filter(|state| leader_imbalanced(image, state))
+                    .map(move |state| (topic.topic_id, state.partition))
+            })
+            .take(REBALANCE_ELECTIONS_MAX)
+            .collect();
+        let decision = self.elect_leaders(image, &imbalanced, true);
+        let moved = decision
+            .response
+            .iter()
+            .filter(|result| matches!(result.outcome, ElectionOutcome::Elected { .. }))
+            .count();
+        Decision {
+            records: decision.records,
+            response: moved,
+        }
+    }
+}
+
 fn elect_one(
     image: &MetadataImage,
     topic_id: Uuid,

@@ -270,3 +270,32 @@ fn given_controlled_shutdown_when_decided_should_move_leadership_and_leave_isrs(
     assert_eq!(state(&after, 1).isr, vec![1]);
     assert!(!controller().controlled_shutdown(&image, 9).response);
 }
+
+#[test]
+fn given_preferred_leaders_that_could_lead_when_rebalancing_should_move_only_those() {
+    let image = image(
+        &[3],
+        &[
+            (&[1, 2], 2, &[1, 2]), // 1 could lead: moves
+            (&[1, 2], 1, &[1, 2]), // already balanced
+            (&[2, 1], 1, &[1]),    // 2 out of sync: stays
+            (&[3, 1], 1, &[1, 3]), // 3 fenced: stays
+            (&[2, 3], 3, &[2, 3]), // 2 could lead: moves
+        ],
+    );
+    let imbalanced: Vec<i32> = (0..5)
+        .filter(|p| leader_imbalanced(&image, &state(&image, *p)))
+        .collect();
+    assert_eq!(imbalanced, vec![0, 4]);
+    let decision = controller().rebalance_leaders(&image);
+    assert_eq!(decision.response, 2);
+    let after = applied(&image, &decision.records);
+    assert_eq!(state(&after, 0).leader, 1);
+    assert_eq!(state(&after, 4).leader, 2);
+    assert_eq!(state(&after, 4).leader_epoch, 1);
+    assert_eq!(state(&after, 2).leader, 1);
+    // Balanced now: nothing left to move, and no records.
+    let again = controller().rebalance_leaders(&after);
+    assert_eq!(again.response, 0);
+    assert!(again.records.is_empty());
+}

@@ -41,6 +41,11 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     raw.apply_overrides(&args.overrides)?;
     raw.apply_env(|name| std::env::var(name).ok())?;
     let config = BrokerConfig::from_raw(raw)?;
+    if config.cluster.roles.is_controller_only() {
+        return strom_broker::run_controller(config, shutdown_signal())
+            .await
+            .context("cannot start the controller");
+    }
     let bound = strom_broker::bind(config)
         .await
         .context("cannot start the broker")?;

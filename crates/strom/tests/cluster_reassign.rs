@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use cluster_support::*;
 
-use broker_support::{
-    batch, decode_values, fetch, produce_request, topic_name, truncated_frame, Conn, TestBroker,
-};
+use broker_support::{batch, produce_request, topic_name, truncated_frame, Conn, TestBroker};
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
@@ -109,25 +107,6 @@ fn list(conn: &mut Conn, only: Option<(&str, &[i32])>) -> Moving {
             })
         })
         .collect()
-}
-
-/// Every value of `topic`-0 read from `conn` (which must reach its leader), in order.
-fn read_all(conn: &mut Conn, topic: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut offset = 0;
-    loop {
-        let (code, high_watermark, records) = fetch(conn, topic, 0, offset);
-        assert_eq!(code, 0, "fetch at {offset}");
-        for (at, value) in decode_values(&records) {
-            if at >= offset {
-                values.push(value);
-                offset = at + 1;
-            }
-        }
-        if offset >= high_watermark {
-            return values;
-        }
-    }
 }
 
 #[test]
@@ -243,10 +222,10 @@ fn given_rf2_partition_on_brokers_1_2_when_reassigned_to_2_3_should_move_data_an
     // A new leader re-learns its high watermark from the followers' next fetches: poll
     // until every record is below it, then require exactly the records written.
     let deadline = Instant::now() + CHANGE_TIMEOUT;
-    let mut read = read_all(&mut cluster.node(2).connect(), topic);
+    let mut read = read_all(&mut cluster.node(2).connect(), topic, 0);
     while read.len() < expected.len() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        read = read_all(&mut cluster.node(2).connect(), topic);
+        read = read_all(&mut cluster.node(2).connect(), topic, 0);
     }
     assert_eq!(read, expected, "{}", cluster.logs());
     let new_copy = cluster.data_dir(3).join(format!("{topic}-0"));

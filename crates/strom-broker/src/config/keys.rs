@@ -6,7 +6,9 @@ use super::{key, ConfigKey, ConfigType, LONG_MAX};
 /// Every broker config key Strom reads. The README's configuration table mirrors this.
 pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("node.id", "1", ConfigType::Int, "Id of this node in the cluster."),
-    key("controller.quorum.voters", "", ConfigType::List, "The controller quorum as id@host:port entries (e.g. 1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293); every node listed runs broker and controller (Raft voter) and serves Raft on its entry's address. Empty: a single-node cluster whose metadata log is a local file."),
+    key("controller.quorum.voters", "", ConfigType::List, "The controller quorum as id@host:port entries (e.g. 1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293); each voter serves Raft on its entry's address. Empty: a single-node cluster whose metadata log is a local file."),
+    key("process.roles", "", ConfigType::List, "What this node runs: broker, controller, or broker,controller (combined). Empty: combined when node.id is in controller.quorum.voters (or there are no voters), broker-only otherwise. A controller-only node serves no Kafka listener; a broker-only node observes the metadata log from the controllers (see metadata.listener)."),
+    key("metadata.listener", "", ConfigType::String, "host:port where a broker-only node (process.roles=broker) receives the metadata log from the active controller, which it announces when it joins; port 0 picks a free port (Strom-specific: Kafka brokers fetch the log instead)."),
     key("broker.rack", "", ConfigType::String, "Rack of this broker; replica placement alternates racks when every broker has one."),
     key("broker.heartbeat.interval.ms", "2000", ConfigType::Int, "How often a broker heartbeats to the active controller."),
     key("broker.session.timeout.ms", "9000", ConfigType::Int, "A broker without a heartbeat for this long is fenced: its partitions get new leaders from their ISR."),
@@ -14,6 +16,8 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("replica.fetch.wait.max.ms", "500", ConfigType::Int, "Longest a follower's fetch waits at the leader for new data."),
     key("replica.fetch.max.bytes", "1048576", ConfigType::Int, "Bytes a follower asks for per partition per fetch (at least one batch is always returned)."),
     key("follower.replication.throttled.rate", "0", ConfigType::Long, "Bytes per second a follower may fetch for partitions it is joining through a reassignment (catch-up of a moving replica); 0 means unlimited. Partitions that are not moving are never throttled."),
+    key("auto.leader.rebalance.enable", "true", ConfigType::Boolean, "The active controller periodically gives every partition whose preferred (first) replica is in sync and alive its preferred leader back, so leadership spreads again after a broker returns."),
+    key("leader.imbalance.check.interval.seconds", "300", ConfigType::Long, "How often the active controller looks for partitions to give back to their preferred leader (auto.leader.rebalance.enable)."),
     key("unclean.leader.election.enable", "false", ConfigType::Boolean, "Elect a replica outside the ISR when no ISR member is alive, losing acknowledged data (topic: unclean.leader.election.enable)."),
     key("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigType::List, "Kafka listeners as NAME://host:port, comma-separated (e.g. PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093). Port 0 picks a free port."),
     key("advertised.listeners", "", ConfigType::List, "Per listener name, the address clients are told to connect to (NAME://host:port); a listener not named here advertises its bound address."),

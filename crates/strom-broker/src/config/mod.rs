@@ -368,11 +368,52 @@ pub struct BrokerConfig {
     pub security: SecuritySettings,
 }
 
+/// What a node runs (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    /// Serves Kafka clients and holds partition replicas.
+    pub broker: bool,
+    /// Is a voter of the controller quorum.
+    pub controller: bool,
+}
+
+impl ProcessRoles {
+    pub const COMBINED: ProcessRoles = ProcessRoles {
+        broker: true,
+        controller: true,
+    };
+
+    /// A broker that is no voter: it observes the metadata log as a Raft learner.
+    pub fn is_broker_only(self) -> bool {
+        self.broker && !self.controller
+    }
+
+    pub fn is_controller_only(self) -> bool {
+        self.controller && !self.broker
+    }
+}
+
+impl std::fmt::Display for ProcessRoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.broker, self.controller) {
+            (true, true) => "broker,controller",
+            (true, false) => "broker",
+            (false, _) => "controller",
+        })
+    }
+}
+
 /// Cluster membership and replication settings.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
     /// `controller.quorum.voters`: empty for the single-node file-backed metadata log.
     pub voters: String,
+    /// `process.roles`, as given or derived (a node in the voter list is combined, one
+    /// outside it broker-only; without voters, the single-node combined default).
+    pub roles: ProcessRoles,
+    /// `metadata.listener`: where a broker-only node receives the metadata log
+    /// (`host:port`); `None` on a voter.
+    pub metadata_listener: Option<String>,
     pub rack: Option<String>,
     pub heartbeat_interval_ms: i64,
     pub session_timeout_ms: i64,
@@ -381,10 +422,13 @@ pub struct ClusterSettings {
     pub replica_fetch_max_bytes: i32,
     /// `follower.replication.throttled.rate`: bytes/s for reassignment catch-up, 0 = off.
     pub follower_throttled_rate: u64,
+    /// How often the active controller rebalances leadership; `None` when
+    /// `auto.leader.rebalance.enable` is false.
+    pub leader_rebalance_interval_ms: Option<u64>,
 }
 
 impl ClusterSettings {
-    fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
+    fn from_raw(raw: &RawConfig, node_id: i32) -> Result<Self, ConfigError> {
         let heartbeat_interval_ms =
             parse_number::<i64>(raw, "broker.heartbeat.interval.ms", 10, i32::MAX as i64)?;
         let session_timeout_ms =
@@ -399,8 +443,12 @@ impl ClusterSettings {
             });
         }
         let rack = raw.get("broker.rack").0.trim().to_string();
+        let voters = raw.get("controller.quorum.voters").0.trim().to_string();
+        let (roles, metadata_listener) = process_roles(raw, node_id, &voters)?;
         Ok(ClusterSettings {
-            voters: raw.get("controller.quorum.voters").0.trim().to_string(),
+            voters,
+            roles,
+            metadata_listener,
             rack: (!rack.is_empty()).then_some(rack),
             heartbeat_interval_ms,
             session_timeout_ms,
@@ -428,8 +476,123 @@ impl ClusterSettings {
                 0,
                 i64::MAX as u64,
             )?,
+            leader_rebalance_interval_ms: {
+                let seconds = parse_number::<u64>(
+                    raw,
+                    "leader.imbalance.check.interval.seconds",
+                    1,
+                    i32::MAX as u64,
+                )?;
+                parse_bool(raw, "auto.leader.rebalance.enable")?.then_some(seconds * 1000)
+            },
         })
     }
+}
+
+/// `process.roles` and `metadata.listener`, checked against `node.id` and the voter list.
+fn process_roles(
+    raw: &RawConfig,
+    node_id: i32,
+    voters: &str,
+) -> Result<(ProcessRoles, Option<String>), ConfigError> {
+    let bad = |key: &str, value: &str, expected: String| ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        expected,
+    };
+    let listed = if voters.is_empty() {
+        None
+    } else {
+        let parsed = strom_controller::raft::parse_voters(voters).map_err(|error| {
+            bad(
+                "controller.quorum.voters",
+                voters,
+                format!("id@host:port entries, comma-separated ({error})"),
+            )
+        })?;
+        Some(parsed.iter().any(|voter| voter.node_id == node_id))
+    };
+    let text = raw.get("process.roles").0.trim();
+    let roles = if text.is_empty() {
+        match listed {
+            None | Some(true) => ProcessRoles::COMBINED,
+            Some(false) => ProcessRoles {
+                broker: true,
+                controller: false,
+            },
+        }
+    } else {
+        let mut roles = ProcessRoles {
+            broker: false,
+            controller: false,
+        };
+        for role in text.split(',').map(str::trim) {
+            match role {
+                "broker" => roles.broker = true,
+                "controller" => roles.controller = true,
+                _ => {
+                    return Err(bad(
+                        "process.roles",
+                        text,
+                        "broker, controller or broker,controller".into(),
+                    ))
+                }
+            }
+        }
+        roles
+    };
+    match (listed, roles.controller) {
+        (None, _) if roles != ProcessRoles::COMBINED => {
+            return Err(bad(
+                "process.roles",
+                text,
+                "a broker-only or controller-only node needs controller.quorum.voters (a \
+                 single node is broker,controller)"
+                    .into(),
+            ))
+        }
+        (Some(false), true) => {
+            return Err(bad(
+                "process.roles",
+                text,
+                format!(
+                    "node.id {node_id} is not in controller.quorum.voters, so this node \
+                     cannot be a controller: add it there, or set process.roles=broker"
+                ),
+            ))
+        }
+        (Some(true), false) => {
+            return Err(bad(
+                "process.roles",
+                text,
+                format!(
+                    "node.id {node_id} is in controller.quorum.voters, so this node must be \
+                     a controller (a broker-only node needs an id no voter has)"
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let listener = raw.get("metadata.listener").0.trim();
+    if !roles.is_broker_only() {
+        return Ok((roles, None));
+    }
+    let valid = listener
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    let unspecified = listener
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| matches!(host, "0.0.0.0" | "[::]" | "::"));
+    if !valid || unspecified {
+        return Err(bad(
+            "metadata.listener",
+            listener,
+            "host:port where the controllers reach this broker-only node to send it the \
+             metadata log, e.g. 127.0.0.1:9193 (port 0 picks a free one; not 0.0.0.0)"
+                .into(),
+        ));
+    }
+    Ok((roles, Some(listener.to_string())))
 }
 
 /// Transaction coordinator settings (the `transaction.*` and `transactional.*` keys).
@@ -793,7 +956,10 @@ impl BrokerConfig {
             )?,
             group: GroupSettings::from_raw(&raw)?,
             transaction: TransactionSettings::from_raw(&raw)?,
-            cluster: ClusterSettings::from_raw(&raw)?,
+            cluster: ClusterSettings::from_raw(
+                &raw,
+                parse_number::<i32>(&raw, "node.id", 0, i32::MAX)?,
+            )?,
             http_listener: parse_http_listener(raw.get("http.listener").0)?,
             log_slow_request_ms: parse_number::<i64>(&raw, "log.slow.request.ms", 0, i64::MAX)?,
             security: SecuritySettings::from_raw(&raw)?,

@@ -110,3 +110,100 @@ fn every_key_is_documented_in_the_readme() {
         );
     }
 }
+
+fn with(settings: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+    let mut raw = RawConfig::new();
+    for (key, value) in settings {
+        raw.set(key, value).unwrap();
+    }
+    BrokerConfig::from_raw(raw)
+}
+
+const VOTERS: &str = "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293";
+
+#[test]
+fn given_process_roles_when_unset_should_derive_them_from_the_voter_list() {
+    let single = with(&[]).unwrap();
+    assert_eq!(single.cluster.roles, ProcessRoles::COMBINED);
+    let voter = with(&[("node.id", "2"), ("controller.quorum.voters", VOTERS)]).unwrap();
+    assert_eq!(voter.cluster.roles, ProcessRoles::COMBINED);
+    assert_eq!(voter.cluster.metadata_listener, None);
+    let observer = with(&[
+        ("node.id", "4"),
+        ("controller.quorum.voters", VOTERS),
+        ("metadata.listener", "127.0.0.1:0"),
+    ])
+    .unwrap();
+    assert!(observer.cluster.roles.is_broker_only());
+    assert_eq!(
+        observer.cluster.metadata_listener.as_deref(),
+        Some("127.0.0.1:0")
+    );
+    let controller = with(&[
+        ("node.id", "3"),
+        ("controller.quorum.voters", VOTERS),
+        ("process.roles", "controller"),
+    ])
+    .unwrap();
+    assert!(controller.cluster.roles.is_controller_only());
+    assert_eq!(controller.cluster.roles.to_string(), "controller");
+}
+
+#[test]
+fn given_inconsistent_process_roles_when_parsed_should_name_the_key_and_the_fix() {
+    for (settings, key, hint) in [
+        (
+            vec![("process.roles", "broker")],
+            "process.roles",
+            "needs controller.quorum.voters",
+        ),
+        (
+            vec![("process.roles", "leader")],
+            "process.roles",
+            "broker, controller or broker,controller",
+        ),
+        (
+            vec![
+                ("node.id", "7"),
+                ("controller.quorum.voters", VOTERS),
+                ("process.roles", "controller"),
+            ],
+            "process.roles",
+            "node.id 7 is not in controller.quorum.voters",
+        ),
+        (
+            vec![
+                ("node.id", "1"),
+                ("controller.quorum.voters", VOTERS),
+                ("process.roles", "broker"),
+            ],
+            "process.roles",
+            "must be a controller",
+        ),
+        (
+            vec![("node.id", "4"), ("controller.quorum.voters", VOTERS)],
+            "metadata.listener",
+            "host:port where the controllers reach",
+        ),
+        (
+            vec![
+                ("node.id", "4"),
+                ("controller.quorum.voters", VOTERS),
+                ("metadata.listener", "0.0.0.0:9194"),
+            ],
+            "metadata.listener",
+            "not 0.0.0.0",
+        ),
+        (
+            vec![("node.id", "4"), ("controller.quorum.voters", "1@host")],
+            "controller.quorum.voters",
+            "id@host:port",
+        ),
+    ] {
+        let error = with(&settings).unwrap_err().to_string();
+        assert!(
+            error.contains(key) && error.contains(hint),
+            "{settings:?}: {error}"
+        );
+    }
+}

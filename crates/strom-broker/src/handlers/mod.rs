@@ -29,6 +29,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_transactions;
 mod describe_user_scram_credentials;
 mod elect_leaders;
@@ -450,6 +451,14 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
         ApiKey::ListPartitionReassignments => {
             let request = decode!(ListPartitionReassignmentsRequest);
             answer!(list_partition_reassignments::handle(broker, &check, request).await)
+        }
+        ApiKey::DescribeQuorum => {
+            let request = decode!(DescribeQuorumRequest);
+            refuse_unless!(
+                authz::cluster(&check, acl_op::DESCRIBE),
+                DescribeQuorumResponse::default().with_error_code(CLUSTER_DENIED)
+            );
+            answer!(describe_quorum::handle(broker, request, version).await)
         }
         ApiKey::DescribeCluster => {
             let request = decode!(DescribeClusterRequest);

@@ -13,6 +13,13 @@ pub enum RaftQuorumError {
     InvalidVoter { entry: String, reason: &'static str },
     #[error("node {node_id} is not in controller.quorum.voters {voters:?}")]
     NotAVoter { node_id: i32, voters: Vec<i32> },
+    #[error(
+        "node {node_id} is in controller.quorum.voters, so it cannot be an observer (give a \
+         broker-only node a node.id that no voter has)"
+    )]
+    ObserverIsVoter { node_id: i32 },
+    #[error("node {node_id} is a voter; only an observer (a broker-only node) joins the quorum")]
+    NotAnObserver { node_id: i32 },
     #[error("invalid raft setting {key}: {reason}")]
     InvalidConfig { key: &'static str, reason: String },
     #[error("raft storage I/O failed: {operation} {path}: {source}")]

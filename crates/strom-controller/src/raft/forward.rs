@@ -23,6 +23,7 @@ use crate::image::PartitionState;
 use crate::partition_change::{AlterPartition, ElectionResult, PartitionChangeError};
 use crate::raft::error::RaftQuorumError;
 use crate::raft::network::RAFT_CONNECT_TIMEOUT;
+use crate::raft::quorum_describe::QuorumDescription;
 use crate::raft::wire::{decode_payload, encode_frame, read_frame, write_frame, FrameKind};
 use crate::reassignment::{OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 use crate::record::MetadataRecord;
@@ -99,6 +100,12 @@ pub(crate) enum ControllerRequest {
     ListPartitionReassignments {
         partitions: Option<Vec<PartitionRef>>,
     },
+    /// A broker-only node asks to receive the metadata log at `address`.
+    AddObserver {
+        node_id: i32,
+        address: String,
+    },
+    DescribeQuorum,
 }
 
 /// The leader's answer to a [`ControllerRequest`] (the variant matching the request).
@@ -115,6 +122,7 @@ pub(crate) enum ControllerReply {
     ElectLeaders(Vec<ElectionResult>),
     AlterPartitionReassignments(Vec<ReassignmentResult>),
     ListPartitionReassignments(Vec<OngoingReassignment>),
+    DescribeQuorum(QuorumDescription),
 }
 
 impl ControllerReply {
@@ -132,6 +140,7 @@ impl ControllerReply {
             ControllerReply::ElectLeaders(_) => "ElectLeaders",
             ControllerReply::AlterPartitionReassignments(_) => "AlterPartitionReassignments",
             ControllerReply::ListPartitionReassignments(_) => "ListPartitionReassignments",
+            ControllerReply::DescribeQuorum(_) => "DescribeQuorum",
         }
     }
 
@@ -165,6 +174,9 @@ pub(crate) enum ForwardError {
     BrokerNotRegistered {
         broker_id: i32,
     },
+    ObserverIsVoter {
+        node_id: i32,
+    },
     AlterPartition(PartitionChangeError),
     Failed {
         reason: String,
@@ -196,6 +208,9 @@ impl From<RaftQuorumError> for ForwardError {
             },
             RaftQuorumError::BrokerNotRegistered { broker_id } => {
                 ForwardError::BrokerNotRegistered { broker_id }
+            }
+            RaftQuorumError::ObserverIsVoter { node_id } => {
+                ForwardError::ObserverIsVoter { node_id }
             }
             RaftQuorumError::AlterPartition(error) => ForwardError::AlterPartition(error),
             other => ForwardError::Failed {
@@ -233,6 +248,9 @@ impl ForwardError {
             },
             ForwardError::BrokerNotRegistered { broker_id } => {
                 RaftQuorumError::BrokerNotRegistered { broker_id }
+            }
+            ForwardError::ObserverIsVoter { node_id } => {
+                RaftQuorumError::ObserverIsVoter { node_id }
             }
             ForwardError::AlterPartition(error) => RaftQuorumError::AlterPartition(error),
             ForwardError::Failed { reason } => RaftQuorumError::LeaderFailed { leader, reason },

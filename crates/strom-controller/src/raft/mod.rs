@@ -17,7 +17,8 @@
 //! - `quorum`: [`RaftQuorum`], the facade the broker uses: start, stop, image, leader,
 //!   forwarding, the leader's background duties (cluster id, liveness tick).
 //! - `quorum_ops`: [`RaftQuorum`]'s operations, each run on the leader as a
-//!   [`crate::Controller`] decision.
+//!   [`crate::Controller`] decision; observers joining the membership.
+//! - `quorum_describe`: DescribeQuorum, the leader's view of every replica's progress.
 //!
 //! # On disk, under `<data_dir>/__cluster_metadata-0/raft/`
 //!
@@ -37,6 +38,7 @@ mod liveness;
 mod log_store;
 mod network;
 mod quorum;
+mod quorum_describe;
 mod quorum_ops;
 mod server;
 mod state_machine;
@@ -48,13 +50,14 @@ pub use forward::HeartbeatReply;
 pub use log_store::{RAFT_LOG_FILE_NAME, RAFT_LOG_FRAME_BYTES_MAX, RAFT_VOTE_FILE_NAME};
 pub use network::{RAFT_CONNECT_TIMEOUT, RAFT_RPC_TIMEOUT_MAX};
 pub use quorum::{
-    raft_directory, RaftQuorum, RaftQuorumConfig, RAFT_BROKER_LIVENESS_TICK_MS,
+    raft_directory, QuorumRole, RaftQuorum, RaftQuorumConfig, RAFT_BROKER_LIVENESS_TICK_MS,
     RAFT_BROKER_SESSION_TIMEOUT_MS_DEFAULT, RAFT_DIR_NAME, RAFT_ELECTION_TIMEOUT_MAX_MS_DEFAULT,
     RAFT_ELECTION_TIMEOUT_MIN_MS_DEFAULT, RAFT_ENTRIES_KEPT_AFTER_SNAPSHOT_DEFAULT,
     RAFT_HEARTBEAT_INTERVAL_MS_DEFAULT, RAFT_INSTALL_SNAPSHOT_TIMEOUT_MS,
     RAFT_PROPOSE_TIMEOUT_MS_DEFAULT, RAFT_SNAPSHOT_CHUNK_BYTES,
     RAFT_SNAPSHOT_EVERY_ENTRIES_DEFAULT,
 };
+pub use quorum_describe::{QuorumDescription, QuorumReplica};
 pub use server::{
     RAFT_CONNECTION_IDLE_TIMEOUT, RAFT_FRAME_IO_TIMEOUT, RAFT_INBOUND_CONNECTIONS_MAX,
 };
@@ -64,5 +67,7 @@ pub use wire::{RAFT_FRAME_BYTES_MAX, RAFT_WIRE_VERSION};
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod observer_tests;
 #[cfg(test)]
 mod quorum_tests;

@@ -67,11 +67,25 @@ pub fn raft_directory(data_dir: &Path) -> PathBuf {
     data_dir.join(METADATA_LOG_DIR_NAME).join(RAFT_DIR_NAME)
 }
 
-/// How to start one controller voter. [`RaftQuorumConfig::new`] fills in the defaults.
+/// What a node is in the controller quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuorumRole {
+    /// A controller: votes, may lead, and serves Raft on its entry of the voter list.
+    Voter,
+    /// A broker-only node (KRaft's observer): it is no voter, but receives the metadata
+    /// log as an openraft learner. It serves Raft at `address` (`host:port`; port 0 picks
+    /// a free port), which it announces to the leader ([`RaftQuorum::join_as_observer`]),
+    /// and reaches the voters through their entries of the voter list.
+    Observer { address: String },
+}
+
+/// How to start one node of the controller quorum. [`RaftQuorumConfig::new`] fills in the
+/// defaults for a voter, [`RaftQuorumConfig::observer`] for an observer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftQuorumConfig {
-    /// This node's id; must be one of `voters`.
+    /// This node's id; one of `voters` for a voter, none of them for an observer.
     pub node_id: i32,
+    pub role: QuorumRole,
     /// Every voter of the quorum (`controller.quorum.voters`, see [`super::parse_voters`]).
     pub voters: Vec<Voter>,
     /// The node's data directory; raft files go to [`raft_directory`].
@@ -89,12 +103,17 @@ pub struct RaftQuorumConfig {
     /// A broker that has not heartbeated for this long is fenced
     /// (`broker.session.timeout.ms`).
     pub broker_session_timeout_ms: u64,
+    /// Automatic leader rebalancing (`auto.leader.rebalance.enable`): this often
+    /// (`leader.imbalance.check.interval.seconds`) the leader gives every partition whose
+    /// preferred replica is in sync and alive its preferred leader back. `None`: off.
+    pub leader_rebalance_interval_ms: Option<u64>,
 }
 
 impl RaftQuorumConfig {
     pub fn new(node_id: i32, voters: Vec<Voter>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             node_id,
+            role: QuorumRole::Voter,
             voters,
             data_dir: data_dir.into(),
             heartbeat_interval_ms: RAFT_HEARTBEAT_INTERVAL_MS_DEFAULT,
@@ -104,18 +123,43 @@ impl RaftQuorumConfig {
             entries_kept_after_snapshot: RAFT_ENTRIES_KEPT_AFTER_SNAPSHOT_DEFAULT,
             propose_timeout_ms: RAFT_PROPOSE_TIMEOUT_MS_DEFAULT,
             broker_session_timeout_ms: RAFT_BROKER_SESSION_TIMEOUT_MS_DEFAULT,
+            leader_rebalance_interval_ms: None,
         }
     }
 
-    /// This node's voter entry.
-    fn own_voter(&self) -> Result<&Voter, RaftQuorumError> {
-        self.voters
+    /// An observer (a broker-only node) serving Raft at `address`, with the defaults.
+    pub fn observer(
+        node_id: i32,
+        voters: Vec<Voter>,
+        data_dir: impl Into<PathBuf>,
+        address: impl Into<String>,
+    ) -> Self {
+        Self {
+            role: QuorumRole::Observer {
+                address: address.into(),
+            },
+            ..Self::new(node_id, voters, data_dir)
+        }
+    }
+
+    /// Where this node serves Raft: its voter entry, or its observer address. Checks that a
+    /// voter is in the voter list and an observer is not.
+    fn own_address(&self) -> Result<String, RaftQuorumError> {
+        let listed = self
+            .voters
             .iter()
-            .find(|voter| voter.node_id == self.node_id)
-            .ok_or_else(|| RaftQuorumError::NotAVoter {
+            .find(|voter| voter.node_id == self.node_id);
+        match (&self.role, listed) {
+            (QuorumRole::Voter, Some(voter)) => Ok(voter.address()),
+            (QuorumRole::Voter, None) => Err(RaftQuorumError::NotAVoter {
                 node_id: self.node_id,
                 voters: self.voters.iter().map(|v| v.node_id).collect(),
-            })
+            }),
+            (QuorumRole::Observer { .. }, Some(_)) => Err(RaftQuorumError::ObserverIsVoter {
+                node_id: self.node_id,
+            }),
+            (QuorumRole::Observer { address }, None) => Ok(address.clone()),
+        }
     }
 
     fn openraft_config(&self) -> Result<openraft::Config, RaftQuorumError> {
@@ -181,9 +225,13 @@ pub(super) struct Shared {
     pub(super) propose_timeout: Duration,
     /// Every voter's raft address, where operations are forwarded to.
     addresses: BTreeMap<i32, String>,
+    /// An observer's announced raft address (host as configured, port as bound); `None`
+    /// on a voter.
+    pub(super) observer_address: Option<String>,
     /// Broker sessions; meaningful on the leader only. Locked briefly, never across an await.
     pub(super) liveness: std::sync::Mutex<BrokerLiveness>,
     pub(super) broker_session_timeout: Duration,
+    leader_rebalance_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for RaftQuorum {
@@ -196,12 +244,14 @@ impl std::fmt::Debug for RaftQuorum {
 }
 
 impl RaftQuorum {
-    /// Starts this voter: binds its address from the voter list, opens (or creates) its
-    /// raft files, and on a fresh directory initializes the cluster membership to
-    /// `voters`. Every voter of a new cluster does so with the same list, which is safe,
-    /// so the voters may start in any order. Topic and cluster ids are random.
+    /// Starts this node: binds its address (a voter's from the voter list, an observer's
+    /// own), opens (or creates) its raft files, and on a voter's fresh directory
+    /// initializes the cluster membership to `voters`. Every voter of a new cluster does so
+    /// with the same list, which is safe, so the voters may start in any order. An
+    /// observer never initializes anything: it waits to be added by the leader
+    /// ([`RaftQuorum::join_as_observer`]). Topic and cluster ids are random.
     pub async fn start(config: RaftQuorumConfig) -> Result<Self, RaftQuorumError> {
-        let address = config.own_voter()?.address();
+        let address = config.own_address()?;
         let listener = TcpListener::bind(&address)
             .await
             .map_err(|source| RaftQuorumError::Bind { address, source })?;
@@ -215,7 +265,7 @@ impl RaftQuorum {
         listener: TcpListener,
         ids: Box<dyn IdGenerator>,
     ) -> Result<Self, RaftQuorumError> {
-        config.own_voter()?;
+        config.own_address()?;
         let raft_config = Arc::new(config.openraft_config()?);
         let directory = raft_directory(&config.data_dir);
         let log_store = LogStore::open(&directory)?;
@@ -240,6 +290,10 @@ impl RaftQuorum {
                 address: "the given listener".to_string(),
                 source,
             })?;
+        let observer_address = match &config.role {
+            QuorumRole::Voter => None,
+            QuorumRole::Observer { address } => Some(announced_address(address, local_address)),
+        };
         let (stop, stop_signal) = watch::channel(false);
         let shared = Arc::new(Shared {
             node_id: config.node_id,
@@ -252,8 +306,12 @@ impl RaftQuorum {
                 .iter()
                 .map(|voter| (voter.node_id, voter.address()))
                 .collect(),
+            observer_address,
             liveness: std::sync::Mutex::new(BrokerLiveness::new(Instant::now())),
             broker_session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+            leader_rebalance_interval: config
+                .leader_rebalance_interval_ms
+                .map(Duration::from_millis),
         });
         let forwarded: ForwardHandler = {
             let shared = Arc::clone(&shared);
@@ -269,9 +327,11 @@ impl RaftQuorum {
             stop,
             tasks: vec![server],
         };
-        if let Err(error) = quorum.initialize_membership(addresses).await {
-            quorum.stop_tasks().await;
-            return Err(error);
+        if config.role == QuorumRole::Voter {
+            if let Err(error) = quorum.initialize_membership(addresses).await {
+                quorum.stop_tasks().await;
+                return Err(error);
+            }
         }
         quorum.tasks.push(tokio::spawn(leader_duties(
             Arc::clone(&shared),
@@ -284,7 +344,8 @@ impl RaftQuorum {
             node_id = config.node_id,
             %local_address,
             voters = ?config.voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "controller quorum voter started"
+            role = if config.role == QuorumRole::Voter { "voter" } else { "observer" },
+            "controller quorum node started"
         );
         Ok(quorum)
     }
@@ -498,8 +559,15 @@ impl Shared {
     ) -> Result<ControllerReply, RaftQuorumError> {
         let deadline = Instant::now() + self.propose_timeout;
         let mut hint: Option<i32> = None;
+        // An observer may know no leader (not yet added, or its leader died and the new
+        // one has not reached it): it asks the voters in turn, which answer with a hint.
+        let mut voters = self.addresses.keys().copied().cycle();
+        let mut unreachable = false;
         loop {
             let known = hint.take().or_else(|| {
+                if self.observer_address.is_some() && unreachable {
+                    return None;
+                }
                 self.raft
                     .metrics()
                     .borrow()
@@ -508,11 +576,15 @@ impl Shared {
             });
             let leader = match known {
                 Some(leader) => leader,
+                None if self.observer_address.is_some() => {
+                    voters.next().expect("the voter list is never empty")
+                }
                 None => match self.wait_for_leader(deadline).await {
                     Some(leader) => leader,
                     None => return Err(RaftQuorumError::NotLeader { leader: None }),
                 },
             };
+            unreachable = false;
             let outcome = if leader == self.node_id {
                 self.execute(request.clone()).await
             } else {
@@ -529,6 +601,7 @@ impl Shared {
                     Err(ForwardFailure::Lost(error)) => return Err(error),
                     Err(ForwardFailure::Unreachable(error)) => {
                         tracing::debug!(leader, %error, "cannot reach the leader to forward");
+                        unreachable = true;
                         Err(RaftQuorumError::NotLeader { leader: None })
                     }
                 }
@@ -591,7 +664,7 @@ impl Shared {
 
     /// Waits until this node is confirmed leader by a quorum and has applied everything
     /// committed before now.
-    async fn ensure_linearizable(&self) -> Result<(), RaftQuorumError> {
+    pub(super) async fn ensure_linearizable(&self) -> Result<(), RaftQuorumError> {
         let confirmed = tokio::time::timeout(self.propose_timeout, self.raft.ensure_linearizable())
             .await
             .map_err(|_| self.timeout("confirming leadership"))?;
@@ -652,12 +725,21 @@ impl Shared {
         }
     }
 
-    fn timeout(&self, operation: &'static str) -> RaftQuorumError {
+    pub(super) fn timeout(&self, operation: &'static str) -> RaftQuorumError {
         RaftQuorumError::Timeout {
             operation,
             timeout_ms: u64::try_from(self.propose_timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
+}
+
+/// `configured` (`host:port`) with the port the listener was actually bound to (they
+/// differ when the configured port is 0).
+fn announced_address(configured: &str, bound: SocketAddr) -> String {
+    let host = configured
+        .rsplit_once(':')
+        .map_or(configured, |(host, _)| host);
+    format!("{host}:{}", bound.port())
 }
 
 /// The leader's background work: write the cluster id into a new log as soon as this node
@@ -698,6 +780,11 @@ async fn leader_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<boo
 async fn liveness_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(RAFT_BROKER_LIVENESS_TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first rebalance waits a whole interval, as Kafka's does: brokers that just
+    // started get time to catch up and rejoin their ISRs first.
+    let mut next_rebalance = shared
+        .leader_rebalance_interval
+        .map(|interval| Instant::now() + interval);
     loop {
         tokio::select! {
             () = stopped(&mut stop_signal) => return,
@@ -707,6 +794,12 @@ async fn liveness_duties(shared: Arc<Shared>, mut stop_signal: watch::Receiver<b
             continue;
         }
         complete_reassignments(&shared).await;
+        if let (Some(due), Some(interval)) = (next_rebalance, shared.leader_rebalance_interval) {
+            if Instant::now() >= due {
+                next_rebalance = Some(Instant::now() + interval);
+                rebalance_leaders(&shared).await;
+            }
+        }
         // A cheap look first, so an idle cluster does not confirm leadership every tick.
         let now = Instant::now();
         let candidates = shared.liveness(now).expired(
@@ -763,5 +856,32 @@ async fn complete_reassignments(shared: &Shared) {
         Ok(0) => {}
         Ok(completed) => tracing::info!(partitions = completed, "completed reassignments"),
         Err(error) => tracing::warn!(%error, "could not complete reassignments"),
+    }
+}
+
+/// Automatic leader rebalancing: gives partitions whose preferred replica could lead their
+/// preferred leader back (after a broker returned from a restart or a failure).
+async fn rebalance_leaders(shared: &Shared) {
+    // A cheap look first, so a balanced cluster does not confirm leadership.
+    let image = shared.image();
+    let imbalanced = image.topics().any(|topic| {
+        topic
+            .partitions
+            .iter()
+            .any(|state| crate::partition_change::leader_imbalanced(&image, state))
+    });
+    if !imbalanced {
+        return;
+    }
+    match shared
+        .decide(|controller, image| controller.rebalance_leaders(image))
+        .await
+    {
+        Ok(0) => {}
+        Ok(moved) => tracing::info!(
+            partitions = moved,
+            "automatic leader rebalance: preferred replicas lead again"
+        ),
+        Err(error) => tracing::warn!(%error, "automatic leader rebalance failed"),
     }
 }

@@ -4,8 +4,11 @@
 //! records are committed and applied on the leader. A follower's own image catches up
 //! shortly after; [`RaftQuorum::subscribe`] tells when.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
 use uuid::Uuid;
 
 use crate::controller::{
@@ -18,6 +21,7 @@ use crate::partition_change::{AlterPartition, ElectionResult};
 use crate::raft::error::RaftQuorumError;
 use crate::raft::forward::{ControllerReply, ControllerRequest, HeartbeatReply, PartitionRef};
 use crate::raft::quorum::{RaftQuorum, Shared};
+use crate::raft::types::{kafka_node_id, raft_node_id};
 use crate::reassignment::{
     list_reassignments, OngoingReassignment, ReassignmentRequest, ReassignmentResult,
 };
@@ -281,6 +285,24 @@ impl RaftQuorum {
         }
     }
 
+    /// An observer (a broker-only node) asks the leader to send it the metadata log at its
+    /// raft address: the leader adds it to the membership as a learner, or updates its
+    /// address, and replicates to it from then on (a snapshot first when the log it needs
+    /// was purged). Nothing is written when the membership already has this address. Call
+    /// it at every start (the address may have changed) before waiting to catch up.
+    pub async fn join_as_observer(&self) -> Result<(), RaftQuorumError> {
+        let Some(address) = self.shared.observer_address.clone() else {
+            return Err(RaftQuorumError::NotAnObserver {
+                node_id: self.shared.node_id,
+            });
+        };
+        self.done(ControllerRequest::AddObserver {
+            node_id: self.shared.node_id,
+            address,
+        })
+        .await
+    }
+
     async fn done(&self, request: ControllerRequest) -> Result<(), RaftQuorumError> {
         match self.shared.call(request).await? {
             ControllerReply::Done => Ok(()),
@@ -458,6 +480,13 @@ impl Shared {
                     .await?,
                 )
             }
+            ControllerRequest::DescribeQuorum => {
+                ControllerReply::DescribeQuorum(self.describe_quorum().await?)
+            }
+            ControllerRequest::AddObserver { node_id, address } => {
+                self.add_observer(node_id, address).await?;
+                ControllerReply::Done
+            }
             ControllerRequest::ControlledShutdown { broker_id } => {
                 let registered = self
                     .decide(|controller, image| {
@@ -474,5 +503,50 @@ impl Shared {
                 ControllerReply::Done
             }
         })
+    }
+}
+
+impl Shared {
+    /// Adds observer `node_id` at `address` to the membership as a learner (or moves it
+    /// there), on the leader. A voter's id is refused: a learner entry for it would demote
+    /// nothing but would confuse every later membership change.
+    async fn add_observer(&self, node_id: i32, address: String) -> Result<(), RaftQuorumError> {
+        // One membership change at a time, in order with this node's proposals.
+        let _serialized = self.controller.lock().await;
+        self.ensure_linearizable().await?;
+        let id = raft_node_id(node_id);
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        if membership.membership().voter_ids().any(|voter| voter == id) {
+            return Err(RaftQuorumError::ObserverIsVoter { node_id });
+        }
+        if membership
+            .membership()
+            .get_node(&id)
+            .is_some_and(|node| node.addr == address)
+        {
+            return Ok(());
+        }
+        let change = ChangeMembers::SetNodes(BTreeMap::from([(id, BasicNode::new(&address))]));
+        let changed = tokio::time::timeout(
+            self.propose_timeout,
+            self.raft.change_membership(change, true),
+        )
+        .await
+        .map_err(|_| self.timeout("adding an observer to the membership"))?;
+        match changed {
+            Ok(_) => {
+                tracing::info!(node_id, %address, "observer added to the controller quorum membership");
+                Ok(())
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(RaftQuorumError::NotLeader {
+                    leader: forward.leader_id.map(kafka_node_id),
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error))) => {
+                Err(RaftQuorumError::MembershipChange(Box::new(error)))
+            }
+            Err(RaftError::Fatal(fatal)) => Err(RaftQuorumError::Stopped(Box::new(fatal))),
+        }
     }
 }

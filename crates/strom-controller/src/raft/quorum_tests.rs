@@ -111,7 +111,7 @@ pub(super) fn topic(name: &str, partitions: i32, replication_factor: i16) -> Cre
 }
 
 /// Creates one topic through `node` and expects it to succeed.
-async fn create_topic(
+pub(super) async fn create_topic(
     node: &RaftQuorum,
     name: &str,
     partitions: i32,
@@ -134,7 +134,7 @@ pub(super) fn by_id(nodes: &[RaftQuorum], node_id: i32) -> &RaftQuorum {
 }
 
 /// Registers every voter as a broker and heartbeats each once, which unfences it.
-async fn register_all(leader: &RaftQuorum, voters: &[Voter]) {
+pub(super) async fn register_all(leader: &RaftQuorum, voters: &[Voter]) {
     for voter in voters {
         leader
             .register_broker(voter.node_id, "127.0.0.1", 9092 + voter.port % 1000, None)

@@ -1,11 +1,12 @@
-//! `strom cluster describe|status|elect-leaders`: cluster id, controller, brokers, their
-//! liveness and the partitions that need attention; preferred leader elections.
+//! `strom cluster describe|status|quorum|elect-leaders`: cluster id, controller, brokers,
+//! their liveness and the partitions that need attention; the controller quorum's voters
+//! and observers with their replication progress; preferred leader elections.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use strom_client::admin::ConfigResource;
 use strom_client::cluster::PartitionMetadata;
-use strom_client::{Admin, ClientError, ElectionType};
+use strom_client::{Admin, ClientError, ElectionType, QuorumReplicaStatus, QuorumStatus};
 
 use super::output::{join_ids, print_json, Table};
 use super::{fail, ConnectArgs};
@@ -23,8 +24,20 @@ pub enum ClusterCommand {
     /// Show broker liveness, the active controller, and under-replicated and offline
     /// partitions.
     Status(StatusArgs),
+    /// Show the controller quorum: the active controller, its epoch, and how far each
+    /// voter and observer has replicated the metadata log (DescribeQuorum).
+    Quorum(QuorumArgs),
     /// Move partition leadership back to each partition's preferred (first) replica.
     ElectLeaders(ElectLeadersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuorumArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -67,8 +80,68 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     match args.command {
         ClusterCommand::Describe(args) => describe(args).await,
         ClusterCommand::Status(args) => status(args).await,
+        ClusterCommand::Quorum(args) => quorum(args).await,
         ClusterCommand::ElectLeaders(args) => elect_leaders(args).await,
     }
+}
+
+fn replica_json(replica: &QuorumReplicaStatus, high_watermark: i64) -> serde_json::Value {
+    json!({
+        "id": replica.node_id,
+        "log_end_offset": replica.log_end_offset,
+        "lag": (high_watermark - replica.log_end_offset).max(0),
+        "last_fetch_timestamp": replica.last_fetch_timestamp,
+        "last_caught_up_timestamp": replica.last_caught_up_timestamp,
+    })
+}
+
+fn quorum_json(quorum: &QuorumStatus) -> serde_json::Value {
+    json!({
+        "leader_id": quorum.leader_id,
+        "leader_epoch": quorum.leader_epoch,
+        "high_watermark": quorum.high_watermark,
+        "voters": quorum.voters.iter().map(|r| replica_json(r, quorum.high_watermark)).collect::<Vec<_>>(),
+        "observers": quorum.observers.iter().map(|r| replica_json(r, quorum.high_watermark)).collect::<Vec<_>>(),
+    })
+}
+
+async fn quorum(args: QuorumArgs) -> anyhow::Result<()> {
+    let admin = Admin::new(args.connect.connect().await?);
+    let quorum = admin.describe_quorum().await?;
+    if args.json {
+        return print_json(&quorum_json(&quorum));
+    }
+    println!("Active controller: {}", quorum.leader_id);
+    println!("Leader epoch:      {}", quorum.leader_epoch);
+    println!("High watermark:    {}", quorum.high_watermark);
+    println!();
+    let mut table = Table::new(&["ID", "ROLE", "LOG-END-OFFSET", "LAG"]);
+    let roles = quorum
+        .voters
+        .iter()
+        .map(|r| {
+            (
+                r,
+                if r.node_id == quorum.leader_id {
+                    "leader"
+                } else {
+                    "voter"
+                },
+            )
+        })
+        .chain(quorum.observers.iter().map(|r| (r, "observer")));
+    for (replica, role) in roles {
+        table.row(vec![
+            replica.node_id.to_string(),
+            role.to_string(),
+            replica.log_end_offset.to_string(),
+            (quorum.high_watermark - replica.log_end_offset)
+                .max(0)
+                .to_string(),
+        ]);
+    }
+    table.print();
+    Ok(())
 }
 
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
@@ -188,6 +261,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let count = |wanted: &str| troubled.iter().filter(|(_, _, s)| *s == wanted).count();
     let (under_replicated, offline) = (count("under-replicated"), count("offline"));
     let fenced = cluster.brokers.iter().filter(|b| b.fenced).count();
+    // Brokers that do not serve DescribeQuorum (older Kafka) leave it out.
+    let quorum = admin.describe_quorum().await.ok();
 
     if args.json {
         let partition_json = |state: &str| {
@@ -218,6 +293,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "fenced": b.fenced,
             })).collect::<Vec<_>>(),
             "fenced_brokers_listed": cluster.includes_fenced,
+            "quorum": quorum.as_ref().map(quorum_json),
             "counts": {
                 "brokers": cluster.brokers.len(),
                 "fenced_brokers": fenced,
@@ -239,6 +315,22 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             cluster.controller_id.to_string()
         }
     );
+    if let Some(quorum) = &quorum {
+        let ids = |replicas: &[QuorumReplicaStatus]| {
+            join_ids(&replicas.iter().map(|r| r.node_id).collect::<Vec<_>>())
+        };
+        println!(
+            "Controller quorum: leader {} (epoch {}), voters {}, observers {}",
+            quorum.leader_id,
+            quorum.leader_epoch,
+            ids(&quorum.voters),
+            if quorum.observers.is_empty() {
+                "-".to_string()
+            } else {
+                ids(&quorum.observers)
+            }
+        );
+    }
     println!();
     let mut table = Table::new(&["ID", "ADDRESS", "RACK", "STATUS"]);
     for broker in &cluster.brokers {

@@ -72,6 +72,38 @@ impl TestBroker {
         broker
     }
 
+    /// Starts a controller-only node (`process.roles=controller` among `extra`) on
+    /// `data_dir`; it has no Kafka listener, so `addr` is its Raft address, which is what
+    /// this waits for.
+    pub fn start_controller_in(data_dir: &Path, raft_port: u16, extra: &[&str]) -> TestBroker {
+        let addr: SocketAddr = format!("127.0.0.1:{raft_port}").parse().unwrap();
+        let log_path = data_dir.with_extension(format!("{raft_port}.log"));
+        std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
+        command
+            .arg("broker")
+            .arg("--set")
+            .arg(format!("log.dirs={}", data_dir.display()));
+        for setting in extra {
+            command.arg("--set").arg(setting);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn strom controller");
+        let controller = TestBroker {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            log_path,
+        };
+        controller.wait_ready();
+        controller
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

@@ -1,5 +1,6 @@
-//! Shared by the cluster integration tests: three real `strom` nodes on loopback, each a
-//! broker and a Raft controller voter, with kill -9 / restart per node and Metadata polling.
+//! Shared by the cluster integration tests: real `strom` nodes on loopback (by default
+//! three, each a broker and a Raft controller voter; also controller-only and broker-only
+//! nodes), with kill -9 / stop / restart per node and Metadata polling.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -10,7 +11,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
 use kafka_protocol::messages::*;
 
-use crate::broker_support::{topic_name, Conn, TestBroker};
+use crate::broker_support::{decode_values, fetch, topic_name, Conn, TestBroker};
 
 pub const NODES: i32 = 3;
 /// How long a cluster change (fencing, election, catch-up, completion) may take to show.
@@ -32,45 +33,110 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Three nodes on loopback; node `n` is `nodes[n - 1]`.
+/// What a node of a test cluster runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Broker and controller voter (the default three-node cluster).
+    Combined,
+    /// A controller voter only: no Kafka listener.
+    Controller,
+    /// A broker only, observing the metadata log at its own `metadata.listener`.
+    Broker,
+}
+
+struct Node {
+    role: Role,
+    kafka_port: u16,
+    /// The voter entry's port, or the observer's `metadata.listener` port.
+    raft_port: u16,
+    process: Option<TestBroker>,
+}
+
+/// Nodes on loopback, by node id: by default three combined nodes 1, 2 and 3; also
+/// dedicated controllers and broker-only nodes added later.
 pub struct Cluster {
-    nodes: Vec<Option<TestBroker>>,
-    kafka_ports: Vec<u16>,
+    nodes: std::collections::BTreeMap<i32, Node>,
     voters: String,
+    /// Settings every node gets besides the harness's own.
+    extra: Vec<String>,
     dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    /// Starts every node and waits until each one's own image lists every broker.
+    /// Starts three combined nodes and waits until each one's own image lists every broker.
     pub fn start() -> Cluster {
+        Cluster::start_with(&[Role::Combined; NODES as usize], &[])
+    }
+
+    /// Starts node `i + 1` with `roles[i]` (voters first: the voter list is the nodes
+    /// with a controller role) and `extra` settings, and waits until every broker's image
+    /// lists every broker.
+    pub fn start_with(roles: &[Role], extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let kafka_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let voters = (1..=NODES)
-            .map(|n| format!("{n}@127.0.0.1:{}", free_port()))
+        let nodes: std::collections::BTreeMap<i32, Node> = roles
+            .iter()
+            .enumerate()
+            .map(|(index, role)| {
+                let node = Node {
+                    role: *role,
+                    kafka_port: free_port(),
+                    raft_port: free_port(),
+                    process: None,
+                };
+                (index as i32 + 1, node)
+            })
+            .collect();
+        let voters = nodes
+            .iter()
+            .filter(|(_, node)| node.role != Role::Broker)
+            .map(|(id, node)| format!("{id}@127.0.0.1:{}", node.raft_port))
             .collect::<Vec<_>>()
             .join(",");
+        let extra = extra.iter().map(|s| s.to_string()).collect();
         let mut cluster = Cluster {
-            nodes: Vec::new(),
-            kafka_ports,
+            nodes,
             voters,
+            extra,
             dir,
         };
-        for node_id in 1..=NODES {
-            let node = cluster.spawn(node_id);
-            cluster.nodes.push(Some(node));
+        let ids: Vec<i32> = cluster.nodes.keys().copied().collect();
+        for node_id in &ids {
+            cluster.restart(*node_id);
         }
-        for node_id in 1..=NODES {
-            cluster.wait_for_on(&[node_id], |m| live_brokers(m).len() == NODES as usize);
+        let brokers = cluster.brokers();
+        for node_id in &brokers {
+            cluster.wait_for_on(&[*node_id], |m| live_brokers(m).len() == brokers.len());
         }
         cluster
+    }
+
+    /// Adds broker-only node `node_id` to the running cluster (it joins the controller
+    /// quorum as an observer and registers); returns once it listens.
+    pub fn add_broker(&mut self, node_id: i32) {
+        assert!(!self.nodes.contains_key(&node_id), "node {node_id} exists");
+        self.nodes.insert(
+            node_id,
+            Node {
+                role: Role::Broker,
+                kafka_port: free_port(),
+                raft_port: free_port(),
+                process: None,
+            },
+        );
+        self.restart(node_id);
     }
 
     pub fn data_dir(&self, node_id: i32) -> std::path::PathBuf {
         self.dir.path().join(format!("node-{node_id}"))
     }
 
+    pub fn role(&self, node_id: i32) -> Role {
+        self.nodes[&node_id].role
+    }
+
     fn spawn(&self, node_id: i32) -> TestBroker {
-        let settings = [
+        let node = &self.nodes[&node_id];
+        let mut settings = vec![
             format!("node.id={node_id}"),
             format!("controller.quorum.voters={}", self.voters),
             "broker.session.timeout.ms=3000".to_string(),
@@ -78,47 +144,98 @@ impl Cluster {
             "offsets.topic.num.partitions=3".to_string(),
             "transaction.state.log.num.partitions=3".to_string(),
         ];
+        settings.extend(self.extra.iter().cloned());
+        match node.role {
+            Role::Combined => {}
+            Role::Controller => settings.push("process.roles=controller".to_string()),
+            Role::Broker => {
+                settings.push("process.roles=broker".to_string());
+                settings.push(format!("metadata.listener=127.0.0.1:{}", node.raft_port));
+            }
+        }
         let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-        TestBroker::start_in(
-            &self.data_dir(node_id),
-            self.kafka_ports[(node_id - 1) as usize],
-            &settings,
-        )
+        if node.role == Role::Controller {
+            TestBroker::start_controller_in(&self.data_dir(node_id), node.raft_port, &settings)
+        } else {
+            TestBroker::start_in(&self.data_dir(node_id), node.kafka_port, &settings)
+        }
     }
 
     pub fn node(&self, node_id: i32) -> &TestBroker {
-        self.nodes[(node_id - 1) as usize]
+        self.nodes[&node_id]
+            .process
             .as_ref()
             .expect("node is running")
     }
 
     pub fn address(&self, node_id: i32) -> String {
-        format!("127.0.0.1:{}", self.kafka_ports[(node_id - 1) as usize])
+        assert_ne!(
+            self.role(node_id),
+            Role::Controller,
+            "a controller has no Kafka address"
+        );
+        format!("127.0.0.1:{}", self.nodes[&node_id].kafka_port)
     }
 
     pub fn kill(&mut self, node_id: i32) {
-        let mut node = self.nodes[(node_id - 1) as usize]
-            .take()
+        let mut node = self
+            .nodes
+            .get_mut(&node_id)
+            .and_then(|n| n.process.take())
             .expect("node is running");
         node.kill();
     }
 
-    pub fn restart(&mut self, node_id: i32) {
-        assert!(self.nodes[(node_id - 1) as usize].is_none());
-        let node = self.spawn(node_id);
-        self.nodes[(node_id - 1) as usize] = Some(node);
+    /// SIGTERM, and wait for the process to end.
+    pub fn stop(&mut self, node_id: i32) {
+        let mut node = self
+            .nodes
+            .get_mut(&node_id)
+            .and_then(|n| n.process.take())
+            .expect("node is running");
+        node.stop();
     }
 
+    pub fn restart(&mut self, node_id: i32) {
+        assert!(
+            self.nodes[&node_id].process.is_none(),
+            "node {node_id} runs"
+        );
+        let process = self.spawn(node_id);
+        self.nodes.get_mut(&node_id).expect("known node").process = Some(process);
+    }
+
+    /// Running nodes, controllers included.
     pub fn running(&self) -> Vec<i32> {
-        (1..=NODES)
-            .filter(|n| self.nodes[(*n - 1) as usize].is_some())
+        self.nodes
+            .iter()
+            .filter(|(_, node)| node.process.is_some())
+            .map(|(id, _)| *id)
             .collect()
     }
 
-    /// Polls Metadata (all topics) on every running node until one answers so that
+    /// Every node with a broker role, running or not.
+    pub fn brokers(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|(_, node)| node.role != Role::Controller)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Running nodes with a broker role (those that answer Kafka requests).
+    pub fn running_brokers(&self) -> Vec<i32> {
+        let brokers = self.brokers();
+        self.running()
+            .into_iter()
+            .filter(|id| brokers.contains(id))
+            .collect()
+    }
+
+    /// Polls Metadata (all topics) on every running broker until one answers so that
     /// `ready` holds; returns that answer.
     pub fn wait_for(&self, ready: impl Fn(&MetadataResponse) -> bool) -> MetadataResponse {
-        self.wait_for_on(&self.running(), ready)
+        self.wait_for_on(&self.running_brokers(), ready)
     }
 
     /// Like [`Cluster::wait_for`], asking only `nodes`.
@@ -190,4 +307,24 @@ pub fn partition_of<'a>(
         .partitions
         .iter()
         .find(|p| p.partition_index == partition)
+}
+
+/// Every value of `topic`-`partition` read from `conn` (which must reach its leader), in
+/// order, up to the high watermark.
+pub fn read_all(conn: &mut Conn, topic: &str, partition: i32) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (code, high_watermark, records) = fetch(conn, topic, partition, offset);
+        assert_eq!(code, 0, "fetch at {offset}");
+        for (at, value) in decode_values(&records) {
+            if at >= offset {
+                values.push(value);
+                offset = at + 1;
+            }
+        }
+        if offset >= high_watermark {
+            return values;
+        }
+    }
 }

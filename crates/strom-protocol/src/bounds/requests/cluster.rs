@@ -195,3 +195,38 @@ pub(in crate::bounds) mod alter_user_scram_credentials {
         tagged: &[],
     };
 }
+/// DescribeQuorum (`describe_quorum_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod describe_quorum {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::DescribeQuorum,
+        versions: Versions::new(0, 2),
+        flexible_from: Some(0),
+        body: &DESCRIBE_QUORUM_REQUEST,
+    };
+
+    /// `DescribeQuorumRequest`.
+    const DESCRIBE_QUORUM_REQUEST: Struct = Struct {
+        name: "DescribeQuorumRequest",
+        fields: &[field("topics", Kind::Array(&Kind::Struct(&TOPIC_DATA)))],
+        tagged: &[],
+    };
+
+    /// `PartitionData`.
+    const PARTITION_DATA: Struct = Struct {
+        name: "PartitionData",
+        fields: &[field("partition_index", INT32)],
+        tagged: &[],
+    };
+
+    /// `TopicData`.
+    const TOPIC_DATA: Struct = Struct {
+        name: "TopicData",
+        fields: &[
+            field("topic_name", STRING),
+            field("partitions", Kind::Array(&Kind::Struct(&PARTITION_DATA))),
+        ],
+        tagged: &[],
+    };
+}

@@ -61,6 +61,7 @@ pub(super) const ALL: &[&Message] = &[
     &admin::elect_leaders::REQUEST,
     &admin::alter_partition_reassignments::REQUEST,
     &admin::list_partition_reassignments::REQUEST,
+    &cluster::describe_quorum::REQUEST,
 ];
 
 /// The schema of `api_key`'s request body, if there is one.

@@ -149,3 +149,36 @@ impl Sample for alter_user_scram_credentials_request::ScramCredentialUpsertion {
         m
     }
 }
+impl Sample for describe_quorum_request::DescribeQuorumRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.topics = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for describe_quorum_request::PartitionData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.partition_index = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for describe_quorum_request::TopicData {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.topic_name = g.sample(version);
+        m.partitions = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}

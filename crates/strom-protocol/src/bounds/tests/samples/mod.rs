@@ -247,4 +247,5 @@ requests! {
     ElectLeaders => ElectLeadersRequest,
     AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
     ListPartitionReassignments => ListPartitionReassignmentsRequest,
+    DescribeQuorum => DescribeQuorumRequest,
 }
