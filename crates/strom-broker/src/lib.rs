@@ -9,7 +9,10 @@
 //!   leaders ([`replica_fetcher`]), ISR changes proposed to the controller, registration,
 //!   heartbeats and controlled shutdown ([`cluster`]);
 //! - where metadata lives ([`metadata`]): a local single-voter log (the single-node
-//!   default) or a Raft quorum of controllers from `strom-controller`;
+//!   default) or a Raft quorum of controllers from `strom-controller`, which this node
+//!   joins as a voter (combined mode) or as an observer (a broker-only node,
+//!   `process.roles=broker`); a controller-only node (`process.roles=controller`) runs just
+//!   its voter ([`server::run_controller`]) and none of the rest;
 //! - the broker config ([`config`]), and the fetch response encoding that serves records
 //!   straight from segment files ([`fetch_encoding`]);
 //! - the group coordinator ([`group`]), the transaction coordinator ([`txn`]) and the

@@ -25,6 +25,19 @@
 //!   transport, and the leader runs the same [`Controller`] decisions against a
 //!   linearizable image, proposes their records and answers once they are committed and
 //!   applied (on the leader; a follower's image follows shortly).
+//! - **Observers** ([`QuorumRole::Observer`]): a broker-only node is no voter but an
+//!   openraft learner. It serves Raft at its own address, announces it to the leader
+//!   ([`RaftQuorum::join_as_observer`], which adds or moves its membership entry), and from
+//!   then on receives the metadata log (a snapshot first when the log it needs is purged)
+//!   and forwards operations like any voter; without a known leader it asks the voters in
+//!   turn. This is how brokers are added to a running cluster; voters are the ones the
+//!   cluster was first started with. [`RaftQuorum::describe_quorum`] (DescribeQuorum)
+//!   reports the leader, its term, the commit point and every voter's and observer's
+//!   progress.
+//! - **Automatic leader rebalancing** (`auto.leader.rebalance.enable`): every
+//!   `leader_rebalance_interval_ms` the leader elects the preferred (first) replica of
+//!   every partition where it is in sync, unfenced and not leading
+//!   ([`Controller::rebalance_leaders`]).
 //! - **Broker liveness** (KRaft's model): brokers register, then heartbeat
 //!   ([`RaftQuorum::broker_heartbeat`]). A registration through [`RaftQuorum`] is written
 //!   fenced; the first heartbeat unfences. The leader keeps each broker's last heartbeat in
@@ -158,8 +171,8 @@ pub use log::{
     METADATA_LOG_DIR_NAME, METADATA_LOG_FILE_NAME,
 };
 pub use partition_change::{
-    AlterPartition, ElectionOutcome, ElectionResult, IneligibleReason, PartitionChangeError,
-    NO_LEADER, UNCLEAN_LEADER_ELECTION_CONFIG,
+    leader_imbalanced, AlterPartition, ElectionOutcome, ElectionResult, IneligibleReason,
+    PartitionChangeError, NO_LEADER, REBALANCE_ELECTIONS_MAX, UNCLEAN_LEADER_ELECTION_CONFIG,
 };
 pub use quorum::MetadataQuorum;
 pub use raft::{HeartbeatReply, QuorumRole, RaftQuorum, RaftQuorumConfig, RaftQuorumError};
