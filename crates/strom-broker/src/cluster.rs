@@ -112,6 +112,7 @@ fn spawn_membership(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
                     &broker.advertised_host,
                     broker.advertised_port,
                     broker.config.cluster.rack.as_deref(),
+                    &broker.advertised_listeners,
                 )
                 .await;
             match registered {

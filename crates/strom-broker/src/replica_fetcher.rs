@@ -75,10 +75,14 @@ fn followed_from(broker: &Broker, leader: i32) -> Vec<Arc<Partition>> {
         .collect()
 }
 
+/// The leader's address on the inter-broker listener.
 fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let image = broker.image();
-    let registration = image.brokers().get(&leader)?;
-    Some(format!("{}:{}", registration.host, registration.port))
+    let (host, port) = image
+        .brokers()
+        .get(&leader)?
+        .endpoint(&broker.config.inter_broker_listener)?;
+    Some(format!("{host}:{port}"))
 }
 
 /// Fetches from `leader` until this broker follows nothing there.

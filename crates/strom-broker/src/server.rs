@@ -149,8 +149,19 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         });
     }
     let local_addr = listeners[0].local_addr;
-    let host = listeners[0].info.advertised_host.clone();
-    let port = listeners[0].info.advertised_port;
+    let advertised: Vec<strom_controller::BrokerListener> = listeners
+        .iter()
+        .map(|l| strom_controller::BrokerListener {
+            name: l.info.name.clone(),
+            host: l.info.advertised_host.clone(),
+            port: l.info.advertised_port,
+        })
+        .collect();
+    let inter_broker = advertised
+        .iter()
+        .find(|l| l.name == config.inter_broker_listener)
+        .expect("the config validated the inter-broker listener name");
+    let (host, port) = (inter_broker.host.clone(), inter_broker.port);
     let http_listener = match config.http_listener {
         Some(address) => Some(
             TcpListener::bind(address)
@@ -208,7 +219,7 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         // Every broker hands out ids: each takes the ids congruent to its node id.
         ProducerIdAllocator::open_strided(&config.log_dirs, config.node_id)?
     };
-    let broker = Broker::new(config, host, port, metadata, producer_ids)?;
+    let broker = Broker::new(config, advertised, metadata, producer_ids)?;
     Ok(BoundBroker {
         broker,
         local_addr,

@@ -23,9 +23,13 @@ pub fn now_ms() -> i64 {
 
 pub struct Broker {
     pub config: BrokerConfig,
-    /// Host and port clients are told to connect to.
+    /// Host and port of the inter-broker listener (`inter.broker.listener.name`): what
+    /// this broker registers as its address.
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// Every listener's advertised address, in config order; registered so that a client
+    /// on one listener is told the other brokers' addresses on the same listener.
+    pub advertised_listeners: Vec<strom_controller::BrokerListener>,
     /// The metadata log and the controller's decisions (local, or a Raft quorum); readers
     /// use [`Broker::image`].
     pub metadata: crate::metadata::Metadata,
@@ -49,18 +53,24 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// `advertised_listeners` must include the inter-broker listener.
     pub fn new(
         config: BrokerConfig,
-        advertised_host: String,
-        advertised_port: u16,
+        advertised_listeners: Vec<strom_controller::BrokerListener>,
         metadata: crate::metadata::Metadata,
         producer_ids: ProducerIdAllocator,
     ) -> Result<Arc<Self>, PartitionError> {
+        let inter_broker = advertised_listeners
+            .iter()
+            .find(|listener| listener.name == config.inter_broker_listener)
+            .expect("the config validated the inter-broker listener name")
+            .clone();
         let image = metadata.image();
         let groups = Arc::new(GroupCoordinator::new(&config));
         let broker = Arc::new(Broker {
-            advertised_host,
-            advertised_port,
+            advertised_host: inter_broker.host,
+            advertised_port: inter_broker.port,
+            advertised_listeners,
             metadata,
             image: RwLock::new(image.clone()),
             applying: Mutex::new(()),

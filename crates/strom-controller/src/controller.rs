@@ -15,7 +15,7 @@ use crate::error::{
 use crate::ids::{next_kafka_uuid, IdGenerator};
 use crate::image::MetadataImage;
 use crate::placement::{place_replicas, placement_start};
-use crate::record::MetadataRecord;
+use crate::record::{BrokerListener, MetadataRecord};
 use crate::topic_config::{validate_topic_config, validate_topic_config_key};
 use crate::topic_name::{unify_collision_chars, validate_topic_name};
 use crate::ConfigError;
@@ -161,7 +161,7 @@ impl Controller {
         rack: Option<&str>,
     ) -> Vec<MetadataRecord> {
         let mut records: Vec<MetadataRecord> = self.cluster_id_record(image).into_iter().collect();
-        records.extend(self.register_broker(image, self.node_id, host, port, rack));
+        records.extend(self.register_broker(image, self.node_id, host, port, rack, &[]));
         records
     }
 
@@ -176,8 +176,8 @@ impl Controller {
             })
     }
 
-    /// The registration of broker `broker_id`, unless the image already has it with this
-    /// address and rack.
+    /// The registration of broker `broker_id` (`host:port` for inter-broker traffic, and
+    /// every listener), unless the image already has exactly this one.
     pub fn register_broker(
         &self,
         image: &MetadataImage,
@@ -185,15 +185,20 @@ impl Controller {
         host: &str,
         port: u16,
         rack: Option<&str>,
+        listeners: &[BrokerListener],
     ) -> Option<MetadataRecord> {
         let registered = image.broker(broker_id).is_some_and(|broker| {
-            broker.host == host && broker.port == port && broker.rack.as_deref() == rack
+            broker.host == host
+                && broker.port == port
+                && broker.rack.as_deref() == rack
+                && broker.listeners == listeners
         });
         (!registered).then(|| MetadataRecord::RegisterBroker {
             broker_id,
             host: host.to_string(),
             port,
             rack: rack.map(str::to_string),
+            listeners: listeners.to_vec(),
         })
     }
 

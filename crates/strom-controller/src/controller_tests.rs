@@ -653,6 +653,7 @@ fn given_registered_node_when_bootstrapping_again_should_write_nothing_unless_ad
             host: "localhost".to_string(),
             port: 9093,
             rack: None,
+            listeners: Vec::new(),
         }]
     );
 }

@@ -21,12 +21,31 @@ pub struct BrokerRegistration {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Every listener, by name; empty for a registration from before listeners were
+    /// registered (see [`BrokerRegistration::endpoint`]).
+    pub listeners: Vec<crate::record::BrokerListener>,
     /// A fenced broker may not lead a partition or be in an ISR, and gets no new replicas.
     /// A `RegisterBroker` record alone leaves a broker unfenced (the single-voter
     /// [`crate::MetadataQuorum`] has no heartbeats); the replicated quorum writes a
     /// `FenceBroker` with every new registration, so there a broker is fenced until its
     /// first heartbeat, as in KRaft.
     pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    /// Where to reach the broker on listener `name`: that listener's advertised address;
+    /// for a registration without listeners (an older log), its one address. `None` when
+    /// the broker has no such listener (a client on it is not told about that broker, as
+    /// in Kafka).
+    pub fn endpoint(&self, name: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|listener| listener.name == name)
+            .map(|listener| (listener.host.as_str(), listener.port))
+    }
 }
 
 /// One partition's assignment and leadership.
@@ -214,6 +233,7 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                listeners,
             } => {
                 self.brokers.insert(
                     *broker_id,
@@ -222,6 +242,7 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        listeners: listeners.clone(),
                         fenced: false,
                     },
                 );
@@ -432,6 +453,7 @@ impl MetadataImage {
                 host: b.host.clone(),
                 port: b.port,
                 rack: b.rack.clone(),
+                listeners: b.listeners.clone(),
             });
             if b.fenced {
                 records.push(MetadataRecord::FenceBroker {
@@ -659,6 +681,7 @@ mod tests {
             host: "h".to_string(),
             port: 1,
             rack: None,
+            listeners: Vec::new(),
         }];
         records.extend(topic_records("t", id, 2));
         records.push(MetadataRecord::FenceBroker { broker_id: 1 });

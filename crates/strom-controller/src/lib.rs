@@ -180,7 +180,7 @@ pub use reassignment::{
     is_reassigning, list_reassignments, OngoingReassignment, ReassignmentOutcome,
     ReassignmentRequest, ReassignmentResult, REASSIGNMENTS_PER_REQUEST_MAX,
 };
-pub use record::MetadataRecord;
+pub use record::{BrokerListener, MetadataRecord};
 pub use topic_config::{
     known_topic_config_names, validate_topic_config, validate_topic_config_key,
 };

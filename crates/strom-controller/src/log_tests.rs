@@ -7,6 +7,7 @@ fn broker(broker_id: i32) -> MetadataRecord {
         host: "localhost".to_string(),
         port: 9092,
         rack: None,
+        listeners: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ fn image(fenced: &[i32], partitions: &[(&[i32], i32, &[i32])]) -> MetadataImage 
             host: "h".into(),
             port: 9000,
             rack: None,
+            listeners: Vec::new(),
         });
     }
     records.extend(fenced.iter().map(|broker_id| MetadataRecord::FenceBroker {

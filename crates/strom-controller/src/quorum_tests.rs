@@ -288,6 +288,7 @@ fn given_log_without_cluster_id_when_opened_should_refuse() {
             host: "h".to_string(),
             port: 1,
             rack: None,
+            listeners: Vec::new(),
         }])
         .unwrap();
     let controller = Controller::new(1, Box::new(SeededIds::new(9)));

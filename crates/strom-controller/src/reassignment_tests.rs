@@ -23,6 +23,7 @@ fn image(replicas: &[i32]) -> MetadataImage {
             host: "h".into(),
             port: 9000,
             rack: None,
+            listeners: Vec::new(),
         });
     }
     records.push(MetadataRecord::Topic {

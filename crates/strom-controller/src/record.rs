@@ -8,6 +8,14 @@ use uuid::Uuid;
 
 /// One fact in the cluster metadata log. Applying every record in log order to an empty
 /// [`crate::MetadataImage`] rebuilds the cluster's metadata.
+/// One named listener of a broker, as it is advertised (`advertised.listeners`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerListener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
@@ -20,6 +28,11 @@ pub enum MetadataRecord {
         host: String,
         port: u16,
         rack: Option<String>,
+        /// Every listener of the broker, so a client (or another broker) is told the
+        /// address on the listener it uses. Empty in records written before listeners
+        /// were registered: `host:port` serves every listener then.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<BrokerListener>,
     },
     /// A topic was created. Its partitions follow as [`MetadataRecord::Partition`] records.
     Topic {
@@ -142,6 +155,11 @@ mod tests {
                 host: "localhost".to_string(),
                 port: 9092,
                 rack: Some("r1".to_string()),
+                listeners: vec![BrokerListener {
+                    name: "PLAINTEXT".to_string(),
+                    host: "localhost".to_string(),
+                    port: 9092,
+                }],
             },
             MetadataRecord::Topic {
                 name: "orders".to_string(),

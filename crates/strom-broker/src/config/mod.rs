@@ -334,9 +334,12 @@ impl SecuritySettings {
 pub struct BrokerConfig {
     raw: RawConfig,
     pub node_id: i32,
-    /// Kafka listeners, in the order given; the first is the one advertised for
+    /// Kafka listeners, in the order given.
     /// inter-broker traffic.
     pub listeners: Vec<ListenerConfig>,
+    /// `inter.broker.listener.name`, resolved: the listener other brokers reach this one on
+    /// (replica fetches, transaction markers); the first listener unless set.
+    pub inter_broker_listener: String,
     /// TLS settings, present when a listener uses SSL or SASL_SSL.
     pub tls: Option<TlsSettings>,
     pub tls_reload_check_interval_ms: i64,
@@ -847,6 +850,24 @@ impl BrokerConfig {
             raw.get("advertised.listeners").0,
             raw.get("listener.security.protocol.map").0,
         )?;
+        let inter_broker_listener = match raw.get("inter.broker.listener.name").0.trim() {
+            "" => listeners[0].name.clone(),
+            name if listeners.iter().any(|l| l.name == name) => name.to_string(),
+            name => {
+                return Err(ConfigError::BadValue {
+                    key: "inter.broker.listener.name".into(),
+                    value: name.to_string(),
+                    expected: format!(
+                        "the name of one of this broker's listeners ({})",
+                        listeners
+                            .iter()
+                            .map(|l| l.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
+        };
         let tls = if listeners.iter().any(|l| l.security.uses_tls()) {
             Some(tls_settings(&raw)?)
         } else {
@@ -896,6 +917,7 @@ impl BrokerConfig {
         Ok(BrokerConfig {
             node_id: parse_number::<i32>(&raw, "node.id", 0, i32::MAX)?,
             listeners,
+            inter_broker_listener,
             tls,
             sasl_mechanisms: sasl_mechanisms(&raw)?,
             tls_reload_check_interval_ms: parse_number::<i64>(

@@ -16,7 +16,7 @@ pub fn handle(
     broker: &Arc<Broker>,
     request: DescribeClusterRequest,
     version: i16,
-    advertised: (String, i32),
+    advertised: super::Advertised,
 ) -> DescribeClusterResponse {
     let image = broker.image();
     let mut response = DescribeClusterResponse::default()

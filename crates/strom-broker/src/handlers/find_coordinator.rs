@@ -19,7 +19,12 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// Where to send a key's requests: (node id, host, port), or why there is no answer.
 type Located = Result<(i32, StrBytes, i32), (ErrorCode, StrBytes)>;
 
-fn locate(broker: &Broker, advertised: &(String, i32), topic: &'static str, key: &str) -> Located {
+fn locate(
+    broker: &Broker,
+    advertised: &super::Advertised,
+    topic: &'static str,
+    key: &str,
+) -> Located {
     let not_available = || {
         (
             ErrorCode::CoordinatorNotAvailable,
@@ -39,23 +44,22 @@ fn locate(broker: &Broker, advertised: &(String, i32), topic: &'static str, key:
     if leader == broker.config.node_id {
         return Ok((
             leader,
-            StrBytes::from_string(advertised.0.clone()),
-            advertised.1,
+            StrBytes::from_string(advertised.host.clone()),
+            advertised.port,
         ));
     }
     let registration = image.brokers().get(&leader).ok_or_else(not_available)?;
-    Ok((
-        leader,
-        StrBytes::from_string(registration.host.clone()),
-        registration.port as i32,
-    ))
+    let (host, port) = registration
+        .endpoint(&advertised.listener)
+        .ok_or_else(not_available)?;
+    Ok((leader, StrBytes::from_string(host.to_string()), port as i32))
 }
 
 pub async fn handle(
     broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
     version: i16,
-    advertised: (String, i32),
+    advertised: super::Advertised,
 ) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if version >= 4 {
         request.coordinator_keys

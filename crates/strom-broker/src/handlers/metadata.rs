@@ -88,7 +88,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     request: MetadataRequest,
     version: i16,
-    advertised: (String, i32),
+    advertised: super::Advertised,
 ) -> MetadataResponse {
     let include_ops = request.include_topic_authorized_operations;
     // v0 sends an empty list for "all topics"; v1+ sends null.

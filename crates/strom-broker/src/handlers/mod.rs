@@ -109,13 +109,22 @@ impl ConnectionContext {
         }
     }
 
-    /// The host and port to give clients of this connection.
-    pub fn advertised(&self) -> (String, i32) {
-        (
-            self.listener.advertised_host.clone(),
-            self.listener.advertised_port as i32,
-        )
+    /// The listener this connection came in on, and its address to give its clients.
+    pub fn advertised(&self) -> Advertised {
+        Advertised {
+            listener: self.listener.name.clone(),
+            host: self.listener.advertised_host.clone(),
+            port: self.listener.advertised_port as i32,
+        }
     }
+}
+
+/// A connection's listener and the address it advertises.
+#[derive(Debug, Clone)]
+pub struct Advertised {
+    pub listener: String,
+    pub host: String,
+    pub port: i32,
 }
 
 /// One registered broker as a client of this connection should reach it.
@@ -126,27 +135,30 @@ pub struct BrokerEndpoint {
     pub rack: Option<StrBytes>,
 }
 
-/// Every registered broker, this one at the address of the listener the client is on.
+/// Every registered broker at its address on the listener the client is on (this broker
+/// at that listener's advertised address). A broker without a listener of that name is
+/// left out, as Kafka does: the client could not reach it the way it reached this one.
 pub fn broker_endpoints(
     broker: &Broker,
     image: &strom_controller::MetadataImage,
-    advertised: &(String, i32),
+    advertised: &Advertised,
 ) -> Vec<BrokerEndpoint> {
     image
         .brokers()
         .values()
-        .map(|b| {
+        .filter_map(|b| {
             let (host, port) = if b.broker_id == broker.config.node_id {
-                advertised.clone()
+                (advertised.host.clone(), advertised.port)
             } else {
-                (b.host.clone(), b.port as i32)
+                let (host, port) = b.endpoint(&advertised.listener)?;
+                (host.to_string(), port as i32)
             };
-            BrokerEndpoint {
+            Some(BrokerEndpoint {
                 broker_id: b.broker_id,
                 host: StrBytes::from_string(host),
                 port,
                 rack: b.rack.clone().map(StrBytes::from_string),
-            }
+            })
         })
         .collect()
 }

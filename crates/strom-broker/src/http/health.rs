@@ -130,6 +130,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 9092,
                 rack: None,
+                listeners: Vec::new(),
             },
             MetadataRecord::Topic {
                 name: "orders".into(),

@@ -112,11 +112,12 @@ pub fn write_remote_markers(
     use kafka_protocol::protocol::StrBytes;
 
     let image = broker.image();
-    let registration = image
+    let (host, port) = image
         .brokers()
         .get(&leader)
+        .and_then(|registration| registration.endpoint(&broker.config.inter_broker_listener))
         .ok_or(ErrorCode::NotLeaderOrFollower)?;
-    let address = format!("{}:{}", registration.host, registration.port);
+    let address = format!("{host}:{port}");
     let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
     for (topic, index) in partitions {
         match topics

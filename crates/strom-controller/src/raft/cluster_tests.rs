@@ -96,7 +96,7 @@ async fn given_follower_when_operations_called_should_forward_to_leader_and_plac
     // Registration through a follower starts fenced; placement needs unfenced brokers.
     for broker_id in 1..=3 {
         follower
-            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None)
+            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None, &[])
             .await
             .unwrap();
     }
@@ -274,7 +274,7 @@ async fn given_broker_stops_heartbeating_when_session_expires_should_fence_it_an
     let leader = by_id_arc(&nodes, leader_id);
     for broker_id in 1..=3 {
         leader
-            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None)
+            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None, &[])
             .await
             .unwrap();
     }
@@ -452,7 +452,7 @@ async fn given_broker_stops_heartbeating_when_session_expires_should_fence_it_an
     assert_eq!(leader.image().fenced_broker_ids(), vec![3]);
     // Registering again (a restart) ends the shutdown; the next heartbeat unfences.
     nodes[2]
-        .register_broker(3, "127.0.0.1", 9003, None)
+        .register_broker(3, "127.0.0.1", 9003, None, &[])
         .await
         .unwrap();
     assert!(!nodes[2].broker_heartbeat(3).await.unwrap().fenced);
@@ -475,7 +475,7 @@ async fn given_single_voter_when_no_leader_elected_yet_should_wait_then_answer()
     let dir = tempfile::tempdir().unwrap();
     let node = start(test_config(1, &voters, dir.path()), listeners.remove(0)).await;
     // Called right after start: the call waits for the election instead of failing.
-    node.register_broker(1, "127.0.0.1", 9092, None)
+    node.register_broker(1, "127.0.0.1", 9092, None, &[])
         .await
         .unwrap();
     assert!(!node.broker_heartbeat(1).await.unwrap().fenced);
@@ -499,7 +499,7 @@ async fn given_leader_dies_when_brokers_keep_heartbeating_should_fence_only_the_
         .collect();
     for broker_id in 1..=3 {
         survivors[0]
-            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None)
+            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None, &[])
             .await
             .unwrap();
     }
@@ -553,7 +553,7 @@ async fn given_follower_when_partition_reassigned_should_forward_and_complete_on
     let follower = follower(&nodes, leader_id);
     for broker_id in 1..=3 {
         follower
-            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None)
+            .register_broker(broker_id, "127.0.0.1", 9000 + broker_id as u16, None, &[])
             .await
             .unwrap();
     }

@@ -26,7 +26,7 @@ use crate::raft::network::RAFT_CONNECT_TIMEOUT;
 use crate::raft::quorum_describe::QuorumDescription;
 use crate::raft::wire::{decode_payload, encode_frame, read_frame, write_frame, FrameKind};
 use crate::reassignment::{OngoingReassignment, ReassignmentRequest, ReassignmentResult};
-use crate::record::MetadataRecord;
+use crate::record::{BrokerListener, MetadataRecord};
 
 /// The answer to a broker heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +68,8 @@ pub(crate) enum ControllerRequest {
         host: String,
         port: u16,
         rack: Option<String>,
+        #[serde(default)]
+        listeners: Vec<BrokerListener>,
     },
     AlterTopicConfigs {
         topic: String,

@@ -126,7 +126,7 @@ async fn given_observer_when_joining_late_should_learn_snapshot_forward_operatio
     // The observer registers and heartbeats through the leader like any broker, and gets
     // replicas once unfenced.
     observer
-        .register_broker(OBSERVER_ID, "127.0.0.1", 9999, None)
+        .register_broker(OBSERVER_ID, "127.0.0.1", 9999, None, &[])
         .await
         .unwrap();
     assert!(!observer.broker_heartbeat(OBSERVER_ID).await.unwrap().fenced);

@@ -25,7 +25,7 @@ use crate::raft::types::{kafka_node_id, raft_node_id};
 use crate::reassignment::{
     list_reassignments, OngoingReassignment, ReassignmentRequest, ReassignmentResult,
 };
-use crate::record::MetadataRecord;
+use crate::record::{BrokerListener, MetadataRecord};
 
 impl RaftQuorum {
     /// Appends `records` as one entry and returns its Raft log index once it is committed
@@ -108,12 +108,14 @@ impl RaftQuorum {
         host: &str,
         port: u16,
         rack: Option<&str>,
+        listeners: &[BrokerListener],
     ) -> Result<(), RaftQuorumError> {
         let request = ControllerRequest::RegisterBroker {
             broker_id,
             host: host.to_string(),
             port,
             rack: rack.map(str::to_string),
+            listeners: listeners.to_vec(),
         };
         match self.shared.call(request).await? {
             ControllerReply::Done => Ok(()),
@@ -354,13 +356,19 @@ impl Shared {
                 host,
                 port,
                 rack,
+                listeners,
             } => {
                 self.decide(|controller, image| {
                     self.liveness(Instant::now())
                         .registered(broker_id, Instant::now());
-                    let Some(record) =
-                        controller.register_broker(image, broker_id, &host, port, rack.as_deref())
-                    else {
+                    let Some(record) = controller.register_broker(
+                        image,
+                        broker_id,
+                        &host,
+                        port,
+                        rack.as_deref(),
+                        &listeners,
+                    ) else {
                         return Decision {
                             records: Vec::new(),
                             response: (),

@@ -137,7 +137,13 @@ pub(super) fn by_id(nodes: &[RaftQuorum], node_id: i32) -> &RaftQuorum {
 pub(super) async fn register_all(leader: &RaftQuorum, voters: &[Voter]) {
     for voter in voters {
         leader
-            .register_broker(voter.node_id, "127.0.0.1", 9092 + voter.port % 1000, None)
+            .register_broker(
+                voter.node_id,
+                "127.0.0.1",
+                9092 + voter.port % 1000,
+                None,
+                &[],
+            )
             .await
             .unwrap();
         let reply = leader.broker_heartbeat(voter.node_id).await.unwrap();
