@@ -46,11 +46,33 @@ pub enum Role {
 
 struct Node {
     role: Role,
-    kafka_port: u16,
-    /// The voter entry's port, or the observer's `metadata.listener` port.
-    raft_port: u16,
+    ports: NodePorts,
     process: Option<TestBroker>,
 }
+
+/// The ports one node of a test cluster may use.
+#[derive(Debug, Clone, Copy)]
+pub struct NodePorts {
+    /// The first Kafka listener's (what the harness connects to).
+    pub kafka: u16,
+    /// The voter entry's port, or the observer's `metadata.listener` port.
+    pub raft: u16,
+    /// A free port for a second listener.
+    pub extra: u16,
+}
+
+impl NodePorts {
+    fn free() -> NodePorts {
+        NodePorts {
+            kafka: free_port(),
+            raft: free_port(),
+            extra: free_port(),
+        }
+    }
+}
+
+/// Settings of one node, from its id and ports (applied after the harness's own).
+pub type NodeSettings = Box<dyn Fn(i32, NodePorts) -> Vec<String>>;
 
 /// Nodes on loopback, by node id: by default three combined nodes 1, 2 and 3; also
 /// dedicated controllers and broker-only nodes added later.
@@ -59,6 +81,7 @@ pub struct Cluster {
     voters: String,
     /// Settings every node gets besides the harness's own.
     extra: Vec<String>,
+    node_settings: Option<NodeSettings>,
     dir: tempfile::TempDir,
 }
 
@@ -72,6 +95,16 @@ impl Cluster {
     /// with a controller role) and `extra` settings, and waits until every broker's image
     /// lists every broker.
     pub fn start_with(roles: &[Role], extra: &[&str]) -> Cluster {
+        Cluster::start_custom(roles, extra, None)
+    }
+
+    /// [`Cluster::start_with`], with per-node settings too (listeners on a node's own
+    /// ports, say).
+    pub fn start_custom(
+        roles: &[Role],
+        extra: &[&str],
+        node_settings: Option<NodeSettings>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let nodes: std::collections::BTreeMap<i32, Node> = roles
             .iter()
@@ -79,8 +112,7 @@ impl Cluster {
             .map(|(index, role)| {
                 let node = Node {
                     role: *role,
-                    kafka_port: free_port(),
-                    raft_port: free_port(),
+                    ports: NodePorts::free(),
                     process: None,
                 };
                 (index as i32 + 1, node)
@@ -89,7 +121,7 @@ impl Cluster {
         let voters = nodes
             .iter()
             .filter(|(_, node)| node.role != Role::Broker)
-            .map(|(id, node)| format!("{id}@127.0.0.1:{}", node.raft_port))
+            .map(|(id, node)| format!("{id}@127.0.0.1:{}", node.ports.raft))
             .collect::<Vec<_>>()
             .join(",");
         let extra = extra.iter().map(|s| s.to_string()).collect();
@@ -97,6 +129,7 @@ impl Cluster {
             nodes,
             voters,
             extra,
+            node_settings,
             dir,
         };
         let ids: Vec<i32> = cluster.nodes.keys().copied().collect();
@@ -118,8 +151,7 @@ impl Cluster {
             node_id,
             Node {
                 role: Role::Broker,
-                kafka_port: free_port(),
-                raft_port: free_port(),
+                ports: NodePorts::free(),
                 process: None,
             },
         );
@@ -150,14 +182,17 @@ impl Cluster {
             Role::Controller => settings.push("process.roles=controller".to_string()),
             Role::Broker => {
                 settings.push("process.roles=broker".to_string());
-                settings.push(format!("metadata.listener=127.0.0.1:{}", node.raft_port));
+                settings.push(format!("metadata.listener=127.0.0.1:{}", node.ports.raft));
             }
+        }
+        if let Some(node_settings) = &self.node_settings {
+            settings.extend(node_settings(node_id, node.ports));
         }
         let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
         if node.role == Role::Controller {
-            TestBroker::start_controller_in(&self.data_dir(node_id), node.raft_port, &settings)
+            TestBroker::start_controller_in(&self.data_dir(node_id), node.ports.raft, &settings)
         } else {
-            TestBroker::start_in(&self.data_dir(node_id), node.kafka_port, &settings)
+            TestBroker::start_in(&self.data_dir(node_id), node.ports.kafka, &settings)
         }
     }
 
@@ -174,7 +209,11 @@ impl Cluster {
             Role::Controller,
             "a controller has no Kafka address"
         );
-        format!("127.0.0.1:{}", self.nodes[&node_id].kafka_port)
+        format!("127.0.0.1:{}", self.nodes[&node_id].ports.kafka)
+    }
+
+    pub fn ports(&self, node_id: i32) -> NodePorts {
+        self.nodes[&node_id].ports
     }
 
     pub fn kill(&mut self, node_id: i32) {
