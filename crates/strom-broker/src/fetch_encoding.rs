@@ -40,6 +40,8 @@ pub struct FetchPartitionOut {
     /// read_committed fetches: the aborted transactions the records may contain (producer
     /// id, first offset); `None` (null on the wire) for read_uncommitted.
     pub aborted_transactions: Option<Vec<strom_storage::AbortedTransaction>>,
+    /// KIP-392: the replica the consumer should fetch from instead (v11+); -1: this one.
+    pub preferred_read_replica: i32,
     pub records: FetchRecords,
 }
 
@@ -137,7 +139,7 @@ pub fn encode_fetch_response(
                 }
             }
             if version >= 11 {
-                buf.put_i32(-1); // preferred_read_replica
+                buf.put_i32(partition.preferred_read_replica);
             }
             let length = partition.records.len();
             match &partition.records {
@@ -197,6 +199,7 @@ mod tests {
         let id = uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788);
         let mut records = records.into_iter();
         let mut partition = |index: i32, error_code: i16| FetchPartitionOut {
+            preferred_read_replica: -1,
             partition_index: index,
             error_code,
             high_watermark: 100 + index as i64,

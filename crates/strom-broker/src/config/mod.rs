@@ -428,6 +428,9 @@ pub struct ClusterSettings {
     /// How often the active controller rebalances leadership; `None` when
     /// `auto.leader.rebalance.enable` is false.
     pub leader_rebalance_interval_ms: Option<u64>,
+    /// `replica.selector.class` is the rack-aware selector: leaders send consumers in
+    /// another rack to an in-sync replica in theirs (KIP-392).
+    pub rack_aware_read_replicas: bool,
 }
 
 impl ClusterSettings {
@@ -479,6 +482,17 @@ impl ClusterSettings {
                 0,
                 i64::MAX as u64,
             )?,
+            rack_aware_read_replicas: match raw.get("replica.selector.class").0.trim() {
+                "" => false,
+                RACK_AWARE_REPLICA_SELECTOR | "RackAwareReplicaSelector" => true,
+                other => {
+                    return Err(ConfigError::BadValue {
+                        key: "replica.selector.class".into(),
+                        value: other.to_string(),
+                        expected: format!("{RACK_AWARE_REPLICA_SELECTOR}, or empty"),
+                    })
+                }
+            },
             leader_rebalance_interval_ms: {
                 let seconds = parse_number::<u64>(
                     raw,
@@ -491,6 +505,10 @@ impl ClusterSettings {
         })
     }
 }
+
+/// Kafka's rack-aware replica selector, the one `replica.selector.class` accepts.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str =
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 
 /// `process.roles` and `metadata.listener`, checked against `node.id` and the voter list.
 fn process_roles(

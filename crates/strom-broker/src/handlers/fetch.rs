@@ -5,6 +5,15 @@
 //! the oldest open transaction) and lists the aborted transactions the returned batches may
 //! hold, from the aborted-transaction index, so the client drops their records.
 //!
+//! Fetch from follower (KIP-392): a follower serves consumers' Fetch v11+ up to its own
+//! high watermark (the leader's, capped by its log end); an older fetch, or a replica's,
+//! gets NOT_LEADER_OR_FOLLOWER. With `replica.selector.class` set to Kafka's
+//! `RackAwareReplicaSelector`, the leader answers a consumer that names a rack the leader
+//! is not in with no records and the in-sync replica of that rack to read from
+//! (`preferred_read_replica`, see [`crate::replication::read_replica`]). A follower asked
+//! for an offset past its log end answers OFFSET_NOT_AVAILABLE (retriable: it is catching
+//! up), never OFFSET_OUT_OF_RANGE, which would make the consumer reset its position.
+//!
 //! Sessions (KIP-227) are not kept: every response carries session id 0, which clients treat
 //! as "send full fetch requests", and a request naming a session we never gave gets
 //! FETCH_SESSION_ID_NOT_FOUND.
@@ -34,6 +43,7 @@ fn empty_partition(index: i32, error: ErrorCode) -> FetchPartitionOut {
         last_stable_offset: -1,
         log_start_offset: -1,
         aborted_transactions: None,
+        preferred_read_replica: -1,
         records: FetchRecords::None,
     }
 }
@@ -121,14 +131,44 @@ fn read_once(
             let partition_max = (fetch.partition_max_bytes.max(0) as usize)
                 .min(response_max.saturating_sub(total_bytes));
             let min_one_batch = total_bytes == 0;
-            if !partition.is_leader() {
-                // No fetch from followers (KIP-392) yet: clients go to the leader.
+            let leading = partition.is_leader();
+            // Consumers may read from followers from Fetch v11 (KIP-392); replicas only
+            // from the leader.
+            if !leading && (follower >= 0 || version < 11 || partition.followed_leader().is_none())
+            {
                 any_error = true;
                 partitions.push(empty_partition(index, ErrorCode::NotLeaderOrFollower));
                 continue;
             }
+            if leading && follower < 0 && version >= 11 {
+                if let Some(preferred) =
+                    read_replica_for(broker, image, &partition, request, fetch.fetch_offset)
+                {
+                    let log = partition.log.lock();
+                    let high_watermark = partition.high_watermark().max(log.log_start_offset());
+                    partitions.push(FetchPartitionOut {
+                        partition_index: index,
+                        error_code: NO_ERROR,
+                        high_watermark,
+                        last_stable_offset: log.last_stable_offset().min(high_watermark),
+                        log_start_offset: log.log_start_offset(),
+                        aborted_transactions: None,
+                        preferred_read_replica: preferred,
+                        records: FetchRecords::Memory(bytes::Bytes::new()),
+                    });
+                    // Answer at once: the consumer moves on to the preferred replica.
+                    any_error = true;
+                    continue;
+                }
+            }
             let log = partition.log.lock();
             let log_end = log.log_end_offset();
+            if !leading && fetch.fetch_offset > log_end {
+                drop(log);
+                any_error = true;
+                partitions.push(empty_partition(index, ErrorCode::OffsetNotAvailable));
+                continue;
+            }
             if follower >= 0 {
                 follower_fetched(
                     &partition,
@@ -203,6 +243,7 @@ fn read_once(
                 last_stable_offset,
                 log_start_offset,
                 aborted_transactions,
+                preferred_read_replica: -1,
                 records,
             });
         }
@@ -219,6 +260,45 @@ fn read_once(
         topics,
     };
     (response, total_bytes, any_error)
+}
+
+/// KIP-392 on the leader: the in-sync replica in the consumer's rack to read from, when
+/// rack-aware selection is on and the leader is in another rack.
+fn read_replica_for(
+    broker: &Broker,
+    image: &MetadataImage,
+    partition: &crate::partition::Partition,
+    request: &FetchRequest,
+    fetch_offset: i64,
+) -> Option<i32> {
+    use crate::replication::read_replica::{preferred_read_replica, ReadCandidate};
+    if !broker.config.cluster.rack_aware_read_replicas || request.rack_id.is_empty() {
+        return None;
+    }
+    let rack_of = |id: i32| image.broker(id).and_then(|b| b.rack.as_deref());
+    let role = partition.role.lock();
+    let crate::partition::ReplicaRole::Leader(state) = &*role else {
+        return None;
+    };
+    let followers: Vec<ReadCandidate<'_>> = state
+        .isr()
+        .iter()
+        .copied()
+        .filter(|id| *id != broker.config.node_id && image.is_broker_unfenced(*id))
+        .filter_map(|id| {
+            Some(ReadCandidate {
+                broker_id: id,
+                rack: rack_of(id),
+                log_end: state.follower_log_end(id)?,
+            })
+        })
+        .collect();
+    preferred_read_replica(
+        request.rack_id.as_str(),
+        rack_of(broker.config.node_id),
+        &followers,
+        fetch_offset,
+    )
 }
 
 /// Records a follower's progress on the leader: the high watermark may move, and a caught-up

@@ -33,10 +33,12 @@
 //! - [`leader`]: follower progress, HW, ISR shrink/expand proposals, acks=all.
 //! - [`follower`]: the truncation rule on a new leader epoch.
 //! - [`election`]: the controller's choice of leader from the ISR.
+//! - [`read_replica`]: which replica a consumer in a given rack reads from (KIP-392).
 
 pub mod election;
 pub mod follower;
 pub mod leader;
+pub mod read_replica;
 
 pub use election::elect_leader;
 pub use follower::{truncation_offset, truncation_step, TruncationStep};

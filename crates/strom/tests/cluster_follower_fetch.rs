@@ -1,0 +1,159 @@
+//! Fetch from follower (KIP-392) on real processes: three brokers in racks r1, r2, r3 with
+//! the rack-aware replica selector. The leader sends a consumer in another rack to the
+//! in-sync replica there; that follower serves it up to its high watermark; old fetch
+//! versions and replicas still go to the leader; a follower asked past its log end says
+//! OFFSET_NOT_AVAILABLE, never OFFSET_OUT_OF_RANGE.
+
+mod broker_support;
+mod cli_support;
+mod cluster_support;
+
+use std::time::{Duration, Instant};
+
+use cluster_support::*;
+
+use broker_support::{batch, decode_values, fetch_request, produce_request, topic_name, Conn};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const OFFSET_NOT_AVAILABLE: i16 = 78;
+const TOPIC: &str = "racked";
+
+/// Fetch at `version` with `rack` as the consumer's rack: (error, high watermark,
+/// preferred read replica, values from `offset` on; whole batches come back, as a client
+/// skips the records before its offset).
+fn fetch_as(
+    conn: &mut Conn,
+    version: i16,
+    rack: &str,
+    offset: i64,
+) -> (i16, i64, i32, Vec<String>) {
+    let request =
+        fetch_request(TOPIC, 0, offset, 0, 0).with_rack_id(StrBytes::from_string(rack.to_string()));
+    let response: FetchResponse = conn.call(ApiKey::Fetch, version, &request);
+    let p = &response.responses[0].partitions[0];
+    let values = decode_values(&p.records.clone().unwrap_or_default())
+        .into_iter()
+        .filter(|(at, _)| *at >= offset)
+        .map(|(_, value)| value)
+        .collect();
+    (
+        p.error_code,
+        p.high_watermark,
+        p.preferred_read_replica.0,
+        values,
+    )
+}
+
+#[test]
+fn given_racks_and_rack_aware_selector_when_consumer_fetches_should_read_from_its_rack() {
+    let settings: NodeSettings = Box::new(|node_id, _| vec![format!("broker.rack=r{node_id}")]);
+    let cluster = Cluster::start_custom(
+        &[Role::Combined; 3],
+        &["replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"],
+        Some(settings),
+    );
+    let created: CreateTopicsResponse = cluster.node(1).connect().call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(15_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(TOPIC))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])])]),
+    );
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    cluster.wait_for_on(&[1], |m| {
+        partition_of(m, TOPIC, 0).is_some_and(|p| p.leader_id.0 == 1 && p.isr_nodes.len() == 3)
+    });
+    let produced: ProduceResponse = cluster.node(1).connect().call(
+        ApiKey::Produce,
+        9,
+        &produce_request(TOPIC, 0, batch("v", 20, now_ms()), -1),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let expected: Vec<String> = (0..20).map(|i| format!("v-{i}")).collect();
+
+    // The leader (rack r1) sends a consumer in r2 to broker 2, with no records.
+    let mut leader = cluster.node(1).connect();
+    let (code, high_watermark, preferred, values) = fetch_as(&mut leader, 12, "r2", 0);
+    assert_eq!((code, high_watermark, preferred), (0, 20, 2));
+    assert!(values.is_empty(), "{values:?}");
+    // A consumer in the leader's rack, in no known rack, or without one reads there.
+    for rack in ["r1", "nowhere", ""] {
+        let (code, _, preferred, values) = fetch_as(&mut leader, 12, rack, 0);
+        assert_eq!((code, preferred), (0, -1), "rack {rack:?}");
+        assert_eq!(values, expected, "rack {rack:?}");
+    }
+
+    // Broker 2 serves it once its high watermark has caught up (it learns it from the
+    // leader's answer to its next fetch).
+    let mut follower = cluster.node(2).connect();
+    let deadline = Instant::now() + CHANGE_TIMEOUT;
+    let mut served = fetch_as(&mut follower, 12, "r2", 0);
+    while served.1 < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        served = fetch_as(&mut follower, 12, "r2", 0);
+    }
+    let (code, high_watermark, preferred, values) = served;
+    assert_eq!((code, high_watermark, preferred), (0, 20, -1));
+    assert_eq!(values, expected);
+    // Mid-log, and at the end (nothing yet: an empty answer, not an error).
+    let (code, _, _, values) = fetch_as(&mut follower, 12, "r2", 15);
+    assert_eq!(code, 0);
+    assert_eq!(values, expected[15..].to_vec());
+    let (code, _, _, values) = fetch_as(&mut follower, 12, "r2", 20);
+    assert_eq!((code, values.len()), (0, 0));
+    // Past its log end: retriable, so the consumer keeps its position.
+    let (code, ..) = fetch_as(&mut follower, 12, "r2", 1_000);
+    assert_eq!(code, OFFSET_NOT_AVAILABLE);
+    // Before v11 consumers cannot read from followers; neither can replicas.
+    let (code, ..) = fetch_as(&mut follower, 10, "", 0);
+    assert_eq!(code, NOT_LEADER_OR_FOLLOWER);
+    let replica_fetch = fetch_request(TOPIC, 0, 0, 0, 0).with_replica_id(BrokerId(3));
+    let response: FetchResponse = cluster
+        .node(2)
+        .connect()
+        .call(ApiKey::Fetch, 12, &replica_fetch);
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        NOT_LEADER_OR_FOLLOWER
+    );
+}
+
+#[test]
+fn given_no_replica_selector_when_consumer_names_a_rack_should_read_from_the_leader() {
+    let settings: NodeSettings = Box::new(|node_id, _| vec![format!("broker.rack=r{node_id}")]);
+    let cluster = Cluster::start_custom(&[Role::Combined; 3], &[], Some(settings));
+    let created: CreateTopicsResponse = cluster.node(1).connect().call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(15_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(TOPIC))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])]),
+    );
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    cluster.wait_for_on(&[1], |m| {
+        partition_of(m, TOPIC, 0).is_some_and(|p| p.leader_id.0 == 1 && p.isr_nodes.len() == 2)
+    });
+    let produced: ProduceResponse = cluster.node(1).connect().call(
+        ApiKey::Produce,
+        9,
+        &produce_request(TOPIC, 0, batch("w", 5, now_ms()), -1),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let (code, _, preferred, values) = fetch_as(&mut cluster.node(1).connect(), 12, "r2", 0);
+    assert_eq!((code, preferred, values.len()), (0, -1, 5));
+}
