@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod bench;
 pub mod cluster;
+pub mod command_config;
 pub mod config;
 pub mod consume;
 pub mod group;
@@ -22,6 +23,7 @@ pub mod topic_reassign;
 pub mod txn;
 pub mod user;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,18 +44,38 @@ pub struct ConnectArgs {
     /// Timeout of each request to a broker, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     pub request_timeout_ms: u64,
+    /// Kafka client properties for a secured cluster, one key=value a line:
+    /// security.protocol, ssl.ca.location, ssl.certificate.location, ssl.key.location,
+    /// ssl.endpoint.identification.algorithm, sasl.mechanism, sasl.username, sasl.password.
+    #[arg(long, env = "STROM_COMMAND_CONFIG", value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
 }
 
 impl ConnectArgs {
-    pub fn client_config(&self) -> ClientConfig {
+    /// The client settings, with security from the command-config file (read, and its
+    /// certificates loaded, once here).
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new(&self.bootstrap_server);
         config.connection.request_timeout = Duration::from_millis(self.request_timeout_ms);
         config.connection.connect_timeout = Duration::from_secs(5);
-        config
+        if let Some(path) = &self.command_config {
+            config.connection.security = command_config::load(path).map_err(fail)?;
+        }
+        Ok(config)
     }
 
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect(self.client_config()).await?)
+        let config = self.client_config()?;
+        Client::connect(config).await.map_err(|error| {
+            let file = self
+                .command_config
+                .as_ref()
+                .map(|p| p.display().to_string());
+            match security_problem(&error, file.as_deref()) {
+                Some(message) => fail(message),
+                None => error.into(),
+            }
+        })
     }
 }
 
@@ -106,7 +128,87 @@ pub fn describe_error(error: &anyhow::Error) -> (String, u8) {
     (text, 1)
 }
 
+/// How a TLS failure reads to an operator, from the rustls error inside it.
+fn tls_hint(source: &std::io::Error, file: &str) -> String {
+    use strom_client::connection::tls::rustls_error;
+    let cause = rustls_error(source);
+    match cause {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+            format!(
+                "the broker's certificate is not signed by a CA in ssl.ca.location: point \
+             ssl.ca.location in {file} at the CA that signed it"
+            )
+        }
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. },
+        )) => format!(
+            "the broker's certificate does not name the host dialled: use a host name it \
+             names, or set ssl.endpoint.identification.algorithm=none in {file}"
+        ),
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
+        )) => "the broker's certificate has expired: renew it on the broker".to_string(),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+            | rustls::AlertDescription::HandshakeFailure,
+        )) => format!(
+            "the broker requires a client certificate: set ssl.certificate.location and \
+             ssl.key.location in {file}"
+        ),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadCertificate
+            | rustls::AlertDescription::UnknownCA
+            | rustls::AlertDescription::CertificateExpired
+            | rustls::AlertDescription::CertificateUnknown,
+        )) => format!(
+            "the broker refused the client certificate: check ssl.certificate.location and \
+             ssl.key.location in {file} (signed by a CA the broker trusts, not expired)"
+        ),
+        _ => format!(
+            "is this an SSL or SASL_SSL listener? check security.protocol and ssl.* in {file}"
+        ),
+    }
+}
+
+/// The one-line message for an authentication or TLS failure (also inside
+/// NoBrokerAvailable), naming the command-config file and the keys to fix.
+fn security_problem(error: &ClientError, file: Option<&str>) -> Option<String> {
+    let file = file.unwrap_or("the --command-config file");
+    match error {
+        ClientError::NoBrokerAvailable { last_error, .. } => {
+            security_problem(last_error, Some(file))
+        }
+        ClientError::AuthenticationFailed {
+            user,
+            mechanism,
+            address,
+            message,
+            ..
+        } => Some(format!(
+            "authentication failed for user {user} with {mechanism} at broker {address}{}: \
+             check sasl.username/sasl.password in {file}",
+            message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        )),
+        ClientError::SaslMechanismNotEnabled { enabled, .. } => Some(format!(
+            "{error}: set sasl.mechanism in {file} to one of {}",
+            enabled.join(", ")
+        )),
+        ClientError::Scram { .. } => {
+            Some(format!("{error}: is {file} pointing at the right cluster?"))
+        }
+        ClientError::Tls { source, .. } => Some(format!("{error}: {}", tls_hint(source, file))),
+        _ => None,
+    }
+}
+
 pub fn describe_client_error(error: &ClientError) -> (String, u8) {
+    if let Some(message) = security_problem(error, None) {
+        return (message, 1);
+    }
     match error {
         ClientError::NoBrokerAvailable {
             servers,
@@ -134,6 +236,15 @@ pub fn describe_client_error(error: &ClientError) -> (String, u8) {
         ClientError::ConnectTimeout { address, .. } => {
             (format!("{error}: {}", connection_hint(address)), 3)
         }
+        // A SASL listener drops a client that does not authenticate; a TLS one, a client
+        // that does not speak TLS.
+        ClientError::ConnectionClosed { .. } => (
+            format!(
+                "{error}: if the listener uses TLS or SASL, pass --command-config FILE with \
+                 security.protocol and its ssl.*/sasl.* settings"
+            ),
+            1,
+        ),
         ClientError::UnknownTopic { topic } => (
             format!(
                 "topic '{topic}' does not exist: create it with `strom topic create {topic}` \
