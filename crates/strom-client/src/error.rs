@@ -140,6 +140,13 @@ pub enum ClientError {
         address: String,
         source: std::io::Error,
     },
+    #[error("broker {address} closed the connection right after the TLS handshake ({})",
+        if *client_certificate { "it may have refused the client certificate" } else { "it may require a client certificate" })]
+    TlsClosedAfterHandshake {
+        address: String,
+        /// Whether the client presented a certificate.
+        client_certificate: bool,
+    },
     #[error("authentication failed for user {user} with {mechanism} at broker {address}: {}",
         message.as_deref().unwrap_or("the broker gave no reason"))]
     AuthenticationFailed {
@@ -157,6 +164,10 @@ pub enum ClientError {
         mechanism: &'static str,
         enabled: Vec<String>,
     },
+    #[error("broker {address} does not expect SASL on this listener (ILLEGAL_SASL_STATE)")]
+    SaslNotExpected { address: String },
+    #[error("broker {address} answered in TLS: the listener is SSL or SASL_SSL")]
+    TlsExpected { address: String },
     #[error("{mechanism} authentication of user {user} with broker {address} failed: {reason}")]
     Scram {
         address: String,

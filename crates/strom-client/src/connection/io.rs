@@ -34,6 +34,13 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
                 }
             };
             if size < 4 || size as i64 > response_bytes_max as i64 {
+                // A TLS record (an alert, 0x15, or a handshake, 0x16, version 3.x) read as
+                // a frame size: a plaintext client on a TLS listener.
+                if matches!(size.to_be_bytes(), [0x15 | 0x16, 0x03, 0x00..=0x04, _]) {
+                    return Err(ClientError::TlsExpected {
+                        address: address.clone(),
+                    });
+                }
                 return Err(ClientError::ResponseTooLarge {
                     address: address.clone(),
                     size_bytes: size as i64,
@@ -81,6 +88,9 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
         };
         state.fail_all(|| match &error {
             ClientError::ConnectionClosed { address } => ClientError::ConnectionClosed {
+                address: address.clone(),
+            },
+            ClientError::TlsExpected { address } => ClientError::TlsExpected {
                 address: address.clone(),
             },
             _ => ClientError::Io {

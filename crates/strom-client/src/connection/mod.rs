@@ -212,10 +212,10 @@ impl Connection {
                 Connection::start(read_half, write_half, address, config)
             }
         };
-        let versions = match unversioned.api_versions_handshake().await {
-            Ok(versions) => versions,
-            Err(error) if security.tls().is_some() => return Err(tls_refusal(error)),
-            Err(error) => return Err(error),
+        let versions = match (unversioned.api_versions_handshake().await, security.tls()) {
+            (Ok(versions), _) => versions,
+            (Err(error), Some(tls)) => return Err(tls_refusal(error, tls)),
+            (Err(error), None) => return Err(error),
         };
         tracing::debug!(
             broker = address,
@@ -658,14 +658,31 @@ fn decode_api_versions(
     decode_response::<ApiVersionsRequest>(frame, version, address)
 }
 
-/// A TLS connection that fails its first request: under TLS 1.3 a broker that requires a
-/// client certificate (or refuses the one sent) says so only after the handshake, with an
-/// alert that arrives as a read error. Report that as the TLS failure it is.
-fn tls_refusal(error: ClientError) -> ClientError {
+/// A TLS connection that fails its first request. Under TLS 1.3 a broker that requires a
+/// client certificate (or refuses the one sent) says so only after the client's side of
+/// the handshake is done: with an alert, which arrives as a read error, or (some brokers)
+/// by just closing. Report either as the TLS failure it is.
+fn tls_refusal(error: ClientError, tls: &TlsConnector) -> ClientError {
+    use std::io::ErrorKind;
     match error {
-        ClientError::Io { address, source } if source.kind() == std::io::ErrorKind::InvalidData => {
+        ClientError::Io { address, source } if source.kind() == ErrorKind::InvalidData => {
             ClientError::Tls { address, source }
         }
+        ClientError::Io { address, source }
+            if matches!(
+                source.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+            ) =>
+        {
+            ClientError::TlsClosedAfterHandshake {
+                address,
+                client_certificate: tls.options().has_client_identity(),
+            }
+        }
+        ClientError::ConnectionClosed { address } => ClientError::TlsClosedAfterHandshake {
+            address,
+            client_certificate: tls.options().has_client_identity(),
+        },
         other => other,
     }
 }

@@ -91,10 +91,12 @@ impl Exchange<'_> {
                 mechanism,
                 enabled: response.mechanisms.iter().map(|m| m.to_string()).collect(),
             }),
+            ILLEGAL_SASL_STATE => Err(ClientError::SaslNotExpected {
+                address: self.connection.address().to_string(),
+            }),
             code => Err(ClientError::from_code(
                 code,
-                (code == ILLEGAL_SASL_STATE)
-                    .then_some("this listener does not expect SASL: check security.protocol"),
+                None,
                 format!("SASL handshake with broker {}", self.connection.address()),
             )
             .expect("non-zero code")),

@@ -234,6 +234,11 @@ impl TlsOptions {
         })
     }
 
+    /// True when a client certificate is configured (mutual TLS).
+    pub fn has_client_identity(&self) -> bool {
+        self.certificate_location.is_some() || self.key_location.is_some()
+    }
+
     /// Where the client certificate chain and its key are, with the setting naming each.
     #[allow(clippy::type_complexity)]
     fn client_identity(&self) -> Option<((&'static str, &Path), (&'static str, &Path))> {

@@ -116,6 +116,11 @@ fn connection_hint(address: &str) -> String {
     )
 }
 
+/// A SASL listener drops a client that does not authenticate; a TLS one, a client that
+/// does not speak TLS.
+const SECURED_LISTENER_HINT: &str = "if the listener uses TLS or SASL, pass --command-config \
+     FILE with security.protocol and its ssl.*/sasl.* settings";
+
 /// One line for the user, and the exit code.
 pub fn describe_error(error: &anyhow::Error) -> (String, u8) {
     if let Some(cli) = error.downcast_ref::<CliError>() {
@@ -133,7 +138,10 @@ fn tls_hint(source: &std::io::Error, file: &str) -> String {
     use strom_client::connection::tls::rustls_error;
     let cause = rustls_error(source);
     match cause {
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+        // Another CA with the same name as a trusted one shows as a bad signature.
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
+        )) => {
             format!(
                 "the broker's certificate is not signed by a CA in ssl.ca.location: point \
              ssl.ca.location in {file} at the CA that signed it"
@@ -174,7 +182,7 @@ fn tls_hint(source: &std::io::Error, file: &str) -> String {
 /// The one-line message for an authentication or TLS failure (also inside
 /// NoBrokerAvailable), naming the command-config file and the keys to fix.
 fn security_problem(error: &ClientError, file: Option<&str>) -> Option<String> {
-    let file = file.unwrap_or("the --command-config file");
+    let file = file.unwrap_or("your --command-config FILE");
     match error {
         ClientError::NoBrokerAvailable { last_error, .. } => {
             security_problem(last_error, Some(file))
@@ -201,6 +209,27 @@ fn security_problem(error: &ClientError, file: Option<&str>) -> Option<String> {
             Some(format!("{error}: is {file} pointing at the right cluster?"))
         }
         ClientError::Tls { source, .. } => Some(format!("{error}: {}", tls_hint(source, file))),
+        ClientError::SaslNotExpected { .. } => Some(format!(
+            "{error}: set security.protocol in {file} to this listener's (PLAINTEXT or SSL), \
+             or use the broker's SASL_PLAINTEXT or SASL_SSL port"
+        )),
+        ClientError::TlsExpected { .. } => Some(format!(
+            "{error}: set security.protocol=SSL (or SASL_SSL) and ssl.ca.location in {file}"
+        )),
+        ClientError::TlsClosedAfterHandshake {
+            client_certificate: false,
+            ..
+        } => Some(format!(
+            "{error}: if the broker requires mutual TLS, set ssl.certificate.location and \
+             ssl.key.location in {file}"
+        )),
+        ClientError::TlsClosedAfterHandshake {
+            client_certificate: true,
+            ..
+        } => Some(format!(
+            "{error}: check ssl.certificate.location and ssl.key.location in {file} (signed \
+             by a CA the broker trusts, not expired)"
+        )),
         _ => None,
     }
 }
@@ -210,6 +239,18 @@ pub fn describe_client_error(error: &ClientError) -> (String, u8) {
         return (message, 1);
     }
     match error {
+        // The bootstrap server answered, but not as hoped: say what it said.
+        ClientError::NoBrokerAvailable {
+            servers,
+            last_error,
+        } if !matches!(
+            last_error.as_ref(),
+            ClientError::Connect { .. } | ClientError::ConnectTimeout { .. }
+        ) =>
+        {
+            let (cause, code) = describe_client_error(last_error);
+            (format!("cannot connect to {servers}: {cause}"), code)
+        }
         ClientError::NoBrokerAvailable {
             servers,
             last_error,
@@ -238,13 +279,7 @@ pub fn describe_client_error(error: &ClientError) -> (String, u8) {
         }
         // A SASL listener drops a client that does not authenticate; a TLS one, a client
         // that does not speak TLS.
-        ClientError::ConnectionClosed { .. } => (
-            format!(
-                "{error}: if the listener uses TLS or SASL, pass --command-config FILE with \
-                 security.protocol and its ssl.*/sasl.* settings"
-            ),
-            1,
-        ),
+        ClientError::ConnectionClosed { .. } => (format!("{error}: {SECURED_LISTENER_HINT}"), 1),
         ClientError::UnknownTopic { topic } => (
             format!(
                 "topic '{topic}' does not exist: create it with `strom topic create {topic}` \

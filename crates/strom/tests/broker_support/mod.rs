@@ -20,12 +20,25 @@ pub struct TestBroker {
     log_path: PathBuf,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// `strom tls gen-dev-certs --dir DIR EXTRA...`: ca.pem, ca-key.pem, broker.pem (key +
+/// chain) and one client-NAME.pem per `--client NAME`.
+pub fn gen_dev_certs(dir: &Path, extra: &[&str]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["tls", "gen-dev-certs", "--dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run strom tls gen-dev-certs");
+    assert!(status.success(), "strom tls gen-dev-certs failed");
 }
 
 impl TestBroker {
