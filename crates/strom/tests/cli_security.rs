@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use broker_support::{free_port, gen_dev_certs, TestBroker};
+use broker_support::{ephemeral_port, gen_dev_certs, TestBroker};
 use cli_support::{finish, run_strom, stderr, STROM};
 use strom_client::connection::{Connection, ConnectionConfig};
 use strom_client::{Client, ClientConfig, ClientSecurity};
@@ -35,7 +35,12 @@ fn start(extra: &[&str], cert_args: &[&str]) -> Secured {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     gen_dev_certs(&certs, cert_args);
-    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let ports = [
+        ephemeral_port(),
+        ephemeral_port(),
+        ephemeral_port(),
+        ephemeral_port(),
+    ];
     let [plain, ssl, sasl_plaintext, sasl_ssl] = ports.map(|port| format!("127.0.0.1:{port}"));
     let listeners = format!(
         "listeners=PLAINTEXT://{plain},SSL://{ssl},SASL_PLAINTEXT://{sasl_plaintext},SASL_SSL://{sasl_ssl}"

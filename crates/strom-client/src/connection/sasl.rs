@@ -41,12 +41,14 @@ pub(super) struct Session {
 pub const SESSION_MARGIN_MIN: Duration = Duration::from_secs(2);
 
 impl Session {
-    pub(super) fn new(started_at: Instant, lifetime: Duration) -> Self {
+    /// `None` when the lifetime is too long to represent (a broker's nonsense): no expiry.
+    pub(super) fn new(started_at: Instant, lifetime: Duration) -> Option<Self> {
         let margin = (lifetime / 10).max(SESSION_MARGIN_MIN.min(lifetime / 2));
-        Session {
-            expires_at: started_at + lifetime,
-            replace_at: started_at + lifetime - margin,
-        }
+        let expires_at = started_at.checked_add(lifetime)?;
+        Some(Session {
+            expires_at,
+            replace_at: expires_at - margin,
+        })
     }
 }
 
@@ -156,12 +158,13 @@ impl Exchange<'_> {
             }
         };
         // v0 has no lifetime field (decoded as 0); a negative one is nonsense: no expiry.
-        Ok((last.session_lifetime_ms > 0).then(|| {
-            Session::new(
-                started_at,
-                Duration::from_millis(last.session_lifetime_ms as u64),
-            )
-        }))
+        if last.session_lifetime_ms <= 0 {
+            return Ok(None);
+        }
+        Ok(Session::new(
+            started_at,
+            Duration::from_millis(last.session_lifetime_ms as u64),
+        ))
     }
 }
 
@@ -192,24 +195,29 @@ mod tests {
     #[test]
     fn given_session_lifetimes_should_replace_ahead_of_expiry() {
         let now = Instant::now();
-        let hour = Session::new(now, Duration::from_secs(3600));
+        let hour = Session::new(now, Duration::from_secs(3600)).unwrap();
         assert_eq!(hour.expires_at, now + Duration::from_secs(3600));
         assert_eq!(
             hour.replace_at,
             now + Duration::from_secs(3240),
             "10% early"
         );
-        let short = Session::new(now, Duration::from_secs(10));
+        let short = Session::new(now, Duration::from_secs(10)).unwrap();
         assert_eq!(
             short.replace_at,
             now + Duration::from_secs(8),
             "at least 2 s early"
         );
-        let tiny = Session::new(now, Duration::from_millis(1000));
+        let tiny = Session::new(now, Duration::from_millis(1000)).unwrap();
         assert_eq!(
             tiny.replace_at,
             now + Duration::from_millis(500),
             "at most half"
+        );
+        assert_eq!(
+            Session::new(now, Duration::from_millis(i64::MAX as u64)).map(|s| s.expires_at),
+            now.checked_add(Duration::from_millis(i64::MAX as u64)),
+            "a huge lifetime does not overflow"
         );
     }
 }

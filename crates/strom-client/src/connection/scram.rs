@@ -72,7 +72,7 @@ fn encode_saslname(name: &str) -> String {
 }
 
 /// The value of attribute `key` in a SCRAM message (`k=value,...`), which must be unique.
-fn attribute<'a>(message: &'a str, key: char) -> Result<Option<&'a str>, ScramError> {
+fn attribute(message: &str, key: char) -> Result<Option<&str>, ScramError> {
     let mut found = None;
     for part in message.split(',') {
         let mut chars = part.chars();

@@ -338,6 +338,36 @@ mod tests {
     }
 
     #[test]
+    fn given_authentication_failure_when_described_should_name_user_mechanism_and_keys() {
+        let error = ClientError::NoBrokerAvailable {
+            servers: "127.0.0.1:9094".into(),
+            last_error: Box::new(ClientError::AuthenticationFailed {
+                address: "127.0.0.1:9094".into(),
+                mechanism: "SCRAM-SHA-256",
+                user: "alice".into(),
+                code: 58,
+                message: Some("invalid credentials".into()),
+            }),
+        };
+        let (message, code) = describe_client_error(&error);
+        assert_eq!(code, 1);
+        assert!(
+            message.starts_with("authentication failed for user alice with SCRAM-SHA-256")
+                && message.contains("(invalid credentials)")
+                && message
+                    .contains("check sasl.username/sasl.password in your --command-config FILE"),
+            "{message}"
+        );
+        let named = security_problem(&error, Some("client.properties")).expect("a security error");
+        assert!(named.ends_with("in client.properties"), "{named}");
+        assert!(!named.contains('\n'));
+        let ClientError::NoBrokerAvailable { last_error, .. } = &error else {
+            unreachable!()
+        };
+        assert!(!last_error.is_retriable() && last_error.is_authentication_error());
+    }
+
+    #[test]
     fn given_key_value_text_when_parsed_should_split_at_first_equals() {
         assert_eq!(
             parse_key_value("a=b=c"),

@@ -20,12 +20,17 @@ pub struct TestBroker {
     log_path: PathBuf,
 }
 
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// A free loopback port, for a listener of a broker about to start.
+pub fn ephemeral_port() -> u16 {
+    free_port()
 }
 
 /// `strom tls gen-dev-certs --dir DIR EXTRA...`: ca.pem, ca-key.pem, broker.pem (key +
