@@ -35,15 +35,12 @@ fn start(extra: &[&str], cert_args: &[&str]) -> Secured {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     gen_dev_certs(&certs, cert_args);
-    let ports = [
-        ephemeral_port(),
-        ephemeral_port(),
-        ephemeral_port(),
-        ephemeral_port(),
-    ];
-    let [plain, ssl, sasl_plaintext, sasl_ssl] = ports.map(|port| format!("127.0.0.1:{port}"));
+    // The secured listeners take port 0 (the broker picks and logs a free one), so only the
+    // PLAINTEXT port, which the harness waits on, can race with another test.
+    let plain_port = ephemeral_port();
+    let plain = format!("127.0.0.1:{plain_port}");
     let listeners = format!(
-        "listeners=PLAINTEXT://{plain},SSL://{ssl},SASL_PLAINTEXT://{sasl_plaintext},SASL_SSL://{sasl_ssl}"
+        "listeners=PLAINTEXT://{plain},SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0"
     );
     let keystore = format!(
         "ssl.keystore.location={}",
@@ -52,7 +49,9 @@ fn start(extra: &[&str], cert_args: &[&str]) -> Secured {
     let truststore = format!("ssl.truststore.location={}", certs.join("ca.pem").display());
     let mut settings = vec![listeners.as_str(), keystore.as_str(), truststore.as_str()];
     settings.extend_from_slice(extra);
-    let broker = TestBroker::start_in(&dir.path().join("data"), ports[0], &settings);
+    let broker = TestBroker::start_in(&dir.path().join("data"), plain_port, &settings);
+    let [ssl, sasl_plaintext, sasl_ssl] =
+        ["SSL", "SASL_PLAINTEXT", "SASL_SSL"].map(|name| bound_address(&broker, name));
     let secured = Secured {
         _broker: broker,
         plain,
@@ -79,6 +78,34 @@ fn start(extra: &[&str], cert_args: &[&str]) -> Secured {
     );
     assert!(created.status.success(), "{}", stderr(&created));
     secured
+}
+
+/// The address listener `name` bound, from the broker's `listening` log line.
+fn bound_address(broker: &TestBroker, name: &str) -> String {
+    let wanted = format!("listening listener={name} address=");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The log is coloured: drop the escape sequences first.
+        let log = broker.log();
+        let mut plain = String::with_capacity(log.len());
+        let mut chars = log.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|c| c.is_ascii_alphabetic());
+            } else {
+                plain.push(c);
+            }
+        }
+        if let Some(line) = plain.lines().find(|line| line.contains(&wanted)) {
+            let rest = &line[line.find(&wanted).unwrap() + wanted.len()..];
+            return rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {name} listener in the log:\n{plain}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Secured {
