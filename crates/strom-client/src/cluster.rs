@@ -193,7 +193,9 @@ impl ClusterMetadata {
 
 struct ClientInner {
     config: ClientConfig,
-    /// Connections by broker id; bootstrap connections use negative ids.
+    /// Connections by broker id; bootstrap connections use negative ids. An entry is
+    /// replaced once [`Connection::is_closed`] says so, which includes a SASL session close
+    /// to its expiry (KIP-368), so the broker never has to cut a cached connection off.
     connections: tokio::sync::Mutex<HashMap<i32, Connection>>,
     metadata: RwLock<Arc<ClusterMetadata>>,
 }
@@ -261,6 +263,12 @@ impl Client {
                 Ok(connection) => {
                     connections.insert(BOOTSTRAP_ID, connection.clone());
                     return Ok(connection);
+                }
+                // Wrong credentials or a refused certificate fail the same on every
+                // broker: say so now rather than after trying them all.
+                Err(error) if error.is_authentication_error() => {
+                    last_error = Some(error);
+                    break;
                 }
                 Err(error) => last_error = Some(error),
             }

@@ -125,6 +125,57 @@ pub enum ClientError {
     },
     #[error("invalid client setting {key}: {reason}")]
     InvalidConfig { key: &'static str, reason: String },
+    #[error("invalid security setting {key}: {reason}")]
+    SecurityConfig { key: String, reason: String },
+    #[error("unknown security setting {key} (accepted: {accepted})")]
+    UnknownSecurityKey { key: String, accepted: String },
+    #[error("{key}={}: {reason}", path.display())]
+    SecurityFile {
+        key: &'static str,
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("TLS with broker {address} failed: {source}")]
+    Tls {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("broker {address} closed the connection right after the TLS handshake ({})",
+        if *client_certificate { "it may have refused the client certificate" } else { "it may require a client certificate" })]
+    TlsClosedAfterHandshake {
+        address: String,
+        /// Whether the client presented a certificate.
+        client_certificate: bool,
+    },
+    #[error("authentication failed for user {user} with {mechanism} at broker {address}: {}",
+        message.as_deref().unwrap_or("the broker gave no reason"))]
+    AuthenticationFailed {
+        address: String,
+        mechanism: &'static str,
+        user: String,
+        /// The broker's error code (SASL_AUTHENTICATION_FAILED is 58).
+        code: i16,
+        message: Option<String>,
+    },
+    #[error("broker {address} does not enable SASL mechanism {mechanism} (it enables {})",
+        if enabled.is_empty() { "none".to_string() } else { enabled.join(", ") })]
+    SaslMechanismNotEnabled {
+        address: String,
+        mechanism: &'static str,
+        enabled: Vec<String>,
+    },
+    #[error("broker {address} does not expect SASL on this listener (ILLEGAL_SASL_STATE)")]
+    SaslNotExpected { address: String },
+    #[error("broker {address} answered in TLS: the listener is SSL or SASL_SSL")]
+    TlsExpected { address: String },
+    #[error("{mechanism} authentication of user {user} with broker {address} failed: {reason}")]
+    Scram {
+        address: String,
+        mechanism: &'static str,
+        user: String,
+        #[source]
+        reason: crate::connection::ScramError,
+    },
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error("record batch from broker is malformed: {0}")]
@@ -171,6 +222,21 @@ impl ClientError {
             | ClientError::Timeout { .. }
             | ClientError::NoLeader { .. }
             | ClientError::UnknownBroker { .. } => true,
+            // A certificate the client refuses (or that refuses the client) fails the same
+            // way next time; a handshake cut short by the network may not.
+            ClientError::Tls { source, .. } => source.kind() != std::io::ErrorKind::InvalidData,
+            _ => false,
+        }
+    }
+
+    /// True for errors that say the credentials or the TLS identity are wrong: retrying
+    /// them, or trying another broker, cannot help.
+    pub fn is_authentication_error(&self) -> bool {
+        match self {
+            ClientError::AuthenticationFailed { .. }
+            | ClientError::SaslMechanismNotEnabled { .. }
+            | ClientError::Scram { .. } => true,
+            ClientError::Tls { source, .. } => source.kind() == std::io::ErrorKind::InvalidData,
             _ => false,
         }
     }

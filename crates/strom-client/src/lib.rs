@@ -1,15 +1,19 @@
 //! `strom-client`: a native async Kafka client on tokio and `strom-protocol`.
 //!
 //! Owns: connections to brokers ([`connection`]: framing, pipelining, version
-//! negotiation), the cluster view ([`cluster`]: bootstrap, metadata, retries), the
+//! negotiation, and their security: TLS with rustls, SASL PLAIN and SCRAM-SHA-256/512
+//! authentication, KIP-368 session lifetimes — see [`ClientSecurity`] and its
+//! [`ClientSecurity::from_properties`] for Kafka/librdkafka-style settings), the cluster view ([`cluster`]: bootstrap, metadata, retries), the
 //! [`producer`] (partitioning, batching, compression, acks, idempotence), the
 //! [`consumer`] (assigned partitions, seek, fetch, batch decoding) and [`admin`]
 //! (topics, configs, partitions, offsets), with [`transactions`] for transaction
-//! administration (list, describe, hanging, abort). Used by the CLI and bench, and later by
-//! follower replication, connectors and streams.
+//! administration (list, describe, hanging, abort). Used by the CLI and bench, by follower
+//! replication and transaction markers between brokers, and later by connectors and streams.
 //!
 //! Must not: depend on the broker (or storage/controller) crates. It speaks only the
-//! Kafka protocol, so everything here works against any Kafka-compatible cluster.
+//! Kafka protocol, so everything here works against any Kafka-compatible cluster. Must not
+//! read certificate files per connection (the TLS configuration is built once), trust any
+//! CA it was not given, or retry a failed authentication.
 //!
 //! Message bodies are encoded with the `kafka-protocol` crate; record batches with
 //! `strom_protocol::record`, whose headers are an ordered list (keys may repeat) — not
@@ -41,6 +45,9 @@ pub use cluster_admin::{
     QuorumStatus,
 };
 pub use configs::{ConfigOp, LogDirInfo, ProducerInfo};
+pub use connection::{
+    ClientSecurity, SaslCredentials, SaslMechanism, SecurityProtocol, TlsConnector, TlsOptions,
+};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 pub use error::{ClientError, Result};
 pub use offsets::{ListedOffset, OffsetSpec};

@@ -1,17 +1,18 @@
 //! The socket tasks: one reads response frames and hands each to its waiter, one writes
-//! queued request frames, coalescing what is queued into one flush.
+//! queued request frames, coalescing what is queued into one flush. Both are generic over
+//! the stream half (a TCP half, or a TLS stream's), monomorphised per stream type.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 
 use super::{OutgoingFrame, State};
 use crate::error::{ClientError, Result};
 
-pub(super) async fn read_loop(
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+pub(super) async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: BufReader<R>,
     state: Arc<State>,
     response_bytes_max: usize,
 ) {
@@ -33,6 +34,13 @@ pub(super) async fn read_loop(
                 }
             };
             if size < 4 || size as i64 > response_bytes_max as i64 {
+                // A TLS record (an alert, 0x15, or a handshake, 0x16, version 3.x) read as
+                // a frame size: a plaintext client on a TLS listener.
+                if matches!(size.to_be_bytes(), [0x15 | 0x16, 0x03, 0x00..=0x04, _]) {
+                    return Err(ClientError::TlsExpected {
+                        address: address.clone(),
+                    });
+                }
                 return Err(ClientError::ResponseTooLarge {
                     address: address.clone(),
                     size_bytes: size as i64,
@@ -69,20 +77,32 @@ pub(super) async fn read_loop(
     if let Err(error) = result {
         tracing::debug!(broker = %address, %error, "connection reader stopped");
         let message = error.to_string();
+        // Every waiter gets its own copy. Keep the kind and a TLS error itself: they tell
+        // a refused certificate (an alert after the handshake) from a reset.
+        let source_copy = || match &error {
+            ClientError::Io { source, .. } => match super::tls::rustls_error(source) {
+                Some(tls) => std::io::Error::new(source.kind(), tls.clone()),
+                None => std::io::Error::new(source.kind(), message.clone()),
+            },
+            _ => std::io::Error::other(message.clone()),
+        };
         state.fail_all(|| match &error {
             ClientError::ConnectionClosed { address } => ClientError::ConnectionClosed {
                 address: address.clone(),
             },
+            ClientError::TlsExpected { address } => ClientError::TlsExpected {
+                address: address.clone(),
+            },
             _ => ClientError::Io {
                 address: address.clone(),
-                source: std::io::Error::other(message.clone()),
+                source: source_copy(),
             },
         });
     }
 }
 
-pub(super) async fn write_loop(
-    mut writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: BufWriter<W>,
     mut frames: mpsc::Receiver<OutgoingFrame>,
     state: Arc<State>,
 ) {
@@ -105,9 +125,10 @@ pub(super) async fn write_loop(
         }
         if let Err(source) = result {
             let message = source.to_string();
+            let kind = source.kind();
             state.fail_all(|| ClientError::Io {
                 address: state.address.clone(),
-                source: std::io::Error::other(message.clone()),
+                source: std::io::Error::new(kind, message.clone()),
             });
             return;
         }

@@ -1,4 +1,5 @@
-//! One TCP connection to one broker, with pipelined requests.
+//! One TCP connection to one broker, with pipelined requests, plaintext or over TLS, and
+//! authenticated with SASL when the [`ClientSecurity`] says so.
 //!
 //! A writer task drains a bounded queue of encoded frames onto the socket; a reader task
 //! reads response frames and hands each to the caller waiting on its correlation id. A
@@ -8,16 +9,22 @@
 //! At connect the connection asks the broker for its API versions (ApiVersions v3, falling
 //! back to v0 as Kafka's own clients do) and from then on sends each API at
 //! `min(client max, broker max)`, so the same client works against Strom and real Kafka.
+//!
+//! Security ([`security`], [`tls`], [`sasl`], [`scram`]): with SSL or SASL_SSL the TLS
+//! handshake runs right after the TCP connect; with SASL_PLAINTEXT or SASL_SSL the SASL
+//! exchange runs right after ApiVersions, before the connection is handed out. The socket
+//! tasks are generic over the stream, so the plaintext path stays a bare `TcpStream` split
+//! in two (no lock, no indirection).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
@@ -25,11 +32,20 @@ use tokio::task::JoinHandle;
 use crate::error::{ClientError, Result};
 
 mod io;
+pub mod sasl;
+pub mod scram;
+pub mod security;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 mod versions;
 
 use io::{read_loop, write_loop};
+pub use scram::ScramError;
+pub use security::{
+    ClientSecurity, SaslCredentials, SaslMechanism, SecurityProtocol, SECURITY_PROPERTY_KEYS,
+};
+pub use tls::{TlsConnector, TlsOptions};
 pub use versions::{api_key_name, client_range, negotiate, CLIENT_API_VERSIONS};
 
 /// Largest response the client buffers. Fetch responses are bounded by the request's
@@ -47,6 +63,8 @@ pub struct ConnectionConfig {
     /// Highest version to send per API, below what both sides support (for testing old
     /// code paths, or working around a broker bug).
     pub version_caps: Vec<(ApiKey, i16)>,
+    /// PLAINTEXT (the default), SSL, SASL_PLAINTEXT or SASL_SSL, with its settings.
+    pub security: ClientSecurity,
 }
 
 impl Default for ConnectionConfig {
@@ -58,6 +76,7 @@ impl Default for ConnectionConfig {
             in_flight_requests_max: 64,
             response_bytes_max: RESPONSE_BYTES_MAX,
             version_caps: Vec::new(),
+            security: ClientSecurity::default(),
         }
     }
 }
@@ -99,6 +118,8 @@ struct Shared {
     next_correlation_id: AtomicI32,
     in_flight: Arc<Semaphore>,
     broker_versions: HashMap<i16, (i16, i16)>,
+    /// The SASL session's lifetime (KIP-368), when the broker gave it one.
+    session: Option<sasl::Session>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
@@ -122,6 +143,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("address", &self.shared.state.address)
             .field("closed", &self.is_closed())
+            .field("session_expires_at", &self.session_expires_at())
             .finish()
     }
 }
@@ -162,7 +184,8 @@ pub fn encode_request_frame<R: Request>(
 }
 
 impl Connection {
-    /// Connects and performs the ApiVersions handshake.
+    /// Connects, runs the TLS handshake (SSL, SASL_SSL), the ApiVersions handshake and the
+    /// SASL exchange (SASL_PLAINTEXT, SASL_SSL).
     pub async fn connect(address: &str, config: ConnectionConfig) -> Result<Connection> {
         let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(address))
             .await
@@ -175,38 +198,64 @@ impl Connection {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        let unversioned = Connection::start(stream, address, config, HashMap::new());
-        let versions = unversioned.api_versions_handshake().await?;
+        let security = config.security.clone();
+        let unversioned = match security.tls() {
+            None => {
+                let (read_half, write_half) = stream.into_split();
+                Connection::start(read_half, write_half, address, config)
+            }
+            Some(tls) => {
+                let stream = tls
+                    .handshake(address, stream, config.connect_timeout)
+                    .await?;
+                let (read_half, write_half) = tokio::io::split(stream);
+                Connection::start(read_half, write_half, address, config)
+            }
+        };
+        let versions = match (unversioned.api_versions_handshake().await, security.tls()) {
+            (Ok(versions), _) => versions,
+            (Err(error), Some(tls)) => return Err(tls_refusal(error, tls)),
+            (Err(error), None) => return Err(error),
+        };
         tracing::debug!(
             broker = address,
+            security = security.protocol().name(),
             negotiated = ?CLIENT_API_VERSIONS
                 .iter()
                 .map(|&(key, min, max)| (api_key_name(key), negotiate((min, max), versions.get(&(key as i16)).copied())))
                 .collect::<Vec<_>>(),
             "connected"
         );
-        let stream_parts = Arc::try_unwrap(unversioned.shared);
-        // The handshake ran on a connection without a version table; rebuild the shared
-        // part around the same tasks and socket with the table filled in.
-        let shared = match stream_parts {
-            Ok(mut shared) => {
-                shared.broker_versions = versions;
-                shared
-            }
-            Err(_) => unreachable!("the handshake keeps no clone of the connection"),
+        let connection = unversioned.rebuilt(|shared| shared.broker_versions = versions);
+        let Some(credentials) = security.sasl() else {
+            return Ok(connection);
         };
-        Ok(Connection {
-            shared: Arc::new(shared),
-        })
+        let session = sasl::authenticate(&connection, credentials).await?;
+        Ok(connection.rebuilt(|shared| shared.session = session))
     }
 
-    fn start(
-        stream: TcpStream,
+    /// The connection with its shared part edited: for filling in what the connect
+    /// handshakes learn, before the connection is handed out.
+    fn rebuilt(self, edit: impl FnOnce(&mut Shared)) -> Connection {
+        let Ok(mut shared) = Arc::try_unwrap(self.shared) else {
+            unreachable!("the connect handshakes keep no clone of the connection")
+        };
+        edit(&mut shared);
+        Connection {
+            shared: Arc::new(shared),
+        }
+    }
+
+    fn start<R, W>(
+        read_half: R,
+        write_half: W,
         address: &str,
         config: ConnectionConfig,
-        broker_versions: HashMap<i16, (i16, i16)>,
-    ) -> Connection {
-        let (read_half, write_half) = stream.into_split();
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let state = Arc::new(State {
             address: address.to_string(),
             pending: Mutex::new(HashMap::new()),
@@ -231,7 +280,8 @@ impl Connection {
                 frames,
                 next_correlation_id: AtomicI32::new(0),
                 in_flight,
-                broker_versions,
+                broker_versions: HashMap::new(),
+                session: None,
                 reader,
                 writer,
             }),
@@ -242,9 +292,33 @@ impl Connection {
         &self.shared.state.address
     }
 
-    /// True once the socket failed or closed; the owner should reconnect.
+    /// True when the owner should stop reusing this connection and open a new one: the
+    /// socket failed or closed, or the SASL session is about to expire (KIP-368: within a
+    /// tenth of its lifetime, and at least [`sasl::SESSION_MARGIN_MIN`], of the end; the
+    /// broker would cut the connection at its first request after it). Requests are still
+    /// sent until the socket itself closes, so callers holding a clone finish their work.
     pub fn is_closed(&self) -> bool {
+        self.is_socket_closed()
+            || self
+                .shared
+                .session
+                .is_some_and(|session| Instant::now() >= session.replace_at)
+    }
+
+    fn is_socket_closed(&self) -> bool {
         self.shared.state.closed.load(Ordering::SeqCst)
+    }
+
+    /// When the broker ends this connection's SASL session (KIP-368), if it set a lifetime.
+    /// The connection is not re-authenticated in place: [`Connection::is_closed`] turns
+    /// true ahead of this, so owners replace it.
+    pub fn session_expires_at(&self) -> Option<Instant> {
+        self.shared.session.map(|session| session.expires_at)
+    }
+
+    /// The security protocol this connection speaks.
+    pub fn security_protocol(&self) -> SecurityProtocol {
+        self.shared.config.security.protocol()
     }
 
     /// The broker's (min, max) for an API, as learned at connect.
@@ -372,7 +446,7 @@ impl Connection {
         let closed = || ClientError::ConnectionClosed {
             address: shared.state.address.clone(),
         };
-        if self.is_closed() {
+        if self.is_socket_closed() {
             return Err(closed());
         }
         let api = api_name::<R>();
@@ -436,7 +510,7 @@ impl Connection {
             frame,
             written: None,
         };
-        if self.is_closed() || shared.frames.send(outgoing).await.is_err() {
+        if self.is_socket_closed() || shared.frames.send(outgoing).await.is_err() {
             pending.forget();
             return Err(closed());
         }
@@ -582,4 +656,33 @@ fn decode_api_versions(
         }
     }
     decode_response::<ApiVersionsRequest>(frame, version, address)
+}
+
+/// A TLS connection that fails its first request. Under TLS 1.3 a broker that requires a
+/// client certificate (or refuses the one sent) says so only after the client's side of
+/// the handshake is done: with an alert, which arrives as a read error, or (some brokers)
+/// by just closing. Report either as the TLS failure it is.
+fn tls_refusal(error: ClientError, tls: &TlsConnector) -> ClientError {
+    use std::io::ErrorKind;
+    match error {
+        ClientError::Io { address, source } if source.kind() == ErrorKind::InvalidData => {
+            ClientError::Tls { address, source }
+        }
+        ClientError::Io { address, source }
+            if matches!(
+                source.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+            ) =>
+        {
+            ClientError::TlsClosedAfterHandshake {
+                address,
+                client_certificate: tls.options().has_client_identity(),
+            }
+        }
+        ClientError::ConnectionClosed { address } => ClientError::TlsClosedAfterHandshake {
+            address,
+            client_certificate: tls.options().has_client_identity(),
+        },
+        other => other,
+    }
 }

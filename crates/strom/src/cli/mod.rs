@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod bench;
 pub mod cluster;
+pub mod command_config;
 pub mod config;
 pub mod consume;
 pub mod group;
@@ -22,6 +23,7 @@ pub mod topic_reassign;
 pub mod txn;
 pub mod user;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,18 +44,38 @@ pub struct ConnectArgs {
     /// Timeout of each request to a broker, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     pub request_timeout_ms: u64,
+    /// Kafka client properties for a secured cluster, one key=value a line:
+    /// security.protocol, ssl.ca.location, ssl.certificate.location, ssl.key.location,
+    /// ssl.endpoint.identification.algorithm, sasl.mechanism, sasl.username, sasl.password.
+    #[arg(long, env = "STROM_COMMAND_CONFIG", value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
 }
 
 impl ConnectArgs {
-    pub fn client_config(&self) -> ClientConfig {
+    /// The client settings, with security from the command-config file (read, and its
+    /// certificates loaded, once here).
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new(&self.bootstrap_server);
         config.connection.request_timeout = Duration::from_millis(self.request_timeout_ms);
         config.connection.connect_timeout = Duration::from_secs(5);
-        config
+        if let Some(path) = &self.command_config {
+            config.connection.security = command_config::load(path).map_err(fail)?;
+        }
+        Ok(config)
     }
 
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect(self.client_config()).await?)
+        let config = self.client_config()?;
+        Client::connect(config).await.map_err(|error| {
+            let file = self
+                .command_config
+                .as_ref()
+                .map(|p| p.display().to_string());
+            match security_problem(&error, file.as_deref()) {
+                Some(message) => fail(message),
+                None => error.into(),
+            }
+        })
     }
 }
 
@@ -94,6 +116,11 @@ fn connection_hint(address: &str) -> String {
     )
 }
 
+/// A SASL listener drops a client that does not authenticate; a TLS one, a client that
+/// does not speak TLS.
+const SECURED_LISTENER_HINT: &str = "if the listener uses TLS or SASL, pass --command-config \
+     FILE with security.protocol and its ssl.*/sasl.* settings";
+
 /// One line for the user, and the exit code.
 pub fn describe_error(error: &anyhow::Error) -> (String, u8) {
     if let Some(cli) = error.downcast_ref::<CliError>() {
@@ -106,8 +133,124 @@ pub fn describe_error(error: &anyhow::Error) -> (String, u8) {
     (text, 1)
 }
 
-pub fn describe_client_error(error: &ClientError) -> (String, u8) {
+/// How a TLS failure reads to an operator, from the rustls error inside it.
+fn tls_hint(source: &std::io::Error, file: &str) -> String {
+    use strom_client::connection::tls::rustls_error;
+    let cause = rustls_error(source);
+    match cause {
+        // Another CA with the same name as a trusted one shows as a bad signature.
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
+        )) => {
+            format!(
+                "the broker's certificate is not signed by a CA in ssl.ca.location: point \
+             ssl.ca.location in {file} at the CA that signed it"
+            )
+        }
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. },
+        )) => format!(
+            "the broker's certificate does not name the host dialled: use a host name it \
+             names, or set ssl.endpoint.identification.algorithm=none in {file}"
+        ),
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
+        )) => "the broker's certificate has expired: renew it on the broker".to_string(),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+            | rustls::AlertDescription::HandshakeFailure,
+        )) => format!(
+            "the broker requires a client certificate: set ssl.certificate.location and \
+             ssl.key.location in {file}"
+        ),
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadCertificate
+            | rustls::AlertDescription::UnknownCA
+            | rustls::AlertDescription::CertificateExpired
+            | rustls::AlertDescription::CertificateUnknown,
+        )) => format!(
+            "the broker refused the client certificate: check ssl.certificate.location and \
+             ssl.key.location in {file} (signed by a CA the broker trusts, not expired)"
+        ),
+        _ => format!(
+            "is this an SSL or SASL_SSL listener? check security.protocol and ssl.* in {file}"
+        ),
+    }
+}
+
+/// The one-line message for an authentication or TLS failure (also inside
+/// NoBrokerAvailable), naming the command-config file and the keys to fix.
+fn security_problem(error: &ClientError, file: Option<&str>) -> Option<String> {
+    let file = file.unwrap_or("your --command-config FILE");
     match error {
+        ClientError::NoBrokerAvailable { last_error, .. } => {
+            security_problem(last_error, Some(file))
+        }
+        ClientError::AuthenticationFailed {
+            user,
+            mechanism,
+            address,
+            message,
+            ..
+        } => Some(format!(
+            "authentication failed for user {user} with {mechanism} at broker {address}{}: \
+             check sasl.username/sasl.password in {file}",
+            message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        )),
+        ClientError::SaslMechanismNotEnabled { enabled, .. } => Some(format!(
+            "{error}: set sasl.mechanism in {file} to one of {}",
+            enabled.join(", ")
+        )),
+        ClientError::Scram { .. } => {
+            Some(format!("{error}: is {file} pointing at the right cluster?"))
+        }
+        ClientError::Tls { source, .. } => Some(format!("{error}: {}", tls_hint(source, file))),
+        ClientError::SaslNotExpected { .. } => Some(format!(
+            "{error}: set security.protocol in {file} to this listener's (PLAINTEXT or SSL), \
+             or use the broker's SASL_PLAINTEXT or SASL_SSL port"
+        )),
+        ClientError::TlsExpected { .. } => Some(format!(
+            "{error}: set security.protocol=SSL (or SASL_SSL) and ssl.ca.location in {file}"
+        )),
+        ClientError::TlsClosedAfterHandshake {
+            client_certificate: false,
+            ..
+        } => Some(format!(
+            "{error}: if the broker requires mutual TLS, set ssl.certificate.location and \
+             ssl.key.location in {file}"
+        )),
+        ClientError::TlsClosedAfterHandshake {
+            client_certificate: true,
+            ..
+        } => Some(format!(
+            "{error}: check ssl.certificate.location and ssl.key.location in {file} (signed \
+             by a CA the broker trusts, not expired)"
+        )),
+        _ => None,
+    }
+}
+
+pub fn describe_client_error(error: &ClientError) -> (String, u8) {
+    if let Some(message) = security_problem(error, None) {
+        return (message, 1);
+    }
+    match error {
+        // The bootstrap server answered, but not as hoped: say what it said.
+        ClientError::NoBrokerAvailable {
+            servers,
+            last_error,
+        } if !matches!(
+            last_error.as_ref(),
+            ClientError::Connect { .. } | ClientError::ConnectTimeout { .. }
+        ) =>
+        {
+            let (cause, code) = describe_client_error(last_error);
+            (format!("cannot connect to {servers}: {cause}"), code)
+        }
         ClientError::NoBrokerAvailable {
             servers,
             last_error,
@@ -134,6 +277,9 @@ pub fn describe_client_error(error: &ClientError) -> (String, u8) {
         ClientError::ConnectTimeout { address, .. } => {
             (format!("{error}: {}", connection_hint(address)), 3)
         }
+        // A SASL listener drops a client that does not authenticate; a TLS one, a client
+        // that does not speak TLS.
+        ClientError::ConnectionClosed { .. } => (format!("{error}: {SECURED_LISTENER_HINT}"), 1),
         ClientError::UnknownTopic { topic } => (
             format!(
                 "topic '{topic}' does not exist: create it with `strom topic create {topic}` \
@@ -189,6 +335,36 @@ mod tests {
         assert!(message.contains("127.0.0.1:1"), "{message}");
         assert!(message.contains("--bootstrap-server"), "{message}");
         assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn given_authentication_failure_when_described_should_name_user_mechanism_and_keys() {
+        let error = ClientError::NoBrokerAvailable {
+            servers: "127.0.0.1:9094".into(),
+            last_error: Box::new(ClientError::AuthenticationFailed {
+                address: "127.0.0.1:9094".into(),
+                mechanism: "SCRAM-SHA-256",
+                user: "alice".into(),
+                code: 58,
+                message: Some("invalid credentials".into()),
+            }),
+        };
+        let (message, code) = describe_client_error(&error);
+        assert_eq!(code, 1);
+        assert!(
+            message.starts_with("authentication failed for user alice with SCRAM-SHA-256")
+                && message.contains("(invalid credentials)")
+                && message
+                    .contains("check sasl.username/sasl.password in your --command-config FILE"),
+            "{message}"
+        );
+        let named = security_problem(&error, Some("client.properties")).expect("a security error");
+        assert!(named.ends_with("in client.properties"), "{named}");
+        assert!(!named.contains('\n'));
+        let ClientError::NoBrokerAvailable { last_error, .. } = &error else {
+            unreachable!()
+        };
+        assert!(!last_error.is_retriable() && last_error.is_authentication_error());
     }
 
     #[test]

@@ -28,6 +28,24 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A free loopback port, for a listener of a broker about to start.
+pub fn ephemeral_port() -> u16 {
+    free_port()
+}
+
+/// `strom tls gen-dev-certs --dir DIR EXTRA...`: ca.pem, ca-key.pem, broker.pem (key +
+/// chain) and one client-NAME.pem per `--client NAME`.
+pub fn gen_dev_certs(dir: &Path, extra: &[&str]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["tls", "gen-dev-certs", "--dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run strom tls gen-dev-certs");
+    assert!(status.success(), "strom tls gen-dev-certs failed");
+}
+
 impl TestBroker {
     pub fn start(extra: &[&str]) -> TestBroker {
         let temp = tempfile::tempdir().expect("tempdir");
