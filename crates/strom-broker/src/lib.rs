@@ -45,6 +45,7 @@ pub mod fetch_encoding;
 pub mod group;
 pub mod handlers;
 pub mod http;
+pub mod inter_broker;
 pub mod internal_topics;
 pub mod listeners;
 pub mod metadata;

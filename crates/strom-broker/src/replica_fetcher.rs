@@ -7,8 +7,9 @@
 //! that led or followed a deposed leader drops what the new leader does not have. The
 //! follower's high watermark is the leader's, capped by its own log end.
 //!
-//! Inter-broker traffic uses the address each broker registered (its first listener), over
-//! plaintext: `strom-client` speaks neither TLS nor SASL yet.
+//! Inter-broker traffic goes to each leader's address on the inter-broker listener, secured
+//! as that listener is ([`crate::inter_broker`]). A connection near the end of its SASL
+//! session (KIP-368) counts as closed and is replaced before the leader cuts it off.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use strom_client::connection::{Connection, ConnectionConfig};
+use strom_client::connection::Connection;
 use strom_protocol::ErrorCode;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -110,16 +111,22 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
             .as_ref()
             .is_none_or(|(a, c)| *a != address || c.is_closed())
         {
-            let config = ConnectionConfig {
-                client_id: format!("strom-replica-{}", broker.config.node_id),
-                connect_timeout: Duration::from_secs(2),
-                request_timeout: Duration::from_millis(
+            let config = crate::inter_broker::connection_config(
+                &broker.inter_broker_security,
+                format!("strom-replica-{}", broker.config.node_id),
+                Duration::from_secs(2),
+                Duration::from_millis(
                     broker.config.cluster.replica_fetch_wait_max_ms as u64 + 10_000,
                 ),
-                ..ConnectionConfig::default()
-            };
+            );
             match Connection::connect(&address, config).await {
                 Ok(fresh) => connection = Some((address, fresh)),
+                Err(error) if error.is_authentication_error() => {
+                    // Not a passing fault: the cluster's inter-broker settings disagree.
+                    warn!(leader, %error, "the leader refused this broker's credentials; check inter.broker.sasl.username/password and ssl.* settings");
+                    tokio::time::sleep(RETRY_BACKOFF * 10).await;
+                    continue;
+                }
                 Err(error) => {
                     debug!(leader, %error, "cannot reach the leader");
                     tokio::time::sleep(RETRY_BACKOFF).await;

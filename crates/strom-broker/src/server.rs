@@ -55,6 +55,8 @@ pub enum ServerError {
         voters: String,
         source: strom_controller::RaftQuorumError,
     },
+    #[error("inter-broker connections: {0} (check inter.broker.listener.name and its ssl.* / sasl.* settings)")]
+    InterBroker(#[from] strom_client::ClientError),
     #[error(transparent)]
     ProducerIds(#[from] ProducerIdError),
     #[error(transparent)]
@@ -219,7 +221,14 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         // Every broker hands out ids: each takes the ids congruent to its node id.
         ProducerIdAllocator::open_strided(&config.log_dirs, config.node_id)?
     };
-    let broker = Broker::new(config, advertised, metadata, producer_ids)?;
+    let inter_broker_security = crate::inter_broker::client_security(&config)?;
+    let broker = Broker::new(
+        config,
+        advertised,
+        inter_broker_security,
+        metadata,
+        producer_ids,
+    )?;
     Ok(BoundBroker {
         broker,
         local_addr,

@@ -30,6 +30,8 @@ pub struct Broker {
     /// Every listener's advertised address, in config order; registered so that a client
     /// on one listener is told the other brokers' addresses on the same listener.
     pub advertised_listeners: Vec<strom_controller::BrokerListener>,
+    /// How connections to other brokers are secured ([`crate::inter_broker`]).
+    pub inter_broker_security: strom_client::connection::ClientSecurity,
     /// The metadata log and the controller's decisions (local, or a Raft quorum); readers
     /// use [`Broker::image`].
     pub metadata: crate::metadata::Metadata,
@@ -57,6 +59,7 @@ impl Broker {
     pub fn new(
         config: BrokerConfig,
         advertised_listeners: Vec<strom_controller::BrokerListener>,
+        inter_broker_security: strom_client::connection::ClientSecurity,
         metadata: crate::metadata::Metadata,
         producer_ids: ProducerIdAllocator,
     ) -> Result<Arc<Self>, PartitionError> {
@@ -71,6 +74,7 @@ impl Broker {
             advertised_host: inter_broker.host,
             advertised_port: inter_broker.port,
             advertised_listeners,
+            inter_broker_security,
             metadata,
             image: RwLock::new(image.clone()),
             applying: Mutex::new(()),

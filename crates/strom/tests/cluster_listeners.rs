@@ -1,7 +1,9 @@
 //! Listeners on a cluster, real processes: every broker registers all its listeners, so a
 //! client on one listener is told the other brokers' addresses on that same listener
 //! (Metadata, DescribeCluster, FindCoordinator), and replication runs over the listener
-//! `inter.broker.listener.name` names, even when it is not the first.
+//! `inter.broker.listener.name` names, even when it is not the first — also when that
+//! listener is SSL with mutual TLS required, or SASL_SSL with SCRAM (a broker with the
+//! wrong password stays out of the ISR and says why).
 
 mod broker_support;
 mod cli_support;
@@ -136,4 +138,179 @@ fn given_two_listeners_per_broker_when_clients_use_either_should_be_told_address
         assert_eq!(found.error_code, 0, "{found:?}");
         assert_eq!(Some(&found.port), ports.get(&found.node_id.0), "{found:?}");
     }
+}
+
+fn create_replicated(cluster: &Cluster, topic: &str) {
+    let created: CreateTopicsResponse = cluster.node(1).connect().call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(15_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(broker_support::topic_name(topic))
+                .with_num_partitions(1)
+                .with_replication_factor(3)]),
+    );
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+}
+
+/// acks=all produce of 20 records to the partition's leader once its ISR has `isr` members;
+/// returns the leader.
+fn produce_when_isr(cluster: &Cluster, topic: &str, isr: usize) -> i32 {
+    let ready = cluster.wait_for(|m| {
+        partition_of(m, topic, 0).is_some_and(|p| p.leader_id.0 > 0 && p.isr_nodes.len() == isr)
+    });
+    let leader = partition_of(&ready, topic, 0).unwrap().leader_id.0;
+    let produced: ProduceResponse = cluster.node(leader).connect().call(
+        ApiKey::Produce,
+        9,
+        &produce_request(topic, 0, batch("s", 20, now_ms()), -1),
+    );
+    let answer = &produced.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, 0, "{answer:?}\n{}", cluster.logs());
+    leader
+}
+
+#[test]
+fn given_ssl_inter_broker_listener_with_mutual_tls_when_replicating_should_present_the_broker_certificate(
+) {
+    let certs = tempfile::tempdir().unwrap();
+    broker_support::gen_dev_certs(certs.path(), &[]);
+    let dir = certs.path().to_path_buf();
+    let settings: NodeSettings = Box::new(move |_, ports: NodePorts| {
+        vec![
+            format!(
+                "listeners=PLAINTEXT://127.0.0.1:{},INTERNAL://127.0.0.1:{}",
+                ports.kafka, ports.extra
+            ),
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SSL".to_string(),
+            "inter.broker.listener.name=INTERNAL".to_string(),
+            format!("ssl.keystore.location={}", dir.join("broker.pem").display()),
+            format!("ssl.truststore.location={}", dir.join("ca.pem").display()),
+            "ssl.client.auth=required".to_string(),
+        ]
+    });
+    let cluster = Cluster::start_custom(&[Role::Combined; 3], &[], Some(settings));
+    create_replicated(&cluster, "over-tls");
+    let leader = produce_when_isr(&cluster, "over-tls", 3);
+    assert_eq!(
+        read_all(&mut cluster.node(leader).connect(), "over-tls", 0).len(),
+        20
+    );
+    // Metadata on the SSL listener would need TLS; on PLAINTEXT it names PLAINTEXT ports.
+    let listed = metadata(&mut cluster.node(2).connect(), None);
+    for b in &listed.brokers {
+        assert_eq!(b.port, cluster.ports(b.node_id.0).kafka as i32);
+    }
+}
+
+#[test]
+fn given_sasl_ssl_inter_broker_listener_when_one_broker_has_a_wrong_password_should_keep_it_out_of_the_isr(
+) {
+    let certs = tempfile::tempdir().unwrap();
+    broker_support::gen_dev_certs(certs.path(), &[]);
+    let dir = certs.path().to_path_buf();
+    let settings: NodeSettings = Box::new(move |node_id, ports: NodePorts| {
+        let password = if node_id == 3 {
+            "wrong"
+        } else {
+            "broker-secret"
+        };
+        vec![
+            format!(
+                "listeners=PLAINTEXT://127.0.0.1:{},INTERNAL://127.0.0.1:{}",
+                ports.kafka, ports.extra
+            ),
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL".to_string(),
+            "inter.broker.listener.name=INTERNAL".to_string(),
+            format!("ssl.keystore.location={}", dir.join("broker.pem").display()),
+            format!("ssl.truststore.location={}", dir.join("ca.pem").display()),
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256".to_string(),
+            "inter.broker.sasl.username=broker".to_string(),
+            format!("inter.broker.sasl.password={password}"),
+            "min.insync.replicas=2".to_string(),
+            "replica.lag.time.max.ms=3000".to_string(),
+        ]
+    });
+    let cluster = Cluster::start_custom(&[Role::Combined; 3], &[], Some(settings));
+    // The brokers' SCRAM user, created over PLAINTEXT (it lives in the metadata log).
+    let output = cli_support::run_strom(
+        &[
+            "user",
+            "create",
+            "broker",
+            "--password",
+            "broker-secret",
+            "--mechanism",
+            "SCRAM-SHA-256",
+        ],
+        b"",
+        &cluster.address(1),
+    );
+    assert!(output.status.success(), "{output:?}");
+    // The topic's replicas: the leader is the first of a rotating start; force [1, 2, 3]
+    // so broker 3 (wrong password) is a follower.
+    let created: CreateTopicsResponse = cluster.node(1).connect().call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(15_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(broker_support::topic_name("over-sasl"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![
+                    kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)]),
+                ])]),
+    );
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    // Broker 2 authenticates and joins; 3 is refused: after the lag time it leaves the ISR
+    // (created with all three) and acks=all still goes through with two.
+    let leader = produce_when_isr(&cluster, "over-sasl", 2);
+    assert_eq!(leader, 1);
+    let isr = partition_of(
+        &metadata(&mut cluster.node(1).connect(), None),
+        "over-sasl",
+        0,
+    )
+    .unwrap()
+    .isr_nodes
+    .iter()
+    .map(|b| b.0)
+    .collect::<Vec<_>>();
+    assert!(!isr.contains(&3), "{isr:?}");
+    // The password is never shown.
+    let described: DescribeConfigsResponse = cluster.node(1).connect().call(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![
+            kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str(
+                    "inter.broker.sasl.password",
+                )])),
+        ]),
+    );
+    let entry = &described.results[0].configs[0];
+    assert!(entry.is_sensitive && entry.value.is_none(), "{entry:?}");
+    let deadline = std::time::Instant::now() + CHANGE_TIMEOUT;
+    while !cluster
+        .node(3)
+        .log()
+        .contains("refused this broker's credentials")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        cluster
+            .node(3)
+            .log()
+            .contains("refused this broker's credentials"),
+        "{}",
+        cluster.node(3).log()
+    );
 }

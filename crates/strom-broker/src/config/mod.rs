@@ -340,6 +340,8 @@ pub struct BrokerConfig {
     /// `inter.broker.listener.name`, resolved: the listener other brokers reach this one on
     /// (replica fetches, transaction markers); the first listener unless set.
     pub inter_broker_listener: String,
+    /// How this broker connects to the others on that listener.
+    pub inter_broker: InterBrokerSettings,
     /// TLS settings, present when a listener uses SSL or SASL_SSL.
     pub tls: Option<TlsSettings>,
     pub tls_reload_check_interval_ms: i64,
@@ -502,6 +504,99 @@ impl ClusterSettings {
                 )?;
                 parse_bool(raw, "auto.leader.rebalance.enable")?.then_some(seconds * 1000)
             },
+        })
+    }
+}
+
+/// How this broker connects to other brokers (replica fetches, transaction markers): the
+/// inter-broker listener's protocol and, per protocol, what the client side needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterBrokerSettings {
+    pub security: crate::listeners::SecurityProtocol,
+    /// CA certificates other brokers' certificates chain to (`ssl.truststore.location`);
+    /// set when the protocol uses TLS.
+    pub truststore: Option<PathBuf>,
+    /// The broker's own key and certificate chain (`ssl.keystore.location`), presented to
+    /// brokers that ask for a client certificate.
+    pub keystore: Option<PathBuf>,
+    pub verify_hostname: bool,
+    /// (mechanism, username, password); set when the protocol uses SASL.
+    pub sasl: Option<(String, String, String)>,
+}
+
+impl InterBrokerSettings {
+    fn from_raw(
+        raw: &RawConfig,
+        security: crate::listeners::SecurityProtocol,
+    ) -> Result<Self, ConfigError> {
+        let bad = |key: &str, value: &str, expected: String| ConfigError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            expected,
+        };
+        let path = |key: &str| {
+            let value = raw.get(key).0.trim();
+            (!value.is_empty()).then(|| PathBuf::from(value))
+        };
+        let truststore = path("ssl.truststore.location");
+        if security.uses_tls() && truststore.is_none() {
+            return Err(bad(
+                "ssl.truststore.location",
+                "",
+                "a PEM file of the CA certificates other brokers' certificates chain to (the \
+                 inter-broker listener uses TLS, so this broker is a TLS client of the others)"
+                    .into(),
+            ));
+        }
+        let algorithm = raw.get("ssl.endpoint.identification.algorithm").0.trim();
+        let verify_hostname = match algorithm.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "" | "none" => false,
+            _ => {
+                return Err(bad(
+                    "ssl.endpoint.identification.algorithm",
+                    algorithm,
+                    "https, or empty (none) to check the certificate chain only".into(),
+                ))
+            }
+        };
+        let sasl = if security.uses_sasl() {
+            let mechanism = raw.get("sasl.mechanism.inter.broker.protocol").0.trim();
+            if !matches!(mechanism, "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512") {
+                return Err(bad(
+                    "sasl.mechanism.inter.broker.protocol",
+                    mechanism,
+                    "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512".into(),
+                ));
+            }
+            let username = raw.get("inter.broker.sasl.username").0.trim();
+            let password = raw.get("inter.broker.sasl.password").0;
+            if username.is_empty() || password.is_empty() {
+                return Err(bad(
+                    "inter.broker.sasl.username",
+                    username,
+                    "a user and inter.broker.sasl.password (the inter-broker listener uses \
+                     SASL, so brokers authenticate to each other)"
+                        .into(),
+                ));
+            }
+            Some((
+                mechanism.to_string(),
+                username.to_string(),
+                password.to_string(),
+            ))
+        } else {
+            None
+        };
+        Ok(InterBrokerSettings {
+            security,
+            truststore: security.uses_tls().then_some(truststore).flatten(),
+            keystore: security
+                .uses_tls()
+                .then(|| path("ssl.keystore.location"))
+                .flatten(),
+            verify_hostname,
+            sasl,
         })
     }
 }
@@ -934,6 +1029,14 @@ impl BrokerConfig {
         };
         Ok(BrokerConfig {
             node_id: parse_number::<i32>(&raw, "node.id", 0, i32::MAX)?,
+            inter_broker: InterBrokerSettings::from_raw(
+                &raw,
+                listeners
+                    .iter()
+                    .find(|l| l.name == inter_broker_listener)
+                    .expect("resolved above")
+                    .security,
+            )?,
             listeners,
             inter_broker_listener,
             tls,

@@ -207,3 +207,62 @@ fn given_inconsistent_process_roles_when_parsed_should_name_the_key_and_the_fix(
         );
     }
 }
+
+#[test]
+fn given_secured_inter_broker_listener_when_its_client_settings_are_missing_should_name_them() {
+    let ssl = [
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.1:9093",
+        ),
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,INTERNAL:SSL",
+        ),
+        ("inter.broker.listener.name", "INTERNAL"),
+        ("ssl.keystore.location", "broker.pem"),
+    ];
+    let error = with(&ssl).unwrap_err().to_string();
+    assert!(error.contains("ssl.truststore.location"), "{error}");
+    let mut trusted = ssl.to_vec();
+    trusted.push(("ssl.truststore.location", "ca.pem"));
+    let config = with(&trusted).unwrap();
+    assert_eq!(config.inter_broker_listener, "INTERNAL");
+    assert_eq!(
+        config.inter_broker.truststore,
+        Some(PathBuf::from("ca.pem"))
+    );
+    assert_eq!(
+        config.inter_broker.keystore,
+        Some(PathBuf::from("broker.pem"))
+    );
+    assert!(config.inter_broker.verify_hostname);
+    assert!(config.inter_broker.sasl.is_none());
+
+    let sasl = [
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"),
+        ("inter.broker.sasl.username", "broker"),
+    ];
+    let error = with(&sasl).unwrap_err().to_string();
+    assert!(error.contains("inter.broker.sasl.username"), "{error}");
+    let mut complete = sasl.to_vec();
+    complete.push(("inter.broker.sasl.password", "secret"));
+    complete.push(("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"));
+    let config = with(&complete).unwrap();
+    assert_eq!(
+        config.inter_broker.sasl,
+        Some(("SCRAM-SHA-512".into(), "broker".into(), "secret".into()))
+    );
+    let mut bad = complete.clone();
+    bad.push(("sasl.mechanism.inter.broker.protocol", "GSSAPI"));
+    assert!(with(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("sasl.mechanism.inter.broker.protocol"));
+    let unknown = [("inter.broker.listener.name", "NOPE")];
+    let error = with(&unknown).unwrap_err().to_string();
+    assert!(
+        error.contains("inter.broker.listener.name") && error.contains("PLAINTEXT"),
+        "{error}"
+    );
+}

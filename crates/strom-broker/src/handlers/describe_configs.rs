@@ -170,16 +170,21 @@ pub fn handle(
                         .is_none_or(|keys| keys.iter().any(|k| k.as_str() == entry.name))
                 })
                 .map(|entry| {
+                    // Passwords are never sent back, as in Kafka: null and sensitive.
+                    let sensitive = entry.config_type == ConfigType::Password;
+                    let mut synonyms = entry.synonyms;
+                    if sensitive {
+                        synonyms.clear();
+                    }
                     let mut out = DescribeConfigsResourceResult::default()
                         .with_name(StrBytes::from_string(entry.name))
-                        .with_value(Some(StrBytes::from_string(entry.value)))
+                        .with_value((!sensitive).then(|| StrBytes::from_string(entry.value)))
                         .with_read_only(read_only)
                         .with_config_source(entry.source)
-                        .with_is_sensitive(false);
+                        .with_is_sensitive(sensitive);
                     if request.include_synonyms {
                         out = out.with_synonyms(
-                            entry
-                                .synonyms
+                            synonyms
                                 .into_iter()
                                 .map(|(name, value, source)| {
                                     DescribeConfigsSynonym::default()

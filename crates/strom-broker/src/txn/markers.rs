@@ -140,12 +140,12 @@ pub fn write_remote_markers(
             .with_coordinator_epoch(coordinator_epoch)
             .with_topics(topics)]);
     let send = async {
-        let config = strom_client::connection::ConnectionConfig {
-            client_id: format!("strom-txn-coordinator-{}", broker.config.node_id),
-            connect_timeout: REMOTE_MARKER_TIMEOUT,
-            request_timeout: REMOTE_MARKER_TIMEOUT,
-            ..Default::default()
-        };
+        let config = crate::inter_broker::connection_config(
+            &broker.inter_broker_security,
+            format!("strom-txn-coordinator-{}", broker.config.node_id),
+            REMOTE_MARKER_TIMEOUT,
+            REMOTE_MARKER_TIMEOUT,
+        );
         let connection = strom_client::connection::Connection::connect(&address, config).await?;
         connection.send_version(&request, 1).await
     };

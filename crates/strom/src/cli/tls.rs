@@ -71,14 +71,14 @@ fn gen_dev_certs(args: &GenDevCertsArgs) -> anyhow::Result<()> {
 
     let leaf = |common_name: &str,
                 sans: Vec<String>,
-                usage: ExtendedKeyUsagePurpose|
+                usages: Vec<ExtendedKeyUsagePurpose>|
      -> anyhow::Result<String> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(sans)?;
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, common_name);
         params.distinguished_name = name;
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages;
         let cert = params.signed_by(&key, &issuer)?;
         Ok(format!(
             "{}{}{}",
@@ -94,14 +94,19 @@ fn gen_dev_certs(args: &GenDevCertsArgs) -> anyhow::Result<()> {
         &ca_key.serialize_pem(),
         args.force,
     )?;
+    // A broker is also a TLS client of the other brokers (replication over an SSL
+    // inter-broker listener, with mutual TLS when they require it).
     let broker = leaf(
         "strom-broker",
         args.hosts.clone(),
-        ExtendedKeyUsagePurpose::ServerAuth,
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
     )?;
     write(&args.dir.join("broker.pem"), &broker, args.force)?;
     for client in &args.clients {
-        let pem = leaf(client, vec![], ExtendedKeyUsagePurpose::ClientAuth)?;
+        let pem = leaf(client, vec![], vec![ExtendedKeyUsagePurpose::ClientAuth])?;
         write(
             &args.dir.join(format!("client-{client}.pem")),
             &pem,
