@@ -87,6 +87,7 @@ class Node(Broker):
             "controller.quorum.voters": self.cluster.voters,
             **CLUSTER_CONFIG,
             **self.cluster.extra_config,
+            **self.extra_config,
         }
         cmd = [*self.exec_prefix, str(strom_binary()), "broker"]
         for key, value in config.items():
