@@ -12,22 +12,16 @@
 use std::time::Duration;
 
 use strom_client::connection::{
-    ClientSecurity, ConnectionConfig, SaslCredentials, SaslMechanism, SecurityProtocol, TlsOptions,
+    ClientSecurity, ConnectionConfig, SaslCredentials, SaslMechanism, TlsOptions,
 };
 use strom_client::ClientError;
 
 use crate::config::BrokerConfig;
-use crate::listeners;
 
 /// Builds the inter-broker client security from the validated config.
 pub fn client_security(config: &BrokerConfig) -> Result<ClientSecurity, ClientError> {
     let settings = &config.inter_broker;
-    let protocol = match settings.security {
-        listeners::SecurityProtocol::Plaintext => SecurityProtocol::Plaintext,
-        listeners::SecurityProtocol::Ssl => SecurityProtocol::Ssl,
-        listeners::SecurityProtocol::SaslPlaintext => SecurityProtocol::SaslPlaintext,
-        listeners::SecurityProtocol::SaslSsl => SecurityProtocol::SaslSsl,
-    };
+    let protocol = settings.security;
     let tls = protocol.uses_tls().then(|| TlsOptions {
         ca_location: settings.truststore.clone(),
         // The keystore is one PEM with the key and the chain; the client reads both from it.

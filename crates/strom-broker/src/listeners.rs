@@ -10,36 +10,9 @@ use std::net::SocketAddr;
 
 use crate::config::ConfigError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
-            "SSL" => Some(SecurityProtocol::Ssl),
-            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
-            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
-            _ => None,
-        }
-    }
-
-    pub fn uses_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-
-    pub fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-}
+/// Kafka's security protocols; the client's type, so a listener and a connection to it
+/// speak of the same thing (the inter-broker client uses the listener's protocol as is).
+pub use strom_client::connection::SecurityProtocol;
 
 /// One listener: where it binds, what it speaks, what clients are told.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use cluster_support::*;
 
-use broker_support::{batch, decode_values, fetch_request, produce_request, topic_name, Conn};
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use broker_support::{batch, decode_values, fetch_request, produce_request, Conn};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -55,20 +54,16 @@ fn given_racks_and_rack_aware_selector_when_consumer_fetches_should_read_from_it
         &["replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"],
         Some(settings),
     );
-    let created: CreateTopicsResponse = cluster.node(1).connect().call(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(15_000)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(topic_name(TOPIC))
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-                .with_assignments(vec![CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])])]),
+    assert_eq!(
+        create_topic(
+            &mut cluster.node(1).connect(),
+            TOPIC,
+            1,
+            1,
+            Some(&[1, 2, 3])
+        ),
+        0
     );
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
     cluster.wait_for_on(&[1], |m| {
         partition_of(m, TOPIC, 0).is_some_and(|p| p.leader_id.0 == 1 && p.isr_nodes.len() == 3)
     });
@@ -131,20 +126,10 @@ fn given_racks_and_rack_aware_selector_when_consumer_fetches_should_read_from_it
 fn given_no_replica_selector_when_consumer_names_a_rack_should_read_from_the_leader() {
     let settings: NodeSettings = Box::new(|node_id, _| vec![format!("broker.rack=r{node_id}")]);
     let cluster = Cluster::start_custom(&[Role::Combined; 3], &[], Some(settings));
-    let created: CreateTopicsResponse = cluster.node(1).connect().call(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(15_000)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(topic_name(TOPIC))
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-                .with_assignments(vec![CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])]),
+    assert_eq!(
+        create_topic(&mut cluster.node(1).connect(), TOPIC, 1, 1, Some(&[1, 2])),
+        0
     );
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
     cluster.wait_for_on(&[1], |m| {
         partition_of(m, TOPIC, 0).is_some_and(|p| p.leader_id.0 == 1 && p.isr_nodes.len() == 2)
     });

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use cluster_support::*;
 
 use broker_support::{batch, produce_request, Conn};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -77,17 +77,7 @@ fn given_two_listeners_per_broker_when_clients_use_either_should_be_told_address
     );
 
     // Replicated over INTERNAL: RF 3, acks=all needs every follower's fetches.
-    let created: CreateTopicsResponse = cluster.node(1).connect().call(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(15_000)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(broker_support::topic_name("replicated"))
-                .with_num_partitions(1)
-                .with_replication_factor(3)]),
-    );
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    create_replicated(&cluster, "replicated");
     let ready = cluster.wait_for(|m| {
         partition_of(m, "replicated", 0)
             .is_some_and(|p| p.leader_id.0 > 0 && p.isr_nodes.len() == 3)
@@ -141,17 +131,10 @@ fn given_two_listeners_per_broker_when_clients_use_either_should_be_told_address
 }
 
 fn create_replicated(cluster: &Cluster, topic: &str) {
-    let created: CreateTopicsResponse = cluster.node(1).connect().call(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(15_000)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(broker_support::topic_name(topic))
-                .with_num_partitions(1)
-                .with_replication_factor(3)]),
+    assert_eq!(
+        create_topic(&mut cluster.node(1).connect(), topic, 1, 3, None),
+        0
     );
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
 }
 
 /// acks=all produce of 20 records to the partition's leader once its ISR has `isr` members;
@@ -250,22 +233,16 @@ fn given_sasl_ssl_inter_broker_listener_when_one_broker_has_a_wrong_password_sho
     assert!(output.status.success(), "{output:?}");
     // The topic's replicas: the leader is the first of a rotating start; force [1, 2, 3]
     // so broker 3 (wrong password) is a follower.
-    let created: CreateTopicsResponse = cluster.node(1).connect().call(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(15_000)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(broker_support::topic_name("over-sasl"))
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-                .with_assignments(vec![
-                    kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
-                        .with_partition_index(0)
-                        .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)]),
-                ])]),
+    assert_eq!(
+        create_topic(
+            &mut cluster.node(1).connect(),
+            "over-sasl",
+            1,
+            1,
+            Some(&[1, 2, 3])
+        ),
+        0
     );
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
     // Broker 2 authenticates and joins; 3 is refused: after the lag time it leaves the ISR
     // (created with all three) and acks=all still goes through with two.
     let leader = produce_when_isr(&cluster, "over-sasl", 2);

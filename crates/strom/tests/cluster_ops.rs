@@ -78,17 +78,6 @@ fn strom(address: &str, args: &[&str]) -> std::process::Output {
     cli_support::run_strom(args, b"", address)
 }
 
-fn strom_json(address: &str, args: &[&str]) -> serde_json::Value {
-    let output = strom(address, args);
-    assert!(
-        output.status.success(),
-        "strom {args:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
-
 #[test]
 fn given_a_three_node_cluster_when_the_preferred_leader_dies_and_returns_should_elect_it_back_on_request(
 ) {
@@ -200,7 +189,7 @@ fn given_a_three_node_cluster_when_the_preferred_leader_dies_and_returns_should_
         stderr.contains("PREFERRED_LEADER_NOT_AVAILABLE"),
         "{stderr}"
     );
-    let status = strom_json(&survivor, &["cluster", "status", "--json"]);
+    let status = cli_support::run_strom_json(&survivor, &["cluster", "status", "--json"]);
     assert_eq!(status["counts"]["under_replicated"], 1, "{status}");
     assert_eq!(status["counts"]["offline"], 0, "{status}");
     assert_eq!(status["counts"]["fenced_brokers"], 1, "{status}");
@@ -305,7 +294,7 @@ fn given_a_three_node_cluster_when_the_preferred_leader_dies_and_returns_should_
 
     // The CLI on the healthy cluster.
     let address = cluster.address(preferred);
-    let status = strom_json(&address, &["cluster", "status", "--json"]);
+    let status = cli_support::run_strom_json(&address, &["cluster", "status", "--json"]);
     assert_eq!(status["counts"]["brokers"], 3, "{status}");
     assert_eq!(status["counts"]["fenced_brokers"], 0, "{status}");
     assert_eq!(status["counts"]["under_replicated"], 0, "{status}");
@@ -316,7 +305,7 @@ fn given_a_three_node_cluster_when_the_preferred_leader_dies_and_returns_should_
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.contains("ID  ADDRESS"), "{table}");
     assert!(table.contains("0 under-replicated, 0 offline"), "{table}");
-    let results = strom_json(
+    let results = cli_support::run_strom_json(
         &address,
         &[
             "cluster",
@@ -404,7 +393,7 @@ fn given_a_single_node_broker_when_electing_should_answer_election_not_needed() 
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no partition 9"));
-    let status = strom_json(&address, &["cluster", "status", "--json"]);
+    let status = cli_support::run_strom_json(&address, &["cluster", "status", "--json"]);
     assert_eq!(status["counts"]["brokers"], 1, "{status}");
     assert_eq!(status["counts"]["under_replicated"], 0, "{status}");
 }

@@ -35,17 +35,6 @@ fn strom(address: &str, args: &[&str]) -> std::process::Output {
     cli_support::run_strom(args, b"", address)
 }
 
-fn strom_json(address: &str, args: &[&str]) -> serde_json::Value {
-    let output = strom(address, args);
-    assert!(
-        output.status.success(),
-        "strom {args:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
-
 fn ids(brokers: &[BrokerId]) -> Vec<i32> {
     brokers.iter().map(|b| b.0).collect()
 }
@@ -176,7 +165,7 @@ fn given_rf2_partition_on_brokers_1_2_when_reassigned_to_2_3_should_move_data_an
     assert_eq!(list(&mut conn, Some((topic, &[0]))), moving);
     assert!(list(&mut conn, Some((topic, &[5]))).is_empty());
     assert!(list(&mut conn, Some(("ghost", &[0]))).is_empty());
-    let listed = strom_json(
+    let listed = cli_support::run_strom_json(
         &cluster.address(1),
         &["topic", "reassignments", "--topic", topic, "--json"],
     );
@@ -304,7 +293,7 @@ fn given_a_single_node_when_reassigned_should_accept_only_its_own_replica_list()
     let output = strom(&address, &["topic", "reassignments"]);
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("No partition reassignments"));
-    let listed = strom_json(&address, &["topic", "reassignments", "--json"]);
+    let listed = cli_support::run_strom_json(&address, &["topic", "reassignments", "--json"]);
     assert_eq!(listed["reassignments"], serde_json::json!([]));
 }
 

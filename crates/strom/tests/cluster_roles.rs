@@ -18,7 +18,6 @@ use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::*;
@@ -58,17 +57,6 @@ fn replica_ids(replicas: &[describe_quorum_response::ReplicaState]) -> Vec<i32> 
     replicas.iter().map(|r| r.replica_id.0).collect()
 }
 
-fn strom_json(address: &str, args: &[&str]) -> serde_json::Value {
-    let output = cli_support::run_strom(args, b"", address);
-    assert!(
-        output.status.success(),
-        "strom {args:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
-
 fn ids(brokers: &[BrokerId]) -> Vec<i32> {
     brokers.iter().map(|b| b.0).collect()
 }
@@ -76,35 +64,6 @@ fn ids(brokers: &[BrokerId]) -> Vec<i32> {
 fn sorted(mut ids: Vec<i32>) -> Vec<i32> {
     ids.sort_unstable();
     ids
-}
-
-fn create_topic(
-    conn: &mut Conn,
-    topic: &str,
-    partitions: i32,
-    replication_factor: i16,
-    assignment: Option<&[i32]>,
-) -> i16 {
-    let mut creatable = CreatableTopic::default()
-        .with_name(topic_name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(replication_factor);
-    if let Some(brokers) = assignment {
-        creatable = creatable
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![CreatableReplicaAssignment::default()
-                .with_partition_index(0)
-                .with_broker_ids(brokers.iter().copied().map(BrokerId).collect())]);
-    }
-    let created: CreateTopicsResponse = conn.call(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(15_000)
-            .with_topics(vec![creatable]),
-    );
-    created.topics[0].error_code
 }
 
 /// Produces `count` records with acks=all to `conn`; the error code.
@@ -222,7 +181,7 @@ fn given_dedicated_controllers_and_broker_only_nodes_when_each_controller_is_kil
     assert_eq!(replica_ids(&quorum.observers), vec![4, 5]);
     assert!((1..=3).contains(&quorum.leader_id.0), "{quorum:?}");
     assert!(quorum.high_watermark > 0);
-    let listed = strom_json(&cluster.address(5), &["cluster", "quorum", "--json"]);
+    let listed = cli_support::run_strom_json(&cluster.address(5), &["cluster", "quorum", "--json"]);
     assert_eq!(listed["leader_id"], quorum.leader_id.0, "{listed}");
     assert_eq!(listed["voters"].as_array().unwrap().len(), 3, "{listed}");
     assert_eq!(listed["observers"][1]["id"], 5, "{listed}");
@@ -429,7 +388,8 @@ fn given_single_node_when_quorum_described_should_name_itself_and_refuse_other_p
             "{topic}-{partition}: {response:?}"
         );
     }
-    let listed = strom_json(&broker.addr.to_string(), &["cluster", "quorum", "--json"]);
+    let listed =
+        cli_support::run_strom_json(&broker.addr.to_string(), &["cluster", "quorum", "--json"]);
     assert_eq!(listed["leader_id"], 7, "{listed}");
     assert_eq!(listed["voters"][0]["lag"], 0, "{listed}");
     let table = cli_support::run_strom(&["cluster", "quorum"], b"", &broker.addr.to_string());

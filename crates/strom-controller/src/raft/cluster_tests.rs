@@ -75,7 +75,7 @@ fn heartbeat(node: Arc<RaftQuorum>, broker_id: i32) -> Heartbeat {
 }
 
 /// Waits until `node`'s own image satisfies `check`.
-async fn image_where(
+pub(super) async fn image_where(
     node: &RaftQuorum,
     what: &str,
     check: impl Fn(&MetadataImage) -> bool,

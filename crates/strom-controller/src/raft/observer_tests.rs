@@ -2,18 +2,17 @@
 //! purged, so a snapshot first), forwarding every operation, surviving the leader's loss,
 //! a restart at another address, and the refusals. Real loopback TCP, real files.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::cluster_tests::image_where;
 use super::quorum_tests::{
     agreed_leader, bind_voters, by_id, converged, create_topic, register_all, start, test_config,
     wait_until, CLUSTER_WAIT,
 };
 use super::*;
 use crate::controller::TopicDefaults;
-use crate::image::MetadataImage;
 
 const OBSERVER_ID: i32 = 4;
 
@@ -24,18 +23,6 @@ fn observer_config(voters: &[Voter], dir: &std::path::Path, address: &str) -> Ra
         },
         ..test_config(OBSERVER_ID, voters, dir)
     }
-}
-
-async fn image_where(
-    node: &RaftQuorum,
-    what: &str,
-    check: impl Fn(&MetadataImage) -> bool,
-) -> Arc<MetadataImage> {
-    wait_until(CLUSTER_WAIT, what, || {
-        let image = node.image();
-        check(&image).then_some(image)
-    })
-    .await
 }
 
 /// Joins, retrying while the quorum settles (as the broker's start-up does).

@@ -210,6 +210,18 @@ fn wait_with_timeout(child: Child, timeout: Duration, args: &[&str]) -> Output {
     waiter.join().expect("waiter").expect("strom output")
 }
 
+/// Runs `strom ARGS` against `bootstrap`, expects success and parses its `--json` output.
+pub fn run_strom_json(bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let output = run_strom(args, b"", bootstrap);
+    assert!(
+        output.status.success(),
+        "strom {args:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
 use kafka_protocol::messages::*;
@@ -366,4 +367,35 @@ pub fn read_all(conn: &mut Conn, topic: &str, partition: i32) -> Vec<String> {
             return values;
         }
     }
+}
+
+/// CreateTopics v7 of one topic through `conn`: `partitions` x `replication_factor`, or
+/// partition 0 on exactly `assignment`; the error code.
+pub fn create_topic(
+    conn: &mut Conn,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+    assignment: Option<&[i32]>,
+) -> i16 {
+    let mut creatable = CreatableTopic::default()
+        .with_name(topic_name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication_factor);
+    if let Some(brokers) = assignment {
+        creatable = creatable
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(brokers.iter().copied().map(BrokerId).collect())]);
+    }
+    let created: CreateTopicsResponse = conn.call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(15_000)
+            .with_topics(vec![creatable]),
+    );
+    created.topics[0].error_code
 }
