@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -330,7 +329,7 @@ async fn fetch_once(
                 {
                     throttled_bytes += records.len() as u64;
                 }
-                match log.append_as_follower(BytesMut::from(&records[..]), now_ms()) {
+                match log.append_as_follower(records, now_ms()) {
                     Ok(_) => appended = true,
                     Err(error) => {
                         warn!(topic = %partition.topic, partition = partition.index, %error, "follower append failed; truncating and refetching");

@@ -1,7 +1,6 @@
 //! What a follower replica needs: appending the leader's batches as they are, and cutting
 //! the log back to a leader-epoch boundary.
 
-use bytes::BytesMut;
 use strom_protocol::batch::BatchIter;
 
 use crate::error::{AppendError, InvalidRecordReason, StorageError};
@@ -30,16 +29,16 @@ impl PartitionLog {
     /// for the marker type) and ABORT markers go into the `.txnindex`. All-or-nothing.
     pub fn append_as_follower(
         &mut self,
-        records: BytesMut,
+        records: &[u8],
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         self.check_not_fenced()?;
         let log_end = self.log_end_offset();
-        let batches = self.validate_follower(&records, log_end)?;
+        let batches = self.validate_follower(records, log_end)?;
         self.maybe_roll_follower(records.len() as u64, &batches, now_ms)?;
 
         let mut epochs_changed = false;
-        for view in BatchIter::new(&records) {
+        for view in BatchIter::new(records) {
             let view = view.expect("validated");
             epochs_changed |= self
                 .epochs
@@ -49,13 +48,13 @@ impl PartitionLog {
             self.epochs.persist()?;
         }
         let interval = self.config.index_interval_bytes;
-        if let Err((error, rolled_back)) = self.active_mut().append(&records, interval) {
+        if let Err((error, rolled_back)) = self.active_mut().append(records, interval) {
             if !rolled_back {
                 self.fenced = true;
             }
             return Err(error.into());
         }
-        for view in BatchIter::new(&records) {
+        for view in BatchIter::new(records) {
             let view = view.expect("validated");
             let header = BatchHeader::parse(view.as_bytes()).expect("validated header");
             let marker = (header.is_control() && header.producer_id >= 0)

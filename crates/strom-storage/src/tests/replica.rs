@@ -27,9 +27,7 @@ fn given_leader_batches_when_follower_appends_should_store_identical_bytes_and_l
     let follower_dir = tempfile::tempdir().expect("tempdir");
     let (leader, bytes) = leader_bytes(leader_dir.path());
     let mut follower = open(follower_dir.path(), LogConfig::default());
-    let info = follower
-        .append_as_follower(bytes::BytesMut::from(&bytes[..]), NOW_MS)
-        .expect("append");
+    let info = follower.append_as_follower(&bytes, NOW_MS).expect("append");
     assert_eq!(
         (info.base_offset, info.last_offset, info.record_count),
         (0, 8, 9)
@@ -46,7 +44,7 @@ fn given_leader_batches_when_follower_appends_should_store_identical_bytes_and_l
     assert_eq!(retry.base_offset, 3);
     // Offsets below the log end are refused.
     let error = follower
-        .append_as_follower(bytes::BytesMut::from(&bytes[..]), NOW_MS)
+        .append_as_follower(&bytes, NOW_MS)
         .expect_err("old offsets");
     assert!(matches!(
         error,

@@ -651,7 +651,7 @@ fn given_follower_copying_the_leader_should_track_the_same_transactions() {
     let bytes = read_all(&leader, 0);
     for (_, _, batch) in batches_of(&bytes) {
         follower
-            .append_as_follower(blob(&[batch]), NOW_MS)
+            .append_as_follower(&blob(&[batch]), NOW_MS)
             .expect("follower append");
     }
     check_aborted_queries(&follower, &model, "follower");
