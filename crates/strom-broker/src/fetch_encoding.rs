@@ -2,9 +2,10 @@
 //!
 //! The generated `FetchResponse` encoder wants records in memory. This one writes the same
 //! bytes (checked against it in the tests below) but leaves each partition's records as a
-//! [`ResponsePart::File`], so the connection can `sendfile` them. Tagged fields Strom never
-//! sets (diverging epoch, current leader, snapshot id, node endpoints) are left out, which is
-//! also what Kafka does when they hold their defaults.
+//! [`ResponsePart::File`], so the connection can `sendfile` them. Of the tagged fields, the
+//! current leader (partition tag 1) and node endpoints (response tag 0, v16+) are written
+//! when set (KIP-951 leader hints); the ones Strom never sets (diverging epoch, snapshot id)
+//! are left out, which is also what Kafka does when they hold their defaults.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
@@ -42,6 +43,9 @@ pub struct FetchPartitionOut {
     pub aborted_transactions: Option<Vec<strom_storage::AbortedTransaction>>,
     /// KIP-392: the replica the consumer should fetch from instead (v11+); -1: this one.
     pub preferred_read_replica: i32,
+    /// KIP-951: the partition's leader and leader epoch, on NOT_LEADER_OR_FOLLOWER or
+    /// FENCED_LEADER_EPOCH (written from v12, filled from v16).
+    pub current_leader: Option<(i32, i32)>,
     pub records: FetchRecords,
 }
 
@@ -56,6 +60,8 @@ pub struct FetchResponseOut {
     pub error_code: i16,
     pub session_id: i32,
     pub topics: Vec<FetchTopicOut>,
+    /// KIP-951: addresses of the leaders named in `current_leader` (v16+).
+    pub node_endpoints: Vec<crate::handlers::BrokerEndpoint>,
 }
 
 fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
@@ -81,6 +87,23 @@ fn put_string(buf: &mut BytesMut, flexible: bool, value: &str) {
         buf.put_i16(value.len() as i16);
     }
     buf.put_slice(value.as_bytes());
+}
+
+/// The compact array of NodeEndpoint {node_id, host, port, rack, tagged fields}.
+fn encode_node_endpoints(endpoints: &[crate::handlers::BrokerEndpoint]) -> BytesMut {
+    let mut out = BytesMut::new();
+    put_array_length(&mut out, true, endpoints.len());
+    for endpoint in endpoints {
+        out.put_i32(endpoint.broker_id);
+        put_string(&mut out, true, &endpoint.host);
+        out.put_i32(endpoint.port);
+        match &endpoint.rack {
+            Some(rack) => put_string(&mut out, true, rack),
+            None => put_unsigned_varint(&mut out, 0), // null
+        }
+        put_unsigned_varint(&mut out, 0); // tagged fields
+    }
+    out
 }
 
 /// Encodes a whole fetch response frame (size prefix, header, body).
@@ -163,14 +186,32 @@ pub fn encode_fetch_response(
                 FetchRecords::File(_) => {}
             }
             if flexible {
-                put_unsigned_varint(&mut buf, 0); // partition tagged fields
+                // Partition tagged fields: only the current leader (tag 1) is ever set.
+                match partition.current_leader {
+                    Some((leader_id, leader_epoch)) => {
+                        put_unsigned_varint(&mut buf, 1);
+                        put_unsigned_varint(&mut buf, 1);
+                        put_unsigned_varint(&mut buf, 9);
+                        buf.put_i32(leader_id);
+                        buf.put_i32(leader_epoch);
+                        put_unsigned_varint(&mut buf, 0); // its own tagged fields
+                    }
+                    None => put_unsigned_varint(&mut buf, 0),
+                }
             }
         }
         if flexible {
             put_unsigned_varint(&mut buf, 0); // topic tagged fields
         }
     }
-    if flexible {
+    if version >= 16 && !response.node_endpoints.is_empty() {
+        // Response tagged fields: node endpoints (tag 0).
+        let endpoints = encode_node_endpoints(&response.node_endpoints);
+        put_unsigned_varint(&mut buf, 1);
+        put_unsigned_varint(&mut buf, 0);
+        put_unsigned_varint(&mut buf, endpoints.len() as u32);
+        buf.put_slice(&endpoints);
+    } else if flexible {
         put_unsigned_varint(&mut buf, 0); // response tagged fields
     }
     total_bytes += buf.len();
@@ -190,9 +231,9 @@ pub fn encode_fetch_response(
 mod tests {
     use super::*;
     use kafka_protocol::messages::fetch_response::{
-        FetchResponse, FetchableTopicResponse, PartitionData,
+        FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
     };
-    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::{BrokerId, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
     fn sample(records: [Option<Bytes>; 3]) -> FetchResponseOut {
@@ -200,6 +241,8 @@ mod tests {
         let mut records = records.into_iter();
         let mut partition = |index: i32, error_code: i16| FetchPartitionOut {
             preferred_read_replica: -1,
+            // A NOT_LEADER_OR_FOLLOWER partition names its leader.
+            current_leader: (error_code == 6).then_some((3, 17)),
             partition_index: index,
             error_code,
             high_watermark: 100 + index as i64,
@@ -238,7 +281,21 @@ mod tests {
                 FetchTopicOut {
                     name: "t2".into(),
                     topic_id: id,
-                    partitions: vec![partition(7, 0)],
+                    partitions: vec![partition(7, 0), partition(8, 6)],
+                },
+            ],
+            node_endpoints: vec![
+                crate::handlers::BrokerEndpoint {
+                    broker_id: 3,
+                    host: StrBytes::from_static_str("broker-3.example"),
+                    port: 9292,
+                    rack: Some(StrBytes::from_static_str("rack-c")),
+                },
+                crate::handlers::BrokerEndpoint {
+                    broker_id: 4,
+                    host: StrBytes::from_static_str("broker-4.example"),
+                    port: 9392,
+                    rack: None,
                 },
             ],
         }
@@ -279,12 +336,36 @@ mod tests {
                                             // Sent as empty records, never null.
                                             _ => Some(Bytes::new()),
                                         })
+                                        .with_current_leader(match p.current_leader {
+                                            Some((leader, epoch)) if version >= 12 => {
+                                                LeaderIdAndEpoch::default()
+                                                    .with_leader_id(BrokerId(leader))
+                                                    .with_leader_epoch(epoch)
+                                            }
+                                            _ => LeaderIdAndEpoch::default(),
+                                        })
                                 })
                                 .collect(),
                         )
                 })
                 .collect(),
         );
+        let response = if version >= 16 {
+            response.with_node_endpoints(
+                out.node_endpoints
+                    .iter()
+                    .map(|e| {
+                        NodeEndpoint::default()
+                            .with_node_id(BrokerId(e.broker_id))
+                            .with_host(e.host.clone())
+                            .with_port(e.port)
+                            .with_rack(e.rack.clone())
+                    })
+                    .collect(),
+            )
+        } else {
+            response
+        };
         let frame =
             crate::response::encode_frame(ApiKey::Fetch, version, 42, &response).expect("encode");
         frame.to_bytes().expect("memory")

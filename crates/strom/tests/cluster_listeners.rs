@@ -1,9 +1,10 @@
 //! Listeners on a cluster, real processes: every broker registers all its listeners, so a
 //! client on one listener is told the other brokers' addresses on that same listener
-//! (Metadata, DescribeCluster, FindCoordinator), and replication runs over the listener
-//! `inter.broker.listener.name` names, even when it is not the first — also when that
-//! listener is SSL with mutual TLS required, or SASL_SSL with SCRAM (a broker with the
-//! wrong password stays out of the ISR and says why).
+//! (Metadata, DescribeCluster, FindCoordinator, and the KIP-951 leader hints of Produce
+//! and Fetch), and replication runs over the listener `inter.broker.listener.name` names,
+//! even when it is not the first — also when that listener is SSL with mutual TLS
+//! required, or SASL_SSL with SCRAM (a broker with the wrong password stays out of the ISR
+//! and says why).
 
 mod broker_support;
 mod cli_support;
@@ -128,6 +129,96 @@ fn given_two_listeners_per_broker_when_clients_use_either_should_be_told_address
         assert_eq!(found.error_code, 0, "{found:?}");
         assert_eq!(Some(&found.port), ports.get(&found.node_id.0), "{found:?}");
     }
+
+    // KIP-951: a produce (v10+) or fetch (v16+) sent to a broker without the partition
+    // names its leader and epoch, and the leader's address on the asking listener.
+    assert_eq!(
+        create_topic(&mut cluster.node(1).connect(), "single", 1, 1, Some(&[1])),
+        0
+    );
+    let placed =
+        cluster.wait_for(|m| partition_of(m, "single", 0).is_some_and(|p| p.leader_id.0 == 1));
+    let epoch = partition_of(&placed, "single", 0).unwrap().leader_epoch;
+    let topic_id = placed
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "single"))
+        .unwrap()
+        .topic_id;
+    for (mut conn, ports, via) in [
+        (cluster.node(2).connect(), &external, "EXTERNAL of node 2"),
+        (internal(&cluster, 3), &internal_ports, "INTERNAL of node 3"),
+    ] {
+        let produced: ProduceResponse = conn.call(
+            ApiKey::Produce,
+            10,
+            &produce_request("single", 0, batch("h", 1, now_ms()), 1),
+        );
+        let answer = &produced.responses[0].partition_responses[0];
+        assert_eq!(
+            answer.error_code, 6,
+            "NOT_LEADER_OR_FOLLOWER via {via}: {answer:?}"
+        );
+        assert_eq!(
+            (
+                answer.current_leader.leader_id.0,
+                answer.current_leader.leader_epoch
+            ),
+            (1, epoch),
+            "produce via {via}"
+        );
+        assert_eq!(
+            produced
+                .node_endpoints
+                .iter()
+                .map(|e| (e.node_id.0, e.port))
+                .collect::<Vec<_>>(),
+            vec![(1, ports[&1])],
+            "produce via {via}"
+        );
+
+        let mut request = broker_support::fetch_request("single", 0, 0, 0, 0);
+        request.topics[0].topic_id = topic_id;
+        let fetched: FetchResponse = conn.call(ApiKey::Fetch, 16, &request);
+        let answer = &fetched.responses[0].partitions[0];
+        assert_eq!(
+            answer.error_code, 6,
+            "NOT_LEADER_OR_FOLLOWER via {via}: {answer:?}"
+        );
+        assert_eq!(
+            (
+                answer.current_leader.leader_id.0,
+                answer.current_leader.leader_epoch
+            ),
+            (1, epoch),
+            "fetch via {via}"
+        );
+        assert_eq!(
+            fetched
+                .node_endpoints
+                .iter()
+                .map(|e| (e.node_id.0, e.port))
+                .collect::<Vec<_>>(),
+            vec![(1, ports[&1])],
+            "fetch via {via}"
+        );
+        // Older versions carry no hints.
+        let produced: ProduceResponse = conn.call(
+            ApiKey::Produce,
+            9,
+            &produce_request("single", 0, batch("h", 1, now_ms()), 1),
+        );
+        assert_eq!(produced.responses[0].partition_responses[0].error_code, 6);
+        assert!(produced.node_endpoints.is_empty());
+    }
+    // The leader itself answers normally, without hints.
+    let produced: ProduceResponse = cluster.node(1).connect().call(
+        ApiKey::Produce,
+        10,
+        &produce_request("single", 0, batch("h", 1, now_ms()), 1),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    assert!(produced.node_endpoints.is_empty());
 }
 
 fn create_replicated(cluster: &Cluster, topic: &str) {

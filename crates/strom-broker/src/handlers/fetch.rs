@@ -28,6 +28,8 @@ use strom_storage::ReadError;
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::leader_hint::{self, LeaderHints};
+use super::Advertised;
 use crate::errors::NO_ERROR;
 use crate::fetch_encoding::{
     encode_fetch_response, FetchPartitionOut, FetchRecords, FetchResponseOut, FetchTopicOut,
@@ -44,6 +46,7 @@ fn empty_partition(index: i32, error: ErrorCode) -> FetchPartitionOut {
         log_start_offset: -1,
         aborted_transactions: None,
         preferred_read_replica: -1,
+        current_leader: None,
         records: FetchRecords::None,
     }
 }
@@ -154,6 +157,7 @@ fn read_once(
                         log_start_offset: log.log_start_offset(),
                         aborted_transactions: None,
                         preferred_read_replica: preferred,
+                        current_leader: None,
                         records: FetchRecords::Memory(bytes::Bytes::new()),
                     });
                     // Answer at once: the consumer moves on to the preferred replica.
@@ -244,6 +248,7 @@ fn read_once(
                 log_start_offset,
                 aborted_transactions,
                 preferred_read_replica: -1,
+                current_leader: None,
                 records,
             });
         }
@@ -258,6 +263,7 @@ fn read_once(
         error_code: 0,
         session_id: 0,
         topics,
+        node_endpoints: Vec::new(),
     };
     (response, total_bytes, any_error)
 }
@@ -365,6 +371,7 @@ pub async fn handle(
     request: FetchRequest,
     version: i16,
     correlation_id: i32,
+    advertised: &Advertised,
 ) -> Result<ResponseFrame, EncodeError> {
     if version >= 7 && request.session_id != 0 {
         let response = FetchResponseOut {
@@ -372,6 +379,7 @@ pub async fn handle(
             error_code: ErrorCode::FetchSessionIdNotFound.code(),
             session_id: 0,
             topics: vec![],
+            node_endpoints: Vec::new(),
         };
         return encode_fetch_response(version, correlation_id, &response);
     }
@@ -390,8 +398,14 @@ pub async fn handle(
         // min_bytes 0 answers at once (0 >= 0); max_wait 0 has already passed its deadline.
         let done = total_bytes >= min_bytes || any_error || Instant::now() >= deadline;
         if done {
-            count_bytes_out(broker, &response);
-            return encode_fetch_response(version, correlation_id, &response);
+            return answer(
+                broker,
+                &image,
+                response,
+                version,
+                correlation_id,
+                advertised,
+            );
         }
         let waited = {
             let _parked = broker.metrics.fetch_purgatory.track();
@@ -399,11 +413,42 @@ pub async fn handle(
         };
         if waited.is_err() {
             // Deadline: answer with whatever is there now.
-            let (response, _, _) =
-                read_once(broker, &broker.image(), &request, version, &mut effects);
+            let image = broker.image();
+            let (response, _, _) = read_once(broker, &image, &request, version, &mut effects);
             apply_effects(broker, &mut effects);
-            count_bytes_out(broker, &response);
-            return encode_fetch_response(version, correlation_id, &response);
+            return answer(
+                broker,
+                &image,
+                response,
+                version,
+                correlation_id,
+                advertised,
+            );
         }
     }
+}
+
+/// Counts the bytes sent, adds KIP-951 leader hints (v16+) and encodes the answer.
+fn answer(
+    broker: &Broker,
+    image: &MetadataImage,
+    mut response: FetchResponseOut,
+    version: i16,
+    correlation_id: i32,
+    advertised: &Advertised,
+) -> Result<ResponseFrame, EncodeError> {
+    count_bytes_out(broker, &response);
+    if version >= leader_hint::FETCH_MIN_VERSION {
+        let mut hints = LeaderHints::default();
+        for topic in &mut response.topics {
+            for partition in &mut topic.partitions {
+                if leader_hint::wants_hint(partition.error_code) {
+                    partition.current_leader =
+                        hints.leader_of(image, topic.topic_id, partition.partition_index);
+                }
+            }
+        }
+        response.node_endpoints = hints.endpoints(broker, image, advertised);
+    }
+    encode_fetch_response(version, correlation_id, &response)
 }

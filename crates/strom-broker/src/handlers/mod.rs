@@ -40,6 +40,7 @@ mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
+mod leader_hint;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
@@ -351,7 +352,7 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
         ApiKey::Produce => {
             let mut request = decode!(ProduceRequest);
             let denied = authz::produce(&check, &mut request);
-            match produce::handle(broker, request, version).await {
+            match produce::handle(broker, request, version, &context.advertised()).await {
                 Some(mut response) => {
                     response.responses.extend(denied);
                     answer!(response)
@@ -370,7 +371,15 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             if !denied.is_empty() && request.topics.is_empty() {
                 return answer!(FetchResponse::default().with_responses(denied));
             }
-            match fetch::handle(broker, request, version, correlation_id).await {
+            match fetch::handle(
+                broker,
+                request,
+                version,
+                correlation_id,
+                &context.advertised(),
+            )
+            .await
+            {
                 Ok(frame) if !denied.is_empty() => {
                     crate::authz::fetch_merge(frame, denied, version, correlation_id)
                 }

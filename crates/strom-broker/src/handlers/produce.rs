@@ -7,14 +7,17 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
 use strom_storage::AppendError;
 use tracing::warn;
 
+use super::leader_hint::{self, LeaderHints};
+use super::Advertised;
 use crate::errors::append_error_code;
 use crate::state::{now_ms, Broker};
 use crate::txn::state::ProducerIdAndEpoch;
@@ -142,6 +145,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
     version: i16,
+    advertised: &Advertised,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms.max(0) as u64;
@@ -357,5 +361,50 @@ pub async fn handle(
     if !waiting.is_empty() {
         wait_for_replication(broker, &mut responses, waiting, timeout_ms, version).await;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if version >= leader_hint::PRODUCE_MIN_VERSION {
+        add_leader_hints(broker, &mut response, version, advertised);
+    }
+    Some(response)
+}
+
+/// KIP-951: partitions answered NOT_LEADER_OR_FOLLOWER name the current leader, and the
+/// response carries those leaders' addresses on the client's listener.
+fn add_leader_hints(
+    broker: &Broker,
+    response: &mut ProduceResponse,
+    version: i16,
+    advertised: &Advertised,
+) {
+    let image = broker.image();
+    let mut hints = LeaderHints::default();
+    for topic in &mut response.responses {
+        let topic_id = if version >= 13 {
+            Some(topic.topic_id)
+        } else {
+            image.topic(topic.name.0.as_str()).map(|t| t.topic_id)
+        };
+        let Some(topic_id) = topic_id else { continue };
+        for partition in &mut topic.partition_responses {
+            if partition.error_code != ErrorCode::NotLeaderOrFollower.code() {
+                continue;
+            }
+            if let Some((leader, epoch)) = hints.leader_of(&image, topic_id, partition.index) {
+                partition.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    response.node_endpoints = hints
+        .endpoints(broker, &image, advertised)
+        .into_iter()
+        .map(|endpoint| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(endpoint.broker_id))
+                .with_host(endpoint.host)
+                .with_port(endpoint.port)
+                .with_rack(endpoint.rack)
+        })
+        .collect();
 }
