@@ -144,7 +144,7 @@ enum Waiter {
 
 /// The async runtime around [`Coordinator`].
 pub struct GroupCoordinator {
-    pub state: Mutex<Coordinator>,
+    pub state: crate::state_lock::StateLock<Coordinator>,
     waiters: Mutex<HashMap<WaiterId, Waiter>>,
     next_waiter: AtomicU64,
     /// `__consumer_offsets` exists (created by this or an earlier run).
@@ -161,7 +161,7 @@ pub struct GroupCoordinator {
 impl GroupCoordinator {
     pub fn new(config: &BrokerConfig) -> Self {
         GroupCoordinator {
-            state: Mutex::new(Coordinator::new(
+            state: crate::state_lock::StateLock::new(Coordinator::new(
                 GroupConfig::from_broker(config),
                 rand::random(),
             )),

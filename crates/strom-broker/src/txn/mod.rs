@@ -78,7 +78,7 @@ impl TxnGuard {
 }
 
 pub struct TransactionCoordinator {
-    pub state: Mutex<TxnStateMachine>,
+    pub state: crate::state_lock::StateLock<TxnStateMachine>,
     /// Per transactional id, bumped when a transaction's end begins (see [`TxnGuard`]).
     generations: Mutex<HashMap<String, Arc<AtomicU64>>>,
     /// `__transaction_state` exists and this broker's led partitions were replayed once.
@@ -92,7 +92,7 @@ pub struct TransactionCoordinator {
 impl TransactionCoordinator {
     pub fn new(config: &BrokerConfig) -> Self {
         TransactionCoordinator {
-            state: Mutex::new(TxnStateMachine::new(TxnLimits {
+            state: crate::state_lock::StateLock::new(TxnStateMachine::new(TxnLimits {
                 max_timeout_ms: config.transaction.max_timeout_ms,
                 id_expiration_ms: config.transaction.id_expiration_ms,
             })),
