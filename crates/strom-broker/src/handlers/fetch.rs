@@ -389,6 +389,8 @@ pub async fn handle(
     // Subscribe before the first read so an append between the read and the wait is seen.
     let mut appends = broker.subscribe_appends();
     let mut effects = FollowerEffects::default();
+    // Once the deadline has passed, one more read answers with whatever is there.
+    let mut expired = false;
     loop {
         appends.borrow_and_update();
         let image = broker.image();
@@ -396,8 +398,7 @@ pub async fn handle(
             read_once(broker, &image, &request, version, &mut effects);
         apply_effects(broker, &mut effects);
         // min_bytes 0 answers at once (0 >= 0); max_wait 0 has already passed its deadline.
-        let done = total_bytes >= min_bytes || any_error || Instant::now() >= deadline;
-        if done {
+        if expired || total_bytes >= min_bytes || any_error || Instant::now() >= deadline {
             return answer(
                 broker,
                 &image,
@@ -407,24 +408,10 @@ pub async fn handle(
                 advertised,
             );
         }
-        let waited = {
-            let _parked = broker.metrics.fetch_purgatory.track();
-            tokio::time::timeout_at(deadline, appends.changed()).await
-        };
-        if waited.is_err() {
-            // Deadline: answer with whatever is there now.
-            let image = broker.image();
-            let (response, _, _) = read_once(broker, &image, &request, version, &mut effects);
-            apply_effects(broker, &mut effects);
-            return answer(
-                broker,
-                &image,
-                response,
-                version,
-                correlation_id,
-                advertised,
-            );
-        }
+        let _parked = broker.metrics.fetch_purgatory.track();
+        expired = tokio::time::timeout_at(deadline, appends.changed())
+            .await
+            .is_err();
     }
 }
 
