@@ -137,6 +137,19 @@ impl Partition {
         self.high_watermark.store(high_watermark, Ordering::Release);
     }
 
+    /// Stores the high watermark a follower learned from `leader`, only while it still
+    /// follows that leader (checked under the role lock). A fetch answer that lands just
+    /// after this replica became leader must not overwrite the leader's high watermark: the
+    /// leader publishes its own only when it advances, so consumers would be held below a
+    /// stale value (seen after a network partition healed: acknowledged records past it
+    /// were unreadable).
+    pub fn set_follower_high_watermark(&self, leader: i32, high_watermark: i64) {
+        let role = self.role.lock();
+        if matches!(*role, ReplicaRole::Follower { leader: followed } if followed == leader) {
+            self.high_watermark.store(high_watermark, Ordering::Release);
+        }
+    }
+
     /// Sets the role from the image's entry for this partition. A new leader epoch on a
     /// follower means truncating before fetching again.
     fn apply_image_state(

@@ -140,7 +140,7 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
             .cloned()
             .collect();
         if !truncating.is_empty() {
-            if let Err(error) = truncate(&broker, conn, &truncating).await {
+            if let Err(error) = truncate(&broker, leader, conn, &truncating).await {
                 warn!(leader, %error, "truncation failed");
                 connection = None;
                 tokio::time::sleep(RETRY_BACKOFF).await;
@@ -164,7 +164,7 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
             tokio::time::sleep_until(throttle.until.into()).await;
             continue;
         }
-        if let Err(error) = fetch_once(&broker, conn, &partitions, &mut throttle).await {
+        if let Err(error) = fetch_once(&broker, leader, conn, &partitions, &mut throttle).await {
             debug!(leader, %error, "replica fetch failed");
             connection = None;
             tokio::time::sleep(RETRY_BACKOFF).await;
@@ -176,6 +176,7 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
 /// boundary (KIP-101/279), round by round.
 async fn truncate(
     broker: &Broker,
+    leader: i32,
     conn: &Connection,
     partitions: &[Arc<Partition>],
 ) -> Result<(), strom_client::ClientError> {
@@ -233,7 +234,8 @@ async fn truncate(
                 }
             }
             if done {
-                partition.set_high_watermark(partition.high_watermark().min(log.log_end_offset()));
+                let capped = partition.high_watermark().min(log.log_end_offset());
+                partition.set_follower_high_watermark(leader, capped);
                 partition.truncated();
                 break;
             }
@@ -252,19 +254,24 @@ struct Throttled {
 
 async fn fetch_once(
     broker: &Arc<Broker>,
+    leader: i32,
     conn: &Connection,
     partitions: &[Arc<Partition>],
     throttle: &mut Throttled,
 ) -> Result<(), strom_client::ClientError> {
     let mut by_topic: Vec<(String, Vec<FetchPartition>)> = Vec::new();
+    // What each partition was asked from: (leader epoch, fetch offset).
+    let mut asked: Vec<(i32, i64)> = Vec::with_capacity(partitions.len());
     for partition in partitions {
         let (log_end, log_start) = {
             let log = partition.log.lock();
             (log.log_end_offset(), log.log_start_offset())
         };
+        let leader_epoch = partition.leader_epoch();
+        asked.push((leader_epoch, log_end));
         let entry = FetchPartition::default()
             .with_partition(partition.index)
-            .with_current_leader_epoch(partition.leader_epoch())
+            .with_current_leader_epoch(leader_epoch)
             .with_fetch_offset(log_end)
             .with_log_start_offset(log_start)
             .with_partition_max_bytes(broker.config.cluster.replica_fetch_max_bytes);
@@ -299,9 +306,10 @@ async fn fetch_once(
     let image = broker.image();
     for topic in &response.responses {
         for data in &topic.partitions {
-            let Some(partition) = partitions
+            let Some((partition, &(asked_epoch, asked_offset))) = partitions
                 .iter()
-                .find(|p| p.topic == topic.topic.as_str() && p.index == data.partition_index)
+                .zip(&asked)
+                .find(|(p, _)| p.topic == topic.topic.as_str() && p.index == data.partition_index)
             else {
                 continue;
             };
@@ -318,6 +326,16 @@ async fn fetch_once(
                 }
             }
             let mut log = partition.log.lock();
+            // The answer is stale when, while it was on its way, the partition got a new
+            // leader or epoch (another fetcher may have appended from the new leader) or
+            // its log was truncated: applying it could append an old leader's records.
+            if partition.leader_epoch() != asked_epoch
+                || partition.followed_leader() != Some(leader)
+                || log.log_end_offset() != asked_offset
+            {
+                debug!(topic = %partition.topic, partition = partition.index, leader, "stale replica fetch answer dropped");
+                continue;
+            }
             if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
                 if !throttle.bucket.is_unlimited()
                     && is_throttled(
@@ -338,7 +356,8 @@ async fn fetch_once(
                     }
                 }
             }
-            partition.set_high_watermark(data.high_watermark.min(log.log_end_offset()));
+            partition
+                .set_follower_high_watermark(leader, data.high_watermark.min(log.log_end_offset()));
         }
     }
     if appended {

@@ -389,5 +389,6 @@ def first_difference(a: bytes, b: bytes) -> int:
     step = 65536
     for start in range(0, n, step):
         if a[start:start + step] != b[start:start + step]:
-            return next(k for k in range(start, min(start + step, n)) if a[k] != b[k])
+            # Within the common length, or (last chunk) only one log goes on past it.
+            return next((k for k in range(start, min(start + step, n)) if a[k] != b[k]), n)
     return n
