@@ -409,3 +409,64 @@ impl PartitionRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_controller::PartitionState;
+
+    fn state(leader: i32, leader_epoch: i32) -> PartitionState {
+        PartitionState {
+            partition: 0,
+            replicas: vec![1, 2, 3],
+            leader,
+            leader_epoch,
+            isr: vec![1, 2, 3],
+            partition_epoch: leader_epoch,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        }
+    }
+
+    /// Replica 1 follows 2, then becomes leader; an answer from 2 that lands afterwards
+    /// must leave the new leader's high watermark alone.
+    #[test]
+    fn given_replica_that_became_leader_when_old_leader_answer_lands_should_keep_its_high_watermark(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), 0).unwrap();
+        let partition = Partition {
+            topic: "t".into(),
+            topic_id: Uuid::nil(),
+            index: 0,
+            log: Mutex::new(log),
+            role: Mutex::new(ReplicaRole::Follower { leader: -1 }),
+            leader_epoch: AtomicI32::new(-1),
+            partition_epoch: AtomicI32::new(-1),
+            high_watermark: AtomicI64::new(0),
+            needs_truncation: AtomicBool::new(false),
+        };
+        partition.apply_image_state(1, &state(2, 0), 0, 0);
+        partition.set_follower_high_watermark(2, 7);
+        assert_eq!(
+            partition.high_watermark(),
+            7,
+            "a follower learns from its leader"
+        );
+        partition.set_follower_high_watermark(3, 9);
+        assert_eq!(
+            partition.high_watermark(),
+            7,
+            "not from a replica it does not follow"
+        );
+
+        partition.apply_image_state(1, &state(1, 1), 0, 0);
+        partition.set_high_watermark(12); // the new leader's own, published on advance
+        partition.set_follower_high_watermark(2, 7);
+        assert_eq!(
+            partition.high_watermark(),
+            12,
+            "a late answer from the old leader"
+        );
+    }
+}
