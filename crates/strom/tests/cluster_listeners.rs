@@ -155,33 +155,43 @@ fn given_two_listeners_per_broker_when_clients_use_either_should_be_told_address
             &produce_request("single", 0, batch("h", 1, now_ms()), 1),
         );
         let answer = &produced.responses[0].partition_responses[0];
-        let leader = &answer.current_leader;
-        let endpoints = produced.node_endpoints.iter();
-        assert_eq!(
-            hint(
-                answer.error_code,
-                (leader.leader_id.0, leader.leader_epoch),
-                endpoints.map(|e| (e.node_id.0, e.port))
+        let produce_hint = (
+            answer.error_code,
+            (
+                answer.current_leader.leader_id.0,
+                answer.current_leader.leader_epoch,
             ),
-            (6, (1, epoch), vec![(1, ports[&1])]),
-            "produce via {via}: {produced:?}"
+            produced
+                .node_endpoints
+                .iter()
+                .map(|e| (e.node_id.0, e.port))
+                .collect::<Vec<_>>(),
         );
 
         let mut request = broker_support::fetch_request("single", 0, 0, 0, 0);
         request.topics[0].topic_id = topic_id;
         let fetched: FetchResponse = conn.call(ApiKey::Fetch, 16, &request);
         let answer = &fetched.responses[0].partitions[0];
-        let leader = &answer.current_leader;
-        let endpoints = fetched.node_endpoints.iter();
-        assert_eq!(
-            hint(
-                answer.error_code,
-                (leader.leader_id.0, leader.leader_epoch),
-                endpoints.map(|e| (e.node_id.0, e.port))
+        let fetch_hint = (
+            answer.error_code,
+            (
+                answer.current_leader.leader_id.0,
+                answer.current_leader.leader_epoch,
             ),
-            (6, (1, epoch), vec![(1, ports[&1])]),
-            "fetch via {via}: {fetched:?}"
+            fetched
+                .node_endpoints
+                .iter()
+                .map(|e| (e.node_id.0, e.port))
+                .collect::<Vec<_>>(),
         );
+        // (NOT_LEADER_OR_FOLLOWER, (leader, epoch), [(leader, its port on this listener)])
+        for (api, hint) in [("produce", produce_hint), ("fetch", fetch_hint)] {
+            assert_eq!(
+                hint,
+                (6, (1, epoch), vec![(1, ports[&1])]),
+                "{api} via {via}"
+            );
+        }
         // Older versions carry no hints.
         let produced: ProduceResponse = conn.call(
             ApiKey::Produce,
@@ -199,15 +209,6 @@ fn given_two_listeners_per_broker_when_clients_use_either_should_be_told_address
     );
     assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
     assert!(produced.node_endpoints.is_empty());
-}
-
-/// (error code, (leader id, leader epoch), [(node id, port)]) of a KIP-951 answer.
-fn hint(
-    error_code: i16,
-    leader: (i32, i32),
-    endpoints: impl Iterator<Item = (i32, i32)>,
-) -> (i16, (i32, i32), Vec<(i32, i32)>) {
-    (error_code, leader, endpoints.collect())
 }
 
 fn create_replicated(cluster: &Cluster, topic: &str) {

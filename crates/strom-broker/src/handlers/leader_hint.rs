@@ -16,7 +16,8 @@ pub const PRODUCE_MIN_VERSION: i16 = 10;
 /// The first Fetch version with `node_endpoints` (and filled `current_leader`).
 pub const FETCH_MIN_VERSION: i16 = 16;
 
-/// Whether an error code is one a leader hint goes with.
+/// Whether an error code is one a leader hint goes with (Produce only ever answers the
+/// first of the two).
 pub fn wants_hint(error_code: i16) -> bool {
     error_code == ErrorCode::NotLeaderOrFollower.code()
         || error_code == ErrorCode::FencedLeaderEpoch.code()

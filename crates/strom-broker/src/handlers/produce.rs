@@ -386,7 +386,7 @@ fn add_leader_hints(
         };
         let Some(topic_id) = topic_id else { continue };
         for partition in &mut topic.partition_responses {
-            if partition.error_code != ErrorCode::NotLeaderOrFollower.code() {
+            if !leader_hint::wants_hint(partition.error_code) {
                 continue;
             }
             if let Some((leader, epoch)) = hints.leader_of(&image, topic_id, partition.index) {
