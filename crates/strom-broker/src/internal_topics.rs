@@ -346,17 +346,114 @@ pub fn leader_of(broker: &Broker, topic_name: &str, index: i32) -> i32 {
         .unwrap_or(-1)
 }
 
+/// A write appended to the leader's log of an internal partition, answered once the
+/// in-sync replicas have it ([`Pending::committed`]). Coordinators append and change their
+/// memory under their state lock (so log order is the order of their state changes), then
+/// let the lock go and park the answer on this: the next request is served meanwhile, and
+/// no lock is held while replication is awaited.
+///
+/// It is also the read barrier of Kafka's rule that a write is not visible before it is
+/// durable: an answer that reads coordinator state waits for the log end of the state's
+/// partition as it was when read ([`log_end`]), so it never shows a write that may be lost.
+#[must_use = "an answer must wait for its writes to be committed"]
+pub struct Pending {
+    topic: &'static str,
+    index: i32,
+    /// None: nothing to wait for (no write, or the partition is not hosted here).
+    wait: Option<(Arc<crate::partition::Partition>, i64)>,
+}
+
+impl Pending {
+    /// Nothing to wait for.
+    pub fn none() -> Self {
+        Pending {
+            topic: "",
+            index: -1,
+            wait: None,
+        }
+    }
+
+    /// A write of `end_offset` (exclusive) appended to `partition` by other means (a
+    /// transaction marker).
+    pub fn written(
+        topic: &'static str,
+        index: i32,
+        partition: Arc<crate::partition::Partition>,
+        end_offset: i64,
+    ) -> Self {
+        Pending {
+            topic,
+            index,
+            wait: Some((partition, end_offset)),
+        }
+    }
+
+    /// Resolves when the partition's high watermark passes the write; fails when the
+    /// leadership moved or the in-sync replicas did not acknowledge in time.
+    pub async fn committed(self, broker: &Broker) -> Result<(), InternalTopicError> {
+        let Some((partition, end_offset)) = self.wait else {
+            return Ok(());
+        };
+        wait_replicated(broker, &partition, end_offset)
+            .await
+            .map_err(|reason| {
+                if partition.is_leader() {
+                    InternalTopicError::NotReplicated {
+                        topic: self.topic,
+                        partition: self.index,
+                        reason,
+                    }
+                } else {
+                    InternalTopicError::NotLeader {
+                        topic: self.topic,
+                        partition: self.index,
+                    }
+                }
+            })
+    }
+}
+
+/// Waits for every one of `pending`, in order; the first failure wins.
+pub async fn all_committed(
+    broker: &Broker,
+    pending: Vec<Pending>,
+) -> Result<(), InternalTopicError> {
+    for write in pending {
+        write.committed(broker).await?;
+    }
+    Ok(())
+}
+
+/// The read barrier of partition `index` of `topic`: its log end offset now (see
+/// [`Pending`]). Nothing to wait for when the partition is not hosted here.
+pub fn log_end(broker: &Broker, topic_name: &'static str, index: i32) -> Pending {
+    let image = broker.image();
+    let partition = image
+        .topic(topic_name)
+        .and_then(|topic| broker.partitions.get(topic.topic_id, index));
+    Pending {
+        topic: topic_name,
+        index,
+        wait: partition.map(|partition| {
+            let end = partition.log.lock().log_end_offset();
+            (partition, end)
+        }),
+    }
+}
+
 /// Appends one batch of (key, value) records to partition `index` of `topic`. With a
-/// `transactional` writer the batch belongs to that producer's open transaction.
+/// `transactional` writer the batch belongs to that producer's open transaction. Does not
+/// wait for the in-sync replicas: the caller awaits the returned [`Pending`] once it has
+/// let its lock go.
 pub fn append(
     broker: &Broker,
     topic_name: &'static str,
     index: i32,
     entries: Vec<(Bytes, Option<Bytes>)>,
     transactional: Option<Writer>,
-) -> Result<(), InternalTopicError> {
+) -> Result<Pending, InternalTopicError> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(Pending::none());
     }
     let image = broker.image();
     let not_hosted = InternalTopicError::NotHosted {
@@ -404,12 +501,10 @@ pub fn append(
             partition: index,
         })??;
     broker.notify_appended();
-    wait_replicated(broker, &partition, info.last_offset + 1).map_err(|reason| {
-        InternalTopicError::NotReplicated {
-            topic: topic_name,
-            partition: index,
-            reason,
-        }
+    Ok(Pending {
+        topic: topic_name,
+        index,
+        wait: Some((partition, info.last_offset + 1)),
     })
 }
 
@@ -418,9 +513,8 @@ const REPLICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 
 /// Coordinators answer only once their writes are on every in-sync replica (Kafka writes
 /// its internal topics with acks=all): waits until the partition's high watermark reaches
-/// `end_offset`. Immediate with a single replica. Blocks the calling thread (coordinators
-/// write under their state lock, so the order of their writes is the order in the log).
-pub fn wait_replicated(
+/// `end_offset`. Immediate with a single replica. Never called under a lock.
+pub async fn wait_replicated(
     broker: &Broker,
     partition: &crate::partition::Partition,
     end_offset: i64,
@@ -430,23 +524,19 @@ pub fn wait_replicated(
     }
     let mut appends = broker.subscribe_appends();
     let deadline = tokio::time::Instant::now() + REPLICATION_WAIT;
-    let wait = async {
-        loop {
-            appends.borrow_and_update();
-            if partition.high_watermark() >= end_offset {
-                return Ok(());
-            }
-            if !partition.is_leader() {
-                return Err("leadership moved before the write was replicated");
-            }
-            match tokio::time::timeout_at(deadline, appends.changed()).await {
-                Ok(Ok(())) => {}
-                _ => return Err("the in-sync replicas did not acknowledge the write in time"),
-            }
+    loop {
+        appends.borrow_and_update();
+        if partition.high_watermark() >= end_offset {
+            return Ok(());
         }
-    };
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| handle.block_on(wait))
+        if !partition.is_leader() {
+            return Err("leadership moved before the write was replicated");
+        }
+        match tokio::time::timeout_at(deadline, appends.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return Err("the in-sync replicas did not acknowledge the write in time"),
+        }
+    }
 }
 
 /// The partition of an internal topic that owns `key` (a group or transactional id):

@@ -60,7 +60,6 @@ pub mod response;
 pub mod sasl;
 pub mod server;
 pub mod state;
-pub mod state_lock;
 pub mod tls;
 pub mod txn;
 

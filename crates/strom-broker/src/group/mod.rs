@@ -7,11 +7,15 @@
 //! them: it parks delayed JoinGroup/SyncGroup answers on oneshot channels, runs the timer
 //! tick, and writes records through the same `PartitionLog` as user data ([`persist`]).
 //!
-//! Durability: a commit is answered only after its record is appended to its partition of
-//! `__consumer_offsets` (partition = Java `String.hashCode(group) % partitions`), under the
-//! same flush policy as any topic. At start-up the topic is replayed into memory, so a
-//! restart loses no acknowledged commit. The memory state is changed only after the append,
-//! and appends happen under the coordinator lock, so log order and memory order agree.
+//! Durability: a commit is answered only after its record is on the in-sync replicas of
+//! its partition of `__consumer_offsets` (partition = Java `String.hashCode(group) %
+//! partitions`), under the same flush policy as any topic. At start-up the topic is
+//! replayed into memory, so a restart loses no acknowledged commit. The memory state is
+//! changed right after the local append, under the coordinator lock, so log order and
+//! memory order agree; the lock is let go before the answer waits for the replicas
+//! ([`crate::internal_topics::Pending`]), so one slow write stalls no other request. Every
+//! answer that reflects the state waits for the log end of its group's partition as it was
+//! when read, so nothing is shown before it is durable (Kafka's rule for its coordinators).
 
 pub mod assignor;
 pub mod classic;
@@ -40,6 +44,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
+use crate::internal_topics::{self, Pending};
 use crate::state::{now_ms, Broker};
 use classic::{JoinGroup, JoinResult, SyncGroup, SyncResult};
 use coordinator::Coordinator;
@@ -137,14 +142,29 @@ impl Default for GroupConfig {
     }
 }
 
+/// A parked JoinGroup or SyncGroup, with its group's offsets partition (whose log end the
+/// answer waits for).
 enum Waiter {
-    Join(oneshot::Sender<JoinResult>),
-    Sync(oneshot::Sender<SyncResult>),
+    Join(oneshot::Sender<JoinResult>, Option<i32>),
+    Sync(oneshot::Sender<SyncResult>, Option<i32>),
+}
+
+/// The error a client gets when the records behind its answer were not committed.
+pub fn not_committed_code(error: &persist::PersistError) -> ErrorCode {
+    // As Kafka maps its coordinators' append errors: a lost leadership sends the client
+    // to FindCoordinator; slow or missing replicas make it retry.
+    match error {
+        persist::PersistError::NotLeader { .. } | persist::PersistError::NotHosted { .. } => {
+            ErrorCode::NotCoordinator
+        }
+        _ => ErrorCode::CoordinatorNotAvailable,
+    }
 }
 
 /// The async runtime around [`Coordinator`].
 pub struct GroupCoordinator {
-    pub state: crate::state_lock::StateLock<Coordinator>,
+    /// Held only for in-memory steps and local appends, never across an await.
+    pub state: Mutex<Coordinator>,
     waiters: Mutex<HashMap<WaiterId, Waiter>>,
     next_waiter: AtomicU64,
     /// `__consumer_offsets` exists (created by this or an earlier run).
@@ -161,7 +181,7 @@ pub struct GroupCoordinator {
 impl GroupCoordinator {
     pub fn new(config: &BrokerConfig) -> Self {
         GroupCoordinator {
-            state: crate::state_lock::StateLock::new(Coordinator::new(
+            state: Mutex::new(Coordinator::new(
                 GroupConfig::from_broker(config),
                 rand::random(),
             )),
@@ -283,77 +303,184 @@ impl GroupCoordinator {
         self.ensure_loaded(broker).await
     }
 
-    /// Runs `f` on the state machine, then carries out its actions: records are written
-    /// while the lock is still held (log order = memory order), parked requests are
-    /// answered after.
-    pub fn run<R>(
+    /// The read barrier of `group_id`'s state: the log end of its offsets partition now.
+    /// Taken after reading the state (under the lock or after it), awaited before answering.
+    pub fn read_barrier(&self, broker: &Broker, group_id: &str) -> Pending {
+        match persist::partition_of(broker, group_id) {
+            Ok(index) => internal_topics::log_end(broker, OFFSETS_TOPIC, index),
+            Err(_) => Pending::none(),
+        }
+    }
+
+    /// Runs `f` on the state machine and appends the records of its actions while the lock
+    /// is held (log order = memory order); then, with the lock let go, waits for those
+    /// records (and the state `reads` names) to be committed and answers the parked
+    /// requests. Fails with the code for a write that did not get committed.
+    pub async fn run<R>(
         &self,
         broker: &Arc<Broker>,
+        reads: Option<&str>,
         f: impl FnOnce(&mut Coordinator) -> (R, Vec<Action>),
-    ) -> R {
+    ) -> Result<R, ErrorCode> {
+        let (result, pending, completions) = self.run_locked(broker, reads, f);
+        let committed = internal_topics::all_committed(broker, pending).await;
+        let failure = committed.err().map(|error| {
+            warn!(%error, "group coordinator write not committed");
+            not_committed_code(&error)
+        });
+        self.deliver(completions, failure);
+        match failure {
+            None => Ok(result),
+            Some(code) => Err(code),
+        }
+    }
+
+    /// [`GroupCoordinator::run`] for the timers: nobody waits for the outcome, so the
+    /// wait for the replicas and the parked answers run on their own task.
+    fn run_detached(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        f: impl FnOnce(&mut Coordinator) -> ((), Vec<Action>),
+    ) {
+        let ((), pending, completions) = self.run_locked(broker, None, f);
+        if pending.is_empty() && completions.is_empty() {
+            return;
+        }
+        let coordinator = self.clone();
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let failure = internal_topics::all_committed(&broker, pending)
+                .await
+                .err()
+                .map(|error| {
+                    warn!(%error, "group coordinator write not committed");
+                    not_committed_code(&error)
+                });
+            coordinator.deliver(completions, failure);
+        });
+    }
+
+    /// The synchronous part of a run: the state change and the appends of its records,
+    /// under the lock. Returns what to wait for and the answers to give after.
+    fn run_locked<R>(
+        &self,
+        broker: &Arc<Broker>,
+        reads: Option<&str>,
+        f: impl FnOnce(&mut Coordinator) -> (R, Vec<Action>),
+    ) -> (R, Vec<Pending>, Vec<Action>) {
         let mut completions = Vec::new();
-        let result = {
-            let mut state = self.state.lock();
-            let (result, actions) = f(&mut state);
-            for action in actions {
-                match action {
-                    Action::WriteGroup { group_id, value } => {
-                        if let Err(error) =
-                            persist::write_group(broker, self, &group_id, value.as_ref())
-                        {
-                            warn!(group = %group_id, ?error, "cannot write group metadata");
-                        }
-                    }
-                    Action::WriteConsumerGroup { group_id, value } => {
-                        if let Err(error) =
-                            persist::write_consumer_group(broker, self, &group_id, value)
-                        {
-                            warn!(group = %group_id, ?error, "cannot write consumer group snapshot");
-                        }
-                    }
-                    Action::DeleteOffsets {
-                        group_id,
-                        partitions,
-                    } => {
-                        if let Err(error) =
-                            persist::write_offset_tombstones(broker, self, &group_id, &partitions)
-                        {
-                            warn!(group = %group_id, ?error, "cannot write offset tombstones");
-                        }
-                    }
-                    other => completions.push(other),
+        let mut pending = Vec::new();
+        let mut state = self.state.lock();
+        let (result, actions) = f(&mut state);
+        for action in actions {
+            let written = match action {
+                Action::WriteGroup { group_id, value } => {
+                    persist::write_group(broker, self, &group_id, value.as_ref())
+                        .inspect_err(|error| {
+                            warn!(group = %group_id, ?error, "cannot write group metadata")
+                        })
                 }
-            }
-            result
-        };
-        if !completions.is_empty() {
-            let mut waiters = self.waiters.lock();
-            for action in completions {
-                match action {
-                    Action::JoinDone { waiter, result } => {
-                        if let Some(Waiter::Join(sender)) = waiters.remove(&waiter) {
-                            let _ = sender.send(result);
-                        }
-                    }
-                    Action::SyncDone { waiter, result } => {
-                        if let Some(Waiter::Sync(sender)) = waiters.remove(&waiter) {
-                            let _ = sender.send(result);
-                        }
-                    }
-                    _ => unreachable!("writes handled above"),
+                Action::WriteConsumerGroup { group_id, value } => {
+                    persist::write_consumer_group(broker, self, &group_id, value).inspect_err(
+                        |error| warn!(group = %group_id, ?error, "cannot write consumer group snapshot"),
+                    )
                 }
+                Action::DeleteOffsets {
+                    group_id,
+                    partitions,
+                } => persist::write_offset_tombstones(broker, self, &group_id, &partitions)
+                    .inspect_err(|error| {
+                        warn!(group = %group_id, ?error, "cannot write offset tombstones")
+                    }),
+                other => {
+                    completions.push(other);
+                    continue;
+                }
+            };
+            // A write that failed locally is logged above; the state machine already moved
+            // on, as it did when writes were answered under the lock.
+            if let Ok(write) = written {
+                pending.push(write);
             }
         }
-        result
+        // The parked answers and the caller's answer show state that earlier writes (maybe
+        // still uncommitted) made: wait for their partitions' log ends too.
+        let waiters = self.waiters.lock();
+        let mut barriers: Vec<i32> = completions
+            .iter()
+            .filter_map(|action| match action {
+                Action::JoinDone { waiter, .. } | Action::SyncDone { waiter, .. } => {
+                    match waiters.get(waiter) {
+                        Some(Waiter::Join(_, index)) | Some(Waiter::Sync(_, index)) => *index,
+                        None => None,
+                    }
+                }
+                _ => None,
+            })
+            .collect();
+        drop(waiters);
+        if let Some(index) = reads.and_then(|group| persist::partition_of(broker, group).ok()) {
+            barriers.push(index);
+        }
+        barriers.sort_unstable();
+        barriers.dedup();
+        pending.extend(
+            barriers
+                .into_iter()
+                .map(|index| internal_topics::log_end(broker, OFFSETS_TOPIC, index)),
+        );
+        drop(state);
+        (result, pending, completions)
+    }
+
+    /// Answers parked requests; with `failure`, their records were not committed, so they
+    /// get that error instead of a result that could be lost.
+    fn deliver(&self, completions: Vec<Action>, failure: Option<ErrorCode>) {
+        if completions.is_empty() {
+            return;
+        }
+        let mut waiters = self.waiters.lock();
+        for action in completions {
+            match action {
+                Action::JoinDone { waiter, result } => {
+                    if let Some(Waiter::Join(sender, _)) = waiters.remove(&waiter) {
+                        let result = match failure {
+                            None => result,
+                            Some(code) => JoinResult::error(code, &result.member_id),
+                        };
+                        let _ = sender.send(result);
+                    }
+                }
+                Action::SyncDone { waiter, result } => {
+                    if let Some(Waiter::Sync(sender, _)) = waiters.remove(&waiter) {
+                        let _ = sender.send(failure.map_or(result, SyncResult::error));
+                    }
+                }
+                // run_locked keeps only the answers here; writes went to the log.
+                Action::WriteGroup { .. }
+                | Action::WriteConsumerGroup { .. }
+                | Action::DeleteOffsets { .. } => {}
+            }
+        }
     }
 
     /// JoinGroup: answered when the rebalance's join phase completes (or at once on error).
     pub async fn join(&self, broker: &Arc<Broker>, request: JoinGroup) -> JoinResult {
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
-        self.waiters.lock().insert(waiter, Waiter::Join(sender));
+        let index = persist::partition_of(broker, &request.group_id).ok();
+        self.waiters
+            .lock()
+            .insert(waiter, Waiter::Join(sender, index));
         let member_id = request.member_id.clone();
-        self.run(broker, |state| ((), state.join(now_ms(), request, waiter)));
+        if let Err(code) = self
+            .run(broker, None, |state| {
+                ((), state.join(now_ms(), request, waiter))
+            })
+            .await
+        {
+            warn!(?code, "join group records not committed");
+        }
         receiver
             .await
             .unwrap_or_else(|_| JoinResult::error(ErrorCode::UnknownServerError, &member_id))
@@ -363,8 +490,18 @@ impl GroupCoordinator {
     pub async fn sync(&self, broker: &Arc<Broker>, request: SyncGroup) -> SyncResult {
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
-        self.waiters.lock().insert(waiter, Waiter::Sync(sender));
-        self.run(broker, |state| ((), state.sync(now_ms(), request, waiter)));
+        let index = persist::partition_of(broker, &request.group_id).ok();
+        self.waiters
+            .lock()
+            .insert(waiter, Waiter::Sync(sender, index));
+        if let Err(code) = self
+            .run(broker, None, |state| {
+                ((), state.sync(now_ms(), request, waiter))
+            })
+            .await
+        {
+            warn!(?code, "sync group records not committed");
+        }
         receiver
             .await
             .unwrap_or_else(|_| SyncResult::error(ErrorCode::UnknownServerError))
@@ -383,17 +520,17 @@ impl GroupCoordinator {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        coordinator.run(&broker, |state| ((), state.tick(now_ms())));
+                        coordinator.run_detached(&broker, |state| ((), state.tick(now_ms())));
                     }
                     _ = expiry.tick() => {
                         if coordinator.is_loaded() {
-                            coordinator.run(&broker, |state| ((), state.expire_offsets(now_ms())));
+                            coordinator.run_detached(&broker, |state| ((), state.expire_offsets(now_ms())));
                         }
                     }
                     _ = sweep.tick() => {
                         if coordinator.is_loaded() {
                             let image = broker.image();
-                            coordinator.run(&broker, |state| {
+                            coordinator.run_detached(&broker, |state| {
                                 ((), state.forget_deleted_topics(|topic| image.topic(topic).is_some()))
                             });
                         }

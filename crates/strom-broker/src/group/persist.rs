@@ -10,7 +10,7 @@ use tracing::warn;
 use super::coordinator::PendingTxnOffset;
 use super::records::{self, GroupValue, OffsetValue, RecordKey};
 use super::GroupCoordinator;
-use crate::internal_topics::{self, InternalTopic, ReplayItem};
+use crate::internal_topics::{self, InternalTopic, Pending, ReplayItem};
 use crate::state::{now_ms, Broker};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -150,9 +150,9 @@ pub fn append(
     broker: &Broker,
     group_id: &str,
     entries: Vec<(Bytes, Option<Bytes>)>,
-) -> Result<(), PersistError> {
+) -> Result<Pending, PersistError> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(Pending::none());
     }
     let index = partition_of(broker, group_id)?;
     internal_topics::append(broker, OFFSETS_TOPIC, index, entries, None)
@@ -166,7 +166,7 @@ pub fn write_txn_offsets(
     group_id: &str,
     writer: internal_topics::Writer,
     commits: &[(String, i32, OffsetValue)],
-) -> Result<(), PersistError> {
+) -> Result<Pending, PersistError> {
     let entries = commits
         .iter()
         .map(|(topic, partition, value)| {
@@ -181,13 +181,14 @@ pub fn write_txn_offsets(
 }
 
 /// The `write_*` functions take the coordinator to make callers say whose lock they hold:
-/// records must be written under it so that log order and memory order agree.
+/// records must be appended under it so that log order and memory order agree. They do
+/// not wait for the in-sync replicas: the caller awaits the [`Pending`] after the lock.
 pub fn write_offsets(
     broker: &Broker,
     _coordinator: &GroupCoordinator,
     group_id: &str,
     commits: &[(String, i32, OffsetValue)],
-) -> Result<(), PersistError> {
+) -> Result<Pending, PersistError> {
     let entries = commits
         .iter()
         .map(|(topic, partition, value)| {
@@ -205,7 +206,7 @@ pub fn write_offset_tombstones(
     _coordinator: &GroupCoordinator,
     group_id: &str,
     partitions: &[(String, i32)],
-) -> Result<(), PersistError> {
+) -> Result<Pending, PersistError> {
     let entries = partitions
         .iter()
         .map(|(topic, partition)| {
@@ -223,7 +224,7 @@ pub fn write_group(
     _coordinator: &GroupCoordinator,
     group_id: &str,
     value: Option<&GroupValue>,
-) -> Result<(), PersistError> {
+) -> Result<Pending, PersistError> {
     let mut entries = vec![(
         records::encode_group_key(group_id),
         value.map(records::encode_group_value),
@@ -240,7 +241,7 @@ pub fn write_consumer_group(
     _coordinator: &GroupCoordinator,
     group_id: &str,
     value: Option<Bytes>,
-) -> Result<(), PersistError> {
+) -> Result<Pending, PersistError> {
     append(
         broker,
         group_id,

@@ -68,9 +68,16 @@ pub async fn handle(
                 client_host: client_host.to_string(),
             };
             let topics = ImageTopics(broker.image());
-            broker.groups.run(broker, |state| {
-                state.consumer_heartbeat(now_ms(), heartbeat, &topics)
-            })
+            let group_id = request.group_id.0.to_string();
+            broker
+                .groups
+                .run(broker, Some(&group_id), |state| {
+                    state.consumer_heartbeat(now_ms(), heartbeat, &topics)
+                })
+                .await
+                .unwrap_or_else(|code| {
+                    HeartbeatResult::error(code, "the group's records were not committed")
+                })
         }
     };
     ConsumerGroupHeartbeatResponse::default()

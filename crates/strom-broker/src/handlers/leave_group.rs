@@ -37,9 +37,13 @@ pub async fn handle(
         Ok(()) => {
             let group_id = request.group_id.0.to_string();
             let leaving = members.clone();
-            broker.groups.run(broker, move |state| {
-                state.leave(now_ms(), &group_id, &leaving)
-            })
+            broker
+                .groups
+                .run(broker, Some(&group_id), |state| {
+                    state.leave(now_ms(), &group_id, &leaving)
+                })
+                .await
+                .and_then(|left| left)
         }
     };
     match outcome {

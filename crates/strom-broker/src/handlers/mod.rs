@@ -520,7 +520,7 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
         }
         ApiKey::WriteTxnMarkers => {
             let request = decode!(WriteTxnMarkersRequest);
-            answer!(write_txn_markers::handle(broker, &check, request))
+            answer!(write_txn_markers::handle(broker, &check, request).await)
         }
         ApiKey::DescribeTransactions => {
             let request = decode!(DescribeTransactionsRequest);

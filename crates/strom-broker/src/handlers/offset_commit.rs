@@ -72,10 +72,13 @@ pub async fn handle(
         results.push(partitions);
     }
 
+    let mut pending = None;
     let group_error = match loaded {
         Err(error) => Some(error),
         Ok(()) => {
             let coordinator = &broker.groups;
+            // Validation, append and state change under the lock; the wait for the
+            // replicas after it, below.
             let mut state = coordinator.state.lock();
             match state.validate_offset_commit(
                 now,
@@ -100,10 +103,11 @@ pub async fn handle(
                         })
                         .collect();
                     match persist::write_offsets(broker, coordinator, &group_id, &commits) {
-                        Ok(()) => {
+                        Ok(written) => {
                             for (topic, partition, value) in commits {
                                 state.apply_commit(&group_id, &topic, partition, value);
                             }
+                            pending = Some(written);
                             None
                         }
                         Err(error) => {
@@ -124,6 +128,20 @@ pub async fn handle(
             }
         }
     };
+
+    if let Some(written) = pending {
+        if let Err(error) = written.committed(broker).await {
+            warn!(group = %group_id, %error, "offset commit not committed");
+            let code = crate::group::not_committed_code(&error);
+            for partitions in results.iter_mut() {
+                for (_, result) in partitions.iter_mut() {
+                    if result.is_ok() {
+                        *result = Err(code);
+                    }
+                }
+            }
+        }
+    }
 
     let topics = request
         .topics

@@ -10,6 +10,7 @@ use strom_protocol::ErrorCode;
 use tracing::warn;
 
 use crate::group::persist;
+use crate::internal_topics::Pending;
 use crate::state::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
@@ -17,11 +18,29 @@ pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
         return OffsetDeleteResponse::default().with_error_code(error.code());
     }
     let group_id = request.group_id.0.to_string();
+    let (pending, topics) = match delete_locked(broker, &group_id, request) {
+        Ok(deleted) => deleted,
+        Err(code) => return OffsetDeleteResponse::default().with_error_code(code.code()),
+    };
+    if let Err(error) = pending.committed(broker).await {
+        warn!(group = %group_id, %error, "offset delete not committed");
+        return OffsetDeleteResponse::default()
+            .with_error_code(crate::group::not_committed_code(&error).code());
+    }
+    OffsetDeleteResponse::default().with_topics(topics)
+}
+
+/// The checks, the tombstones' append and the state change, under the coordinator lock;
+/// the wait for the replicas comes after it.
+fn delete_locked(
+    broker: &Broker,
+    group_id: &str,
+    request: OffsetDeleteRequest,
+) -> Result<(Pending, Vec<OffsetDeleteResponseTopic>), ErrorCode> {
+    let group_id = group_id.to_string();
     let coordinator = &broker.groups;
     let mut state = coordinator.state.lock();
-    if let Err(error) = state.check_offset_delete(&group_id) {
-        return OffsetDeleteResponse::default().with_error_code(error.code());
-    }
+    state.check_offset_delete(&group_id)?;
     let image = broker.image();
     let mut to_delete = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -57,16 +76,15 @@ pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
         );
     }
     match persist::write_offset_tombstones(broker, coordinator, &group_id, &to_delete) {
-        Ok(()) => {
+        Ok(pending) => {
             for (topic, partition) in &to_delete {
                 state.remove_offset(&group_id, topic, *partition);
             }
+            Ok((pending, topics))
         }
         Err(error) => {
             warn!(group = %group_id, %error, "offset delete not written");
-            return OffsetDeleteResponse::default()
-                .with_error_code(ErrorCode::CoordinatorNotAvailable.code());
+            Err(ErrorCode::CoordinatorNotAvailable)
         }
     }
-    OffsetDeleteResponse::default().with_topics(topics)
 }

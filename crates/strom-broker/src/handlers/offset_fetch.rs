@@ -75,6 +75,18 @@ fn group_check(
     Ok(())
 }
 
+/// Kafka's rule: an offset is not shown before it is durable. The answer waits for the
+/// log end of the group's partition as it was when the offsets were read.
+async fn committed(
+    broker: &Broker,
+    barrier: crate::internal_topics::Pending,
+) -> Result<(), ErrorCode> {
+    barrier.committed(broker).await.map_err(|error| {
+        tracing::warn!(%error, "offsets read before they were committed");
+        crate::group::not_committed_code(&error)
+    })
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     request: OffsetFetchRequest,
@@ -82,10 +94,9 @@ pub async fn handle(
 ) -> OffsetFetchResponse {
     let loaded = broker.groups.ensure_readable(broker).await;
     if version >= 8 {
-        let groups = request
-            .groups
-            .into_iter()
-            .map(|group| {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for group in request.groups {
+            {
                 let group_id = group.group_id.0.to_string();
                 let topics = group.topics.map(|topics| {
                     topics
@@ -101,10 +112,15 @@ pub async fn handle(
                 let outcome = loaded.and_then(|()| {
                     let state = broker.groups.state.lock();
                     group_check(&state, &group_id, member)?;
-                    Ok(fetch(&state, &group_id, topics, request.require_stable))
+                    let fetched = fetch(&state, &group_id, topics, request.require_stable);
+                    Ok((fetched, broker.groups.read_barrier(broker, &group_id)))
                 });
+                let outcome = match outcome {
+                    Ok((fetched, barrier)) => committed(broker, barrier).await.map(|()| fetched),
+                    Err(error) => Err(error),
+                };
                 let response = OffsetFetchResponseGroup::default().with_group_id(group.group_id);
-                match outcome {
+                groups.push(match outcome {
                     Err(error) => response.with_error_code(error.code()),
                     Ok(fetched) => response.with_topics(
                         fetched
@@ -135,9 +151,9 @@ pub async fn handle(
                             })
                             .collect(),
                     ),
-                }
-            })
-            .collect();
+                });
+            }
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
 
@@ -151,13 +167,18 @@ pub async fn handle(
     let outcome = loaded.and_then(|()| {
         let state = broker.groups.state.lock();
         group_check(&state, &group_id, None)?;
-        Ok(fetch(
+        let fetched = fetch(
             &state,
             &group_id,
             topics.clone(),
             version >= 7 && request.require_stable,
-        ))
+        );
+        Ok((fetched, broker.groups.read_barrier(broker, &group_id)))
     });
+    let outcome = match outcome {
+        Ok((fetched, barrier)) => committed(broker, barrier).await.map(|()| fetched),
+        Err(error) => Err(error),
+    };
     let (error, fetched) = match outcome {
         Ok(fetched) => (0, fetched),
         // v1 has no top-level error: the error goes on every requested partition.

@@ -110,10 +110,12 @@ pub async fn handle(
         })
         .collect();
 
+    let mut pending = None;
     let request_error = match check_request(broker, check, &request).await {
         Err(code) => Some(code),
         Ok(guard) => {
             let coordinator = &broker.groups;
+            // Checks, append and state change under the lock; the wait after it, below.
             let mut state = coordinator.state.lock();
             let member_checked = if version >= 3 && request.generation_id >= 0 {
                 state.validate_offset_commit(
@@ -155,7 +157,8 @@ pub async fn handle(
                         writer,
                         &commits,
                     ) {
-                        Ok(()) => {
+                        Ok(written) => {
+                            pending = Some(written);
                             state.add_pending_txn_offsets(
                                 writer.producer_id,
                                 commits
@@ -183,6 +186,13 @@ pub async fn handle(
                 }
             }
         }
+    };
+    let request_error = match (request_error, pending) {
+        (None, Some(written)) => written.committed(broker).await.err().map(|error| {
+            warn!(group = %group_id, %error, "transactional offset commit not committed");
+            crate::group::not_committed_code(&error)
+        }),
+        (error, _) => error,
     };
     if let Some(code) = request_error {
         for partitions in results.iter_mut() {

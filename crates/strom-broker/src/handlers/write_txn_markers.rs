@@ -13,13 +13,14 @@ use strom_controller::acl::operation as op;
 use strom_protocol::ErrorCode;
 
 use crate::authz::Check;
+use crate::internal_topics::Pending;
 use crate::state::Broker;
-use crate::txn::markers::write_marker;
+use crate::txn::markers::{marker_committed, write_marker};
 
 /// Markers per request at most (bounded work per request).
 const MARKERS_PER_REQUEST_MAX: usize = 10_000;
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     check: &Check<'_>,
     request: WriteTxnMarkersRequest,
@@ -36,47 +37,65 @@ pub fn handle(
         })
         .sum::<usize>()
         > MARKERS_PER_REQUEST_MAX;
-    let markers = request
-        .markers
-        .into_iter()
-        .map(|marker| {
-            let topics = marker
-                .topics
-                .into_iter()
-                .map(|topic| {
-                    let partitions = topic
-                        .partition_indexes
-                        .iter()
-                        .map(|&index| {
-                            let result = if !allowed {
-                                Err(ErrorCode::ClusterAuthorizationFailed)
-                            } else if too_many {
-                                Err(ErrorCode::InvalidRequest)
-                            } else {
-                                write_marker(
-                                    broker,
-                                    &topic.name,
-                                    index,
-                                    marker.producer_id.0,
-                                    marker.producer_epoch,
-                                    marker.transaction_result,
-                                    marker.coordinator_epoch,
-                                )
-                            };
-                            WritableTxnMarkerPartitionResult::default()
-                                .with_partition_index(index)
-                                .with_error_code(result.err().map_or(0, |c| c.code()))
-                        })
-                        .collect();
-                    WritableTxnMarkerTopicResult::default()
-                        .with_name(topic.name)
-                        .with_partitions(partitions)
+    // Every marker is appended first, then the answer waits for the replicas of all of
+    // them: one round of replication per request, not one per marker.
+    let mut written = Vec::with_capacity(request.markers.len());
+    for marker in request.markers {
+        let mut topics = Vec::with_capacity(marker.topics.len());
+        for topic in marker.topics {
+            let partitions: Vec<(i32, Result<Pending, ErrorCode>)> = topic
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let result = if !allowed {
+                        Err(ErrorCode::ClusterAuthorizationFailed)
+                    } else if too_many {
+                        Err(ErrorCode::InvalidRequest)
+                    } else {
+                        write_marker(
+                            broker,
+                            &topic.name,
+                            index,
+                            marker.producer_id.0,
+                            marker.producer_epoch,
+                            marker.transaction_result,
+                            marker.coordinator_epoch,
+                        )
+                    };
+                    (index, result)
                 })
                 .collect();
+            topics.push((topic.name, partitions));
+        }
+        written.push((marker.producer_id, topics));
+    }
+    let mut markers = Vec::with_capacity(written.len());
+    for (producer_id, topics) in written {
+        let mut topic_results = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let mut partition_results = Vec::with_capacity(partitions.len());
+            for (index, result) in partitions {
+                let result = match result {
+                    Ok(pending) => marker_committed(broker, pending).await,
+                    Err(code) => Err(code),
+                };
+                partition_results.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(result.err().map_or(0, |c| c.code())),
+                );
+            }
+            topic_results.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(name)
+                    .with_partitions(partition_results),
+            );
+        }
+        markers.push(
             WritableTxnMarkerResult::default()
-                .with_producer_id(marker.producer_id)
-                .with_topics(topics)
-        })
-        .collect();
+                .with_producer_id(producer_id)
+                .with_topics(topic_results),
+        );
+    }
     WriteTxnMarkersResponse::default().with_markers(markers)
 }

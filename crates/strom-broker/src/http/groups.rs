@@ -355,7 +355,7 @@ struct ResetRow {
 /// default all), "to": "earliest"|"latest"|"offset"|"timestamp", "offset": n,
 /// "timestamp_ms": n, "dry_run": false}`. The group must have no members (409 otherwise);
 /// the caller must have loaded the coordinator first.
-pub fn reset_offsets(
+pub async fn reset_offsets(
     broker: &Broker,
     group_id: &str,
     body: serde_json::Value,
@@ -420,44 +420,57 @@ pub fn reset_offsets(
         ));
     }
 
-    let coordinator = &broker.groups;
-    let mut state = coordinator.state.lock();
-    if let Some(group) = state.groups.get(group_id) {
-        if !group.is_empty() {
-            return Err(HttpError::conflict(format!(
-                "group `{group_id}` has active members (state {}); stop its consumers before resetting offsets",
-                group.state_name()
-            )));
+    // The checks, the append and the state change under the lock; the wait after it.
+    let (previous, pending) = (|| {
+        let coordinator = &broker.groups;
+        let mut state = coordinator.state.lock();
+        if let Some(group) = state.groups.get(group_id) {
+            if !group.is_empty() {
+                return Err(HttpError::conflict(format!(
+                    "group `{group_id}` has active members (state {}); stop its consumers before resetting offsets",
+                    group.state_name()
+                )));
+            }
         }
-    }
-    let previous: Vec<Option<i64>> = commits
-        .iter()
-        .map(|(topic, partition, _)| {
+        let previous: Vec<Option<i64>> = commits
+            .iter()
+            .map(|(topic, partition, _)| {
+                state
+                    .committed(group_id, topic, *partition)
+                    .map(|v| v.offset)
+            })
+            .collect();
+        if !dry_run {
             state
-                .committed(group_id, topic, *partition)
-                .map(|v| v.offset)
-        })
-        .collect();
-    if !dry_run {
-        state
-            .validate_offset_commit(now, group_id, "", None, -1)
-            .map_err(|error| {
-                HttpError::conflict(format!(
-                    "the coordinator refused the reset: {}",
-                    error_name(error)
-                ))
-            })?;
-        persist::write_offsets(broker, coordinator, group_id, &commits).map_err(|error| {
-            HttpError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot write the new offsets: {error}"),
-            )
-        })?;
-        for (topic, partition, value) in commits.iter().cloned() {
-            state.apply_commit(group_id, &topic, partition, value);
+                .validate_offset_commit(now, group_id, "", None, -1)
+                .map_err(|error| {
+                    HttpError::conflict(format!(
+                        "the coordinator refused the reset: {}",
+                        error_name(error)
+                    ))
+                })?;
+            let written = persist::write_offsets(broker, coordinator, group_id, &commits).map_err(
+                |error| {
+                    HttpError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot write the new offsets: {error}"),
+                    )
+                },
+            )?;
+            for (topic, partition, value) in commits.iter().cloned() {
+                state.apply_commit(group_id, &topic, partition, value);
+            }
+            return Ok((previous, written));
         }
-    }
-    drop(state);
+        Ok((previous, crate::internal_topics::Pending::none()))
+    })()?;
+    // Answered once the reset is on the in-sync replicas, with the lock let go.
+    pending.committed(broker).await.map_err(|error| {
+        HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the new offsets were not committed: {error}"),
+        )
+    })?;
     #[derive(Serialize)]
     struct Reset {
         group_id: String,

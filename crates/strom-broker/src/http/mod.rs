@@ -166,12 +166,8 @@ async fn handle(broker: Arc<Broker>, request: Request<Incoming>) -> HttpResponse
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("committed offsets are not loaded yet ({error:?}); try again"),
                 )),
-                (Ok(body), Ok(())) => {
-                    blocking(broker, move |broker| {
-                        groups::reset_offsets(broker, &group, body)
-                    })
-                    .await
-                }
+                // Async: the answer waits for the replicas, with no lock held.
+                (Ok(body), Ok(())) => groups::reset_offsets(&broker, &group, body).await,
             }
         }
         (_, ["health" | "ready" | "metrics" | "api", ..]) => Err(HttpError::new(

@@ -3,7 +3,9 @@
 //! Used by the transaction coordinator when a transaction ends and by WriteTxnMarkers (an
 //! operator aborting a hanging transaction; later, coordinators on other brokers). A marker
 //! on a `__consumer_offsets` partition also settles the offsets the transaction committed
-//! there, under the group coordinator's lock so log order and memory order agree.
+//! there, under the group coordinator's lock so log order and memory order agree. A marker
+//! is appended at once; the caller awaits its [`Pending`] (the in-sync replicas) with no
+//! lock held, and remote markers are sent without blocking a thread.
 
 use std::sync::Arc;
 
@@ -12,9 +14,19 @@ use strom_storage::{AppendError, ControlMarker};
 use tracing::warn;
 
 use crate::group::{records as group_records, OFFSETS_TOPIC};
+use crate::internal_topics::Pending;
 use crate::state::{now_ms, Broker};
 
-/// Writes one marker to a partition this broker hosts.
+/// Waits for a marker to reach the in-sync replicas; a marker counts only then, like any
+/// acks=all write.
+pub async fn marker_committed(broker: &Broker, pending: Pending) -> Result<(), ErrorCode> {
+    pending.committed(broker).await.map_err(|error| {
+        warn!(%error, "transaction marker not replicated");
+        ErrorCode::RequestTimedOut
+    })
+}
+
+/// Appends one marker to a partition this broker leads (not waiting for its replicas).
 pub fn write_marker(
     broker: &Arc<Broker>,
     topic: &str,
@@ -23,7 +35,7 @@ pub fn write_marker(
     producer_epoch: i16,
     commit: bool,
     coordinator_epoch: i32,
-) -> Result<(), ErrorCode> {
+) -> Result<Pending, ErrorCode> {
     let image = broker.image();
     let topic_image = image
         .topic(topic)
@@ -71,12 +83,12 @@ pub fn write_marker(
     match result {
         Ok(info) => {
             broker.notify_appended();
-            // A marker counts once the in-sync replicas have it, like any acks=all write.
-            crate::internal_topics::wait_replicated(broker, &partition, info.last_offset + 1)
-                .map_err(|reason| {
-                    warn!(%topic, partition = index, producer_id, reason, "transaction marker not replicated");
-                    ErrorCode::RequestTimedOut
-                })
+            Ok(Pending::written(
+                topic_image_name(topic),
+                index,
+                partition,
+                info.last_offset + 1,
+            ))
         }
         Err(error) => {
             warn!(%topic, partition = index, producer_id, producer_epoch, %error, "transaction marker not written");
@@ -93,10 +105,9 @@ pub fn write_marker(
 }
 
 /// Markers for partitions led by another broker: a WriteTxnMarkers request to it (Kafka's
-/// coordinator does the same). Blocks the calling thread for at most the request timeout;
-/// the coordinator calls it under its lock, so a marker round trip is part of ending a
-/// transaction, as the local writes are.
-pub fn write_remote_markers(
+/// coordinator does the same), for at most the request timeout. The coordinator sends it
+/// with no lock held.
+pub async fn write_remote_markers(
     broker: &Arc<Broker>,
     leader: i32,
     partitions: &[(String, i32)],
@@ -149,8 +160,7 @@ pub fn write_remote_markers(
         let connection = strom_client::connection::Connection::connect(&address, config).await?;
         connection.send_version(&request, 1).await
     };
-    let handle = tokio::runtime::Handle::current();
-    let response = tokio::task::block_in_place(|| handle.block_on(send)).map_err(|error| {
+    let response = send.await.map_err(|error| {
         warn!(leader, %error, "cannot send transaction markers");
         ErrorCode::CoordinatorNotAvailable
     })?;
@@ -172,3 +182,12 @@ pub fn write_remote_markers(
 
 /// Longest a remote marker write may take.
 const REMOTE_MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Pending writes name their topic for the logs; a user topic's name is not `'static`.
+fn topic_image_name(topic: &str) -> &'static str {
+    if topic == OFFSETS_TOPIC {
+        OFFSETS_TOPIC
+    } else {
+        "a transaction's partition"
+    }
+}

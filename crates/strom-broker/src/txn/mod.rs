@@ -10,10 +10,14 @@
 //!
 //! Ending a transaction: PrepareCommit/PrepareAbort is written, the markers are written to
 //! every partition of the transaction, then CompleteCommit/CompleteAbort. A restart that
-//! finds a Prepare state writes the markers again (a repeated marker is harmless). The
-//! runtime writes markers in line, under the coordinator lock: local partitions directly,
-//! partitions led by other brokers with one WriteTxnMarkers request per broker; the
-//! producer gets its EndTxn answer once they are all written.
+//! finds a Prepare state writes the markers again (a repeated marker is harmless). Each
+//! step decides and appends its record under the coordinator lock (log order = memory
+//! order), then lets the lock go: the wait for the in-sync replicas, the markers (local
+//! partitions appended directly, partitions led by other brokers with one WriteTxnMarkers
+//! request per broker, sent concurrently) and the completion run with no lock held, so
+//! other transactions go on meanwhile. The producer gets its EndTxn answer once the
+//! markers and the completion are written. One task ends a given transaction at a time
+//! (`ending`, registered under the lock together with the Prepare state).
 //!
 //! On a cluster the coordinator of an id is the leader of its `__transaction_state`
 //! partition; every broker replays the partitions it leads (again after a leadership
@@ -44,7 +48,7 @@ use strom_protocol::ErrorCode;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
-use crate::internal_topics::{self, InternalTopic, ReplayItem};
+use crate::internal_topics::{self, InternalTopic, Pending, ReplayItem};
 use crate::state::{now_ms, Broker};
 use state::{
     InitOutcome, ProducerIdAndEpoch, TopicPartition, Transition, TxnLimits, TxnMetadata, TxnResult,
@@ -78,7 +82,11 @@ impl TxnGuard {
 }
 
 pub struct TransactionCoordinator {
-    pub state: crate::state_lock::StateLock<TxnStateMachine>,
+    /// Held only for in-memory steps and local appends, never across an await.
+    pub state: Mutex<TxnStateMachine>,
+    /// Transactional ids whose end (markers, completion) a task is carrying out; taken
+    /// while the state lock is held, so no two tasks end one transaction.
+    ending: Mutex<std::collections::HashSet<String>>,
     /// Per transactional id, bumped when a transaction's end begins (see [`TxnGuard`]).
     generations: Mutex<HashMap<String, Arc<AtomicU64>>>,
     /// `__transaction_state` exists and this broker's led partitions were replayed once.
@@ -92,10 +100,11 @@ pub struct TransactionCoordinator {
 impl TransactionCoordinator {
     pub fn new(config: &BrokerConfig) -> Self {
         TransactionCoordinator {
-            state: crate::state_lock::StateLock::new(TxnStateMachine::new(TxnLimits {
+            state: Mutex::new(TxnStateMachine::new(TxnLimits {
                 max_timeout_ms: config.transaction.max_timeout_ms,
                 id_expiration_ms: config.transaction.id_expiration_ms,
             })),
+            ending: Mutex::new(std::collections::HashSet::new()),
             generations: Mutex::new(HashMap::new()),
             topic_ready: AtomicBool::new(false),
             loaded: Default::default(),
@@ -228,14 +237,10 @@ impl TransactionCoordinator {
         self.check_coordinator(broker, transactional_id).is_ok()
     }
 
-    /// Writes `metadata` to the transactional id's partition of `__transaction_state`.
-    fn persist(&self, broker: &Broker, metadata: &TxnMetadata) -> Result<(), ErrorCode> {
-        let partitions = broker
-            .image()
-            .topic(TRANSACTION_STATE_TOPIC)
-            .map(|t| t.partition_count())
-            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
-        let index = internal_topics::partition_for(&metadata.transactional_id, partitions);
+    /// Appends `metadata` to the transactional id's partition of `__transaction_state`
+    /// (under the state lock); the caller awaits the [`Pending`] after letting it go.
+    fn persist(&self, broker: &Broker, metadata: &TxnMetadata) -> Result<Pending, ErrorCode> {
+        let index = self.state_partition(broker, &metadata.transactional_id)?;
         internal_topics::append(
             broker,
             TRANSACTION_STATE_TOPIC,
@@ -252,6 +257,23 @@ impl TransactionCoordinator {
         })
     }
 
+    fn state_partition(&self, broker: &Broker, transactional_id: &str) -> Result<i32, ErrorCode> {
+        let partitions = broker
+            .image()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .map(|t| t.partition_count())
+            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        Ok(internal_topics::partition_for(transactional_id, partitions))
+    }
+
+    /// The read barrier of `transactional_id`'s state: its partition's log end now.
+    fn read_barrier(&self, broker: &Broker, transactional_id: &str) -> Pending {
+        match self.state_partition(broker, transactional_id) {
+            Ok(index) => internal_topics::log_end(broker, TRANSACTION_STATE_TOPIC, index),
+            Err(_) => Pending::none(),
+        }
+    }
+
     /// The coordinator epoch markers carry: the leader epoch of the id's state partition.
     fn coordinator_epoch(&self, broker: &Broker, transactional_id: &str) -> i32 {
         let image = broker.image();
@@ -265,38 +287,67 @@ impl TransactionCoordinator {
             .map_or(0, |p| p.leader_epoch)
     }
 
-    /// Carries out a transition under the state lock: write, install, and for an ending
-    /// transaction write its markers and its completion.
-    fn apply(
+    /// One step of the state machine for `transactional_id`: `step` decides under the
+    /// lock, and its transition's record is appended and installed under the same lock.
+    /// The lock is let go before the answer waits for the record's replicas (or, with no
+    /// transition, for the state it read) and, for an ending transaction, for its markers
+    /// and completion.
+    async fn transact<T>(
         &self,
         broker: &Arc<Broker>,
-        state: &mut TxnStateMachine,
-        transition: Transition,
-    ) -> Result<(), ErrorCode> {
-        self.persist(broker, &transition.write)?;
-        let transactional_id = transition.write.transactional_id.clone();
-        state.install(transition.write);
-        if transition.markers.is_some() {
-            self.finish(broker, state, &transactional_id)?;
+        transactional_id: &str,
+        step: impl FnOnce(&mut TxnStateMachine) -> Result<(Option<Transition>, T), ErrorCode>,
+    ) -> Result<T, ErrorCode> {
+        let (pending, ends, value) = {
+            let mut state = self.state.lock();
+            let (transition, value) = step(&mut state)?;
+            match transition {
+                None => (self.read_barrier(broker, transactional_id), false, value),
+                Some(transition) => {
+                    let pending = self.persist(broker, &transition.write)?;
+                    let ends = transition.markers.is_some()
+                        && self.ending.lock().insert(transactional_id.to_string());
+                    state.install(transition.write);
+                    (pending, ends, value)
+                }
+            }
+        };
+        if ends {
+            self.end_registered(broker, transactional_id, pending)
+                .await?;
+        } else {
+            committed(broker, pending).await?;
         }
-        Ok(())
+        Ok(value)
     }
 
-    /// Writes the markers of a preparing transaction, then its completion. On a failed
-    /// marker the transaction stays preparing; the timer tries again.
-    fn finish(
+    /// Ends a preparing transaction whose id this task registered in `ending`: waits for
+    /// the Prepare record, writes the markers, then the completion. On a failed step the
+    /// transaction stays preparing; the timer tries again.
+    async fn end_registered(
         &self,
         broker: &Arc<Broker>,
-        state: &mut TxnStateMachine,
         transactional_id: &str,
+        prepare: Pending,
     ) -> Result<(), ErrorCode> {
-        let Some(markers) = state.markers_of(transactional_id) else {
+        struct Registered<'a>(&'a Mutex<std::collections::HashSet<String>>, &'a str);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                self.0.lock().remove(self.1);
+            }
+        }
+        let _registered = Registered(&self.ending, transactional_id);
+        // Markers go out only once the decision is durable (a new coordinator would
+        // otherwise find no Prepare and could decide otherwise).
+        committed(broker, prepare).await?;
+        let Some(markers) = self.state.lock().markers_of(transactional_id) else {
             return Ok(());
         };
         self.generation(transactional_id)
             .fetch_add(1, Ordering::AcqRel);
         let coordinator_epoch = self.coordinator_epoch(broker, transactional_id);
         let commit = markers.result == TxnResult::Commit;
+        let mut local = Vec::new();
         let mut remote: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
         for (topic, index) in &markers.partitions {
             match markers::write_marker(
@@ -308,7 +359,7 @@ impl TransactionCoordinator {
                 commit,
                 coordinator_epoch,
             ) {
-                Ok(()) => {}
+                Ok(pending) => local.push(pending),
                 // A deleted topic or partition needs no marker.
                 Err(ErrorCode::UnknownTopicOrPartition) => {}
                 // Led by another broker (or leaderless for now): send it there.
@@ -319,25 +370,54 @@ impl TransactionCoordinator {
                 Err(code) => return Err(code),
             }
         }
+        let mut sends = tokio::task::JoinSet::new();
         for (leader, partitions) in remote {
             if leader < 0 {
                 return Err(ErrorCode::NotLeaderOrFollower);
             }
-            markers::write_remote_markers(
-                broker,
-                leader,
-                &partitions,
-                markers.producer_id,
-                markers.producer_epoch,
-                commit,
-                coordinator_epoch,
-            )?;
+            let broker = broker.clone();
+            sends.spawn(async move {
+                markers::write_remote_markers(
+                    &broker,
+                    leader,
+                    &partitions,
+                    markers.producer_id,
+                    markers.producer_epoch,
+                    commit,
+                    coordinator_epoch,
+                )
+                .await
+            });
         }
-        if let Some(completion) = state.complete(transactional_id, now_ms()) {
-            self.persist(broker, &completion.write)?;
-            state.install(completion.write);
+        let mut outcome = Ok(());
+        for pending in local {
+            if let Err(code) = markers::marker_committed(broker, pending).await {
+                outcome = Err(code);
+            }
         }
-        Ok(())
+        while let Some(sent) = sends.join_next().await {
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(code)) => outcome = Err(code),
+                Err(error) => {
+                    warn!(%error, "transaction marker task failed");
+                    outcome = Err(ErrorCode::UnknownServerError);
+                }
+            }
+        }
+        outcome?;
+        let completed = {
+            let mut state = self.state.lock();
+            match state.complete(transactional_id, now_ms()) {
+                None => Pending::none(),
+                Some(completion) => {
+                    let pending = self.persist(broker, &completion.write)?;
+                    state.install(completion.write);
+                    pending
+                }
+            }
+        };
+        committed(broker, completed).await
     }
 
     fn generation(&self, transactional_id: &str) -> Arc<AtomicU64> {
@@ -348,13 +428,35 @@ impl TransactionCoordinator {
             .clone()
     }
 
+    /// Starts a task ending each preparing transaction nobody is ending yet (after a load,
+    /// or on the timer after a failed step).
     fn complete_preparing(&self, broker: &Arc<Broker>) {
-        let mut state = self.state.lock();
-        for transactional_id in state.preparing() {
-            if let Err(code) = self.finish(broker, &mut state, &transactional_id) {
+        let ids: Vec<String> = {
+            let state = self.state.lock();
+            let mut ending = self.ending.lock();
+            state
+                .preparing()
+                .into_iter()
+                .filter(|id| ending.insert(id.clone()))
+                .collect()
+        };
+        for transactional_id in ids {
+            self.spawn_end(broker, transactional_id, Pending::none());
+        }
+    }
+
+    /// Ends a registered transaction on its own task (nobody waits for the answer).
+    fn spawn_end(&self, broker: &Arc<Broker>, transactional_id: String, prepare: Pending) {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let coordinator = broker.txns.clone();
+            if let Err(code) = coordinator
+                .end_registered(&broker, &transactional_id, prepare)
+                .await
+            {
                 warn!(%transactional_id, ?code, "cannot finish a transaction yet; will retry");
             }
-        }
+        });
     }
 
     /// InitProducerId with a transactional id.
@@ -367,30 +469,39 @@ impl TransactionCoordinator {
     ) -> Result<ProducerIdAndEpoch, ErrorCode> {
         self.ensure_loaded(broker).await?;
         self.check_coordinator(broker, transactional_id)?;
-        let mut state = self.state.lock();
         for _ in 0..INIT_ROUNDS_MAX {
-            let outcome =
-                state.init_producer_id(transactional_id, timeout_ms, expected, now_ms(), || {
-                    broker.producer_ids.lock().next().map_err(|failure| {
-                        warn!(%failure, "cannot allocate a producer id");
-                        ErrorCode::CoordinatorNotAvailable
+            let ready = self
+                .transact(broker, transactional_id, |state| {
+                    let outcome = state.init_producer_id(
+                        transactional_id,
+                        timeout_ms,
+                        expected,
+                        now_ms(),
+                        || {
+                            broker.producer_ids.lock().next().map_err(|failure| {
+                                warn!(%failure, "cannot allocate a producer id");
+                                ErrorCode::CoordinatorNotAvailable
+                            })
+                        },
+                    )?;
+                    Ok(match outcome {
+                        InitOutcome::Ready(ids) => (None, Some(ids)),
+                        InitOutcome::Write(transition) => {
+                            let ids = ProducerIdAndEpoch {
+                                producer_id: transition.write.producer_id,
+                                producer_epoch: transition.write.producer_epoch,
+                            };
+                            // Ending the old instance's transaction fences it: then bump
+                            // again for the new instance, which named no (or the old)
+                            // epoch.
+                            let ends_a_transaction = transition.markers.is_some();
+                            (Some(transition), (!ends_a_transaction).then_some(ids))
+                        }
                     })
-                })?;
-            match outcome {
-                InitOutcome::Ready(ids) => return Ok(ids),
-                InitOutcome::Write(transition) => {
-                    let ends_a_transaction = transition.markers.is_some();
-                    let ids = ProducerIdAndEpoch {
-                        producer_id: transition.write.producer_id,
-                        producer_epoch: transition.write.producer_epoch,
-                    };
-                    self.apply(broker, &mut state, transition)?;
-                    if !ends_a_transaction {
-                        return Ok(ids);
-                    }
-                    // The old instance's transaction is aborted and it is fenced: now
-                    // bump for the new instance, which named no (or the old) epoch.
-                }
+                })
+                .await?;
+            if let Some(ids) = ready {
+                return Ok(ids);
             }
         }
         Err(ErrorCode::ConcurrentTransactions)
@@ -405,11 +516,13 @@ impl TransactionCoordinator {
     ) -> Result<(), ErrorCode> {
         self.ensure_loaded(broker).await?;
         self.check_coordinator(broker, transactional_id)?;
-        let mut state = self.state.lock();
-        match state.add_partitions(transactional_id, producer, partitions, now_ms())? {
-            None => Ok(()),
-            Some(transition) => self.apply(broker, &mut state, transition),
-        }
+        self.transact(broker, transactional_id, |state| {
+            Ok((
+                state.add_partitions(transactional_id, producer, partitions, now_ms())?,
+                (),
+            ))
+        })
+        .await
     }
 
     pub async fn end_transaction(
@@ -421,11 +534,13 @@ impl TransactionCoordinator {
     ) -> Result<(), ErrorCode> {
         self.ensure_loaded(broker).await?;
         self.check_coordinator(broker, transactional_id)?;
-        let mut state = self.state.lock();
-        match state.end_transaction(transactional_id, producer, result, now_ms())? {
-            None => Ok(()),
-            Some(transition) => self.apply(broker, &mut state, transition),
-        }
+        self.transact(broker, transactional_id, |state| {
+            Ok((
+                state.end_transaction(transactional_id, producer, result, now_ms())?,
+                (),
+            ))
+        })
+        .await
     }
 
     /// KIP-890: checks a transactional write before it is appended.
@@ -449,55 +564,62 @@ impl TransactionCoordinator {
     }
 
     /// Aborts transactions open longer than their timeout (fencing their producers),
-    /// retries unfinished ends, and forgets expired transactional ids.
+    /// retries unfinished ends, and forgets expired transactional ids. The decisions and
+    /// appends happen under the lock; the ends run on their own tasks.
     fn tick(&self, broker: &Arc<Broker>, remove_expired: bool) {
         let now = now_ms();
-        let mut state = self.state.lock();
-        for transactional_id in state.timed_out(now) {
-            let Some(current) = state.get(&transactional_id).cloned() else {
-                continue;
-            };
-            info!(%transactional_id, producer_id = current.producer_id, "aborting a transaction past its timeout");
-            let transition = state.fence_and_abort(&current, now);
-            if let Err(code) = self.apply(broker, &mut state, transition) {
-                warn!(%transactional_id, ?code, "cannot abort a timed-out transaction yet");
-            }
-        }
-        for transactional_id in state.preparing() {
-            if let Err(code) = self.finish(broker, &mut state, &transactional_id) {
-                warn!(%transactional_id, ?code, "cannot finish a transaction yet");
-            }
-        }
-        if remove_expired {
-            for transactional_id in state.expired(now) {
-                let Ok(partitions) = broker
-                    .image()
-                    .topic(TRANSACTION_STATE_TOPIC)
-                    .map(|t| t.partition_count())
-                    .ok_or(())
-                else {
-                    break;
+        let mut ends = Vec::new();
+        {
+            let mut state = self.state.lock();
+            for transactional_id in state.timed_out(now) {
+                let Some(current) = state.get(&transactional_id).cloned() else {
+                    continue;
                 };
-                let index = internal_topics::partition_for(&transactional_id, partitions);
-                let written = internal_topics::append(
-                    broker,
-                    TRANSACTION_STATE_TOPIC,
-                    index,
-                    vec![(records::encode_key(&transactional_id), None)],
-                    None,
-                );
-                match written {
-                    Ok(()) => {
-                        state.remove(&transactional_id);
-                        self.generations.lock().remove(&transactional_id);
-                        info!(%transactional_id, "transactional id expired");
+                info!(%transactional_id, producer_id = current.producer_id, "aborting a transaction past its timeout");
+                let transition = state.fence_and_abort(&current, now);
+                match self.persist(broker, &transition.write) {
+                    Ok(pending) => {
+                        state.install(transition.write);
+                        if self.ending.lock().insert(transactional_id.clone()) {
+                            ends.push((transactional_id, pending));
+                        }
                     }
-                    Err(error) => {
-                        warn!(%transactional_id, %error, "cannot expire a transactional id")
+                    Err(code) => {
+                        warn!(%transactional_id, ?code, "cannot abort a timed-out transaction yet")
+                    }
+                }
+            }
+            if remove_expired {
+                for transactional_id in state.expired(now) {
+                    let Ok(index) = self.state_partition(broker, &transactional_id) else {
+                        break;
+                    };
+                    // Forgotten at once: nobody waits for the tombstone, and a lost one
+                    // only brings back an expired id on the next load, to expire again.
+                    let written = internal_topics::append(
+                        broker,
+                        TRANSACTION_STATE_TOPIC,
+                        index,
+                        vec![(records::encode_key(&transactional_id), None)],
+                        None,
+                    );
+                    match written {
+                        Ok(_pending) => {
+                            state.remove(&transactional_id);
+                            self.generations.lock().remove(&transactional_id);
+                            info!(%transactional_id, "transactional id expired");
+                        }
+                        Err(error) => {
+                            warn!(%transactional_id, %error, "cannot expire a transactional id")
+                        }
                     }
                 }
             }
         }
+        for (transactional_id, pending) in ends {
+            self.spawn_end(broker, transactional_id, pending);
+        }
+        self.complete_preparing(broker);
     }
 
     /// The timer loop (`transaction.abort.timed.out.transaction.cleanup.interval.ms`,
@@ -522,4 +644,13 @@ impl TransactionCoordinator {
             }
         })
     }
+}
+
+/// Waits for a coordinator write (or read barrier) to be committed; the error tells the
+/// producer to find the coordinator again or to retry.
+async fn committed(broker: &Broker, pending: Pending) -> Result<(), ErrorCode> {
+    pending.committed(broker).await.map_err(|error| {
+        warn!(%error, "transaction state not committed");
+        crate::group::not_committed_code(&error)
+    })
 }
