@@ -13,7 +13,7 @@ import (
 func TestKafkaGoClientAdmin(t *testing.T) {
 	adm := newAdmin(t, shared.Addr)
 	ctx := testCtx(t, 60*time.Second)
-	cl := &kafka.Client{Addr: kafka.TCP(shared.Addr), Timeout: 10 * time.Second}
+	cl := &kafka.Client{Addr: kafka.TCP(shared.Addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
 	topic := uniqueName(t, "kafkago-adm")
 
 	av, err := cl.ApiVersions(ctx, &kafka.ApiVersionsRequest{})

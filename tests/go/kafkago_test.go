@@ -47,6 +47,9 @@ func TestKafkaGoWriterHashAndGroupReader(t *testing.T) {
 			Compression:            codec,
 			BatchTimeout:           5 * time.Millisecond,
 			AllowAutoTopicCreation: false,
+			// Its own Transport: the shared default one caches metadata for 6 s, from
+			// before kadm created this topic.
+			Transport: &kafka.Transport{},
 		}
 		var msgs []kafka.Message
 		for i := 0; i < perCodec; i++ {
