@@ -21,8 +21,11 @@ var codecs = map[string]kgo.CompressionCodec{
 
 // testRecord is record i of a run: 7 keys, a value that names the key's sequence number,
 // and headers including a repeated key and an empty value.
-func testRecord(topic string, i int) *kgo.Record {
-	key := fmt.Sprintf("key-%d", i%7)
+func testRecord(topic string, i int) *kgo.Record { return testRecordKeys(topic, i, 7) }
+
+// testRecordKeys is testRecord over the given number of distinct keys.
+func testRecordKeys(topic string, i, keys int) *kgo.Record {
+	key := fmt.Sprintf("key-%d", i%keys)
 	value := bytes.Repeat([]byte(fmt.Sprintf("%s/seq=%06d;", key, i)), 1+i%5)
 	return &kgo.Record{
 		Topic: topic,
