@@ -26,6 +26,9 @@ const (
 // Broker is one `strom broker` process.
 type Broker struct {
 	Addr    string
+	// SecondAddr is the address of a second listener, for tests whose extra config names
+	// one with the placeholder {second_port} (e.g. a SASL listener beside PLAINTEXT).
+	SecondAddr string
 	cmd     *exec.Cmd
 	logPath string
 }
@@ -92,14 +95,20 @@ func StartBroker(dir string, extra map[string]string) (*Broker, error) {
 	cfg := baseConfig()
 	cfg["log.dirs"] = dataDir
 	cfg["listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port)
+	secondPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	for k, v := range extra {
-		cfg[k] = v
+		v = strings.ReplaceAll(v, "{port}", fmt.Sprint(port))
+		cfg[k] = strings.ReplaceAll(v, "{second_port}", fmt.Sprint(secondPort))
 	}
 	args := []string{"broker"}
 	for k, v := range cfg {
 		args = append(args, "--set", k+"="+v)
 	}
-	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", port), logPath: filepath.Join(dir, "broker.log")}
+	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", port), SecondAddr: fmt.Sprintf("127.0.0.1:%d", secondPort),
+		logPath: filepath.Join(dir, "broker.log")}
 	logFile, err := os.Create(b.logPath)
 	if err != nil {
 		return nil, err
