@@ -29,6 +29,7 @@
 
 pub mod markers;
 pub mod records;
+pub mod remote;
 pub mod state;
 
 #[cfg(test)]
@@ -412,20 +413,73 @@ impl TransactionCoordinator {
         }
     }
 
+    /// EndTxn. `bump_epoch` for transaction version 2 (EndTxn v5+). Answers the producer id
+    /// and epoch the producer continues with: the bumped (or new) ones after a version-2
+    /// end, its own otherwise.
     pub async fn end_transaction(
         &self,
         broker: &Arc<Broker>,
         transactional_id: &str,
         producer: ProducerIdAndEpoch,
         result: TxnResult,
-    ) -> Result<(), ErrorCode> {
+        bump_epoch: bool,
+    ) -> Result<ProducerIdAndEpoch, ErrorCode> {
         self.ensure_loaded(broker).await?;
         self.check_coordinator(broker, transactional_id)?;
         let mut state = self.state.lock();
-        match state.end_transaction(transactional_id, producer, result, now_ms())? {
-            None => Ok(()),
-            Some(transition) => self.apply(broker, &mut state, transition),
+        let transition = if bump_epoch {
+            state.end_transaction_v2(transactional_id, producer, result, now_ms(), || {
+                broker.producer_ids.lock().next().map_err(|failure| {
+                    warn!(%failure, "cannot allocate a producer id");
+                    ErrorCode::CoordinatorNotAvailable
+                })
+            })?
+        } else {
+            state.end_transaction(transactional_id, producer, result, now_ms())?
+        };
+        if let Some(transition) = transition {
+            self.apply(broker, &mut state, transition)?;
         }
+        if !bump_epoch {
+            return Ok(producer);
+        }
+        state
+            .get(transactional_id)
+            .map(|current| ProducerIdAndEpoch {
+                producer_id: current.producer_id,
+                producer_epoch: current.producer_epoch,
+            })
+            .ok_or(ErrorCode::InvalidProducerIdMapping)
+    }
+
+    /// Transaction version 2: a transactional write (Produce v12+, TxnOffsetCommit v5+)
+    /// adds its partition to the producer's transaction, starting one if none is open,
+    /// then is checked as [`Self::verify`] checks it.
+    pub async fn add_and_verify(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        partition: &TopicPartition,
+    ) -> Result<TxnGuard, ErrorCode> {
+        self.ensure_loaded(broker).await?;
+        self.check_coordinator(broker, transactional_id)?;
+        let mut state = self.state.lock();
+        if let Some(transition) = state.add_partitions(
+            transactional_id,
+            producer,
+            std::slice::from_ref(partition),
+            now_ms(),
+        )? {
+            self.apply(broker, &mut state, transition)?;
+        }
+        state.verify(transactional_id, producer, partition)?;
+        let generation = self.generation(transactional_id);
+        let expected = generation.load(Ordering::Acquire);
+        Ok(TxnGuard {
+            generation,
+            expected,
+        })
     }
 
     /// KIP-890: checks a transactional write before it is appended.
