@@ -2,12 +2,14 @@ package compat
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -197,5 +199,97 @@ func TestKgoTransactionAbortInvisible(t *testing.T) {
 	}
 	if lo, _ := ends.Lookup(topic, 0); lo.Offset != 103 {
 		t.Fatalf("end offset %d, want 103 (100 records and 3 markers)", lo.Offset)
+	}
+}
+
+// While a transaction is open, the last stable offset holds at its first record:
+// ListOffsets with read_committed answers it, a read_committed consumer stops there and
+// reads the records only after the commit; a second producer with the same transactional
+// id fences the first.
+func TestKgoOpenTransactionLastStableOffsetAndFencing(t *testing.T) {
+	adm := newAdmin(t, shared.Addr)
+	topic := uniqueName(t, "lso")
+	createTopic(t, adm, topic, 1, nil)
+	ctx := testCtx(t, 60*time.Second)
+	plain := newClient(t, shared.Addr, kgo.DefaultProduceTopic(topic))
+	var before []*kgo.Record
+	for i := 0; i < 5; i++ {
+		before = append(before, &kgo.Record{Value: []byte(fmt.Sprintf("plain-%d", i))})
+	}
+	if err := plain.ProduceSync(ctx, before...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	txid := uniqueName(t, "lso-txid")
+	txn := newClient(t, shared.Addr, kgo.TransactionalID(txid), kgo.DefaultProduceTopic(topic))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var inTxn []*kgo.Record
+	for i := 0; i < 4; i++ {
+		inTxn = append(inTxn, &kgo.Record{Value: []byte(fmt.Sprintf("txn-%d", i))})
+	}
+	if err := txn.ProduceSync(ctx, inTxn...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	stable, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := stable.Lookup(topic, 0); s.Offset != 5 {
+		t.Fatalf("read_committed end offset %d during the transaction, want 5 (its first record)", s.Offset)
+	}
+	if e, _ := end.Lookup(topic, 0); e.Offset != 9 {
+		t.Fatalf("read_uncommitted end offset %d, want 9", e.Offset)
+	}
+	rc := newClient(t, shared.Addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	got := consumeN(t, rc, 5, 20*time.Second)
+	expectQuiet(t, rc, 500*time.Millisecond)
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, consumeN(t, rc, 4, 20*time.Second)...)
+	for i, r := range got {
+		want := fmt.Sprintf("plain-%d", i)
+		if i >= 5 {
+			want = fmt.Sprintf("txn-%d", i-5)
+		}
+		if string(r.Value) != want {
+			t.Fatalf("read_committed record %d = %q, want %q", i, r.Value, want)
+		}
+	}
+
+	// Fencing: a new producer with the same id bumps the epoch; the old one is refused.
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	successor := newClient(t, shared.Addr, kgo.TransactionalID(txid), kgo.DefaultProduceTopic(topic))
+	if err := successor.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := successor.ProduceSync(ctx, &kgo.Record{Value: []byte("successor")}).FirstErr(); err != nil {
+		t.Fatalf("successor produce: %v", err)
+	}
+	if err := successor.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("successor commit: %v", err)
+	}
+	zombieErr := txn.EndTransaction(ctx, kgo.TryCommit)
+	if zombieErr == nil {
+		t.Fatal("the fenced producer committed")
+	}
+	if !errors.Is(zombieErr, kerr.ProducerFenced) && !errors.Is(zombieErr, kerr.InvalidProducerEpoch) {
+		t.Fatalf("fenced producer's commit: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", zombieErr)
+	}
+	rest := consumeN(t, rc, 1, 20*time.Second)
+	expectQuiet(t, rc, 500*time.Millisecond)
+	if string(rest[0].Value) != "successor" {
+		t.Fatalf("after fencing, read_committed got %q, want only the successor's record", rest[0].Value)
 	}
 }
