@@ -183,6 +183,52 @@ fn given_flexible_responses_should_leave_out_default_tagged_fields() {
 }
 
 #[test]
+fn given_metadata_by_topic_id_with_empty_name_should_answer_by_id() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let broker = TestBroker::start(&[]);
+    let mut conn = broker.connect();
+    create_topic(&mut conn, "by-id", 2, &[]);
+    let by_name: MetadataResponse = conn.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("by-id")))
+        ])),
+    );
+    let id = by_name.topics[0].topic_id;
+    assert!(!id.is_nil());
+
+    // The Java client's request by id: name "" (the field's default), topic_id set.
+    let unknown = uuid::Uuid::from_u128(0x5eed);
+    let response: MetadataResponse = conn.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(Some(topic_name("")))
+                .with_topic_id(id),
+            MetadataRequestTopic::default()
+                .with_name(Some(topic_name("")))
+                .with_topic_id(unknown),
+            MetadataRequestTopic::default().with_name(Some(topic_name(""))),
+        ])),
+    );
+    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(
+        response.topics[0].name.as_ref().map(|n| n.0.to_string()),
+        Some("by-id".to_string())
+    );
+    assert_eq!(response.topics[0].topic_id, id);
+    assert_eq!(response.topics[0].partitions.len(), 2);
+    assert_eq!(response.topics[1].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(response.topics[1].topic_id, unknown);
+    assert_eq!(
+        response.topics[2].error_code, 17,
+        "no id and an empty name: INVALID_TOPIC_EXCEPTION"
+    );
+}
+
+#[test]
 fn given_timestamps_when_listing_by_time_should_return_first_offset_at_or_after() {
     let broker = TestBroker::start(&[]);
     let mut conn = broker.connect();
