@@ -310,12 +310,25 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, help="where the brokers' data goes (default: a temp dir, removed)")
     parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    parser.add_argument("--out", type=Path, help="also write the JSON document here, rewritten after every row")
+    parser.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
+                        help="run nothing: print the table of earlier --json outputs (e.g. one per phase)")
     args = parser.parse_args()
+    if args.from_json:
+        docs = [json.loads(f.read_text()) for f in args.from_json]
+        print_table([r for d in docs for r in d["results"]], args.markdown)
+        print(f"\nmedians of {', '.join(str(d['runs']) for d in docs)} run(s) per row and broker; "
+              f"{sum(d['elapsed_s'] for d in docs) / 60:.0f} min in all")
+        return 0
     runs = args.runs or (1 if args.quick else 3)
     clients = [c for c in args.clients.split(",") if c]
     root = args.dir or Path(tempfile.mkdtemp(prefix="bench-vs-kafka-"))
     started = time.monotonic()
     results = []
+
+    def document() -> dict:
+        return {"date": datetime.date.today().isoformat(), "host": platform.node(), "cpus": os.cpu_count(),
+                "runs": runs, "elapsed_s": round(time.monotonic() - started), "results": results}
     for phase in [p for p in args.phases.split(",") if p]:
         rows = [r for r in plan(phase, args.quick, clients) if args.only in r["name"]]
         if not rows:
@@ -343,6 +356,8 @@ def main() -> int:
                 med = {n: {k: statistics.median(r[k] for r in got[n]) for k in got[n][0]} for n in got}
                 results.append({**{k: v for k, v in row.items()}, "runs": runs, **med,
                                 "all_runs": got})
+                if args.out:
+                    args.out.write_text(json.dumps(document(), indent=2) + "\n")
         finally:
             strom.stop()
             kafka.stop()
@@ -350,9 +365,7 @@ def main() -> int:
     if args.dir is None:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
-        print(json.dumps({"date": datetime.date.today().isoformat(), "host": platform.node(),
-                          "cpus": os.cpu_count(), "runs": runs, "elapsed_s": round(elapsed),
-                          "results": results}, indent=2))
+        print(json.dumps(document(), indent=2))
     else:
         print_table(results, args.markdown)
         print(f"\n{runs} run(s) per row and broker, medians; Strom/Kafka > 1 means Strom's figure is higher "
