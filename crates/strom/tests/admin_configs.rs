@@ -287,6 +287,56 @@ fn given_topic_when_configs_altered_should_persist_validate_and_describe() {
         INVALID_CONFIG
     );
 
+    // Deleting broker overrides that cannot exist succeeds (kafka-reassign-partitions
+    // --verify clears the throttle rates on every broker); a SET beside one still fails the
+    // whole resource.
+    let clear_throttles = [
+        ("leader.replication.throttled.rate", DELETE, None),
+        ("follower.replication.throttled.rate", DELETE, None),
+        (
+            "replica.alter.log.dirs.io.max.bytes.per.second",
+            DELETE,
+            None,
+        ),
+    ];
+    assert_eq!(
+        incremental(&mut conn, BROKER, "1", &clear_throttles, false),
+        (0, None)
+    );
+    assert_eq!(
+        incremental(&mut conn, BROKER, "", &clear_throttles, true),
+        (0, None)
+    );
+    let (code, message) = incremental(
+        &mut conn,
+        BROKER,
+        "1",
+        &[
+            ("leader.replication.throttled.rate", DELETE, None),
+            ("num.partitions", SET, Some("3")),
+        ],
+        false,
+    );
+    assert_eq!(code, INVALID_REQUEST);
+    assert!(message.unwrap().contains("num.partitions"));
+    // Another broker's resource is still refused, deletions or not.
+    assert_eq!(
+        incremental(&mut conn, BROKER, "7", &clear_throttles, false).0,
+        INVALID_REQUEST
+    );
+    // An unknown operation on a broker resource is not mistaken for a deletion.
+    assert_eq!(
+        incremental(
+            &mut conn,
+            BROKER,
+            "1",
+            &[("leader.replication.throttled.rate", 9, None)],
+            false
+        )
+        .0,
+        INVALID_CONFIG
+    );
+
     // Persisted in the metadata log: survives a restart.
     let (data_dir, port) = (broker.data_dir.clone(), broker.addr.port());
     broker.stop();

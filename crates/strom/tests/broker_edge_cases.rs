@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use broker_support::*;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
 
 #[test]
 fn given_multi_record_batch_when_listing_latest_should_be_last_offset_plus_one() {
@@ -152,8 +153,9 @@ fn given_acks0_writes_when_client_disconnects_at_once_should_keep_every_message(
 fn given_flexible_responses_should_leave_out_default_tagged_fields() {
     let broker = TestBroker::start(&[]);
     let mut conn = broker.connect();
-    // ApiVersions v3: the body ends with the tagged-field count, which must be 0: the
-    // supported/finalized features and zk_migration_ready are at their defaults.
+    // ApiVersions v3 carries only the finalized features (transaction.version, see
+    // txn_version2.rs); zk_migration_ready and the supported features with minimum 0 stay
+    // out, as Kafka 4.4 leaves them out.
     conn.send(
         ApiKey::ApiVersions,
         3,
@@ -162,11 +164,10 @@ fn given_flexible_responses_should_leave_out_default_tagged_fields() {
             .with_client_software_version(kafka_protocol::protocol::StrBytes::from_static_str("1")),
     );
     let frame = conn.read_frame().expect("answer");
-    assert_eq!(
-        *frame.last().unwrap(),
-        0,
-        "no tagged fields in ApiVersions v3"
-    );
+    let response = ApiVersionsResponse::decode(&mut frame.slice(4..), 3).expect("decodes");
+    assert!(response.supported_features.is_empty());
+    assert!(!response.zk_migration_ready);
+    assert!(response.unknown_tagged_fields.is_empty());
     // Metadata v12 for an existing topic: every struct ends with an empty tag section.
     create_topic(&mut conn, "tags", 1, &[]);
     let response: MetadataResponse = conn.call(
@@ -179,6 +180,52 @@ fn given_flexible_responses_should_leave_out_default_tagged_fields() {
     );
     assert!(response.unknown_tagged_fields.is_empty());
     assert!(response.topics[0].unknown_tagged_fields.is_empty());
+}
+
+#[test]
+fn given_metadata_by_topic_id_with_empty_name_should_answer_by_id() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let broker = TestBroker::start(&[]);
+    let mut conn = broker.connect();
+    create_topic(&mut conn, "by-id", 2, &[]);
+    let by_name: MetadataResponse = conn.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("by-id")))
+        ])),
+    );
+    let id = by_name.topics[0].topic_id;
+    assert!(!id.is_nil());
+
+    // The Java client's request by id: name "" (the field's default), topic_id set.
+    let unknown = uuid::Uuid::from_u128(0x5eed);
+    let response: MetadataResponse = conn.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(Some(topic_name("")))
+                .with_topic_id(id),
+            MetadataRequestTopic::default()
+                .with_name(Some(topic_name("")))
+                .with_topic_id(unknown),
+            MetadataRequestTopic::default().with_name(Some(topic_name(""))),
+        ])),
+    );
+    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(
+        response.topics[0].name.as_ref().map(|n| n.0.to_string()),
+        Some("by-id".to_string())
+    );
+    assert_eq!(response.topics[0].topic_id, id);
+    assert_eq!(response.topics[0].partitions.len(), 2);
+    assert_eq!(response.topics[1].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert_eq!(response.topics[1].topic_id, unknown);
+    assert_eq!(
+        response.topics[2].error_code, 17,
+        "no id and an empty name: INVALID_TOPIC_EXCEPTION"
+    );
 }
 
 #[test]

@@ -410,7 +410,6 @@ impl ClassicGroup {
                 result: SyncResult::error(ErrorCode::FencedInstanceId),
             });
         }
-        let protocols_changed = member.protocols != request.protocols;
         member.member_id = new_id.clone();
         update_member(&mut member, &request);
         member.heartbeat_deadline_ms = now_ms + request.session_timeout_ms as i64;
@@ -420,8 +419,13 @@ impl ClassicGroup {
         let instance = request.group_instance_id.clone().expect("static");
         self.static_members.insert(instance, new_id.clone());
         self.members.insert(new_id.clone(), member);
+        // As in Kafka, only a change of the group's protocol forces a rebalance. The metadata
+        // bytes differ on every restart (the Java consumer's subscription carries its owned
+        // partitions and generation, empty for a new incarnation), so comparing them would
+        // rebalance every static restart.
+        let protocol_changes = self.select_protocol() != self.protocol_name;
         match self.state {
-            ClassicState::Stable if !protocols_changed => {
+            ClassicState::Stable if !protocol_changes => {
                 // Static membership's point: a restarted instance gets its old assignment
                 // back without a rebalance.
                 let mut result = self.join_result(&new_id);

@@ -293,6 +293,28 @@ fn given_static_member_when_it_rejoins_should_keep_assignment_and_fence_old_id()
 }
 
 #[test]
+fn given_restarted_static_member_with_new_metadata_should_keep_assignment() {
+    let mut h = Harness::new();
+    let w = h.join_with(Harness::join_request("", Some("instance-1"), &["range"]));
+    h.advance(DELAY_MS);
+    let old_id = h.joins.remove(&w).unwrap().member_id;
+    let s = h.sync(&old_id, 1, &[(&old_id, "A")]);
+    assert_eq!(h.syncs.remove(&s).unwrap().assignment, Bytes::from("A"));
+
+    // The Java consumer's subscription bytes name its owned partitions and generation, so a
+    // restarted incarnation sends different metadata for the same protocol.
+    let mut restarted = Harness::join_request("", Some("instance-1"), &["range"]);
+    restarted.protocols[0].1 = Bytes::from_static(b"meta-range-no-owned-partitions");
+    let w = h.join_with(restarted);
+    let join = h.joins.remove(&w).expect("answered at once, no rebalance");
+    assert_eq!(join.error, None);
+    assert_eq!(join.generation_id, 1);
+    assert_eq!(h.state(), ClassicState::Stable);
+    let s = h.sync(&join.member_id, 1, &[]);
+    assert_eq!(h.syncs.remove(&s).unwrap().assignment, Bytes::from("A"));
+}
+
+#[test]
 fn given_incompatible_protocols_when_joining_should_answer_inconsistent_group_protocol() {
     let mut h = Harness::new();
     let (_member, _) = h.new_member();

@@ -22,21 +22,32 @@ pub async fn handle(
         producer_id: request.producer_id.0,
         producer_epoch: request.producer_epoch,
     };
-    let answer = |code: Option<ErrorCode>| {
-        let response = EndTxnResponse::default().with_error_code(code.map_or(0, |c| c.code()));
-        if version >= 5 {
-            // Transaction version 2 is not offered (no `transaction.version` feature), so
-            // the producer keeps its id and epoch.
+    // Version 5+ is transaction version 2: the answer carries the producer id and epoch
+    // the producer continues with (-1 on an error, as Kafka answers).
+    let bump_epoch = version >= 5;
+    let answer = |outcome: Result<ProducerIdAndEpoch, ErrorCode>| {
+        let (code, ids) = match outcome {
+            Ok(ids) => (0, ids),
+            Err(code) => (
+                code.code(),
+                ProducerIdAndEpoch {
+                    producer_id: -1,
+                    producer_epoch: -1,
+                },
+            ),
+        };
+        let response = EndTxnResponse::default().with_error_code(code);
+        if bump_epoch {
             response
-                .with_producer_id(ProducerId(producer.producer_id))
-                .with_producer_epoch(producer.producer_epoch)
+                .with_producer_id(ProducerId(ids.producer_id))
+                .with_producer_epoch(ids.producer_epoch)
         } else {
             response
         }
     };
     let transactional_id = request.transactional_id.as_str();
     if !check.allows(op::WRITE, rt::TRANSACTIONAL_ID, transactional_id) {
-        return answer(Some(ErrorCode::TransactionalIdAuthorizationFailed));
+        return answer(Err(ErrorCode::TransactionalIdAuthorizationFailed));
     }
     let result = if request.committed {
         TxnResult::Commit
@@ -45,10 +56,10 @@ pub async fn handle(
     };
     match broker
         .txns
-        .end_transaction(broker, transactional_id, producer, result)
+        .end_transaction(broker, transactional_id, producer, result, bump_epoch)
         .await
     {
-        Ok(()) => answer(None),
-        Err(code) => answer(Some(for_version(code, version))),
+        Ok(ids) => answer(Ok(ids)),
+        Err(code) => answer(Err(for_version(code, version))),
     }
 }

@@ -122,7 +122,15 @@ pub async fn handle(
                 }
             }
             RESOURCE_BROKER => {
-                let keys: Vec<String> = configs.iter().map(|(k, _, _)| k.clone()).collect();
+                // There are no dynamic broker overrides, so deleting one removes nothing and
+                // succeeds, as deleting an unset override does in Kafka. Tools rely on it:
+                // kafka-reassign-partitions --verify deletes the replication throttle rates
+                // of every broker whether or not it set them.
+                let keys: Vec<String> = configs
+                    .iter()
+                    .filter(|(_, operation, _)| *operation != OP_DELETE)
+                    .map(|(k, _, _)| k.clone())
+                    .collect();
                 alter_broker(broker, &name, &keys)
             }
             other => unsupported_resource(other),

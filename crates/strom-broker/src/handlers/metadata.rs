@@ -110,6 +110,7 @@ pub async fn handle(
             // Create the missing ones first, in one metadata change.
             let missing: Vec<String> = requested
                 .iter()
+                .filter(|t| t.topic_id.is_nil())
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
                 .filter(|name| image.topic(name).is_none() && validate_topic_name(name).is_ok())
                 .collect();
@@ -120,6 +121,13 @@ pub async fn handle(
             requested
                 .iter()
                 .map(|wanted| match &wanted.name {
+                    // A topic asked for by id is looked up by id whatever its name says: the
+                    // Java client sends the name's default, "", beside the id (as when a
+                    // KIP-848 regex subscription is assigned topics it knows only by id).
+                    _ if !wanted.topic_id.is_nil() => match image.topic_by_id(wanted.topic_id) {
+                        Some(topic) => topic_response(&image, topic, include_ops),
+                        None => error_topic(None, wanted.topic_id, ErrorCode::UnknownTopicId),
+                    },
                     Some(name) => {
                         let name = name.0.to_string();
                         match image.topic(&name) {

@@ -334,7 +334,11 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
         }
         ApiKey::ApiVersions => {
             let request = decode!(ApiVersionsRequest);
-            answer!(api_versions::handle(&request, version))
+            let features_epoch = broker
+                .image()
+                .last_offset()
+                .map_or(-1, |offset| offset.min(i64::MAX as u64) as i64);
+            answer!(api_versions::handle(&request, version, features_epoch))
         }
         ApiKey::Metadata => {
             let mut request = decode!(MetadataRequest);

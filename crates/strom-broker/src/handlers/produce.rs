@@ -41,18 +41,21 @@ fn failed(
 
 /// KIP-890: a transactional write must come from the current producer of an open
 /// transaction that added this partition. Returns the guard to check at append time;
-/// `None` for a non-transactional write.
+/// `None` for a non-transactional write. From v12 on (transaction version 2) the write
+/// adds its partition itself: the producer sends no AddPartitionsToTxn.
 async fn verify_transactional(
     broker: &Arc<Broker>,
     transactional_id: Option<&str>,
     topic: &str,
     index: i32,
     records: &[u8],
+    version: i16,
 ) -> Result<Option<TxnGuard>, (ErrorCode, String)> {
     let Ok(first) = BatchView::parse(records) else {
         // Malformed: the log's validation answers with the precise error.
         return Ok(None);
     };
+    let adds_partition = version >= IMPLICIT_ADD_PARTITION_VERSION;
     match (transactional_id, first.is_transactional()) {
         (None, false) => Ok(None),
         (None, true) => Err((
@@ -63,36 +66,68 @@ async fn verify_transactional(
             ErrorCode::InvalidRecord,
             "a produce request with a transactional id must carry transactional batches".into(),
         )),
-        // On a cluster the coordinator may live on another broker: the check runs where
-        // it does (a remote check per write is later work; see the crate docs).
-        (Some(transactional_id), true) if !broker.txns.is_coordinator(broker, transactional_id) => {
-            Ok(None)
-        }
         (Some(transactional_id), true) => {
             let producer = ProducerIdAndEpoch {
                 producer_id: first.producer_id(),
                 producer_epoch: first.producer_epoch(),
             };
-            broker
-                .txns
-                .verify(broker, transactional_id, producer, &(topic.to_string(), index))
+            let partition = (topic.to_string(), index);
+            let local = broker.txns.is_coordinator(broker, transactional_id);
+            let outcome = match (local, adds_partition) {
+                (true, false) => {
+                    broker
+                        .txns
+                        .verify(broker, transactional_id, producer, &partition)
+                        .await
+                }
+                (true, true) => {
+                    broker
+                        .txns
+                        .add_and_verify(broker, transactional_id, producer, &partition)
+                        .await
+                }
+                // The coordinator is another broker: it adds the partition; the storage's
+                // epoch fencing guards the append.
+                (false, true) => crate::txn::remote::add_partition(
+                    broker,
+                    transactional_id,
+                    producer,
+                    &partition,
+                )
                 .await
-                .map(Some)
-                .map_err(|code| {
-                    let code = match code {
-                        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
-                        other => other,
-                    };
-                    (
-                        code,
-                        format!(
-                            "transactional write to {topic}-{index} refused: the partition must be added to an open transaction of the current producer epoch ({code})"
-                        ),
-                    )
-                })
+                .map(|()| TxnGuard::unchecked()),
+                // Without an add, only a remote check would help (AddPartitionsToTxn v4
+                // `verify_only`, not sent yet; see the crate docs).
+                (false, false) => return Ok(None),
+            };
+            outcome.map(Some).map_err(|code| {
+                let code = match code {
+                    ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+                    // Retriable coordinator errors that producers do not retry on a
+                    // Produce: Kafka answers NOT_ENOUGH_REPLICAS so they send it again.
+                    ErrorCode::ConcurrentTransactions
+                    | ErrorCode::NetworkException
+                    | ErrorCode::CoordinatorLoadInProgress
+                    | ErrorCode::CoordinatorNotAvailable
+                    | ErrorCode::NotCoordinator => ErrorCode::NotEnoughReplicas,
+                    other => other,
+                };
+                let rule = if adds_partition {
+                    "the producer epoch must be current and its transaction not ending"
+                } else {
+                    "the partition must be added to an open transaction of the current producer epoch"
+                };
+                (
+                    code,
+                    format!("transactional write to {topic}-{index} refused: {rule} ({code})"),
+                )
+            })
         }
     }
 }
+
+/// Produce v12+ is transaction version 2: a transactional write adds its own partition.
+const IMPLICIT_ADD_PARTITION_VERSION: i16 = 12;
 
 /// acks=all: waits until every appended write is below its partition's high watermark (the
 /// ISR has it), or the request's timeout. A write the ISR shrank under
@@ -250,6 +285,7 @@ pub async fn handle(
                 &topic.name,
                 index,
                 &records,
+                version,
             )
             .await
             {

@@ -26,6 +26,7 @@ async fn check_request(
     broker: &Arc<Broker>,
     check: &Check<'_>,
     request: &TxnOffsetCommitRequest,
+    version: i16,
 ) -> Result<crate::txn::TxnGuard, ErrorCode> {
     let transactional_id = request.transactional_id.as_str();
     if !check.allows(op::WRITE, rt::TRANSACTIONAL_ID, transactional_id) {
@@ -45,25 +46,46 @@ async fn check_request(
         producer_id: request.producer_id.0,
         producer_epoch: request.producer_epoch,
     };
-    if !broker.txns.is_coordinator(broker, transactional_id) {
-        // The transaction coordinator is another broker: the storage epoch check fences
-        // zombies here (a remote check is later work).
-        return Ok(crate::txn::TxnGuard::unchecked());
-    }
-    broker
-        .txns
-        .verify(
+    let offsets_partition = (persist::OFFSETS_TOPIC.to_string(), partition);
+    // v5+ is transaction version 2: the producer sent no AddOffsetsToTxn, the commit adds
+    // the group's offsets partition to its transaction.
+    let adds_partition = version >= IMPLICIT_ADD_OFFSETS_VERSION;
+    let outcome = match (
+        broker.txns.is_coordinator(broker, transactional_id),
+        adds_partition,
+    ) {
+        (true, false) => {
+            broker
+                .txns
+                .verify(broker, transactional_id, producer, &offsets_partition)
+                .await
+        }
+        (true, true) => {
+            broker
+                .txns
+                .add_and_verify(broker, transactional_id, producer, &offsets_partition)
+                .await
+        }
+        (false, true) => crate::txn::remote::add_partition(
             broker,
             transactional_id,
             producer,
-            &(persist::OFFSETS_TOPIC.to_string(), partition),
+            &offsets_partition,
         )
         .await
-        .map_err(|code| match code {
-            ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
-            other => other,
-        })
+        .map(|()| crate::txn::TxnGuard::unchecked()),
+        // The transaction coordinator is another broker: the storage epoch check fences
+        // zombies here (a remote check is later work).
+        (false, false) => return Ok(crate::txn::TxnGuard::unchecked()),
+    };
+    outcome.map_err(|code| match code {
+        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+        other => other,
+    })
 }
+
+/// TxnOffsetCommit v5+ adds the offsets partition itself (KIP-890 part 2).
+const IMPLICIT_ADD_OFFSETS_VERSION: i16 = 5;
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -111,7 +133,7 @@ pub async fn handle(
         .collect();
 
     let mut pending = None;
-    let request_error = match check_request(broker, check, &request).await {
+    let request_error = match check_request(broker, check, &request, version).await {
         Err(code) => Some(code),
         Ok(guard) => {
             let coordinator = &broker.groups;

@@ -33,6 +33,7 @@
 
 pub mod markers;
 pub mod records;
+pub mod remote;
 pub mod state;
 
 #[cfg(test)]
@@ -525,22 +526,89 @@ impl TransactionCoordinator {
         .await
     }
 
+    /// EndTxn. `bump_epoch` for transaction version 2 (EndTxn v5+). Answers the producer id
+    /// and epoch the producer continues with: the bumped (or new) ones after a version-2
+    /// end, its own otherwise.
     pub async fn end_transaction(
         &self,
         broker: &Arc<Broker>,
         transactional_id: &str,
         producer: ProducerIdAndEpoch,
         result: TxnResult,
-    ) -> Result<(), ErrorCode> {
+        bump_epoch: bool,
+    ) -> Result<ProducerIdAndEpoch, ErrorCode> {
         self.ensure_loaded(broker).await?;
         self.check_coordinator(broker, transactional_id)?;
         self.transact(broker, transactional_id, |state| {
-            Ok((
-                state.end_transaction(transactional_id, producer, result, now_ms())?,
-                (),
-            ))
+            let transition = if bump_epoch {
+                state.end_transaction_v2(transactional_id, producer, result, now_ms(), || {
+                    broker.producer_ids.lock().next().map_err(|failure| {
+                        warn!(%failure, "cannot allocate a producer id");
+                        ErrorCode::CoordinatorNotAvailable
+                    })
+                })?
+            } else {
+                state.end_transaction(transactional_id, producer, result, now_ms())?
+            };
+            if !bump_epoch {
+                return Ok((transition, producer));
+            }
+            // Decided here, under the lock: once the lock is let go another request may
+            // move the id on before this answer is given.
+            let continues = match &transition {
+                // The completion moves an exhausted epoch to the next producer id.
+                Some(transition) if transition.write.next_producer_id >= 0 => ProducerIdAndEpoch {
+                    producer_id: transition.write.next_producer_id,
+                    producer_epoch: 0,
+                },
+                Some(transition) => ProducerIdAndEpoch {
+                    producer_id: transition.write.producer_id,
+                    producer_epoch: transition.write.producer_epoch,
+                },
+                None => state
+                    .get(transactional_id)
+                    .map(|current| ProducerIdAndEpoch {
+                        producer_id: current.producer_id,
+                        producer_epoch: current.producer_epoch,
+                    })
+                    .ok_or(ErrorCode::InvalidProducerIdMapping)?,
+            };
+            Ok((transition, continues))
         })
         .await
+    }
+
+    /// Transaction version 2: a transactional write (Produce v12+, TxnOffsetCommit v5+)
+    /// adds its partition to the producer's transaction, starting one if none is open,
+    /// then is checked as [`Self::verify`] checks it.
+    pub async fn add_and_verify(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        partition: &TopicPartition,
+    ) -> Result<TxnGuard, ErrorCode> {
+        self.ensure_loaded(broker).await?;
+        self.check_coordinator(broker, transactional_id)?;
+        self.transact(broker, transactional_id, |state| {
+            let transition = state.add_partitions(
+                transactional_id,
+                producer,
+                std::slice::from_ref(partition),
+                now_ms(),
+            )?;
+            Ok((transition, ()))
+        })
+        .await?;
+        // Checked again after the wait: the transaction may have ended meanwhile.
+        let state = self.state.lock();
+        state.verify(transactional_id, producer, partition)?;
+        let generation = self.generation(transactional_id);
+        let expected = generation.load(Ordering::Acquire);
+        Ok(TxnGuard {
+            generation,
+            expected,
+        })
     }
 
     /// KIP-890: checks a transactional write before it is appended.

@@ -110,6 +110,12 @@ pub fn decode_value(transactional_id: &str, bytes: &[u8]) -> Result<TxnMetadata,
         partitions,
         txn_start_ms,
         last_update_ms,
+        ..TxnMetadata::new(
+            transactional_id.to_string(),
+            producer_id,
+            timeout_ms,
+            last_update_ms,
+        )
     })
 }
 
@@ -135,6 +141,7 @@ mod tests {
             .collect(),
             txn_start_ms: 1_000,
             last_update_ms: 2_000,
+            ..TxnMetadata::new("payments".into(), 4000, 60_000, 2_000)
         };
         let key = encode_key("payments");
         assert_eq!(decode_key(&key).unwrap().as_deref(), Some("payments"));

@@ -93,6 +93,16 @@ pub struct TxnMetadata {
     /// When the open transaction began; -1 when none is open.
     pub txn_start_ms: i64,
     pub last_update_ms: i64,
+    /// The producer id before the last transition: a transaction-version-2 EndTxn retried
+    /// after its end moved the id to a new one (epoch overflow) names this one.
+    pub previous_producer_id: i64,
+    /// While a transaction-version-2 end overflows the epoch: the producer id the
+    /// completion moves to (with epoch 0); -1 otherwise.
+    pub next_producer_id: i64,
+    /// Kafka's `transaction.version` the last end of a transaction came with
+    /// ([`TRANSACTION_VERSION_2`] bumps the epoch on every end). Not persisted yet (the v0
+    /// value has no room for it).
+    pub client_transaction_version: i16,
 }
 
 impl TxnMetadata {
@@ -108,9 +118,21 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             txn_start_ms: -1,
             last_update_ms: now_ms,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_transaction_version: 0,
         }
     }
+
+    /// Whether the last end of a transaction bumped the epoch (transaction version 2).
+    fn bumps_epoch_per_transaction(&self) -> bool {
+        self.client_transaction_version >= TRANSACTION_VERSION_2
+    }
 }
+
+/// Kafka's `transaction.version` feature level at which every EndTxn bumps the producer
+/// epoch and a transactional Produce (v12+) adds its partition implicitly (KIP-890 part 2).
+pub const TRANSACTION_VERSION_2: i16 = 2;
 
 /// Which way a transaction ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,7 +385,8 @@ impl TxnStateMachine {
         Ok(())
     }
 
-    /// EndTxn from the producer. `Ok(None)`: a retry of an end that already completed.
+    /// EndTxn from the producer (transaction version 1: the epoch stays). `Ok(None)`: a
+    /// retry of an end that already completed.
     pub fn end_transaction(
         &self,
         transactional_id: &str,
@@ -374,23 +397,124 @@ impl TxnStateMachine {
         let current = self.check_producer(transactional_id, producer)?;
         match (current.state, result) {
             (TxnState::Ongoing, _) => {
-                let mut next = current.clone();
-                next.state = match result {
-                    TxnResult::Commit => TxnState::PrepareCommit,
-                    TxnResult::Abort => TxnState::PrepareAbort,
-                };
-                next.last_update_ms = now_ms;
-                let markers = Markers {
-                    producer_id: next.producer_id,
-                    producer_epoch: next.producer_epoch,
-                    result,
-                    partitions: next.partitions.iter().cloned().collect(),
-                };
-                Ok(Some(Transition {
-                    write: next,
-                    markers: Some(markers),
-                }))
+                Ok(Some(Self::prepare_end(current, result, false, -1, now_ms)))
             }
+            (state, result) => Self::end_in_state(state, result),
+        }
+    }
+
+    /// EndTxn v5+ (transaction version 2, KIP-890 part 2): the end bumps the producer epoch
+    /// and its markers carry the bumped epoch, so a write of the old epoch that arrives
+    /// after the end is fenced by the partition itself. An epoch that would reach
+    /// `i16::MAX` moves the producer to a new id (epoch 0) once the markers are written.
+    /// `Ok(None)`: a retry of an end that already completed; the producer learns its id
+    /// and epoch from the installed metadata either way.
+    ///
+    /// Kafka's retry rules: after a version-2 end, the retry names the epoch before the
+    /// bump (or, after an overflow, the previous producer id and the last epoch); any other
+    /// epoch is fenced, because the same epoch now means the producer's next transaction.
+    pub fn end_transaction_v2(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        result: TxnResult,
+        now_ms: i64,
+        new_producer_id: impl FnOnce() -> Result<i64, ErrorCode>,
+    ) -> Result<Option<Transition>, ErrorCode> {
+        let current = self
+            .transactions
+            .get(transactional_id)
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?;
+        let bumped = current.bumps_epoch_per_transaction();
+        let retry_on_epoch_bump =
+            bumped && current.producer_epoch as i32 == producer.producer_epoch as i32 + 1;
+        let retry_on_overflow = bumped
+            && current.previous_producer_id == producer.producer_id
+            && producer.producer_epoch == EPOCH_MAX
+            && current.producer_epoch == 0;
+        let same_epoch = producer.producer_epoch == current.producer_epoch;
+        let valid_epoch = if bumped {
+            match current.state {
+                TxnState::Ongoing
+                | TxnState::Empty
+                | TxnState::Dead
+                | TxnState::PrepareEpochFence => same_epoch,
+                TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_epoch_bump,
+                TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                    retry_on_epoch_bump || retry_on_overflow
+                }
+            }
+        } else {
+            same_epoch
+        };
+        if current.producer_id != producer.producer_id && !retry_on_overflow {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        if !valid_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        match (current.state, result) {
+            (TxnState::Ongoing, _) => {
+                let next_producer_id = if current.producer_epoch >= EPOCH_MAX {
+                    new_producer_id()?
+                } else {
+                    -1
+                };
+                Ok(Some(Self::prepare_end(
+                    current,
+                    result,
+                    true,
+                    next_producer_id,
+                    now_ms,
+                )))
+            }
+            (state, result) => Self::end_in_state(state, result),
+        }
+    }
+
+    /// PrepareCommit/PrepareAbort of an open transaction, with its markers.
+    fn prepare_end(
+        current: &TxnMetadata,
+        result: TxnResult,
+        bump_epoch: bool,
+        next_producer_id: i64,
+        now_ms: i64,
+    ) -> Transition {
+        debug_assert_eq!(current.state, TxnState::Ongoing);
+        let mut next = current.clone();
+        next.state = match result {
+            TxnResult::Commit => TxnState::PrepareCommit,
+            TxnResult::Abort => TxnState::PrepareAbort,
+        };
+        next.previous_producer_id = current.producer_id;
+        if bump_epoch {
+            // An exhausted epoch reaches i16::MAX here, for the markers only: the
+            // completion moves the producer to `next_producer_id`.
+            debug_assert!(current.producer_epoch < i16::MAX);
+            next.last_producer_epoch = current.producer_epoch;
+            next.producer_epoch = current.producer_epoch.saturating_add(1);
+            next.next_producer_id = next_producer_id;
+            next.client_transaction_version = TRANSACTION_VERSION_2;
+        } else {
+            next.next_producer_id = -1;
+            next.client_transaction_version = 0;
+        }
+        next.last_update_ms = now_ms;
+        let markers = Markers {
+            producer_id: next.producer_id,
+            producer_epoch: next.producer_epoch,
+            result,
+            partitions: next.partitions.iter().cloned().collect(),
+        };
+        Transition {
+            write: next,
+            markers: Some(markers),
+        }
+    }
+
+    /// EndTxn on a transaction that is not open: a retry, or a wrong state.
+    fn end_in_state(state: TxnState, result: TxnResult) -> Result<Option<Transition>, ErrorCode> {
+        match (state, result) {
             (TxnState::CompleteCommit, TxnResult::Commit)
             | (TxnState::CompleteAbort, TxnResult::Abort) => Ok(None),
             (TxnState::PrepareCommit, TxnResult::Commit)
@@ -414,6 +538,14 @@ impl TxnStateMachine {
         next.partitions.clear();
         next.txn_start_ms = -1;
         next.last_update_ms = now_ms;
+        next.previous_producer_id = current.producer_id;
+        if current.next_producer_id >= 0 {
+            // The markers carried the exhausted epoch; the producer continues on a new id.
+            next.producer_id = current.next_producer_id;
+            next.producer_epoch = 0;
+            next.last_producer_epoch = -1;
+            next.next_producer_id = -1;
+        }
         Some(Transition {
             write: next,
             markers: None,

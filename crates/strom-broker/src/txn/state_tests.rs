@@ -312,3 +312,231 @@ fn given_ids_idle_past_expiration_when_checked_should_expire_only_those_without_
     assert!(machine.expired(1000).is_empty());
     assert_eq!(machine.expired(1001), vec!["idle".to_string()]);
 }
+
+// Transaction version 2 (KIP-890 part 2): EndTxn v5 bumps the epoch on every end.
+
+/// Ends the open transaction at version 2 as the runtime does; the markers written and the
+/// producer id and epoch the producer is answered with.
+fn end_v2(
+    machine: &mut TxnStateMachine,
+    producer: ProducerIdAndEpoch,
+    result: TxnResult,
+    now_ms: i64,
+) -> Result<(Option<Markers>, ProducerIdAndEpoch), ErrorCode> {
+    let transition = machine.end_transaction_v2("t", producer, result, now_ms, || Ok(5000))?;
+    let markers = transition.and_then(|transition| apply(machine, transition, now_ms));
+    let current = machine.get("t").unwrap();
+    Ok((markers, ids(current.producer_id, current.producer_epoch)))
+}
+
+#[test]
+fn given_tv2_when_ended_should_bump_the_epoch_write_markers_with_it_and_answer_it() {
+    let mut machine = TxnStateMachine::new(LIMITS);
+    let mut producer = init(&mut machine, "t", 0);
+    for round in 0..3i16 {
+        begin(&mut machine, "t", producer, &[tp("a", 0)], 10);
+        let result = if round == 1 {
+            TxnResult::Abort
+        } else {
+            TxnResult::Commit
+        };
+        let (markers, next) = end_v2(&mut machine, producer, result, 20).unwrap();
+        let markers = markers.expect("markers written");
+        assert_eq!(markers.result, result);
+        assert_eq!(next, ids(1001, round + 1), "every end bumps the epoch");
+        assert_eq!(
+            (markers.producer_id, markers.producer_epoch),
+            (1001, round + 1),
+            "the markers carry the bumped epoch, so the old epoch is fenced in the log"
+        );
+        producer = next;
+    }
+    let done = machine.get("t").unwrap();
+    assert_eq!(done.state, TxnState::CompleteCommit);
+    assert_eq!(done.last_producer_epoch, 2);
+}
+
+#[test]
+fn given_tv2_end_when_retried_with_the_old_epoch_should_succeed_without_new_markers() {
+    let mut machine = TxnStateMachine::new(LIMITS);
+    let producer = init(&mut machine, "t", 0);
+    begin(&mut machine, "t", producer, &[tp("a", 0)], 10);
+    let (_, bumped) = end_v2(&mut machine, producer, TxnResult::Commit, 20).unwrap();
+    assert_eq!(bumped, ids(1001, 1));
+    assert_eq!(
+        end_v2(&mut machine, producer, TxnResult::Commit, 21),
+        Ok((None, bumped)),
+        "a retry names the epoch before the bump and learns the bumped one"
+    );
+    assert_eq!(
+        end_v2(&mut machine, producer, TxnResult::Abort, 21),
+        Err(ErrorCode::InvalidTxnState),
+        "a retry with the other result is refused"
+    );
+    assert_eq!(
+        end_v2(&mut machine, bumped, TxnResult::Commit, 21),
+        Err(ErrorCode::ProducerFenced),
+        "the bumped epoch with nothing open is not a retry: Kafka fences it"
+    );
+    assert_eq!(
+        machine.get("t").unwrap().state,
+        TxnState::CompleteCommit,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn given_tv2_end_when_a_zombie_uses_an_older_epoch_should_be_fenced_everywhere() {
+    let mut machine = TxnStateMachine::new(LIMITS);
+    let zombie = init(&mut machine, "t", 0);
+    begin(&mut machine, "t", zombie, &[tp("a", 0)], 10);
+    let (_, first) = end_v2(&mut machine, zombie, TxnResult::Commit, 20).unwrap();
+    begin(&mut machine, "t", first, &[tp("a", 0)], 30);
+    let (_, second) = end_v2(&mut machine, first, TxnResult::Commit, 40).unwrap();
+    assert_eq!(second, ids(1001, 2));
+    assert_eq!(
+        end_v2(&mut machine, zombie, TxnResult::Commit, 41),
+        Err(ErrorCode::ProducerFenced),
+        "two bumps behind is no retry"
+    );
+    assert_eq!(
+        machine.add_partitions("t", zombie, &[tp("a", 0)], 41),
+        Err(ErrorCode::ProducerFenced),
+        "an implicit add (Produce v12) with an old epoch is fenced"
+    );
+    assert_eq!(
+        machine.add_partitions("t", first, &[tp("a", 0)], 41),
+        Err(ErrorCode::ProducerFenced),
+        "so is the epoch of the previous transaction"
+    );
+    assert_eq!(
+        end_v2(&mut machine, ids(77, 2), TxnResult::Commit, 41),
+        Err(ErrorCode::InvalidProducerIdMapping)
+    );
+    assert_eq!(
+        machine.end_transaction_v2("nobody", second, TxnResult::Commit, 41, || Ok(1)),
+        Err(ErrorCode::InvalidProducerIdMapping)
+    );
+}
+
+#[test]
+fn given_tv2_when_a_write_adds_its_partition_should_start_the_next_transaction_at_the_bumped_epoch()
+{
+    let mut machine = TxnStateMachine::new(LIMITS);
+    let producer = init(&mut machine, "t", 0);
+    begin(&mut machine, "t", producer, &[tp("a", 0)], 10);
+    let (_, bumped) = end_v2(&mut machine, producer, TxnResult::Abort, 20).unwrap();
+    begin(&mut machine, "t", bumped, &[tp("b", 1)], 30);
+    let open = machine.get("t").unwrap();
+    assert_eq!(open.state, TxnState::Ongoing);
+    assert_eq!(open.txn_start_ms, 30);
+    assert_eq!(
+        open.partitions.iter().cloned().collect::<Vec<_>>(),
+        vec![tp("b", 1)],
+        "the ended transaction's partitions are gone"
+    );
+    assert_eq!(machine.verify("t", bumped, &tp("b", 1)), Ok(()));
+    assert_eq!(
+        machine.verify("t", producer, &tp("b", 1)),
+        Err(ErrorCode::ProducerFenced)
+    );
+}
+
+#[test]
+fn given_tv2_end_in_progress_when_retried_should_be_concurrent_and_same_epoch_fenced() {
+    let mut machine = TxnStateMachine::new(LIMITS);
+    let producer = init(&mut machine, "t", 0);
+    begin(&mut machine, "t", producer, &[tp("a", 0)], 10);
+    // The runtime installs the prepare write, then the markers fail: still preparing.
+    let transition = machine
+        .end_transaction_v2("t", producer, TxnResult::Commit, 20, || Ok(5000))
+        .unwrap()
+        .unwrap();
+    assert_eq!(transition.write.producer_epoch, 1);
+    machine.install(transition.write);
+    assert_eq!(
+        machine.end_transaction_v2("t", producer, TxnResult::Commit, 21, || Ok(5000)),
+        Err(ErrorCode::ConcurrentTransactions),
+        "the retry waits for the markers"
+    );
+    assert_eq!(
+        machine.end_transaction_v2("t", ids(1001, 1), TxnResult::Commit, 21, || Ok(5000)),
+        Err(ErrorCode::ProducerFenced),
+        "the bumped epoch is not the producer's until the end is answered"
+    );
+    assert_eq!(
+        machine.markers_of("t").map(|m| m.producer_epoch),
+        Some(1),
+        "a restart writes the markers with the bumped epoch"
+    );
+}
+
+#[test]
+fn given_tv2_and_an_exhausted_epoch_when_ended_should_move_to_a_new_producer_id_at_epoch_0() {
+    let mut machine = TxnStateMachine::new(LIMITS);
+    init(&mut machine, "t", 0);
+    let exhausted = ids(1001, i16::MAX - 1);
+    let mut metadata = machine.get("t").unwrap().clone();
+    metadata.producer_epoch = exhausted.producer_epoch;
+    machine.install(metadata);
+    begin(&mut machine, "t", exhausted, &[tp("a", 0)], 10);
+
+    let (markers, next) = end_v2(&mut machine, exhausted, TxnResult::Commit, 20).unwrap();
+    let markers = markers.unwrap();
+    assert_eq!(
+        (markers.producer_id, markers.producer_epoch),
+        (1001, i16::MAX),
+        "the last epoch of the old id fences it in the log"
+    );
+    assert_eq!(next, ids(5000, 0), "the producer continues on a new id");
+    assert_eq!(machine.get("t").unwrap().previous_producer_id, 1001);
+    assert_eq!(
+        end_v2(&mut machine, exhausted, TxnResult::Commit, 21),
+        Ok((None, ids(5000, 0))),
+        "a retry with the old id and epoch learns the new id"
+    );
+    assert_eq!(
+        end_v2(&mut machine, ids(1001, 3), TxnResult::Commit, 21),
+        Err(ErrorCode::InvalidProducerIdMapping),
+        "any other epoch of the old id is not a retry"
+    );
+    begin(&mut machine, "t", next, &[tp("a", 0)], 30);
+    let (_, after) = end_v2(&mut machine, next, TxnResult::Commit, 40).unwrap();
+    assert_eq!(after, ids(5000, 1));
+}
+
+#[test]
+fn given_tv2_end_when_a_new_instance_initialises_should_bump_past_the_bumped_epoch() {
+    let mut machine = TxnStateMachine::new(LIMITS);
+    let first = init(&mut machine, "t", 0);
+    begin(&mut machine, "t", first, &[tp("a", 0)], 10);
+    let (_, bumped) = end_v2(&mut machine, first, TxnResult::Commit, 20).unwrap();
+    begin(&mut machine, "t", bumped, &[tp("a", 0)], 30);
+    let second = init(&mut machine, "t", 40);
+    assert_eq!(
+        second,
+        ids(1001, 3),
+        "the open transaction was aborted at epoch 2, the new instance got 3"
+    );
+    assert_eq!(machine.get("t").unwrap().state, TxnState::Empty);
+    assert_eq!(
+        end_v2(&mut machine, bumped, TxnResult::Commit, 41),
+        Err(ErrorCode::ProducerFenced)
+    );
+}
+
+#[test]
+fn given_tv1_end_when_ended_should_keep_the_epoch() {
+    let mut machine = TxnStateMachine::new(LIMITS);
+    let producer = init(&mut machine, "t", 0);
+    begin(&mut machine, "t", producer, &[tp("a", 0)], 10);
+    let transition = machine
+        .end_transaction("t", producer, TxnResult::Commit, 20)
+        .unwrap()
+        .unwrap();
+    let markers = apply(&mut machine, transition, 20).unwrap();
+    assert_eq!(markers.producer_epoch, 0);
+    let done = machine.get("t").unwrap();
+    assert_eq!((done.producer_id, done.producer_epoch), (1001, 0));
+    assert_eq!(done.client_transaction_version, 0);
+}

@@ -74,6 +74,8 @@ public final class StromBroker implements BeforeAllCallback, AfterAllCallback, A
   private Path dataDir;
   private Path logPath;
   private int port;
+  private int saslPort;
+  private boolean saslListener;
   private int starts;
   private Process process;
 
@@ -81,6 +83,20 @@ public final class StromBroker implements BeforeAllCallback, AfterAllCallback, A
   public StromBroker set(String key, String value) {
     extra.put(key, value);
     return this;
+  }
+
+  /**
+   * Adds a SASL_PLAINTEXT listener on a second ephemeral port beside the PLAINTEXT one (SCRAM and
+   * PLAIN users log in there; the PLAINTEXT listener's principal is User:ANONYMOUS).
+   */
+  public StromBroker withSaslPlaintextListener() {
+    saslListener = true;
+    return this;
+  }
+
+  /** The SASL_PLAINTEXT listener's address ({@link #withSaslPlaintextListener()}). */
+  public String saslBootstrap() {
+    return "127.0.0.1:" + saslPort;
   }
 
   public String bootstrap() {
@@ -126,6 +142,7 @@ public final class StromBroker implements BeforeAllCallback, AfterAllCallback, A
         tmp = Files.createTempDirectory("strom-java-");
         dataDir = Files.createDirectory(tmp.resolve("data"));
         port = freePort();
+        saslPort = saslListener ? freePort() : 0;
       }
       List<String> cmd = command();
       logPath = tmp.resolve("broker-" + starts + ".log");
@@ -176,7 +193,11 @@ public final class StromBroker implements BeforeAllCallback, AfterAllCallback, A
   private List<String> command() {
     Map<String, String> config = new LinkedHashMap<>();
     config.put("log.dirs", dataDir.toString());
-    config.put("listeners", "PLAINTEXT://127.0.0.1:" + port);
+    String listeners = "PLAINTEXT://127.0.0.1:" + port;
+    if (saslListener) {
+      listeners += ",SASL_PLAINTEXT://127.0.0.1:" + saslPort;
+    }
+    config.put("listeners", listeners);
     config.put("num.partitions", "1");
     config.put("auto.create.topics.enable", "true");
     // Brokers of several layers run side by side: the HTTP endpoint takes any free port.
