@@ -45,9 +45,10 @@ CLUSTER_EXTRA = {
 }
 
 
-def create_topic(bootstrap, name, partitions):
+def create_topic(bootstrap, name, partitions, replication_factor):
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=replication_factor)])
     for future in futures.values():
         future.result(timeout=30)
 
@@ -74,9 +75,11 @@ def run_threads(count, seconds, work):
     return sum(counts)
 
 
-def bench_txn(bootstrap, producers, seconds):
+def bench_txn(bootstrap, producers, seconds, replication_factor):
     topic = "bench-txn-" + uuid.uuid4().hex[:6]
-    create_topic(bootstrap, topic, producers)
+    # On the cluster min.insync.replicas=2 applies to this topic too: RF=1 could take no
+    # acks=all write.
+    create_topic(bootstrap, topic, producers, replication_factor)
     ready = threading.Barrier(producers)
 
     def work(index, _deadline):
@@ -102,9 +105,9 @@ def bench_txn(bootstrap, producers, seconds):
     return total / seconds, time.monotonic() - started
 
 
-def bench_commits(bootstrap, consumers, seconds):
+def bench_commits(bootstrap, consumers, seconds, replication_factor):
     topic = "bench-commit-" + uuid.uuid4().hex[:6]
-    create_topic(bootstrap, topic, 1)
+    create_topic(bootstrap, topic, 1, replication_factor)
     ready = threading.Barrier(consumers)
 
     def work(index, _deadline):
@@ -141,8 +144,9 @@ def measure(label, binary, nodes, args):
         server.start()
         bootstrap = server.bootstrap
     try:
-        txns, _ = bench_txn(bootstrap, args.producers, args.seconds)
-        commits = bench_commits(bootstrap, args.consumers, args.seconds)
+        replication_factor = min(nodes, 3)
+        txns, _ = bench_txn(bootstrap, args.producers, args.seconds, replication_factor)
+        commits = bench_commits(bootstrap, args.consumers, args.seconds, replication_factor)
     finally:
         server.close()
     return txns, commits
