@@ -486,11 +486,9 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             answer!(describe_quorum::handle(broker, request, version).await)
         }
         ApiKey::DescribeCluster => {
+            // As in Kafka, any principal may list the brokers (Metadata tells it the same);
+            // without DESCRIBE on the cluster it is only told it may do nothing there.
             let request = decode!(DescribeClusterRequest);
-            refuse_unless!(
-                authz::cluster(&check, acl_op::DESCRIBE),
-                DescribeClusterResponse::default().with_error_code(CLUSTER_DENIED)
-            );
             let mut response =
                 describe_cluster::handle(broker, request, version, context.advertised());
             authz::describe_cluster_answer(&check, &mut response);
