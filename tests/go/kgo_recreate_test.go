@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -39,6 +40,35 @@ func TestKgoTopicRecreatedUnderConsumer(t *testing.T) {
 	if topicID(t, topic) == oldID {
 		t.Fatalf("the recreated topic kept topic id %v", oldID)
 	}
+	// A Fetch by the old id is answered UNKNOWN_TOPIC_ID, not with the new topic's data.
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 13
+	fetch.ReplicaID = -1
+	fetch.MaxWaitMillis = 10
+	fetch.MaxBytes = 1 << 20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.TopicID = oldID
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition = 0
+	fp.PartitionMaxBytes = 1 << 20
+	fp.CurrentLeaderEpoch = -1
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	raw := newClient(t, shared.Addr)
+	fresp, err := fetch.RequestWith(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code int16 = -2
+	if fresp.ErrorCode != 0 {
+		code = fresp.ErrorCode
+	} else if len(fresp.Topics) == 1 && len(fresp.Topics[0].Partitions) == 1 {
+		code = fresp.Topics[0].Partitions[0].ErrorCode
+	}
+	if code != kerr.UnknownTopicID.Code {
+		t.Fatalf("Fetch v13 by the deleted topic's id: error %d, want UNKNOWN_TOPIC_ID (%d)", code, kerr.UnknownTopicID.Code)
+	}
+
 	// franz-go 1.22 keeps failing a recreated topic with UNKNOWN_TOPIC_ID (so old-topic
 	// records never land in the new one) until the application purges it.
 	prod.PurgeTopicsFromClient(topic)
