@@ -11,6 +11,7 @@ mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
+mod alter_replica_log_dirs;
 mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
@@ -449,6 +450,13 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             let mut response = delete_records::handle(broker, request).await;
             response.topics.extend(denied);
             answer!(response)
+        }
+        ApiKey::AlterReplicaLogDirs => {
+            let request = decode!(AlterReplicaLogDirsRequest);
+            if !authz::cluster(&check, acl_op::ALTER) {
+                return answer!(alter_replica_log_dirs::all_failed(request, CLUSTER_DENIED));
+            }
+            answer!(alter_replica_log_dirs::handle(broker, request))
         }
         ApiKey::DescribeLogDirs => {
             let request = decode!(DescribeLogDirsRequest);
