@@ -25,12 +25,13 @@ const (
 
 // Broker is one `strom broker` process.
 type Broker struct {
-	Addr    string
+	Addr string
 	// SecondAddr is the address of a second listener, for tests whose extra config names
 	// one with the placeholder {second_port} (e.g. a SASL listener beside PLAINTEXT).
 	SecondAddr string
-	cmd     *exec.Cmd
-	logPath string
+	cmd        *exec.Cmd
+	logPath    string
+	done       chan struct{} // closed once the process has exited and been reaped
 }
 
 // shared is the package's broker (TestMain); tests needing special settings start their own.
@@ -78,13 +79,32 @@ func baseConfig() map[string]string {
 	}
 }
 
-// StartBroker starts a broker in dir with baseConfig overlaid by extra.
+// StartBroker starts a broker in dir with baseConfig overlaid by extra, and waits until it
+// accepts TCP.
 func StartBroker(dir string, extra map[string]string) (*Broker, error) {
-	bin, err := stromBin()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	secondPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	b, err := LaunchBroker(dir, port, secondPort, extra)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.WaitListening(time.Now().Add(brokerStartTimeout)); err != nil {
+		b.Kill()
+		return nil, err
+	}
+	return b, nil
+}
+
+// LaunchBroker starts the process without waiting for it to listen (a cluster node serves
+// only once its quorum forms). In extra, {port} and {second_port} name the two ports.
+func LaunchBroker(dir string, port, secondPort int, extra map[string]string) (*Broker, error) {
+	bin, err := stromBin()
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +115,6 @@ func StartBroker(dir string, extra map[string]string) (*Broker, error) {
 	cfg := baseConfig()
 	cfg["log.dirs"] = dataDir
 	cfg["listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port)
-	secondPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	for k, v := range extra {
 		v = strings.ReplaceAll(v, "{port}", fmt.Sprint(port))
 		cfg[k] = strings.ReplaceAll(v, "{second_port}", fmt.Sprint(secondPort))
@@ -108,7 +124,7 @@ func StartBroker(dir string, extra map[string]string) (*Broker, error) {
 		args = append(args, "--set", k+"="+v)
 	}
 	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", port), SecondAddr: fmt.Sprintf("127.0.0.1:%d", secondPort),
-		logPath: filepath.Join(dir, "broker.log")}
+		logPath: filepath.Join(dir, "broker.log"), done: make(chan struct{})}
 	logFile, err := os.Create(b.logPath)
 	if err != nil {
 		return nil, err
@@ -124,31 +140,39 @@ func StartBroker(dir string, extra map[string]string) (*Broker, error) {
 	if err := b.cmd.Start(); err != nil {
 		return nil, err
 	}
-	var exited atomic.Bool
-	go func() { _ = b.cmd.Wait(); exited.Store(true) }()
-	deadline := time.Now().Add(brokerStartTimeout)
+	go func() { _ = b.cmd.Wait(); close(b.done) }()
+	return b, nil
+}
+
+// WaitListening waits until the broker accepts TCP, or fails if it exits or the deadline
+// passes.
+func (b *Broker) WaitListening(deadline time.Time) error {
 	for time.Now().Before(deadline) {
-		if exited.Load() {
-			return nil, fmt.Errorf("strom broker exited during start-up:\n%s", b.LogTail())
+		select {
+		case <-b.done:
+			return fmt.Errorf("strom broker exited during start-up:\n%s", b.LogTail())
+		default:
 		}
 		if c, err := net.DialTimeout("tcp", b.Addr, 500*time.Millisecond); err == nil {
 			c.Close()
-			return b, nil
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	b.Kill()
-	return nil, fmt.Errorf("strom broker did not accept TCP on %s within %s:\n%s", b.Addr, brokerStartTimeout, b.LogTail())
+	return fmt.Errorf("strom broker did not accept TCP on %s in time:\n%s", b.Addr, b.LogTail())
 }
 
-// Kill sends SIGKILL to the broker's PID (only the process this package started).
+// Kill sends SIGKILL to the broker's PID (only the process this package started) and waits
+// for it to be reaped.
 func (b *Broker) Kill() {
 	if b == nil || b.cmd == nil || b.cmd.Process == nil {
 		return
 	}
 	_ = b.cmd.Process.Signal(syscall.SIGKILL)
-	// Wait runs in StartBroker's goroutine; give it a moment to reap.
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+	}
 }
 
 // LogTail is the end of the broker's log, for failure messages.

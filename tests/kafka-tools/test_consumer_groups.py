@@ -64,6 +64,9 @@ def prepared(broker):
 def test_list_and_describe_lag_per_partition(broker, prepared):
     listed = out("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, "--list").split()
     assert GROUP in listed
+    # kafka-groups (KIP-1043) tells the group's type and protocol: a classic consumer group.
+    typed = table(out("kafka-groups", "--bootstrap-server", broker.bootstrap, "--list"), "GROUP")
+    assert {(r["GROUP"], r["TYPE"], r["PROTOCOL"]) for r in typed} == {(GROUP, "Classic", "consumer")}, typed
     rows = group_rows(broker)
     assert sorted(rows) == [0, 1]
     current = {p: int(r["CURRENT-OFFSET"]) for p, r in rows.items()}

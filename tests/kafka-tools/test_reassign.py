@@ -102,6 +102,26 @@ def test_reassign_generate_execute_verify_and_preferred_election(cluster, tmp_pa
         assert time.monotonic() < deadline, f"preferred leaders not elected: {leaders}"
         time.sleep(1)
 
+    # Roll back with the file --execute printed: it names each replica's log directory
+    # (from DescribeLogDirs), which the tool then asks for with AlterReplicaLogDirs.
+    rollback_json = re.search(r"^Current partition replica assignment\s*\n\s*(\{.*\})$", executed, re.M).group(1)
+    rollback = json.loads(rollback_json)
+    assert all(d != "any" for p in rollback["partitions"] for d in p["log_dirs"]), rollback
+    rollback_file = tmp_path / "rollback.json"
+    rollback_file.write_text(rollback_json)
+    out("kafka-reassign-partitions", "--bootstrap-server", b, "--reassignment-json-file", str(rollback_file),
+        "--execute")
+    deadline = time.monotonic() + 60
+    while True:
+        verified = kafka("kafka-reassign-partitions", "--bootstrap-server", b, "--reassignment-json-file",
+                         str(rollback_file), "--verify", ok=False)
+        if verified.returncode == 0 and "is still in progress" not in verified.stdout:
+            break
+        assert time.monotonic() < deadline, f"rollback not completed in 60 s:\n{verified.stdout}{verified.stderr}"
+        time.sleep(1)
+    assert re.findall(rf"Reassignment of partition {TOPIC}-\d is completed\.", verified.stdout), verified.stdout
+    assert {p: r for p, (_, r, _) in placement(cluster).items()} == {0: "1,2", 1: "2,3", 2: "3,1"}
+
     # Every record is still there, in order, read from the new leaders.
     consumed = out("kafka-console-consumer", "--bootstrap-server", b, "--topic", TOPIC, "--from-beginning",
                    "--max-messages", "30", "--timeout-ms", "30000")

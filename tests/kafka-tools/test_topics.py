@@ -1,9 +1,12 @@
 """kafka-topics, kafka-configs (topics), kafka-get-offsets, kafka-delete-records,
 kafka-console-producer/-consumer and the cluster views (kafka-broker-api-versions,
-kafka-metadata-quorum, kafka-leader-election) against one strom broker."""
+kafka-metadata-quorum, kafka-cluster, kafka-leader-election, kafka-log-dirs) against one
+strom broker."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 from tool import describe_partitions, fields, kafka, offsets, out
@@ -175,8 +178,22 @@ def test_cluster_views(broker):
     assert [(r[0], r[-1]) for r in rows] == [("1", "Leader")], replication
     assert int(rows[0][2]) >= int(s["HighWatermark"])
 
+    # The cluster id the quorum tool reports is the one kafka-cluster reads.
+    assert out("kafka-cluster", "cluster-id", "--bootstrap-server", b).strip() == f"Cluster ID: {s['ClusterId']}"
+
     # One broker: every partition already has its preferred leader.
     out("kafka-topics", "--bootstrap-server", b, "--create", "--topic", "tools-elect", "--partitions", "2")
     elected = out("kafka-leader-election", "--bootstrap-server", b, "--election-type", "preferred",
                   "--topic", "tools-elect", "--partition", "1")
     assert "Valid replica already elected for partitions tools-elect-1" in elected
+
+    # kafka-log-dirs prints JSON after a status line: the broker's one directory, each
+    # partition of the topic in it.
+    dirs_text = out("kafka-log-dirs", "--bootstrap-server", b, "--describe", "--topic-list", "tools-elect")
+    dirs = json.loads(dirs_text.splitlines()[-1])
+    (only,) = dirs["brokers"]
+    (log_dir,) = only["logDirs"]
+    assert only["broker"] == 1 and log_dir["error"] is None
+    assert os.path.samefile(log_dir["logDir"], broker.data_dir)
+    assert sorted(p["partition"] for p in log_dir["partitions"]) == ["tools-elect-0", "tools-elect-1"]
+    assert all(p["size"] == 0 and p["isFuture"] is False for p in log_dir["partitions"])

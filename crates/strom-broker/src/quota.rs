@@ -415,6 +415,7 @@ fn throttle_is_first_field(api_key: kafka_protocol::messages::ApiKey, version: i
         | DescribeConfigs
         | AlterConfigs
         | DescribeLogDirs
+        | AlterReplicaLogDirs
         | CreatePartitions
         | DeleteGroups
         | IncrementalAlterConfigs

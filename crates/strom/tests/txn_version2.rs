@@ -472,3 +472,79 @@ fn given_truncated_tv2_requests_should_close_only_that_connection() {
         assert_eq!(response.error_code, 0, "after {name}");
     }
 }
+
+#[test]
+fn given_a_tv2_end_when_the_broker_restarts_should_still_recognise_the_retry_and_fence_the_old_epoch(
+) {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = [
+        "transaction.state.log.num.partitions=3",
+        "offsets.topic.num.partitions=3",
+    ];
+    let mut broker = TestBroker::start_in(&data_dir, port, &settings);
+    let mut conn = broker.connect();
+    create_topic(&mut conn, "durable", 1, &[]);
+    let producer = init(&mut conn, "tx-r");
+    assert_eq!(
+        txn_produce(
+            &mut conn,
+            12,
+            "tx-r",
+            "durable",
+            txn_batch(producer, 0, &["d1"])
+        ),
+        0
+    );
+    let (error, _, bumped) = end_v5(&mut conn, "tx-r", producer, true);
+    assert_eq!((error, bumped), (0, producer.1 + 1));
+    broker.kill();
+
+    let broker = TestBroker::start_in(&data_dir, port, &settings);
+    let mut conn = broker.connect();
+    // The coordinator reloads __transaction_state (value v1 with the version-2 fields).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let retried = loop {
+        let answer = end_v5(&mut conn, "tx-r", producer, true);
+        if answer.0 != 14 && answer.0 != 15 {
+            break answer; // neither COORDINATOR_LOAD_IN_PROGRESS nor COORDINATOR_NOT_AVAILABLE
+        }
+        assert!(Instant::now() < deadline, "coordinator never loaded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        retried,
+        (0, producer.0, bumped),
+        "a retry after the restart learns the bumped epoch"
+    );
+    assert_eq!(
+        txn_produce(
+            &mut conn,
+            12,
+            "tx-r",
+            "durable",
+            txn_batch(producer, 1, &["zombie"])
+        ),
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        txn_produce(
+            &mut conn,
+            12,
+            "tx-r",
+            "durable",
+            txn_batch((producer.0, bumped), 0, &["d2"])
+        ),
+        0
+    );
+    assert_eq!(
+        end_v5(&mut conn, "tx-r", (producer.0, bumped), true),
+        (0, producer.0, bumped + 1)
+    );
+    assert_eq!(last_stable_offset(&mut conn, "durable"), 4);
+}

@@ -11,6 +11,7 @@ mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
+mod alter_replica_log_dirs;
 mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
@@ -450,6 +451,13 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             response.topics.extend(denied);
             answer!(response)
         }
+        ApiKey::AlterReplicaLogDirs => {
+            let request = decode!(AlterReplicaLogDirsRequest);
+            if !authz::cluster(&check, acl_op::ALTER) {
+                return answer!(alter_replica_log_dirs::all_failed(request, CLUSTER_DENIED));
+            }
+            answer!(alter_replica_log_dirs::handle(broker, request))
+        }
         ApiKey::DescribeLogDirs => {
             let request = decode!(DescribeLogDirsRequest);
             refuse_unless!(
@@ -486,11 +494,9 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             answer!(describe_quorum::handle(broker, request, version).await)
         }
         ApiKey::DescribeCluster => {
+            // As in Kafka, any principal may list the brokers (Metadata tells it the same);
+            // without DESCRIBE on the cluster it is only told it may do nothing there.
             let request = decode!(DescribeClusterRequest);
-            refuse_unless!(
-                authz::cluster(&check, acl_op::DESCRIBE),
-                DescribeClusterResponse::default().with_error_code(CLUSTER_DENIED)
-            );
             let mut response =
                 describe_cluster::handle(broker, request, version, context.advertised());
             authz::describe_cluster_answer(&check, &mut response);

@@ -100,8 +100,8 @@ pub struct TxnMetadata {
     /// completion moves to (with epoch 0); -1 otherwise.
     pub next_producer_id: i64,
     /// Kafka's `transaction.version` the last end of a transaction came with
-    /// ([`TRANSACTION_VERSION_2`] bumps the epoch on every end). Not persisted yet (the v0
-    /// value has no room for it).
+    /// ([`TRANSACTION_VERSION_2`] bumps the epoch on every end). Persisted with the two
+    /// producer ids above in the value v1 tags (see [`super::records`]).
     pub client_transaction_version: i16,
 }
 

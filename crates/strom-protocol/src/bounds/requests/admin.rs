@@ -304,6 +304,51 @@ pub(in crate::bounds) mod describe_log_dirs {
     };
 }
 
+/// AlterReplicaLogDirs (`alter_replica_log_dirs_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod alter_replica_log_dirs {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::AlterReplicaLogDirs,
+        versions: Versions::new(1, 2),
+        flexible_from: Some(2),
+        body: &ALTER_REPLICA_LOG_DIRS_REQUEST,
+    };
+
+    /// `AlterReplicaLogDirsRequest`.
+    const ALTER_REPLICA_LOG_DIRS_REQUEST: Struct = Struct {
+        name: "AlterReplicaLogDirsRequest",
+        fields: &[field(
+            "dirs",
+            Kind::Array(&Kind::Struct(&ALTER_REPLICA_LOG_DIR)),
+        )],
+        tagged: &[],
+    };
+
+    /// `AlterReplicaLogDir`.
+    const ALTER_REPLICA_LOG_DIR: Struct = Struct {
+        name: "AlterReplicaLogDir",
+        fields: &[
+            field("path", STRING),
+            field(
+                "topics",
+                Kind::Array(&Kind::Struct(&ALTER_REPLICA_LOG_DIR_TOPIC)),
+            ),
+        ],
+        tagged: &[],
+    };
+
+    /// `AlterReplicaLogDirTopic`.
+    const ALTER_REPLICA_LOG_DIR_TOPIC: Struct = Struct {
+        name: "AlterReplicaLogDirTopic",
+        fields: &[
+            field("name", STRING),
+            field("partitions", Kind::Array(&INT32)),
+        ],
+        tagged: &[],
+    };
+}
+
 /// ElectLeaders (`elect_leaders_request.rs` in kafka-protocol 0.18).
 pub(in crate::bounds) mod elect_leaders {
     use super::*;

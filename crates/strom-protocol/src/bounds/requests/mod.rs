@@ -38,6 +38,7 @@ pub(super) const ALL: &[&Message] = &[
     &admin::alter_configs::REQUEST,
     &admin::incremental_alter_configs::REQUEST,
     &admin::describe_log_dirs::REQUEST,
+    &admin::alter_replica_log_dirs::REQUEST,
     &data::delete_records::REQUEST,
     &cluster::sasl_handshake::REQUEST,
     &cluster::sasl_authenticate::REQUEST,

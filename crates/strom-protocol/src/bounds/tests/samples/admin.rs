@@ -331,3 +331,38 @@ impl Sample for list_partition_reassignments_request::ListPartitionReassignments
         m
     }
 }
+
+impl Sample for alter_replica_log_dirs_request::AlterReplicaLogDir {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.path = g.sample(version);
+        m.topics = g.sample(version);
+        if version >= 2 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for alter_replica_log_dirs_request::AlterReplicaLogDirTopic {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.name = g.sample(version);
+        m.partitions = g.sample(version);
+        if version >= 2 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}
+
+impl Sample for alter_replica_log_dirs_request::AlterReplicaLogDirsRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.dirs = g.sample(version);
+        if version >= 2 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}

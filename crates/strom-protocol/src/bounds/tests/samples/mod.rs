@@ -224,6 +224,7 @@ requests! {
     AlterConfigs => AlterConfigsRequest,
     IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
     DescribeLogDirs => DescribeLogDirsRequest,
+    AlterReplicaLogDirs => AlterReplicaLogDirsRequest,
     DeleteRecords => DeleteRecordsRequest,
     SaslHandshake => SaslHandshakeRequest,
     SaslAuthenticate => SaslAuthenticateRequest,
