@@ -3,9 +3,7 @@
 //! AddPartitionsToTxn v5 from that leader to the coordinator; the coordinator's EndTxn v5
 //! then writes the marker there with the bumped epoch, and the old epoch is fenced.
 
-#[allow(dead_code)]
 mod broker_support;
-#[allow(dead_code)]
 mod cluster_support;
 
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! bumps the producer epoch (markers carry it, so the old epoch is fenced), a retried
 //! EndTxn learns the bumped epoch, and TxnOffsetCommit v5 adds the offsets partition.
 
-#[allow(dead_code)]
 mod broker_support;
 
 use std::time::{Duration, Instant};

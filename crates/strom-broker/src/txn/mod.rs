@@ -30,6 +30,12 @@
 //! runs where the partition leader is also the coordinator; elsewhere only the storage's
 //! epoch fencing applies (a remote check, AddPartitionsToTxn v4 `verify_only`, is later
 //! work).
+//!
+//! Transaction version 2 (KIP-890 part 2, `transaction.version` 2 in ApiVersions): EndTxn
+//! v5 bumps the epoch on every end ([`state::TxnStateMachine::end_transaction_v2`]), and a
+//! transactional Produce v12+ / TxnOffsetCommit v5+ adds its own partition
+//! ([`TransactionCoordinator::add_and_verify`] here, [`remote::add_partition`] with
+//! AddPartitionsToTxn v5 when the coordinator is another broker).
 
 pub mod markers;
 pub mod records;
