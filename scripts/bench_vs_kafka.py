@@ -4,7 +4,7 @@
 Not a test and not part of CI: a measurement for the README's benchmark section. Run it with
 the compat venv after `cargo build --release -p strom`:
 
-    tests/compat/.venv/bin/python scripts/bench_vs_kafka.py            # full: ~15-20 min on 2 cores
+    tests/compat/.venv/bin/python scripts/bench_vs_kafka.py            # full: 3 runs per row, over 30 min on 2 busy cores
     tests/compat/.venv/bin/python scripts/bench_vs_kafka.py --quick    # smoke run: 1 run, small counts
     ... --json                                                          # one JSON document on stdout
     ... --markdown                                                      # the table as Markdown
@@ -243,10 +243,9 @@ METRICS = {"produce": [("produce_mb_s", "produce MB/s"), ("p50_ms", "produce p50
            "txn": [("txn_s", "transactions/s"), ("produce_mb_s", "produce MB/s")]}
 
 
-def plan(phase: str, quick: bool, clients: list[str]) -> list[dict]:
+def plan(phase: str, scale: float, clients: list[str]) -> list[dict]:
     nodes = 1 if phase == "single" else 3
     rf, acks = (1, "1") if nodes == 1 else (3, "all")
-    scale = 0.1 if quick else 1.0
     rows = []
     for client in clients:
         for size, count in ((1024, 50_000), (100, 250_000)):
@@ -304,6 +303,7 @@ def main() -> int:
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--quick", action="store_true", help="smoke run: one run per row, a tenth of the records")
     parser.add_argument("--runs", type=int, help="runs per row and broker (default 3, 1 with --quick)")
+    parser.add_argument("--scale", type=float, help="record counts times this (default 1, 0.1 with --quick)")
     parser.add_argument("--phases", default="single,cluster", help="single, cluster or both (default)")
     parser.add_argument("--clients", default="java,librdkafka")
     parser.add_argument("--only", default="", help="run only rows whose workload text contains this")
@@ -330,7 +330,7 @@ def main() -> int:
         return {"date": datetime.date.today().isoformat(), "host": platform.node(), "cpus": os.cpu_count(),
                 "runs": runs, "elapsed_s": round(time.monotonic() - started), "results": results}
     for phase in [p for p in args.phases.split(",") if p]:
-        rows = [r for r in plan(phase, args.quick, clients) if args.only in r["name"]]
+        rows = [r for r in plan(phase, args.scale or (0.1 if args.quick else 1.0), clients) if args.only in r["name"]]
         if not rows:
             continue
         nodes = 1 if phase == "single" else 3
