@@ -23,6 +23,21 @@ fn count(assignment: &Assignment) -> usize {
     assignment.values().map(BTreeSet::len).sum()
 }
 
+/// Partitions `member` holds in `result` (every member has an entry from the start).
+fn load(result: &HashMap<String, Assignment>, member: &str) -> usize {
+    result.get(member).map_or(0, count)
+}
+
+/// Gives `partition` of `topic` to `member`.
+fn give(result: &mut HashMap<String, Assignment>, member: &str, topic: Uuid, partition: i32) {
+    result
+        .entry(member.to_string())
+        .or_default()
+        .entry(topic)
+        .or_default()
+        .insert(partition);
+}
+
 /// `uniform`: every member keeps what it has where that stays valid, free partitions go to
 /// the least loaded eligible member, then partitions move from the most to the least loaded
 /// member until counts differ by at most one wherever subscriptions allow.
@@ -52,12 +67,7 @@ pub fn uniform(
                     continue;
                 }
                 owner.insert((*topic, *partition), member.member_id.to_string());
-                result
-                    .get_mut(member.member_id)
-                    .expect("member")
-                    .entry(*topic)
-                    .or_default()
-                    .insert(*partition);
+                give(&mut result, member.member_id, *topic, *partition);
             }
         }
     }
@@ -70,15 +80,10 @@ pub fn uniform(
             let eligible = members
                 .iter()
                 .filter(|m| m.topics.contains(topic))
-                .min_by_key(|m| (count(&result[m.member_id]), m.member_id));
+                .min_by_key(|m| (load(&result, m.member_id), m.member_id));
             if let Some(member) = eligible {
                 owner.insert((*topic, partition), member.member_id.to_string());
-                result
-                    .get_mut(member.member_id)
-                    .expect("member")
-                    .entry(*topic)
-                    .or_default()
-                    .insert(partition);
+                give(&mut result, member.member_id, *topic, partition);
             }
         }
     }
@@ -87,36 +92,37 @@ pub fn uniform(
     for _ in 0..total.saturating_mul(2) {
         let Some(most) = members
             .iter()
-            .max_by_key(|m| (count(&result[m.member_id]), std::cmp::Reverse(m.member_id)))
+            .max_by_key(|m| (load(&result, m.member_id), std::cmp::Reverse(m.member_id)))
         else {
             break;
         };
-        let most_count = count(&result[most.member_id]);
+        let most_count = load(&result, most.member_id);
         let mut moved = false;
-        let candidates: Vec<(Uuid, i32)> = result[most.member_id]
-            .iter()
-            .rev()
+        let candidates: Vec<(Uuid, i32)> = result
+            .get(most.member_id)
+            .into_iter()
+            .flat_map(|assignment| assignment.iter().rev())
             .flat_map(|(t, ps)| ps.iter().rev().map(move |p| (*t, *p)))
             .collect();
         for (topic, partition) in candidates {
             let target = members
                 .iter()
                 .filter(|m| m.member_id != most.member_id && m.topics.contains(&topic))
-                .filter(|m| count(&result[m.member_id]) + 2 <= most_count)
-                .min_by_key(|m| (count(&result[m.member_id]), m.member_id));
+                .filter(|m| load(&result, m.member_id) + 2 <= most_count)
+                .min_by_key(|m| (load(&result, m.member_id), m.member_id));
             if let Some(target) = target {
-                let from = result.get_mut(most.member_id).expect("member");
-                let set = from.get_mut(&topic).expect("owned");
+                // `candidates` lists what `most` holds, unchanged since.
+                let Some(from) = result.get_mut(most.member_id) else {
+                    continue;
+                };
+                let Some(set) = from.get_mut(&topic) else {
+                    continue;
+                };
                 set.remove(&partition);
                 if set.is_empty() {
                     from.remove(&topic);
                 }
-                result
-                    .get_mut(target.member_id)
-                    .expect("member")
-                    .entry(topic)
-                    .or_default()
-                    .insert(partition);
+                give(&mut result, target.member_id, topic, partition);
                 moved = true;
                 break;
             }
@@ -158,7 +164,10 @@ pub fn range(
             }
             let set: BTreeSet<i32> = (next..next + take as i32).collect();
             next += take as i32;
-            result.get_mut(*member).expect("member").insert(*topic, set);
+            result
+                .entry(member.to_string())
+                .or_default()
+                .insert(*topic, set);
         }
     }
     result

@@ -206,7 +206,12 @@ impl ClassicGroup {
     fn validate_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), ErrorCode> {
         if let Some(instance) = instance {
             match self.static_members.get(instance) {
-                Some(holder) if holder == member_id => return Ok(()),
+                // A record read back from the log can name an instance twice; its mapping
+                // then outlives the member, so the holder must still be a member.
+                Some(holder) if holder == member_id && self.members.contains_key(member_id) => {
+                    return Ok(())
+                }
+                Some(holder) if holder == member_id => return Err(ErrorCode::UnknownMemberId),
                 Some(_) => return Err(ErrorCode::FencedInstanceId),
                 None if self.members.contains_key(member_id) => {
                     return Err(ErrorCode::FencedInstanceId)
@@ -264,12 +269,20 @@ impl ClassicGroup {
         }
         if request.member_id.is_empty() {
             if let Some(instance) = request.group_instance_id.clone() {
-                if let Some(old_id) = self.static_members.get(&instance).cloned() {
+                // A mapping whose member is gone (see `validate_member`) is no replacement:
+                // the instance joins as a new static member.
+                let old = self
+                    .static_members
+                    .get(&instance)
+                    .cloned()
+                    .and_then(|old_id| self.members.remove(&old_id));
+                if let Some(old) = old {
                     return self.replace_static_member(
                         config,
                         now_ms,
                         request,
-                        old_id,
+                        instance,
+                        old,
                         new_member_id,
                         waiter,
                         actions,
@@ -304,7 +317,9 @@ impl ClassicGroup {
         if let Err(error) = self.validate_member(&member_id, request.group_instance_id.as_deref()) {
             return fail(actions, error, &member_id);
         }
-        let member = self.members.get_mut(&member_id).expect("validated");
+        let Some(member) = self.members.get_mut(&member_id) else {
+            return fail(actions, ErrorCode::UnknownMemberId, &member_id);
+        };
         let protocols_changed = member.protocols != request.protocols;
         member.heartbeat_deadline_ms = now_ms + request.session_timeout_ms as i64;
         match self.state {
@@ -391,12 +406,14 @@ impl ClassicGroup {
         config: &GroupConfig,
         now_ms: i64,
         request: JoinGroup,
-        old_id: String,
+        instance: String,
+        mut member: ClassicMember,
         new_id: String,
         waiter: WaiterId,
         actions: &mut Vec<Action>,
     ) {
-        let mut member = self.members.remove(&old_id).expect("static member present");
+        // `member` was just taken out of `members` by the caller.
+        let old_id = std::mem::take(&mut member.member_id);
         // The old instance is fenced: whatever it is waiting for ends now.
         if let Some(old_waiter) = member.join_waiter.take() {
             actions.push(Action::JoinDone {
@@ -416,7 +433,6 @@ impl ClassicGroup {
         if self.leader_id.as_deref() == Some(old_id.as_str()) {
             self.leader_id = Some(new_id.clone());
         }
-        let instance = request.group_instance_id.clone().expect("static");
         self.static_members.insert(instance, new_id.clone());
         self.members.insert(new_id.clone(), member);
         // As in Kafka, only a change of the group's protocol forces a rebalance. The metadata
@@ -434,13 +450,26 @@ impl ClassicGroup {
                 self.write(actions);
             }
             ClassicState::PreparingRebalance => {
-                self.members.get_mut(&new_id).expect("inserted").join_waiter = Some(waiter);
+                self.park_join(&new_id, waiter, actions);
                 self.try_complete_join(now_ms, actions);
             }
             _ => {
-                self.members.get_mut(&new_id).expect("inserted").join_waiter = Some(waiter);
+                self.park_join(&new_id, waiter, actions);
                 self.prepare_rebalance(config, now_ms, actions);
             }
+        }
+    }
+
+    /// Parks `waiter` as the member's JoinGroup until the join phase completes; a member
+    /// that is not there (none today: callers park members they just inserted) is answered
+    /// UNKNOWN_MEMBER_ID rather than left waiting.
+    fn park_join(&mut self, member_id: &str, waiter: WaiterId, actions: &mut Vec<Action>) {
+        match self.members.get_mut(member_id) {
+            Some(member) => member.join_waiter = Some(waiter),
+            None => actions.push(Action::JoinDone {
+                waiter,
+                result: JoinResult::error(ErrorCode::UnknownMemberId, member_id),
+            }),
         }
     }
 
@@ -514,10 +543,14 @@ impl ClassicGroup {
         }
         self.transition(ClassicState::CompletingRebalance, now_ms);
         self.sync_deadline_ms = Some(now_ms + self.max_rebalance_timeout_ms());
-        let member_ids: Vec<String> = self.members.keys().cloned().collect();
-        for member_id in member_ids {
-            let result = self.join_result(&member_id);
-            let member = self.members.get_mut(&member_id).expect("listed");
+        let results: Vec<JoinResult> = self
+            .members
+            .keys()
+            .map(|member_id| self.join_result(member_id))
+            .collect();
+        // Same map, unchanged in between: `values_mut` walks the members in the order
+        // `keys` did, one result each.
+        for (member, result) in self.members.values_mut().zip(results) {
             member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
             if let Some(waiter) = member.join_waiter.take() {
                 actions.push(Action::JoinDone { waiter, result });
@@ -666,7 +699,9 @@ impl ClassicGroup {
             ClassicState::Empty | ClassicState::Dead => fail(actions, ErrorCode::UnknownMemberId),
             ClassicState::PreparingRebalance => fail(actions, ErrorCode::RebalanceInProgress),
             ClassicState::CompletingRebalance => {
-                let member = self.members.get_mut(&request.member_id).expect("validated");
+                let Some(member) = self.members.get_mut(&request.member_id) else {
+                    return fail(actions, ErrorCode::UnknownMemberId);
+                };
                 member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
                 if let Some(old) = member.sync_waiter.replace(waiter) {
                     actions.push(Action::SyncDone {
@@ -699,7 +734,9 @@ impl ClassicGroup {
                 self.write(actions);
             }
             ClassicState::Stable => {
-                let member = self.members.get_mut(&request.member_id).expect("validated");
+                let Some(member) = self.members.get_mut(&request.member_id) else {
+                    return fail(actions, ErrorCode::UnknownMemberId);
+                };
                 member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
                 actions.push(Action::SyncDone {
                     waiter,
@@ -728,7 +765,10 @@ impl ClassicGroup {
         if generation_id != self.generation_id {
             return Err(ErrorCode::IllegalGeneration);
         }
-        let member = self.members.get_mut(member_id).expect("validated");
+        let member = self
+            .members
+            .get_mut(member_id)
+            .ok_or(ErrorCode::UnknownMemberId)?;
         member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
         match self.state {
             ClassicState::PreparingRebalance => Err(ErrorCode::RebalanceInProgress),

@@ -84,10 +84,10 @@ impl SyncResult {
 /// Unparseable metadata yields no topics.
 pub fn subscription_topics(metadata: &[u8]) -> Vec<String> {
     let mut topics = Vec::new();
-    if metadata.len() < 6 {
+    let [_, _, c0, c1, c2, c3, ..] = *metadata else {
         return topics;
-    }
-    let count = i32::from_be_bytes(metadata[2..6].try_into().expect("4 bytes"));
+    };
+    let count = i32::from_be_bytes([c0, c1, c2, c3]);
     let mut at = 6;
     for _ in 0..count.max(0) {
         if at + 2 > metadata.len() {

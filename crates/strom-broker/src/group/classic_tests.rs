@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use strom_protocol::ErrorCode;
 
+use super::classic::subscription_topics;
 use super::classic::{ClassicState, JoinGroup, JoinResult, SyncGroup, SyncResult};
 use super::coordinator::{Coordinator, Group};
-use super::records::OffsetValue;
+use super::records::{GroupValue, MemberValue, OffsetValue};
 use super::{Action, GroupConfig, WaiterId};
 
 const SESSION_MS: i32 = 10_000;
@@ -667,4 +668,99 @@ fn given_random_event_sequences_should_answer_every_request_and_keep_invariants(
         }
         assert_eq!(h.state(), ClassicState::Empty, "seed {seed}");
     }
+}
+
+/// A group record that names member `x` twice, once per instance, as only a damaged log
+/// can: `x` keeps `i2`, and `i1` stays mapped to it. When a restart of `i2` takes `x`'s
+/// place, `i1` points at a member that is gone. Stable at generation 5.
+fn group_with_stale_instance() -> (Harness, String) {
+    let member = |instance: &str| MemberValue {
+        member_id: "x".into(),
+        group_instance_id: Some(instance.into()),
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        rebalance_timeout_ms: REBALANCE_MS,
+        session_timeout_ms: SESSION_MS,
+        subscription: Bytes::from("meta-range"),
+        assignment: Bytes::from("A"),
+    };
+    let record = GroupValue {
+        protocol_type: "consumer".into(),
+        generation: 5,
+        protocol: Some("range".into()),
+        leader: Some("x".into()),
+        current_state_timestamp_ms: 0,
+        members: vec![member("i1"), member("i2")],
+    };
+    let mut h = Harness::new();
+    h.coordinator.replay_group(h.now_ms, "g", Some(record));
+    assert_eq!(h.state(), ClassicState::Stable);
+    let restart = h.join_with(Harness::join_request("", Some("i2"), &["range"]));
+    let answer = h.joins.remove(&restart).expect("answered at once");
+    assert_eq!(answer.error, None);
+    assert_eq!(answer.generation_id, 5);
+    assert_eq!(h.state(), ClassicState::Stable);
+    (h, answer.member_id)
+}
+
+#[test]
+fn given_instance_mapped_to_a_gone_member_when_it_joins_heartbeats_or_syncs_should_answer_unknown_member_id(
+) {
+    let (mut h, _) = group_with_stale_instance();
+    // These used to panic on "validated": the instance check passed for a member that
+    // is not in the group.
+    let join = h.join_with(Harness::join_request("x", Some("i1"), &["range"]));
+    let answer = h.joins.remove(&join).expect("answered at once");
+    assert_eq!(answer.error, Some(ErrorCode::UnknownMemberId));
+    assert_eq!(
+        h.coordinator.heartbeat(h.now_ms, "g", "x", Some("i1"), 5),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    let waiter = h.next_waiter;
+    h.next_waiter += 1;
+    let sync = SyncGroup {
+        group_id: "g".into(),
+        generation_id: 5,
+        member_id: "x".into(),
+        group_instance_id: Some("i1".into()),
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        assignments: vec![("x".into(), Bytes::from("A"))],
+    };
+    let actions = h.coordinator.sync(h.now_ms, sync, waiter);
+    h.apply(actions);
+    let answer = h.syncs.remove(&waiter).expect("answered at once");
+    assert_eq!(answer.error, Some(ErrorCode::UnknownMemberId));
+    // Nothing changed for the live member.
+    assert_eq!(h.state(), ClassicState::Stable);
+}
+
+#[test]
+fn given_instance_mapped_to_a_gone_member_when_it_rejoins_should_join_as_a_new_static_member() {
+    let (mut h, restarted) = group_with_stale_instance();
+    // This used to panic on "static member present".
+    let join = h.join_with(Harness::join_request("", Some("i1"), &["range"]));
+    assert!(!h.joins.contains_key(&join), "parked for the rebalance");
+    assert_eq!(h.state(), ClassicState::PreparingRebalance);
+    let again = h.join_with(Harness::join_request(&restarted, Some("i2"), &["range"]));
+    let first = h.joins.remove(&join).expect("rebalance completed");
+    let second = h.joins.remove(&again).expect("rebalance completed");
+    assert_eq!(first.error, None);
+    assert_eq!(second.error, None);
+    assert_eq!(first.generation_id, 6);
+    assert_ne!(first.member_id, "x");
+    assert_eq!(h.state(), ClassicState::CompletingRebalance);
+}
+
+#[test]
+fn given_short_or_truncated_subscription_metadata_should_read_no_or_fewer_topics() {
+    for len in 0..6 {
+        assert!(subscription_topics(&[0, 1, 0, 0, 0, 1][..len]).is_empty());
+    }
+    // Two topics announced, the second cut short.
+    let metadata = [0, 1, 0, 0, 0, 2, 0, 1, b'a', 0, 5, b'b'];
+    assert_eq!(subscription_topics(&metadata), vec!["a".to_string()]);
+    // A negative count or length reads nothing more.
+    assert!(subscription_topics(&[0, 1, 0xff, 0xff, 0xff, 0xff, 0, 1, b'a']).is_empty());
+    assert!(subscription_topics(&[0, 1, 0, 0, 0, 1, 0xff, 0xff]).is_empty());
 }

@@ -188,7 +188,7 @@ impl ConsumerGroup {
             target: HashMap::new(),
             static_members: HashMap::new(),
             subscription_metadata: BTreeMap::new(),
-            assignor_name: config.consumer_assignors[0].clone(),
+            assignor_name: config.default_assignor().to_string(),
             last_snapshot: None,
             last_fingerprint: 0,
         }
@@ -357,6 +357,26 @@ impl ConsumerGroup {
             } else {
                 request.member_id.clone()
             };
+            // A full group refuses a new member before anything changes: a static instance
+            // must not stay mapped to a member that never joined. A returning static
+            // instance replaces its predecessor, so it takes no new place.
+            let replaces = request
+                .instance_id
+                .as_ref()
+                .and_then(|instance| self.static_members.get(instance))
+                .is_some_and(|old_id| *old_id != member_id && self.members.contains_key(old_id));
+            if !replaces
+                && !self.members.contains_key(&member_id)
+                && self.members.len() >= config.max_size
+            {
+                return HeartbeatResult::error(
+                    ErrorCode::GroupMaxSizeReached,
+                    format!(
+                        "the group has reached its maximum size of {}",
+                        config.max_size
+                    ),
+                );
+            }
             // A static member that comes back takes over its predecessor's assignment.
             let mut inherited = Assignment::new();
             if let Some(instance) = &request.instance_id {
@@ -373,22 +393,13 @@ impl ConsumerGroup {
                 self.static_members
                     .insert(instance.clone(), member_id.clone());
             }
-            if let Some(old) = self.members.get(&member_id) {
+            if self.members.contains_key(&member_id) {
                 // Rejoin of a fenced or restarted member: it starts over with nothing.
-                let _ = old;
                 self.remove_member(&member_id);
                 if let Some(instance) = &request.instance_id {
                     self.static_members
                         .insert(instance.clone(), member_id.clone());
                 }
-            } else if self.members.len() >= config.max_size {
-                return HeartbeatResult::error(
-                    ErrorCode::GroupMaxSizeReached,
-                    format!(
-                        "the group has reached its maximum size of {}",
-                        config.max_size
-                    ),
-                );
             }
             let epoch_zero = inherited.is_empty();
             self.members.insert(
@@ -442,7 +453,13 @@ impl ConsumerGroup {
             before_assigned = Some((member.assigned.clone(), member.member_epoch));
         }
 
-        let member = self.members.get_mut(&member_id).expect("present");
+        // Present: inserted by the join above, or looked up by the epoch check.
+        let Some(member) = self.members.get_mut(&member_id) else {
+            return HeartbeatResult::error(
+                ErrorCode::UnknownMemberId,
+                format!("member {member_id} is not in group {}", self.group_id),
+            );
+        };
         member.session_deadline_ms = now_ms + config.consumer_session_timeout_ms;
         if request.rebalance_timeout_ms > 0 {
             member.rebalance_timeout_ms = request.rebalance_timeout_ms;
@@ -485,7 +502,12 @@ impl ConsumerGroup {
         }
         self.reconcile(&member_id, now_ms, request.owned.as_deref());
 
-        let member = &self.members[&member_id];
+        let Some(member) = self.members.get(&member_id) else {
+            return HeartbeatResult::error(
+                ErrorCode::UnknownMemberId,
+                format!("member {member_id} is not in group {}", self.group_id),
+            );
+        };
         let send_assignment = match &before_assigned {
             None => true,
             Some((assigned, epoch)) => {
@@ -543,7 +565,7 @@ impl ConsumerGroup {
             .iter()
             .max_by_key(|(name, count)| (**count, std::cmp::Reverse(**name)))
             .map(|(name, _)| name.to_string())
-            .unwrap_or_else(|| config.consumer_assignors[0].clone());
+            .unwrap_or_else(|| config.default_assignor().to_string());
         let topics: BTreeMap<Uuid, i32> = self.subscription_metadata.values().copied().collect();
         let specs: Vec<MemberSpec<'_>> = self
             .members
@@ -588,7 +610,10 @@ impl ConsumerGroup {
         let target_epoch = self.assignment_epoch;
         let target = self.target.get(member_id).cloned().unwrap_or_default();
         let held = self.held_by_others(member_id);
-        let member = self.members.get_mut(member_id).expect("present");
+        let Some(member) = self.members.get_mut(member_id) else {
+            // The heartbeat answers UNKNOWN_MEMBER_ID for a member that is not there.
+            return;
+        };
         match member.state {
             MemberState::UnrevokedPartitions => {
                 let revoked = owned.is_some_and(|o| !owns_any(o, &member.pending_revocation));

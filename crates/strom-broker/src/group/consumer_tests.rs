@@ -445,3 +445,79 @@ fn given_consumer_group_snapshot_when_replayed_should_keep_epochs_and_assignment
     restarted.coordinator.replay_consumer_group(0, "g", None);
     assert!(!restarted.coordinator.groups.contains_key("g"));
 }
+
+#[test]
+fn given_full_group_when_a_new_static_member_is_refused_should_leave_no_instance_behind() {
+    let mut h = Harness::new();
+    h.coordinator.config.max_size = 1;
+    let (a, _) = h.join();
+    let mut request = Harness::request("", 0, None);
+    request.instance_id = Some("pod-1".into());
+    assert_eq!(
+        h.beat(request.clone()).error,
+        Some(ErrorCode::GroupMaxSizeReached)
+    );
+    let Some(Group::Consumer(group)) = h.coordinator.groups.get("g") else {
+        panic!("no consumer group g");
+    };
+    assert!(
+        group.static_members.is_empty(),
+        "{:?}",
+        group.static_members
+    );
+    // A leave by that instance finds nobody; once there is room it joins.
+    let mut leave = Harness::request("", -1, None);
+    leave.instance_id = Some("pod-1".into());
+    assert_eq!(h.beat(leave).error, Some(ErrorCode::UnknownMemberId));
+    assert_eq!(h.beat(Harness::request(&a, -1, None)).error, None);
+    assert_eq!(h.beat(request).error, None);
+}
+
+/// KIP-848 clients pick their own member ids: ids and instances that collide with other
+/// members, rejoins at epoch 0 under a taken id, leaves of unknown members and instances
+/// taken over back and forth are all answered, and the group keeps one member per id and
+/// instance.
+#[test]
+fn given_client_chosen_colliding_member_ids_and_instances_should_answer_and_stay_consistent() {
+    let mut h = Harness::new();
+    let beat = |h: &mut Harness, member: &str, epoch: i32, instance: Option<&str>| {
+        let mut request = Harness::request(member, epoch, None);
+        request.instance_id = instance.map(Into::into);
+        h.beat(request)
+    };
+    assert_eq!(beat(&mut h, "m1", 0, Some("i1")).error, None);
+    assert_eq!(beat(&mut h, "m2", 0, Some("i2")).error, None);
+    // m2 takes i1 from m1, then m1 comes back under i2, then m1 again under no instance.
+    assert_eq!(beat(&mut h, "m2", 0, Some("i1")).error, None);
+    assert_eq!(beat(&mut h, "m1", 0, Some("i2")).error, None);
+    assert_eq!(beat(&mut h, "m1", 0, None).error, None);
+    // Static leave by instance for an instance whose member moved on, then unknown ones.
+    assert_eq!(
+        beat(&mut h, "", -2, Some("i2")).error,
+        Some(ErrorCode::UnknownMemberId)
+    );
+    assert_eq!(
+        beat(&mut h, "", -1, Some("nobody")).error,
+        Some(ErrorCode::UnknownMemberId)
+    );
+    assert_eq!(
+        beat(&mut h, "ghost", 3, None).error,
+        Some(ErrorCode::UnknownMemberId)
+    );
+    // A member leaving temporarily, then heartbeating with the leave epoch again.
+    assert_eq!(beat(&mut h, "m2", -2, Some("i1")).member_epoch, -2);
+    assert_eq!(beat(&mut h, "m2", -2, Some("i1")).member_epoch, -2);
+    assert_eq!(beat(&mut h, "m3", 0, Some("i1")).error, None);
+    let Some(Group::Consumer(group)) = h.coordinator.groups.get("g") else {
+        panic!("no consumer group g");
+    };
+    for (instance, member_id) in &group.static_members {
+        let member = group
+            .members
+            .get(member_id)
+            .expect("mapped member is in the group");
+        assert_eq!(member.instance_id.as_deref(), Some(instance.as_str()));
+    }
+    let ids: BTreeSet<&str> = group.members.keys().map(String::as_str).collect();
+    assert_eq!(ids, ["m1", "m3"].into());
+}

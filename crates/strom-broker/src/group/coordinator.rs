@@ -163,8 +163,18 @@ impl Coordinator {
             .clone()
             .unwrap_or_else(|| request.client_id.clone());
         let new_member_id = self.new_member_id(&prefix);
-        let group = match self.groups.get_mut(&request.group_id) {
-            Some(Group::Classic(group)) => group,
+        match self.groups.get_mut(&request.group_id) {
+            Some(Group::Classic(group)) => {
+                group.join(
+                    &self.config,
+                    now_ms,
+                    request,
+                    waiter,
+                    new_member_id,
+                    &mut actions,
+                );
+                return actions;
+            }
             Some(Group::Consumer(group)) => {
                 if !group.members.is_empty() {
                     return fail(ErrorCode::InconsistentGroupProtocol, &request);
@@ -173,29 +183,17 @@ impl Coordinator {
                     group_id: request.group_id.clone(),
                     value: None,
                 });
-                self.groups.insert(
-                    request.group_id.clone(),
-                    Group::Classic(ClassicGroup::new(&request.group_id, now_ms)),
-                );
-                match self.groups.get_mut(&request.group_id) {
-                    Some(Group::Classic(group)) => group,
-                    _ => unreachable!("just inserted"),
-                }
             }
             None => {
                 if !request.member_id.is_empty() {
                     return fail(ErrorCode::UnknownMemberId, &request);
                 }
-                self.groups.insert(
-                    request.group_id.clone(),
-                    Group::Classic(ClassicGroup::new(&request.group_id, now_ms)),
-                );
-                match self.groups.get_mut(&request.group_id) {
-                    Some(Group::Classic(group)) => group,
-                    _ => unreachable!("just inserted"),
-                }
             }
-        };
+        }
+        // A new classic group (or one replacing an empty consumer group): it joins first,
+        // then takes its place.
+        let group_id = request.group_id.clone();
+        let mut group = ClassicGroup::new(&group_id, now_ms);
         group.join(
             &self.config,
             now_ms,
@@ -204,6 +202,7 @@ impl Coordinator {
             new_member_id,
             &mut actions,
         );
+        self.groups.insert(group_id, Group::Classic(group));
         actions
     }
 
@@ -517,7 +516,9 @@ impl Coordinator {
             let Some(empty_since) = empty_since else {
                 continue;
             };
-            let offsets = self.offsets.get_mut(&group_id).expect("listed");
+            let Some(offsets) = self.offsets.get_mut(&group_id) else {
+                continue;
+            };
             let expired: Vec<(String, i32)> = offsets
                 .iter()
                 .filter(|(_, v)| v.commit_timestamp_ms.max(empty_since) + retention_ms <= now_ms)
@@ -649,7 +650,7 @@ impl Coordinator {
             value,
             now_ms,
             self.config.consumer_session_timeout_ms,
-            &self.config.consumer_assignors[0],
+            self.config.default_assignor(),
         ) {
             Ok(group) => {
                 self.groups
@@ -692,16 +693,17 @@ impl Coordinator {
                     ),
                 );
             }
-            self.groups.insert(
-                request.group_id.clone(),
-                Group::Consumer(ConsumerGroup::new(&request.group_id, &self.config)),
-            );
         }
         let new_member_id = self.new_member_id("");
-        let config = self.config.clone();
-        let Some(Group::Consumer(group)) = self.groups.get_mut(&request.group_id) else {
-            unreachable!("ensured above");
-        };
-        group.heartbeat(&config, now_ms, request, topics, new_member_id)
+        if let Some(Group::Consumer(group)) = self.groups.get_mut(&request.group_id) {
+            return group.heartbeat(&self.config, now_ms, request, topics, new_member_id);
+        }
+        // A new consumer group (or one replacing an empty classic group): its first
+        // member joins, then it takes its place.
+        let group_id = request.group_id.clone();
+        let mut group = ConsumerGroup::new(&group_id, &self.config);
+        let result = group.heartbeat(&self.config, now_ms, request, topics, new_member_id);
+        self.groups.insert(group_id, Group::Consumer(group));
+        result
     }
 }

@@ -124,6 +124,14 @@ impl GroupConfig {
             consumer_assignors: config.group.consumer_assignors.clone(),
         }
     }
+
+    /// The assignor used when no member asks for one: the first configured. The broker's
+    /// config refuses an empty list; should one get here anyway, `uniform` stands in.
+    pub fn default_assignor(&self) -> &str {
+        self.consumer_assignors
+            .first()
+            .map_or(assignor::UNIFORM, String::as_str)
+    }
 }
 
 impl Default for GroupConfig {

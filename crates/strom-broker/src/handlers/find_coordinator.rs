@@ -61,11 +61,6 @@ pub async fn handle(
     version: i16,
     advertised: super::Advertised,
 ) -> FindCoordinatorResponse {
-    let keys: Vec<StrBytes> = if version >= 4 {
-        request.coordinator_keys
-    } else {
-        vec![request.key]
-    };
     let key_type = request.key_type;
     // Creates the internal topic on first use and loads what this broker leads; a
     // coordinator elsewhere loads its own.
@@ -74,35 +69,33 @@ pub async fn handle(
         KEY_TYPE_TRANSACTION => broker.txns.ensure_loaded(broker).await,
         _ => Err(ErrorCode::InvalidRequest),
     };
-    let answers: Vec<(StrBytes, Located)> = keys
-        .into_iter()
-        .map(|key| {
-            let located = match (key_type, ready) {
-                (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, Err(_)) => Err((
-                    ErrorCode::CoordinatorNotAvailable,
-                    StrBytes::from_static_str("the coordinator is not available yet"),
-                )),
-                (KEY_TYPE_GROUP, Ok(())) => {
-                    locate(broker, &advertised, crate::group::OFFSETS_TOPIC, &key)
-                }
-                (KEY_TYPE_TRANSACTION, Ok(())) => locate(
-                    broker,
-                    &advertised,
-                    crate::txn::TRANSACTION_STATE_TOPIC,
-                    &key,
-                ),
-                _ => Err((
-                    ErrorCode::InvalidRequest,
-                    StrBytes::from_string(format!("unknown coordinator key type {key_type}")),
-                )),
-            };
-            (key, located)
-        })
-        .collect();
+    let locate_key = |key: &StrBytes| -> Located {
+        match (key_type, ready) {
+            (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, Err(_)) => Err((
+                ErrorCode::CoordinatorNotAvailable,
+                StrBytes::from_static_str("the coordinator is not available yet"),
+            )),
+            (KEY_TYPE_GROUP, Ok(())) => {
+                locate(broker, &advertised, crate::group::OFFSETS_TOPIC, key)
+            }
+            (KEY_TYPE_TRANSACTION, Ok(())) => locate(
+                broker,
+                &advertised,
+                crate::txn::TRANSACTION_STATE_TOPIC,
+                key,
+            ),
+            _ => Err((
+                ErrorCode::InvalidRequest,
+                StrBytes::from_string(format!("unknown coordinator key type {key_type}")),
+            )),
+        }
+    };
     if version >= 4 {
-        let coordinators = answers
+        let coordinators = request
+            .coordinator_keys
             .into_iter()
-            .map(|(key, located)| match located {
+            .map(|key| (locate_key(&key), key))
+            .map(|(located, key)| match located {
                 Ok((node_id, host, port)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node_id))
@@ -119,7 +112,8 @@ pub async fn handle(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let (_, located) = answers.into_iter().next().expect("one key before v4");
+    // Before v4 the request names one key.
+    let located = locate_key(&request.key);
     let response = FindCoordinatorResponse::default();
     match located {
         Ok((node_id, host, port)) => response

@@ -490,6 +490,10 @@ impl TxnStateMachine {
         if bump_epoch {
             // An exhausted epoch reaches i16::MAX here, for the markers only: the
             // completion moves the producer to `next_producer_id`.
+            // Holds: an open transaction's epoch is at most EPOCH_MAX. InitProducerId and
+            // `fence_and_abort` never bump past it, and the only bump to i16::MAX is this
+            // one, which leaves Ongoing with `next_producer_id` set (the caller asks for a
+            // new id whenever the epoch is EPOCH_MAX), so `complete` restarts at epoch 0.
             debug_assert!(current.producer_epoch < i16::MAX);
             next.last_producer_epoch = current.producer_epoch;
             next.producer_epoch = current.producer_epoch.saturating_add(1);
