@@ -88,6 +88,14 @@ impl TxnGuard {
     }
 }
 
+/// A new producer id for an id that starts over (InitProducerId, an exhausted epoch).
+fn next_producer_id(broker: &Broker) -> Result<i64, ErrorCode> {
+    broker.producer_ids.lock().next().map_err(|failure| {
+        warn!(%failure, "cannot allocate a producer id");
+        ErrorCode::CoordinatorNotAvailable
+    })
+}
+
 pub struct TransactionCoordinator {
     /// Held only for in-memory steps and local appends, never across an await.
     pub state: Mutex<TxnStateMachine>,
@@ -484,20 +492,12 @@ impl TransactionCoordinator {
                         timeout_ms,
                         expected,
                         now_ms(),
-                        || {
-                            broker.producer_ids.lock().next().map_err(|failure| {
-                                warn!(%failure, "cannot allocate a producer id");
-                                ErrorCode::CoordinatorNotAvailable
-                            })
-                        },
+                        || next_producer_id(broker),
                     )?;
                     Ok(match outcome {
                         InitOutcome::Ready(ids) => (None, Some(ids)),
                         InitOutcome::Write(transition) => {
-                            let ids = ProducerIdAndEpoch {
-                                producer_id: transition.write.producer_id,
-                                producer_epoch: transition.write.producer_epoch,
-                            };
+                            let ids = transition.write.ids();
                             // Ending the old instance's transaction fences it: then bump
                             // again for the new instance, which named no (or the old)
                             // epoch.
@@ -548,10 +548,7 @@ impl TransactionCoordinator {
         self.transact(broker, transactional_id, |state| {
             let transition = if bump_epoch {
                 state.end_transaction_v2(transactional_id, producer, result, now_ms(), || {
-                    broker.producer_ids.lock().next().map_err(|failure| {
-                        warn!(%failure, "cannot allocate a producer id");
-                        ErrorCode::CoordinatorNotAvailable
-                    })
+                    next_producer_id(broker)
                 })?
             } else {
                 state.end_transaction(transactional_id, producer, result, now_ms())?
@@ -567,16 +564,10 @@ impl TransactionCoordinator {
                     producer_id: transition.write.next_producer_id,
                     producer_epoch: 0,
                 },
-                Some(transition) => ProducerIdAndEpoch {
-                    producer_id: transition.write.producer_id,
-                    producer_epoch: transition.write.producer_epoch,
-                },
+                Some(transition) => transition.write.ids(),
                 None => state
                     .get(transactional_id)
-                    .map(|current| ProducerIdAndEpoch {
-                        producer_id: current.producer_id,
-                        producer_epoch: current.producer_epoch,
-                    })
+                    .map(TxnMetadata::ids)
                     .ok_or(ErrorCode::InvalidProducerIdMapping)?,
             };
             Ok((transition, continues))
@@ -607,14 +598,7 @@ impl TransactionCoordinator {
         })
         .await?;
         // Checked again after the wait: the transaction may have ended meanwhile.
-        let state = self.state.lock();
-        state.verify(transactional_id, producer, partition)?;
-        let generation = self.generation(transactional_id);
-        let expected = generation.load(Ordering::Acquire);
-        Ok(TxnGuard {
-            generation,
-            expected,
-        })
+        self.verified_guard(transactional_id, producer, partition)
     }
 
     /// KIP-890: checks a transactional write before it is appended.
@@ -627,6 +611,17 @@ impl TransactionCoordinator {
     ) -> Result<TxnGuard, ErrorCode> {
         self.ensure_loaded(broker).await?;
         self.check_coordinator(broker, transactional_id)?;
+        self.verified_guard(transactional_id, producer, partition)
+    }
+
+    /// The write is checked against the open transaction, and its guard taken, under one
+    /// hold of the lock, so no end can slip in between.
+    fn verified_guard(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        partition: &TopicPartition,
+    ) -> Result<TxnGuard, ErrorCode> {
         let state = self.state.lock();
         state.verify(transactional_id, producer, partition)?;
         let generation = self.generation(transactional_id);

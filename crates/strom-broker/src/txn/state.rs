@@ -106,6 +106,14 @@ pub struct TxnMetadata {
 }
 
 impl TxnMetadata {
+    /// The producer id and epoch this transactional id is at.
+    pub fn ids(&self) -> ProducerIdAndEpoch {
+        ProducerIdAndEpoch {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+        }
+    }
+
     /// A new transactional id: the first InitProducerId bumps the epoch to 0.
     pub fn new(transactional_id: String, producer_id: i64, timeout_ms: i32, now_ms: i64) -> Self {
         TxnMetadata {
@@ -248,10 +256,7 @@ impl TxnStateMachine {
                 && current.last_producer_epoch >= 0
                 && expected.producer_epoch == current.last_producer_epoch;
             if is_retry && !current.state.is_preparing() && current.state != TxnState::Ongoing {
-                return Ok(InitOutcome::Ready(ProducerIdAndEpoch {
-                    producer_id: current.producer_id,
-                    producer_epoch: current.producer_epoch,
-                }));
+                return Ok(InitOutcome::Ready(current.ids()));
             }
             if !is_current {
                 return Err(ErrorCode::ProducerFenced);
