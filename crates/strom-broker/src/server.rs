@@ -488,7 +488,7 @@ fn spawn_tls_reload(
     })
 }
 
-/// Retention and time-based flushing, off the request path.
+/// Retention, time-based flushing and the fsync of rolled segments, off the request path.
 fn spawn_background(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let retention_every =
@@ -504,6 +504,7 @@ fn spawn_background(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
                 _ = flush.tick() => {
                     let broker = broker.clone();
                     let _ = tokio::task::spawn_blocking(move || {
+                        sync_rolled_segments(&broker);
                         for partition in broker.partitions.all() {
                             if let Err(error) = partition.log.lock().maybe_flush(now_ms()) {
                                 warn!(topic = %partition.topic, partition = partition.index, %error, "flush failed");
@@ -514,6 +515,25 @@ fn spawn_background(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// fsyncs segments that rolled since the last tick, without the partition's lock (a roll
+/// leaves that to us so the append path never waits for a segment-sized flush); only
+/// then does the recovery point move past them.
+fn sync_rolled_segments(broker: &Broker) {
+    for partition in broker.partitions.all() {
+        let Some(pending) = partition.log.lock().pending_sync() else {
+            continue;
+        };
+        match pending.sync() {
+            Ok(()) => {
+                if let Err(error) = partition.log.lock().complete_sync(pending) {
+                    warn!(topic = %partition.topic, partition = partition.index, %error, "recovery-point checkpoint failed");
+                }
+            }
+            Err(error) => partition.log.lock().fail_sync(&error),
+        }
+    }
 }
 
 fn enforce_retention(broker: &Broker) {

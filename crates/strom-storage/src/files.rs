@@ -3,6 +3,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::StorageError;
 
@@ -47,11 +48,48 @@ pub(crate) fn open_read_write(path: &Path, create: bool) -> Result<File, Storage
         .map_err(StorageError::io(path))
 }
 
+/// A file written but not yet fsynced, held open so a background task can make it
+/// durable without the partition's lock.
+#[derive(Debug, Clone)]
+pub(crate) struct UnsyncedFile {
+    pub path: PathBuf,
+    pub file: Arc<File>,
+}
+
+impl UnsyncedFile {
+    pub fn sync(&self) -> Result<(), StorageError> {
+        sync_data(&self.file, &self.path)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// fsyncs issued by this thread: tests check what runs under a partition's lock.
+    pub(crate) static FSYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_fsync() {
+    #[cfg(test)]
+    FSYNCS.with(|count| count.set(count.get() + 1));
+}
+
+/// fdatasync; every fsync in this crate goes through here or [`sync_all`] (tests count
+/// them per thread).
+pub(crate) fn sync_data(file: &File, path: &Path) -> Result<(), StorageError> {
+    count_fsync();
+    file.sync_data().map_err(StorageError::io(path))
+}
+
+/// fsync, metadata included (directories, new small files).
+pub(crate) fn sync_all(file: &File, path: &Path) -> Result<(), StorageError> {
+    count_fsync();
+    file.sync_all().map_err(StorageError::io(path))
+}
+
 /// Makes renames and unlinks in `dir` durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StorageError::io(dir))
+    let handle = File::open(dir).map_err(StorageError::io(dir))?;
+    sync_all(&handle, dir)
 }
 
 /// Replaces `path` with `contents` atomically: write a temp file, fsync it, rename it over
@@ -61,10 +99,22 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Stora
     {
         let mut file = File::create(&tmp).map_err(StorageError::io(&tmp))?;
         file.write_all(contents).map_err(StorageError::io(&tmp))?;
-        file.sync_all().map_err(StorageError::io(&tmp))?;
+        sync_all(&file, &tmp)?;
     }
     fs::rename(&tmp, path).map_err(StorageError::io(path))?;
     fsync_dir(path.parent().expect("checkpoint files live in a directory"))
+}
+
+/// [`write_atomically`] without the fsyncs, for files whose loss a crash tolerates (a
+/// producer snapshot: recovery falls back to an older one): a crash may leave the old
+/// file, the new one, or none, never a torn one under `path` that passes its checksum.
+/// Returns the new file so its owner can fsync it later, off the append path.
+pub(crate) fn write_replacing_unsynced(path: &Path, contents: &[u8]) -> Result<File, StorageError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(StorageError::io(&tmp))?;
+    file.write_all(contents).map_err(StorageError::io(&tmp))?;
+    fs::rename(&tmp, path).map_err(StorageError::io(path))?;
+    Ok(file)
 }
 
 /// Removes `path` if it exists.

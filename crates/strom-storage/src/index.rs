@@ -19,7 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::StorageError;
-use crate::files::open_read_write;
+use crate::files::{self, open_read_write};
 
 /// Bytes of the largest entry (a `.txnindex` entry); sizes the stack buffers.
 const ENTRY_BYTES_MAX: usize = 34;
@@ -352,11 +352,23 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_data().map_err(StorageError::io(&self.path))
+        files::sync_data(&self.file, &self.path)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A second handle on the index file, to fsync it without the segment.
+    pub fn unsynced_handle(&self) -> Result<files::UnsyncedFile, StorageError> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(StorageError::io(&self.path))?;
+        Ok(files::UnsyncedFile {
+            path: self.path.clone(),
+            file: std::sync::Arc::new(file),
+        })
     }
 
     #[cfg(test)]

@@ -53,9 +53,11 @@
 //!   grow with the data retained.
 //! - **Durability** follows Kafka: by default nothing is fsynced on append (`flush.messages`
 //!   and `flush.ms` are `i64::MAX`), because replication, not fsync, protects data, and a
-//!   `kill -9` of the process loses nothing that reached the page cache. Segments are
-//!   fsynced when rolled and the recovery point moves past them, so recovery after a crash
-//!   checks only the active segment (and anything after the last flush).
+//!   `kill -9` of the process loses nothing that reached the page cache. A roll does no
+//!   fsync: the sealed segment is fsynced by the broker's background task
+//!   ([`PendingSync`]) and the recovery point moves past it then, so the append path never
+//!   waits for a flush that grows with `segment.bytes`, and recovery after a crash checks
+//!   only the active segment and what rolled since the last background sync.
 //! - **Recovery** validates every batch after the recovery point (framing, CRC, increasing
 //!   offsets), truncates at the first torn or corrupt one, rebuilds the indexes, and never
 //!   serves a partial batch. A clean-shutdown marker written by [`PartitionLog::close`]
@@ -109,6 +111,7 @@
 mod append;
 mod cleaner;
 mod config;
+mod durability;
 mod error;
 mod files;
 mod header;
@@ -134,6 +137,7 @@ pub use cleaner::{
     CleanOutcome, CleanPlan, CleanStats, CleanedLog, Throttle, CLEANER_MAP_BYTES_DEFAULT,
 };
 pub use config::{ConfigError, LogConfig, TimestampType};
+pub use durability::PendingSync;
 pub use error::{AppendError, InvalidRecordReason, ReadError, StorageError};
 pub use log::PartitionLog;
 pub use transactions::{AbortedTransaction, ControlMarker, OngoingTransaction};

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::LogConfig;
+use crate::durability::SyncQueue;
 use crate::error::StorageError;
 use crate::files::{self, offset_file, LOG_SUFFIX};
 use crate::leader_epoch::LeaderEpochCache;
@@ -34,6 +35,8 @@ pub struct PartitionLog {
     pub(crate) fenced: bool,
     /// Earliest delete horizon of tombstones the last clean kept (memory only).
     pub(crate) tombstone_horizon_ms: Option<i64>,
+    /// Rolled segments whose fsync the background has not done yet.
+    pub(crate) sync_queue: SyncQueue,
 }
 
 impl PartitionLog {
@@ -134,6 +137,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             fenced: false,
             tombstone_horizon_ms: None,
+            sync_queue: SyncQueue::default(),
         };
         log.settle_log_start(log_start_checkpoint)?;
         let log_end = log.log_end_offset();
@@ -296,10 +300,11 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Seals the active segment and starts a new one at the log end. The sealed segment is
-    /// fsynced and the recovery point moves past it, so recovery after a crash only ever
-    /// scans the active segment (Kafka flushes rolled segments asynchronously; doing it
-    /// here costs one fsync per `segment.bytes` of appends).
+    /// Seals the active segment and starts a new one at the log end, without an fsync:
+    /// the sealed segment, the producer snapshot and the directory are synced later by
+    /// the background ([`crate::PendingSync`]), as Kafka flushes rolled segments
+    /// asynchronously, and the recovery point moves past the segment only then. Nothing
+    /// here grows with the segment's size.
     pub(crate) fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         self.roll_at(self.log_end_offset(), now_ms)
     }
@@ -314,15 +319,17 @@ impl PartitionLog {
         let active = self.active_mut();
         assert!(!active.is_empty(), "never roll an empty segment");
         assert!(new_base > active.base_offset());
-        active.seal()?;
-        self.producers.write_snapshot(&self.dir, new_base)?;
+        active.seal_unsynced()?;
+        let mut unsynced = active.unsynced_files()?;
+        unsynced.push(
+            self.producers
+                .write_snapshot_unsynced(&self.dir, new_base)?,
+        );
         producer_state::prune_snapshots(&self.dir, SNAPSHOTS_KEPT)?;
         let segment =
             Segment::create(&self.dir, new_base, self.config.segment_index_bytes, now_ms)?;
-        files::fsync_dir(&self.dir)?;
         self.segments.insert(new_base, segment);
-        self.recovery_point = new_base;
-        files::write_offset_checkpoint(&self.dir.join(files::RECOVERY_POINT_FILE), new_base)?;
+        self.queue_unsynced_seal(new_base, unsynced);
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled segment");
         Ok(())
     }
@@ -393,11 +400,11 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// fsyncs the active segment and its indexes and moves the recovery point to the log
-    /// end. Sealed segments were fsynced when they were rolled.
+    /// fsyncs the active segment and its indexes, and any rolled segment the background
+    /// has not synced yet, and moves the recovery point to the log end.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.check_not_fenced()?;
-        if let Err(error) = self.active().sync() {
+        if let Err(error) = self.sync_queued_seals().and_then(|()| self.active().sync()) {
             self.fenced = true;
             return Err(error);
         }

@@ -392,6 +392,27 @@ impl ProducerStateTable {
 
     /// Writes the table as of `offset` to `dir/<offset>.snapshot`, atomically.
     pub fn write_snapshot(&self, dir: &Path, offset: i64) -> Result<(), StorageError> {
+        files::write_atomically(&offset_file(dir, offset, SNAPSHOT_SUFFIX), &self.snapshot())
+    }
+
+    /// [`ProducerStateTable::write_snapshot`] without fsyncs (a roll writes it under the
+    /// partition's lock); the returned handle is fsynced later. A snapshot lost to a
+    /// crash costs a longer replay from an older one, never wrong state.
+    pub(crate) fn write_snapshot_unsynced(
+        &self,
+        dir: &Path,
+        offset: i64,
+    ) -> Result<files::UnsyncedFile, StorageError> {
+        let path = offset_file(dir, offset, SNAPSHOT_SUFFIX);
+        let file = files::write_replacing_unsynced(&path, &self.snapshot())?;
+        Ok(files::UnsyncedFile {
+            path,
+            file: std::sync::Arc::new(file),
+        })
+    }
+
+    /// The snapshot file's bytes: magic, version, CRC-32C of the body, body.
+    fn snapshot(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(
             4 + self.producers.len()
                 * (SNAPSHOT_ENTRY_HEAD_BYTES + PRODUCER_BATCHES_MAX * SNAPSHOT_BATCH_BYTES),
@@ -419,7 +440,7 @@ impl ProducerStateTable {
         contents.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         contents.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
         contents.extend_from_slice(&body);
-        files::write_atomically(&offset_file(dir, offset, SNAPSHOT_SUFFIX), &contents)
+        contents
     }
 
     /// Parses a snapshot (version 2, or 1 from before transactions); `None` when it is

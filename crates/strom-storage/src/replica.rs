@@ -214,6 +214,7 @@ impl PartitionLog {
             removed_bytes = removed,
             "truncated the log"
         );
+        self.forget_seals_above(log_end);
         self.recovery_point = self.recovery_point.min(log_end);
         files::write_offset_checkpoint(
             &self.dir.join(files::RECOVERY_POINT_FILE),
@@ -247,6 +248,7 @@ impl PartitionLog {
         self.segments.insert(offset, segment);
         self.move_log_start(offset)?;
         self.clamp_cleaner_checkpoint(offset)?;
+        self.forget_seals_above(offset);
         self.recovery_point = offset;
         files::write_offset_checkpoint(&self.dir.join(files::RECOVERY_POINT_FILE), offset)?;
         self.epochs.clear();

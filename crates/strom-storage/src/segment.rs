@@ -677,6 +677,13 @@ impl Segment {
     /// Called when the segment stops being the active one: records the final largest
     /// timestamp in the time index (so a later open needs no scan) and fsyncs all files.
     pub fn seal(&mut self) -> Result<(), StorageError> {
+        self.seal_unsynced()?;
+        self.sync()
+    }
+
+    /// [`Segment::seal`] without the fsync, which grows with the segment: the log rolls
+    /// with this and leaves the fsync of [`Segment::unsynced_files`] to the background.
+    pub fn seal_unsynced(&mut self) -> Result<(), StorageError> {
         if self.offset_of_max_timestamp >= 0 {
             let entry = TimeEntry {
                 timestamp_ms: self.max_timestamp_ms,
@@ -684,17 +691,27 @@ impl Segment {
             };
             self.time_index.maybe_append(entry)?;
         }
-        self.sync()?;
         self.set_active(false)
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.log_file
-            .sync_data()
-            .map_err(StorageError::io(&self.log_path))?;
+        files::sync_data(&self.log_file, &self.log_path)?;
         self.offset_index.sync()?;
         self.time_index.sync()?;
         self.txn_index.sync()
+    }
+
+    /// Handles on the segment's four files, to fsync them without holding the segment.
+    pub fn unsynced_files(&self) -> Result<Vec<files::UnsyncedFile>, StorageError> {
+        Ok(vec![
+            files::UnsyncedFile {
+                path: self.log_path.clone(),
+                file: Arc::clone(&self.log_file),
+            },
+            self.offset_index.unsynced_handle()?,
+            self.time_index.unsynced_handle()?,
+            self.txn_index.unsynced_handle()?,
+        ])
     }
 
     /// Unlinks the segment's files. Readers holding the log file's `Arc` keep reading.

@@ -249,11 +249,7 @@ fn given_timestamps_when_listing_by_time_should_return_first_offset_at_or_after(
 fn given_restart_should_keep_topics_data_and_offsets() {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = broker_support::ephemeral_port();
     {
         let mut broker = TestBroker::start_in(&data, port, &[]);
         let mut conn = broker.connect();
@@ -275,6 +271,71 @@ fn given_restart_should_keep_topics_data_and_offsets() {
         produce(&mut conn, "durable", 1, batch("y", 1, 2_000)),
         (0, 4)
     );
+}
+
+/// Reads the partition's recovery-point checkpoint (8-byte offset + CRC), if written.
+fn recovery_point(partition_dir: &std::path::Path) -> Option<i64> {
+    let bytes = std::fs::read(partition_dir.join("recovery-point-offset-checkpoint")).ok()?;
+    Some(i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+#[test]
+fn given_rolled_segments_should_be_synced_in_background_and_survive_kill() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    let port = broker_support::ephemeral_port();
+    let written = 40;
+    {
+        let mut broker = TestBroker::start_in(&data, port, &[]);
+        let mut conn = broker.connect();
+        create_topic(
+            &mut conn,
+            "rolling",
+            1,
+            &[("segment.bytes", "1024"), ("retention.ms", "-1")],
+        );
+        for i in 0..written {
+            let (error, offset) = produce(&mut conn, "rolling", 0, batch("r", 10, 1_000 + i));
+            assert_eq!((error, offset), (0, i * 10));
+        }
+        // The roll left the fsync to the background task, which moves the recovery
+        // point past the sealed segments within a few of its 1 s ticks.
+        let partition_dir = data.join("rolling-0");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let point = recovery_point(&partition_dir).unwrap_or(0);
+            if point > 0 {
+                assert!(
+                    point <= written * 10,
+                    "recovery point {point} past the log end"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the recovery point never moved past the rolled segments"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker.kill();
+    }
+    let broker = TestBroker::start_in(&data, port, &[]);
+    let mut conn = broker.connect();
+    let mut offset = 0;
+    while offset < written * 10 {
+        let (error, high_watermark, records) = fetch(&mut conn, "rolling", 0, offset);
+        assert_eq!((error, high_watermark), (0, written * 10));
+        let batch_values = decode_values(&records);
+        assert!(!batch_values.is_empty(), "nothing read at offset {offset}");
+        for (record_offset, value) in batch_values {
+            if record_offset < offset {
+                continue;
+            }
+            assert_eq!(record_offset, offset, "a gap after kill -9");
+            assert_eq!(value, format!("r-{}", offset % 10));
+            offset += 1;
+        }
+    }
 }
 
 #[test]

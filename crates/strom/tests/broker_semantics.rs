@@ -50,11 +50,7 @@ fn init_producer_id(conn: &mut Conn) -> (i64, i16) {
 fn given_idempotent_producer_retry_should_not_duplicate_even_after_restart() {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = broker_support::ephemeral_port();
     let (producer_id, epoch);
     {
         let mut broker = TestBroker::start_in(&data, port, &[]);

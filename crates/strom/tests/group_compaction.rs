@@ -71,11 +71,7 @@ fn log_bytes(dir: &std::path::Path) -> u64 {
 fn given_compacted_offsets_topic_when_broker_restarts_should_keep_latest_commits() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = broker_support::ephemeral_port();
     let mut broker = TestBroker::start_in(&data_dir, port, SETTINGS);
     let mut conn = broker.connect();
     create_topic(&mut conn, "t", 1, &[]);

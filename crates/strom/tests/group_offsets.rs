@@ -99,11 +99,7 @@ fn committed(conn: &mut Conn, group: &str, topic: &str, partitions: &[i32]) -> V
 fn given_commits_when_broker_killed_and_restarted_should_resume_at_the_committed_offset() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = broker_support::ephemeral_port();
     let settings = [
         "offsets.topic.num.partitions=7",
         "group.initial.rebalance.delay.ms=0",

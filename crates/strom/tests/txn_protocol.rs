@@ -504,11 +504,7 @@ fn given_an_open_transaction_when_the_broker_is_killed_should_recover_it_and_abo
 ) {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = broker_support::ephemeral_port();
     let settings = [
         "transaction.state.log.num.partitions=3",
         "offsets.topic.num.partitions=3",

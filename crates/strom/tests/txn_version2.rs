@@ -477,11 +477,7 @@ fn given_a_tv2_end_when_the_broker_restarts_should_still_recognise_the_retry_and
 ) {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = broker_support::ephemeral_port();
     let settings = [
         "transaction.state.log.num.partitions=3",
         "offsets.topic.num.partitions=3",

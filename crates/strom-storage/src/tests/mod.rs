@@ -6,6 +6,7 @@ mod append_read;
 mod compaction;
 mod compaction_crash;
 mod crash;
+mod durability;
 mod producers;
 mod recovery;
 mod replica;
