@@ -12,21 +12,18 @@ pub fn append_error_code(error: &AppendError) -> ErrorCode {
         AppendError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         AppendError::RecordListTooLarge { .. } => ErrorCode::RecordListTooLarge,
         AppendError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
+        // Kafka: INVALID_TIMESTAMP as soon as one record's timestamp is refused.
+        AppendError::RecordErrors { errors, .. }
+            if errors.iter().any(|error| error.reason.is_timestamp()) =>
+        {
+            ErrorCode::InvalidTimestamp
+        }
+        AppendError::RecordErrors { .. } => ErrorCode::InvalidRecord,
         AppendError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
         AppendError::UnexpectedOffset { .. } => ErrorCode::UnknownServerError,
         AppendError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
         AppendError::TransactionCoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
         AppendError::Storage(_) => ErrorCode::KafkaStorageError,
-    }
-}
-
-/// Index of the batch (within the request's records) that failed, where the error names one
-/// (Produce v8+ `record_errors`).
-pub fn append_error_batch_index(error: &AppendError) -> Option<i32> {
-    match error {
-        AppendError::CorruptMessage { batch_index, .. }
-        | AppendError::InvalidRecord { batch_index, .. } => Some(*batch_index as i32),
-        _ => None,
     }
 }

@@ -464,6 +464,69 @@ pub fn decode_batch(view: &BatchView<'_>) -> Result<Vec<DecodedRecord>, RecordEr
     Ok(records)
 }
 
+/// What an append's validation reads of one record: no key, value or header is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSummary {
+    pub offset_delta: i32,
+    /// The batch's base timestamp plus the record's delta (the batch's max timestamp in a
+    /// LogAppendTime batch), as [`decode_batch`] reports it.
+    pub timestamp_ms: i64,
+    pub has_key: bool,
+}
+
+/// Walks the records of one batch in order (decompressing it if needed) and calls `visit`
+/// with each record's [`RecordSummary`]. Reads each record's length, timestamp and offset
+/// deltas and key length, then skips to the next record: an uncompressed batch is walked
+/// in place, without allocating.
+pub fn scan_batch(
+    view: &BatchView<'_>,
+    mut visit: impl FnMut(RecordSummary),
+) -> Result<(), RecordError> {
+    let raw: std::borrow::Cow<'_, [u8]> = match view.compression() {
+        Compression::None => std::borrow::Cow::Borrowed(view.records_bytes()),
+        codec => std::borrow::Cow::Owned(decompress(codec, view.records_bytes())?),
+    };
+    let base_timestamp = view.base_timestamp();
+    let log_append_time = view.attributes() & ATTRIBUTE_TIMESTAMP_TYPE_LOG_APPEND != 0;
+    let mut cursor = Cursor { data: &raw, at: 0 };
+    for _ in 0..view.record_count().max(0) {
+        let at = cursor.at;
+        let length = cursor.varint()?;
+        let end = cursor.at.saturating_add(length.max(0) as usize);
+        if length < 0 || end > raw.len() {
+            return Err(RecordError::BadLength {
+                length: length as i64,
+                at,
+            });
+        }
+        let _attributes = cursor.bytes(1)?;
+        let timestamp_delta = cursor.varlong()?;
+        let offset_delta = cursor.varint()?;
+        let key_at = cursor.at;
+        let key_length = cursor.varint()?;
+        if key_length < -1 || cursor.at + key_length.max(0) as usize > end {
+            return Err(RecordError::BadLength {
+                length: key_length as i64,
+                at: key_at,
+            });
+        }
+        if cursor.at > end {
+            return Err(RecordError::Truncated { at: end });
+        }
+        visit(RecordSummary {
+            offset_delta,
+            timestamp_ms: if log_append_time {
+                view.max_timestamp()
+            } else {
+                base_timestamp.saturating_add(timestamp_delta)
+            },
+            has_key: key_length >= 0,
+        });
+        cursor.at = end;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,6 +586,46 @@ mod tests {
                 );
                 assert_eq!(got.timestamp_ms, want.timestamp_ms);
             }
+        }
+    }
+
+    #[test]
+    fn given_each_codec_when_scanned_should_match_the_decoded_records() {
+        for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut input = records();
+            input[0].key = None;
+            let options = BatchBuilderOptions {
+                compression: codec,
+                ..Default::default()
+            };
+            let batch = encode_batch(&input, &options).expect("encode");
+            let view = BatchView::parse(&batch).expect("parse");
+            let decoded = decode_batch(&view).expect("decode");
+            let mut scanned = Vec::new();
+            scan_batch(&view, |summary| scanned.push(summary)).expect("scan");
+            assert_eq!(scanned.len(), decoded.len(), "{codec:?}");
+            for (summary, record) in scanned.iter().zip(&decoded) {
+                assert_eq!(summary.offset_delta as i64, record.offset);
+                assert_eq!(summary.timestamp_ms, record.timestamp_ms);
+                assert_eq!(summary.has_key, record.key.is_some());
+            }
+            assert!(!scanned[0].has_key);
+        }
+    }
+
+    #[test]
+    fn given_corrupt_records_when_scanned_should_error_not_panic() {
+        let batch = encode_batch(&records(), &BatchBuilderOptions::default()).expect("encode");
+        for cut in [
+            BATCH_HEADER_BYTES + 1,
+            BATCH_HEADER_BYTES + 9,
+            batch.len() - 2,
+        ] {
+            let mut bytes = batch[..cut].to_vec();
+            let length = (bytes.len() - 12) as i32;
+            bytes[8..12].copy_from_slice(&length.to_be_bytes());
+            let view = BatchView::parse(&bytes).expect("framing");
+            assert!(scan_batch(&view, |_| {}).is_err());
         }
     }
 

@@ -29,7 +29,7 @@
 //!   only in already-clean segments stay. Offsets never change: gaps are normal and reads
 //!   step over them.
 //! - Records without a key are dropped (a compacted log refuses them at append, see
-//!   [`crate::InvalidRecordReason::MissingKey`]; older ones may predate the policy).
+//!   [`crate::RecordErrorReason::MissingKey`]; older ones may predate the policy).
 //! - Tombstones (null value): the first clean that keeps one stamps its batch with a
 //!   delete horizon `now + delete.retention.ms` (KIP-534: attribute bit 6, horizon in
 //!   `baseTimestamp`); a later clean past the horizon drops it.

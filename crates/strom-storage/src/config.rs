@@ -33,6 +33,12 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: with CreateTime, an append refuses a record whose
+    /// timestamp is more than this far behind the broker's clock (INVALID_TIMESTAMP).
+    /// `i64::MAX` (the default) accepts any.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: the same, for timestamps ahead of the broker's clock.
+    pub message_timestamp_after_max_ms: i64,
     /// `producer.id.expiration.ms`: idempotent producer state not appended to for this
     /// long (broker clock) is dropped by [`crate::PartitionLog::enforce_retention`], which
     /// bounds the producer table (Kafka default: 1 day). State is *not* dropped when
@@ -72,6 +78,8 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             cleanup_delete: true,
             cleanup_compact: false,
@@ -106,7 +114,7 @@ impl LogConfig {
                 max: 1,
             });
         }
-        let checks: [(&'static str, i64, i64, i64); 13] = [
+        let checks: [(&'static str, i64, i64, i64); 15] = [
             (
                 "segment.bytes",
                 self.segment_bytes.min(i64::MAX as u64) as i64,
@@ -155,6 +163,18 @@ impl LogConfig {
                 i64::MAX,
             ),
             ("delete.retention.ms", self.delete_retention_ms, 0, i64::MAX),
+            (
+                "message.timestamp.before.max.ms",
+                self.message_timestamp_before_max_ms,
+                0,
+                i64::MAX,
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                self.message_timestamp_after_max_ms,
+                0,
+                i64::MAX,
+            ),
         ];
         for (key, value, min, max) in checks {
             if value < min || value > max {

@@ -75,6 +75,17 @@ pub enum AppendError {
         batch_index: usize,
         reason: InvalidRecordReason,
     },
+    /// Some records of batch number `batch_index` (0-based, within the request) break the
+    /// log's rules (KIP-467): the first [`crate::RECORD_ERRORS_MAX`] are named in `errors`,
+    /// in record order; `refused_total` counts them all. The broker answers
+    /// INVALID_TIMESTAMP if any named error is a timestamp's, else INVALID_RECORD, with
+    /// `record_errors`. Only the first such batch is reported, as Kafka does.
+    #[error("batch {batch_index}: {refused_total} of its records are refused")]
+    RecordErrors {
+        batch_index: usize,
+        errors: Vec<RejectedRecord>,
+        refused_total: usize,
+    },
     /// The producer epoch is older than the one the log knows: INVALID_PRODUCER_EPOCH.
     #[error(
         "producer {producer_id} epoch {epoch} is older than the current epoch {current_epoch}"
@@ -141,12 +152,44 @@ pub enum InvalidRecordReason {
     /// The batch would take offsets beyond the largest the log assigns.
     #[error("the batch would exhaust the offset space")]
     OffsetsExhausted,
-    /// A record without a key sent to a compacted log (Kafka 3+ refuses it the same way).
-    #[error("Compacted topic cannot accept message without key")]
-    MissingKey,
-    /// The records of a batch to a compacted log could not be decoded to check keys.
+    /// The records of a batch could not be walked to check their keys or timestamps.
     #[error("the records of the batch cannot be decoded: {0}")]
     Undecodable(&'static str),
+}
+
+/// One refused record of a batch ([`AppendError::RecordErrors`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("record {record_index} (offset delta {offset_delta}): {reason}")]
+pub struct RejectedRecord {
+    /// Position of the record within its batch (0-based): the wire's `batch_index`.
+    pub record_index: u32,
+    /// The record's offset delta, which Kafka's messages call its offset.
+    pub offset_delta: i32,
+    pub reason: RecordErrorReason,
+}
+
+/// Why one record was refused. A record gets one reason: its key is checked before its
+/// timestamp, as Kafka does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RecordErrorReason {
+    /// A record without a key sent to a compacted log.
+    #[error("compacted topic cannot accept message without key")]
+    MissingKey,
+    /// With CreateTime, a timestamp outside `[now - message.timestamp.before.max.ms,
+    /// now + message.timestamp.after.max.ms]` (bounds saturate at the i64 range).
+    #[error("timestamp {timestamp_ms} is outside [{min_ms}, {max_ms}]")]
+    TimestampOutOfRange {
+        timestamp_ms: i64,
+        min_ms: i64,
+        max_ms: i64,
+    },
+}
+
+impl RecordErrorReason {
+    /// True for a timestamp error (INVALID_TIMESTAMP rather than INVALID_RECORD).
+    pub fn is_timestamp(&self) -> bool {
+        matches!(self, RecordErrorReason::TimestampOutOfRange { .. })
+    }
 }
 
 /// Why a read was refused.

@@ -93,8 +93,9 @@
 //! - **Compaction** (`cleanup.policy=compact`) runs in the `cleaner` module's three steps
 //!   (plan under the lock, build from an immutable snapshot of sealed segments without
 //!   it, swap in under the lock with a crash-safe rename order); see its docs. Compacted
-//!   logs refuse records without a key at append, which costs a record decode per batch
-//!   for those topics only. A clean stops below the first unstable offset, drops the
+//!   logs refuse records without a key at append, naming each one
+//!   ([`AppendError::RecordErrors`]), which costs a walk over each batch's records
+//!   (decompressing it) for those topics only. A clean stops below the first unstable offset, drops the
 //!   records of aborted transactions (they never supersede a committed value), keeps
 //!   every control batch and carries the segment's `.txnindex` over.
 //! - **DeleteRecords** ([`PartitionLog::delete_records_before`]) checkpoints the new log
@@ -104,9 +105,8 @@
 //!
 //! Removing transaction markers after the delete horizon (the cleaner keeps every control
 //! batch, and with it every `.txnindex` entry, forever), merging small cleaned segments
-//! (Kafka's cleaner groups neighbours; Strom rewrites one for one),
-//! `message.timestamp.difference.max.ms`, and a lock against two processes opening one
-//! directory (the broker owns the data-dir lock).
+//! (Kafka's cleaner groups neighbours; Strom rewrites one for one), and a lock against two
+//! processes opening one directory (the broker owns the data-dir lock).
 
 mod append;
 mod cleaner;
@@ -133,12 +133,15 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+pub use append::RECORD_ERRORS_MAX;
 pub use cleaner::{
     CleanOutcome, CleanPlan, CleanStats, CleanedLog, Throttle, CLEANER_MAP_BYTES_DEFAULT,
 };
 pub use config::{ConfigError, LogConfig, TimestampType};
 pub use durability::PendingSync;
-pub use error::{AppendError, InvalidRecordReason, ReadError, StorageError};
+pub use error::{
+    AppendError, InvalidRecordReason, ReadError, RecordErrorReason, RejectedRecord, StorageError,
+};
 pub use log::PartitionLog;
 pub use transactions::{AbortedTransaction, ControlMarker, OngoingTransaction};
 

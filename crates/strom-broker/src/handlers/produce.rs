@@ -1,7 +1,9 @@
 //! Produce: validate and append each partition's batches; acks=0 gets no answer.
 //!
 //! The records blob is copied once, into a buffer the log rewrites in place (base offset,
-//! leader epoch) and writes to the segment; records are never decoded.
+//! leader epoch) and writes to the segment; records are read only for topics with
+//! per-record rules (compacted, timestamp bounds), and a refusal because of some records
+//! names each one (KIP-467 `record_errors`, v8+).
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
-use strom_storage::AppendError;
+use strom_storage::{AppendError, RecordErrorReason};
 use tracing::warn;
 
 use super::leader_hint::{self, LeaderHints};
@@ -37,6 +39,71 @@ fn failed(
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
+}
+
+/// The answer to a refused append. A refusal because of some records (KIP-467) names each
+/// in `record_errors` and sums them up in `error_message`, with Kafka's texts (v8+); any
+/// other refusal carries the storage error's text and names no record, as Kafka does.
+fn refused(version: i16, index: i32, topic: &str, error: &AppendError) -> PartitionProduceResponse {
+    let code = append_error_code(error);
+    let AppendError::RecordErrors {
+        errors,
+        refused_total,
+        ..
+    } = error
+    else {
+        return failed(version, index, code, Some(error.to_string()));
+    };
+    let messages: Vec<(i32, String)> = errors
+        .iter()
+        .map(|rejected| {
+            let message = match rejected.reason {
+                RecordErrorReason::MissingKey => format!(
+                    "Compacted topic cannot accept message without key in topic partition {topic}-{index}"
+                ),
+                RecordErrorReason::TimestampOutOfRange {
+                    timestamp_ms,
+                    min_ms,
+                    max_ms,
+                } => format!(
+                    "Timestamp {timestamp_ms} of message with offset {} is out of range. \
+                     The timestamp should be within [{min_ms}, {max_ms}]",
+                    rejected.offset_delta
+                ),
+            };
+            (rejected.record_index as i32, message)
+        })
+        .collect();
+    let summary = if code == ErrorCode::InvalidTimestamp {
+        "One or more records have been rejected due to invalid timestamp".to_string()
+    } else {
+        let shown: Vec<String> = messages
+            .iter()
+            .take(3)
+            .map(|(record_index, message)| {
+                format!("RecordError(batchIndex={record_index}, message='{message}')")
+            })
+            .collect();
+        format!(
+            "One or more records have been rejected due to {refused_total} record errors in total, \
+             and only showing the first three errors at most: [{}]",
+            shown.join(", ")
+        )
+    };
+    let response = failed(version, index, code, Some(summary));
+    if version < 8 {
+        return response;
+    }
+    response.with_record_errors(
+        messages
+            .into_iter()
+            .map(|(record_index, message)| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(record_index)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(message)))
+            })
+            .collect(),
+    )
 }
 
 /// KIP-890: a transactional write must come from the current producer of an open
@@ -360,24 +427,7 @@ pub async fn handle(
                     if let AppendError::Storage(storage) = &error {
                         warn!(topic = %topic.name, partition = index, error = %storage, "append failed");
                     }
-                    let mut response = failed(
-                        version,
-                        index,
-                        append_error_code(&error),
-                        Some(error.to_string()),
-                    );
-                    if version >= 8 {
-                        if let Some(batch_index) = crate::errors::append_error_batch_index(&error) {
-                            response = response.with_record_errors(vec![
-                                BatchIndexAndErrorMessage::default()
-                                    .with_batch_index(batch_index)
-                                    .with_batch_index_error_message(Some(StrBytes::from_string(
-                                        error.to_string(),
-                                    ))),
-                            ]);
-                        }
-                    }
-                    partition_responses.push(response);
+                    partition_responses.push(refused(version, index, &topic.name, &error));
                 }
             }
         }

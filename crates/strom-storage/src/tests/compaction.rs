@@ -13,7 +13,7 @@ use strom_protocol::record::{decode_batch, encode_batch, BatchBuilderOptions, Re
 
 use super::support::*;
 use crate::cleaner::FAIL_SWAP_AT_STEP;
-use crate::{AppendError, InvalidRecordReason, LogConfig, PartitionLog, ReadError, Throttle};
+use crate::{AppendError, LogConfig, PartitionLog, ReadError, RecordErrorReason, Throttle};
 
 const DELETE_RETENTION_MS: i64 = 60_000;
 
@@ -526,18 +526,76 @@ fn given_compacted_log_when_record_without_key_is_appended_should_refuse_it() {
     let error = log
         .append_as_leader(blob(std::slice::from_ref(&keyless)), 1, NOW_MS)
         .expect_err("refused");
-    assert!(matches!(
-        error,
-        AppendError::InvalidRecord {
-            reason: InvalidRecordReason::MissingKey,
-            ..
+    match error {
+        AppendError::RecordErrors {
+            batch_index,
+            errors,
+            refused_total,
+        } => {
+            assert_eq!((batch_index, refused_total), (0, 1));
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].record_index, 0);
+            assert_eq!(errors[0].reason, RecordErrorReason::MissingKey);
         }
-    ));
+        other => panic!("expected record errors, got {other:?}"),
+    }
     assert_eq!(log.log_end_offset(), 0);
     // A delete-policy log takes it.
     log.set_config(small_config());
     log.append_as_leader(blob(&[keyless]), 1, NOW_MS)
         .expect("append");
+}
+
+/// A batch of more keyless records than one refusal names: the first
+/// `RECORD_ERRORS_MAX` are named, all are counted, nothing is appended.
+#[test]
+fn given_more_keyless_records_than_named_when_appended_should_name_the_first_and_count_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 1024 * 1024,
+        ..compact_config()
+    };
+    let mut log = PartitionLog::open(dir.path(), config, NOW_MS).expect("open");
+    let count = crate::RECORD_ERRORS_MAX + 5;
+    let records: Vec<RecordToEncode> = (0..count)
+        .map(|i| RecordToEncode {
+            key: (i == 3).then(|| Bytes::from_static(b"k")),
+            value: None,
+            headers: vec![],
+            timestamp_ms: 1,
+        })
+        .collect();
+    let encoded = encode_batch(
+        &records,
+        &BatchBuilderOptions {
+            compression: Compression::Zstd,
+            ..Default::default()
+        },
+    )
+    .expect("encode")
+    .to_vec();
+    let error = log
+        .append_as_leader(blob(&[encoded]), 1, NOW_MS)
+        .expect_err("refused");
+    let AppendError::RecordErrors {
+        errors,
+        refused_total,
+        ..
+    } = error
+    else {
+        panic!("expected record errors, got {error:?}");
+    };
+    assert_eq!(refused_total, count - 1);
+    assert_eq!(errors.len(), crate::RECORD_ERRORS_MAX);
+    assert_eq!(
+        errors
+            .iter()
+            .take(4)
+            .map(|e| e.record_index)
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2, 4]
+    );
+    assert_eq!(log.log_end_offset(), 0);
 }
 
 #[test]

@@ -117,3 +117,72 @@ fn given_compressed_batches_when_looked_up_by_timestamp_should_find_exact_record
         })
     );
 }
+
+/// `message.timestamp.before.max.ms`/`after.max.ms`: every out-of-range record of the batch
+/// is named with its index, the batch is refused whole, and a batch in range is taken.
+#[test]
+fn given_timestamp_bounds_when_some_records_are_out_of_range_should_name_each_and_append_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        message_timestamp_before_max_ms: 1_000,
+        message_timestamp_after_max_ms: 2_000,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(dir.path(), config, NOW_MS).expect("open");
+    let encode = |timestamps: &[i64]| {
+        let records: Vec<strom_protocol::record::RecordToEncode> = timestamps
+            .iter()
+            .map(|&timestamp_ms| strom_protocol::record::RecordToEncode {
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: vec![],
+                timestamp_ms,
+            })
+            .collect();
+        strom_protocol::record::encode_batch(&records, &Default::default())
+            .expect("encode")
+            .to_vec()
+    };
+    let bad = encode(&[
+        NOW_MS,
+        NOW_MS - 1_001,
+        NOW_MS - 1_000,
+        NOW_MS + 2_001,
+        NOW_MS + 2_000,
+    ]);
+    let error = log
+        .append_as_leader(blob(&[bad]), 1, NOW_MS)
+        .expect_err("refused");
+    let crate::AppendError::RecordErrors {
+        batch_index,
+        errors,
+        refused_total,
+    } = error
+    else {
+        panic!("expected record errors, got {error:?}");
+    };
+    assert_eq!((batch_index, refused_total), (0, 2));
+    let named: Vec<(u32, i64)> = errors
+        .iter()
+        .map(|e| match e.reason {
+            crate::RecordErrorReason::TimestampOutOfRange {
+                timestamp_ms,
+                min_ms,
+                max_ms,
+            } => {
+                assert_eq!((min_ms, max_ms), (NOW_MS - 1_000, NOW_MS + 2_000));
+                (e.record_index, timestamp_ms)
+            }
+            other => panic!("unexpected reason {other:?}"),
+        })
+        .collect();
+    assert_eq!(named, vec![(1, NOW_MS - 1_001), (3, NOW_MS + 2_001)]);
+    assert_eq!(log.log_end_offset(), 0);
+    log.append_as_leader(
+        blob(&[encode(&[NOW_MS - 1_000, NOW_MS + 2_000])]),
+        1,
+        NOW_MS,
+    )
+    .expect("in range");
+    assert_eq!(log.log_end_offset(), 2);
+}
