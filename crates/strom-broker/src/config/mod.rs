@@ -1231,6 +1231,12 @@ pub fn log_config_for_topic(
         Some("CreateTime") => log.message_timestamp_type = TimestampType::CreateTime,
         _ => {}
     }
+    if let Some(v) = num("message.timestamp.before.max.ms") {
+        log.message_timestamp_before_max_ms = v.max(0);
+    }
+    if let Some(v) = num("message.timestamp.after.max.ms") {
+        log.message_timestamp_after_max_ms = v.max(0);
+    }
     apply_compaction_configs(config, topic_configs, &mut log);
     log
 }
