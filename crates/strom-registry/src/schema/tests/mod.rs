@@ -1,0 +1,103 @@
+//! Rule tables: (old schema, new schema, level, compatible?) per type, plus malformed
+//! schemas that must be refused with a `SchemaError`.
+
+mod avro;
+mod json;
+mod protobuf;
+
+use super::{check, parse, CompatibilityLevel, ParsedSchema, ResolvedReference, SchemaType};
+
+use CompatibilityLevel::*;
+
+pub(super) fn parsed(schema_type: SchemaType, text: &str) -> ParsedSchema {
+    match parse(schema_type, text, &[], false) {
+        Ok(schema) => schema,
+        Err(e) => panic!("{text} should parse: {e}"),
+    }
+}
+
+/// One row: `old` then `new` registered under `level`; `compatible` is the expected answer.
+pub(super) struct Row {
+    pub name: &'static str,
+    pub old: &'static str,
+    pub new: &'static str,
+    pub level: CompatibilityLevel,
+    pub compatible: bool,
+}
+
+pub(super) fn run_table(schema_type: SchemaType, rows: &[Row]) {
+    let mut failures = Vec::new();
+    for row in rows {
+        let old = parsed(schema_type, row.old);
+        let new = parsed(schema_type, row.new);
+        let messages = check(row.level, &new, &[old]);
+        if messages.is_empty() != row.compatible {
+            failures.push(format!(
+                "{} ({}): expected compatible={}, messages {:?}",
+                row.name, row.level, row.compatible, messages
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+pub(super) fn assert_invalid(schema_type: SchemaType, texts: &[&str]) {
+    for text in texts {
+        let result = parse(schema_type, text, &[], false);
+        assert!(
+            result.is_err(),
+            "{text:?} should be refused, got {result:?}"
+        );
+        if let Err(e) = result {
+            assert_eq!(e.schema_type, schema_type);
+        }
+    }
+}
+
+#[test]
+fn none_level_accepts_anything_and_transitive_levels_look_at_every_version() {
+    let v1 = parsed(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"r","fields":[{"name":"a","type":"int"}]}"#,
+    );
+    let v2 = parsed(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"r","fields":[{"name":"a","type":"int"},{"name":"b","type":"int","default":0}]}"#,
+    );
+    // v3 drops b's default: readable from v2's data (b present) but not from v1's.
+    let v3 = parsed(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"r","fields":[{"name":"a","type":"int"},{"name":"b","type":"int"}]}"#,
+    );
+    let history = [v1.clone(), v2.clone()];
+    assert!(check(None, &v3, &history).is_empty());
+    assert!(check(Backward, &v3, &history).is_empty());
+    let transitive = check(BackwardTransitive, &v3, &history);
+    assert_eq!(transitive.len(), 1, "{transitive:?}");
+    assert!(
+        transitive[0].contains("READER_FIELD_MISSING_DEFAULT_VALUE"),
+        "{transitive:?}"
+    );
+    // FORWARD_TRANSITIVE: v1 and v2 must read v3's data; both can.
+    assert!(check(ForwardTransitive, &v3, &history).is_empty());
+    assert!(!check(FullTransitive, &v3, &history).is_empty());
+    // No history: anything goes.
+    assert!(check(FullTransitive, &v3, &[]).is_empty());
+}
+
+#[test]
+fn a_schema_type_change_is_incompatible() {
+    let avro = parsed(SchemaType::Avro, r#""string""#);
+    let json = parsed(SchemaType::Json, r#"{"type":"string"}"#);
+    assert!(!check(Backward, &json, &[avro]).is_empty());
+}
+
+#[test]
+fn references_of_another_type_are_refused() {
+    let reference = ResolvedReference {
+        name: "x".into(),
+        schema_type: SchemaType::Json,
+        text: "{}".into(),
+    };
+    assert!(parse(SchemaType::Avro, r#""string""#, &[reference], false).is_err());
+}
