@@ -42,6 +42,7 @@ pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod fetch_encoding;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod http;

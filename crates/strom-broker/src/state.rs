@@ -52,6 +52,8 @@ pub struct Broker {
     pub authorizer: crate::authz::Authorizer,
     /// Client quota measurement and throttling; see [`crate::quota`].
     pub quotas: crate::quota::QuotaManager,
+    /// Fetch sessions (KIP-227); locked briefly, never across a long poll.
+    pub fetch_sessions: Mutex<crate::fetch_session::FetchSessionCache>,
 }
 
 impl Broker {
@@ -86,6 +88,10 @@ impl Broker {
             metrics: Metrics::new(now_ms()),
             authorizer: crate::authz::Authorizer::new(&config.security),
             quotas: crate::quota::QuotaManager::new(&config.security),
+            fetch_sessions: Mutex::new(crate::fetch_session::FetchSessionCache::new(
+                config.fetch_session_slots,
+                rand::random(),
+            )),
             config,
         });
         broker

@@ -361,6 +361,8 @@ pub struct BrokerConfig {
     pub connections_max_reauth_ms: i64,
     pub connections_max_idle_ms: i64,
     pub fetch_max_bytes: i32,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept (0 = none).
+    pub fetch_session_slots: usize,
     pub fetch_max_wait_ms_cap: i64,
     pub group: GroupSettings,
     pub transaction: TransactionSettings,
@@ -1091,6 +1093,12 @@ impl BrokerConfig {
                 i64::MAX,
             )?,
             fetch_max_bytes: parse_number::<i32>(&raw, "fetch.max.bytes", 1024, i32::MAX)?,
+            fetch_session_slots: parse_number::<i32>(
+                &raw,
+                "max.incremental.fetch.session.cache.slots",
+                0,
+                i32::MAX,
+            )? as usize,
             fetch_max_wait_ms_cap: parse_number::<i64>(
                 &raw,
                 "fetch.max.wait.ms.cap",

@@ -14,9 +14,10 @@
 //! for an offset past its log end answers OFFSET_NOT_AVAILABLE (retriable: it is catching
 //! up), never OFFSET_OUT_OF_RANGE, which would make the consumer reset its position.
 //!
-//! Sessions (KIP-227) are not kept: every response carries session id 0, which clients treat
-//! as "send full fetch requests", and a request naming a session we never gave gets
-//! FETCH_SESSION_ID_NOT_FOUND.
+//! Sessions (KIP-227): [`open_session`] runs before authorization, so an incremental fetch
+//! becomes the full list of its session's partitions and every one of them is authorized
+//! again; the answer then leaves out partitions with nothing new
+//! ([`crate::fetch_session`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ use crate::errors::NO_ERROR;
 use crate::fetch_encoding::{
     encode_fetch_response, FetchPartitionOut, FetchRecords, FetchResponseOut, FetchTopicOut,
 };
+use crate::fetch_session::FetchContext;
 use crate::response::{EncodeError, ResponseFrame};
 use crate::state::Broker;
 
@@ -366,23 +368,58 @@ fn apply_effects(broker: &Arc<Broker>, effects: &mut FollowerEffects) {
     }
 }
 
+/// How a fetch uses its session, decided by [`open_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStep {
+    /// No session: answer with id 0.
+    None,
+    /// A full fetch asking for a session: create it from the answer.
+    Create,
+    /// An incremental fetch of this session: answer only what changed.
+    Incremental(i32),
+}
+
+impl SessionStep {
+    /// The session id an answer that never reaches the cache carries.
+    pub fn response_id(self) -> i32 {
+        match self {
+            SessionStep::Incremental(id) => id,
+            SessionStep::None | SessionStep::Create => 0,
+        }
+    }
+}
+
+/// Resolves the fetch's session (KIP-227): an incremental fetch comes back as the full
+/// list of its session's partitions. Errors are the response's top-level error.
+pub fn open_session(
+    broker: &Broker,
+    request: FetchRequest,
+    version: i16,
+) -> Result<(FetchRequest, SessionStep), ErrorCode> {
+    let context = broker
+        .fetch_sessions
+        .lock()
+        .open(&request, version, crate::state::now_ms());
+    match context {
+        FetchContext::Sessionless => Ok((request, SessionStep::None)),
+        FetchContext::Full => Ok((request, SessionStep::Create)),
+        FetchContext::Incremental {
+            session_id,
+            request,
+        } => Ok((*request, SessionStep::Incremental(session_id))),
+        FetchContext::Error(error) => Err(error),
+    }
+}
+
+/// Serves a fetch whose session [`open_session`] resolved.
 pub async fn handle(
     broker: &Arc<Broker>,
     request: FetchRequest,
+    session: SessionStep,
     version: i16,
     correlation_id: i32,
     advertised: &Advertised,
 ) -> Result<ResponseFrame, EncodeError> {
-    if version >= 7 && request.session_id != 0 {
-        let response = FetchResponseOut {
-            throttle_time_ms: 0,
-            error_code: ErrorCode::FetchSessionIdNotFound.code(),
-            session_id: 0,
-            topics: vec![],
-            node_endpoints: Vec::new(),
-        };
-        return encode_fetch_response(version, correlation_id, &response);
-    }
     let max_wait_ms = (request.max_wait_ms.max(0) as i64).min(broker.config.fetch_max_wait_ms_cap);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -399,6 +436,23 @@ pub async fn handle(
         apply_effects(broker, &mut effects);
         // min_bytes 0 answers at once (0 >= 0); max_wait 0 has already passed its deadline.
         if expired || total_bytes >= min_bytes || any_error || Instant::now() >= deadline {
+            let mut response = response;
+            match session {
+                SessionStep::None => {}
+                SessionStep::Create => {
+                    response.session_id = broker.fetch_sessions.lock().create(
+                        &request,
+                        version,
+                        replica_id(&request, version) >= 0,
+                        &response,
+                        crate::state::now_ms(),
+                    )
+                }
+                SessionStep::Incremental(id) => broker
+                    .fetch_sessions
+                    .lock()
+                    .respond_incrementally(id, &mut response),
+            }
             return answer(
                 broker,
                 &image,

@@ -366,7 +366,13 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
             }
         }
         ApiKey::Fetch => {
-            let mut request = decode!(FetchRequest);
+            let request = decode!(FetchRequest);
+            let (mut request, session) = match fetch::open_session(broker, request, version) {
+                Ok(opened) => opened,
+                Err(error) => {
+                    return answer!(FetchResponse::default().with_error_code(error.code()))
+                }
+            };
             let denied = match authz::fetch(&check, &mut request) {
                 authz::FetchDenial::Cluster => {
                     return answer!(FetchResponse::default().with_error_code(CLUSTER_DENIED))
@@ -374,11 +380,14 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
                 authz::FetchDenial::Topics(denied) => denied,
             };
             if !denied.is_empty() && request.topics.is_empty() {
-                return answer!(FetchResponse::default().with_responses(denied));
+                return answer!(FetchResponse::default()
+                    .with_session_id(session.response_id())
+                    .with_responses(denied));
             }
             match fetch::handle(
                 broker,
                 request,
+                session,
                 version,
                 correlation_id,
                 &context.advertised(),

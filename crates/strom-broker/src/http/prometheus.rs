@@ -115,6 +115,27 @@ pub fn render(broker: &Broker) -> String {
         metrics.fetch_purgatory.get() as f64,
     );
 
+    let (sessions, session_partitions) = {
+        let cache = broker.fetch_sessions.lock();
+        (cache.len(), cache.partitions_cached())
+    };
+    out.family(
+        "strom_fetch_sessions",
+        MetricType::Gauge,
+        "Incremental fetch sessions (KIP-227) held, of max.incremental.fetch.session.cache.slots.",
+    );
+    out.sample("strom_fetch_sessions", &[], sessions as f64);
+    out.family(
+        "strom_fetch_session_partitions",
+        MetricType::Gauge,
+        "Partitions held by all incremental fetch sessions.",
+    );
+    out.sample(
+        "strom_fetch_session_partitions",
+        &[],
+        session_partitions as f64,
+    );
+
     // Per-topic traffic: every topic in the image, zero until it sees traffic.
     let topics: Vec<_> = image
         .topics()
