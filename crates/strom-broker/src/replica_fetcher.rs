@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -89,6 +89,7 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
 async fn follow(broker: Arc<Broker>, leader: i32) {
     info!(leader, "replica fetcher started");
     let mut connection: Option<(String, Connection)> = None;
+    let mut session = FollowerSession::default();
     let mut throttle = Throttled {
         bucket: ReplicationThrottle::new(
             broker.config.cluster.follower_throttled_rate,
@@ -118,6 +119,7 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
                     broker.config.cluster.replica_fetch_wait_max_ms as u64 + 10_000,
                 ),
             );
+            session = FollowerSession::default();
             match Connection::connect(&address, config).await {
                 Ok(fresh) => connection = Some((address, fresh)),
                 Err(error) if error.is_authentication_error() => {
@@ -164,7 +166,16 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
             tokio::time::sleep_until(throttle.until.into()).await;
             continue;
         }
-        if let Err(error) = fetch_once(&broker, leader, conn, &partitions, &mut throttle).await {
+        if let Err(error) = fetch_once(
+            &broker,
+            leader,
+            conn,
+            &partitions,
+            &mut session,
+            &mut throttle,
+        )
+        .await
+        {
             debug!(leader, %error, "replica fetch failed");
             connection = None;
             tokio::time::sleep(RETRY_BACKOFF).await;
@@ -252,40 +263,95 @@ struct Throttled {
     until: std::time::Instant,
 }
 
+/// This follower's fetch session with one leader (KIP-227): after a full fetch, each
+/// fetch names only partitions whose position changed, and the leader answers only
+/// partitions with something new, so an idle partition costs neither side a request entry.
+#[derive(Default)]
+struct FollowerSession {
+    /// 0 = none: the next fetch is a full one asking for a session.
+    id: i32,
+    /// The epoch of the next incremental fetch.
+    epoch: i32,
+    /// What the leader's session holds for each partition: (leader epoch, fetch offset,
+    /// log start) as last sent.
+    sent: HashMap<(String, i32), (i32, i64, i64)>,
+}
+
+impl FollowerSession {
+    fn reset(&mut self) {
+        *self = FollowerSession::default();
+    }
+}
+
 async fn fetch_once(
     broker: &Arc<Broker>,
     leader: i32,
     conn: &Connection,
     partitions: &[Arc<Partition>],
+    session: &mut FollowerSession,
     throttle: &mut Throttled,
 ) -> Result<(), strom_client::ClientError> {
+    let full = session.id == 0;
+    if full {
+        session.sent.clear();
+    }
     let mut by_topic: Vec<(String, Vec<FetchPartition>)> = Vec::new();
-    // What each partition was asked from: (leader epoch, fetch offset).
-    let mut asked: Vec<(i32, i64)> = Vec::with_capacity(partitions.len());
+    // What each partition was asked from: (leader epoch, fetch offset), by (topic, index).
+    let mut asked: HashMap<(&str, i32), (&Arc<Partition>, i32, i64)> =
+        HashMap::with_capacity(partitions.len());
+    let mut followed: HashSet<(&str, i32)> = HashSet::with_capacity(partitions.len());
     for partition in partitions {
         let (log_end, log_start) = {
             let log = partition.log.lock();
             (log.log_end_offset(), log.log_start_offset())
         };
         let leader_epoch = partition.leader_epoch();
-        asked.push((leader_epoch, log_end));
+        asked.insert(
+            (partition.topic.as_str(), partition.index),
+            (partition, leader_epoch, log_end),
+        );
+        followed.insert((partition.topic.as_str(), partition.index));
+        let state = (leader_epoch, log_end, log_start);
+        let key = (partition.topic.clone(), partition.index);
+        if session.sent.get(&key) == Some(&state) {
+            continue;
+        }
+        session.sent.insert(key, state);
         let entry = FetchPartition::default()
             .with_partition(partition.index)
             .with_current_leader_epoch(leader_epoch)
             .with_fetch_offset(log_end)
             .with_log_start_offset(log_start)
             .with_partition_max_bytes(broker.config.cluster.replica_fetch_max_bytes);
-        match by_topic.iter_mut().find(|(t, _)| *t == partition.topic) {
-            Some((_, list)) => list.push(entry),
-            None => by_topic.push((partition.topic.clone(), vec![entry])),
+        match by_topic.last_mut() {
+            Some((t, list)) if *t == partition.topic => list.push(entry),
+            _ => by_topic.push((partition.topic.clone(), vec![entry])),
         }
     }
+    // Partitions no longer followed (or held back by the throttle) leave the session.
+    let mut forgotten: Vec<(String, Vec<i32>)> = Vec::new();
+    session.sent.retain(|(topic, index), _| {
+        if followed.contains(&(topic.as_str(), *index)) {
+            return true;
+        }
+        match forgotten.iter_mut().find(|(t, _)| t == topic) {
+            Some((_, list)) => list.push(*index),
+            None => forgotten.push((topic.clone(), vec![*index])),
+        }
+        false
+    });
+    let (session_id, session_epoch) = if full {
+        (0, crate::fetch_session::INITIAL_EPOCH)
+    } else {
+        (session.id, session.epoch)
+    };
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(broker.config.node_id))
         .with_max_wait_ms(broker.config.cluster.replica_fetch_wait_max_ms)
         .with_min_bytes(1)
         .with_max_bytes(broker.config.fetch_max_bytes)
-        .with_session_epoch(-1)
+        .with_session_id(session_id)
+        .with_session_epoch(session_epoch)
         .with_topics(
             by_topic
                 .into_iter()
@@ -295,21 +361,57 @@ async fn fetch_once(
                         .with_partitions(partitions)
                 })
                 .collect(),
+        )
+        .with_forgotten_topics_data(
+            forgotten
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    ForgottenTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic)))
+                        .with_partitions(partitions)
+                })
+                .collect(),
         );
-    let response = conn.send_version(&request, FETCH_VERSION).await?;
+    let response = match conn.send_version(&request, FETCH_VERSION).await {
+        Ok(response) => response,
+        Err(error) => {
+            // The leader may or may not have moved the session on: start afresh.
+            session.reset();
+            return Err(error);
+        }
+    };
     if response.error_code != 0 {
-        tokio::time::sleep(RETRY_BACKOFF).await;
+        // FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH (evicted, restarted
+        // leader): the next fetch is a full one.
+        debug!(
+            leader,
+            code = response.error_code,
+            "replica fetch session refused; starting a new one"
+        );
+        session.reset();
+        tokio::time::sleep(RETRY_BACKOFF / 10).await;
         return Ok(());
+    }
+    if response.session_id == 0 {
+        // No session (none granted, or the leader closed it): every fetch is full.
+        session.reset();
+    } else {
+        session.id = response.session_id;
+        session.epoch = if full {
+            1
+        } else if session.epoch == i32::MAX {
+            1
+        } else {
+            session.epoch + 1
+        };
     }
     let mut appended = false;
     let mut throttled_bytes = 0u64;
     let image = broker.image();
     for topic in &response.responses {
         for data in &topic.partitions {
-            let Some((partition, &(asked_epoch, asked_offset))) = partitions
-                .iter()
-                .zip(&asked)
-                .find(|(p, _)| p.topic == topic.topic.as_str() && p.index == data.partition_index)
+            let Some(&(partition, asked_epoch, asked_offset)) =
+                asked.get(&(topic.topic.as_str(), data.partition_index))
             else {
                 continue;
             };

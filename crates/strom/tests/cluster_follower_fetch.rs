@@ -142,3 +142,88 @@ fn given_no_replica_selector_when_consumer_names_a_rack_should_read_from_the_lea
     let (code, _, preferred, values) = fetch_as(&mut cluster.node(1).connect(), 12, "r2", 0);
     assert_eq!((code, preferred, values.len()), (0, -1, 5));
 }
+
+/// One sample of `name` from node's `/metrics` (on the HTTP listener at `port`).
+fn metric(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[test]
+fn given_followers_when_replicating_should_use_fetch_sessions_and_keep_acks_all_working() {
+    let settings: NodeSettings =
+        Box::new(|_, ports| vec![format!("http.listener=127.0.0.1:{}", ports.extra)]);
+    let cluster = Cluster::start_custom(&[Role::Combined; 3], &[], Some(settings));
+    let topic = "sessioned";
+    assert_eq!(
+        create_topic(
+            &mut cluster.node(1).connect(),
+            topic,
+            1,
+            3,
+            Some(&[1, 2, 3])
+        ),
+        0
+    );
+    cluster.wait_for_on(&[1], |m| {
+        partition_of(m, topic, 0).is_some_and(|p| p.leader_id.0 == 1 && p.isr_nodes.len() == 3)
+    });
+    // acks=all completes only when both followers fetched each batch: after the first
+    // full fetch, through incremental session fetches.
+    let mut leader = cluster.node(1).connect();
+    for round in 0..5 {
+        let produced: ProduceResponse = leader.call(
+            ApiKey::Produce,
+            9,
+            &produce_request(topic, 0, batch(&format!("s{round}"), 10, now_ms()), -1),
+        );
+        let answer = &produced.responses[0].partition_responses[0];
+        assert_eq!((answer.error_code, answer.base_offset), (0, round * 10));
+    }
+    let http = cluster.ports(1).extra;
+    let sessions = metric(http, "strom_fetch_sessions").expect("metrics of node 1");
+    let partitions = metric(http, "strom_fetch_session_partitions").expect("metrics of node 1");
+    assert!(
+        sessions >= 2.0 && partitions >= 2.0,
+        "the followers fetch without sessions: {sessions} sessions, {partitions} partitions"
+    );
+    // Both followers hold every record (read from each as a KIP-392 consumer).
+    let expected: Vec<String> = (0..5)
+        .flat_map(|round| (0..10).map(move |i| format!("s{round}-{i}")))
+        .collect();
+    for follower in [2, 3] {
+        let mut conn = cluster.node(follower).connect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let response: FetchResponse =
+                conn.call(ApiKey::Fetch, 12, &fetch_request(topic, 0, 0, 0, 0));
+            let p = &response.responses[0].partitions[0];
+            let values: Vec<String> = decode_values(&p.records.clone().unwrap_or_default())
+                .into_iter()
+                .map(|(_, value)| value)
+                .collect();
+            if p.error_code == 0 && values == expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "follower {follower} has {} of 50 records (error {})",
+                values.len(),
+                p.error_code
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
