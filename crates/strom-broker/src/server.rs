@@ -1,6 +1,8 @@
 //! The broker process: open the data directory, bind the listener, serve connections, run
 //! retention and flushing in the background, and shut down cleanly.
 
+mod schema_log;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -46,6 +48,13 @@ pub enum ServerError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen for the schema registry on {address}: {source} (choose another port with --set schema.registry.listener=127.0.0.1:PORT, or turn it off with --set schema.registry.listener=)")]
+    RegistryBind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("schema.registry.listener={value}: expected ip:port, e.g. 127.0.0.1:8081, or empty to turn the schema registry off")]
+    RegistryListener { value: String },
     #[error("TLS setup: {0}")]
     Tls(#[from] TlsError),
     #[error("cannot open the metadata log: {0}")]
@@ -113,6 +122,9 @@ pub struct BoundBroker {
     /// The HTTP endpoint (health, metrics, console), when `http.listener` is set.
     pub http_addr: Option<SocketAddr>,
     http_listener: Option<TcpListener>,
+    /// The schema registry's REST listener, when `schema.registry.listener` is set.
+    pub registry_addr: Option<SocketAddr>,
+    registry_listener: Option<TcpListener>,
     _lock: DataDirLock,
 }
 
@@ -183,6 +195,10 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         ),
         None => None,
     };
+    let registry_listener = bind_registry(&config).await?;
+    let registry_addr = registry_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
     let metadata = if config.cluster.voters.is_empty() {
         crate::metadata::Metadata::Local(parking_lot::Mutex::new(
             strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?,
@@ -240,8 +256,37 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         tls_acceptor: tls,
         http_addr,
         http_listener,
+        registry_addr,
+        registry_listener,
         _lock: lock,
     })
+}
+
+/// Binds `schema.registry.listener` (empty = off). Its default port (8081) being taken is
+/// not fatal: several brokers on one machine (tests, a local cluster) would all want it,
+/// so the registry is left off with a warning. A port chosen explicitly must bind.
+async fn bind_registry(config: &BrokerConfig) -> Result<Option<TcpListener>, ServerError> {
+    let Some((value, source)) = config.describe("schema.registry.listener") else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let address: SocketAddr = value
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .map_err(|_| ServerError::RegistryListener {
+            value: value.to_string(),
+        })?;
+    match TcpListener::bind(address).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(error) if source == crate::config::ConfigSource::Default => {
+            warn!(%address, %error, "schema registry not started: its default address is taken (set schema.registry.listener to choose another)");
+            Ok(None)
+        }
+        Err(source) => Err(ServerError::RegistryBind { address, source }),
+    }
 }
 
 /// Starts this node's part of the controller quorum: a voter (combined or controller-only
@@ -341,6 +386,13 @@ impl BoundBroker {
         if let Some(address) = self.http_addr {
             info!(%address, "http endpoint ready (/health, /ready, /metrics, console at /)");
         }
+        let registry = self.registry_listener.map(|listener| {
+            let log = Arc::new(schema_log::BrokerSchemaLog::new(broker.clone()));
+            strom_registry::serve(listener, log)
+        });
+        if let Some(address) = self.registry_addr {
+            info!(%address, "schema registry ready (Confluent Schema Registry REST API)");
+        }
         let connections = Arc::new(Semaphore::new(broker.config.max_connections));
         let per_ip = Arc::new(PerIpConnections::default());
         let mut accepting = Vec::new();
@@ -380,6 +432,9 @@ impl BoundBroker {
         txn_timers.abort();
         if let Some(http) = http {
             http.abort();
+        }
+        if let Some(registry) = registry {
+            registry.abort();
         }
         let closing = broker.clone();
         let _ = tokio::task::spawn_blocking(move || closing.partitions.close_all()).await;

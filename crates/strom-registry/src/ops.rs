@@ -468,8 +468,10 @@ pub fn delete_version(
     if !state.subject_exists(subject, permanent) {
         return Err(subject_not_found(subject));
     }
+    // An explicit version is found soft-deleted or not (to answer 40406 / 40407); `latest`
+    // means the latest live one for a soft delete.
     let number = state
-        .version_number(subject, version, permanent)
+        .version_number(subject, version, permanent || version != -1)
         .ok_or_else(|| RegistryError::VersionNotFound {
             version: version.to_string(),
         })?;

@@ -100,5 +100,6 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("quota.window.size.seconds", "1", ConfigType::Int, "Length of one quota rate sample."),
     // Observability (the HTTP endpoint and the slow-request log).
     key("http.listener", "127.0.0.1:9644", ConfigType::String, "Address of the HTTP endpoint (health, Prometheus metrics, web console) as host:port; port 0 picks a free port; empty turns it off."),
+    key("schema.registry.listener", "127.0.0.1:8081", ConfigType::String, "Address of the schema registry (the Confluent Schema Registry REST API, state in the topic _schemas) as host:port; empty turns it off. When left at its default and the port is taken, the broker starts without it (a warning says so)."),
     key("log.slow.request.ms", "1000", ConfigType::Long, "Log a warning for a request that takes longer than this; 0 turns it off. Fetch, JoinGroup and SyncGroup park by design (long poll, rebalance) and are not logged."),
 ];
