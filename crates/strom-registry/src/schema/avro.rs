@@ -35,10 +35,12 @@ pub(crate) fn parse(
 ) -> Result<(String, AvroModel), String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     check_depth(&value, 0)?;
+    check_names(&value)?;
     for reference in references {
         let value: Value = serde_json::from_str(&reference.text)
             .map_err(|e| format!("reference '{}' is not JSON: {e}", reference.name))?;
         check_depth(&value, 0)?;
+        check_names(&value).map_err(|e| format!("reference '{}': {e}", reference.name))?;
     }
     let texts: Vec<&str> = references.iter().map(|r| r.text.as_str()).collect();
     // apache-avro returns errors for malformed schemas; the unwind guard is a second line
@@ -67,6 +69,50 @@ fn check_depth(value: &Value, depth: usize) -> Result<(), String> {
     match value {
         Value::Array(items) => items.iter().try_for_each(|v| check_depth(v, depth + 1)),
         Value::Object(map) => map.values().try_for_each(|v| check_depth(v, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
+/// Names, namespaces and aliases must be dotted Avro names before `apache-avro` sees them
+/// (it unwraps some of them).
+fn check_names(value: &Value) -> Result<(), String> {
+    fn is_name(segment: &str) -> bool {
+        let mut chars = segment.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+    fn is_dotted(name: &str) -> bool {
+        name.split('.').all(is_name)
+    }
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(name)) = map.get("name") {
+                if !is_dotted(name) {
+                    return Err(format!("'{name}' is not a valid Avro name"));
+                }
+            }
+            if let Some(Value::String(namespace)) = map.get("namespace") {
+                if !namespace.is_empty() && !is_dotted(namespace) {
+                    return Err(format!("'{namespace}' is not a valid Avro namespace"));
+                }
+            }
+            if let Some(aliases) = map.get("aliases") {
+                let valid = aliases
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|v| v.as_str().is_some_and(is_dotted)));
+                if !valid {
+                    return Err(format!("aliases {aliases} are not an array of Avro names"));
+                }
+            }
+            // Only schema-bearing keys: a default value may hold any "name".
+            ["type", "fields", "items", "values"]
+                .iter()
+                .filter_map(|key| map.get(*key))
+                .try_for_each(check_names)
+        }
+        Value::Array(items) => items.iter().try_for_each(check_names),
         _ => Ok(()),
     }
 }

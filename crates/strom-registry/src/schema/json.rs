@@ -247,8 +247,9 @@ fn check_local_refs(root: &Value, value: &Value, depth: usize) -> Result<(), Str
     match value {
         Value::Object(map) => {
             if let Some(Value::String(target)) = map.get("$ref") {
+                // `#/a/b` is a JSON pointer into this document (`#name` is an anchor).
                 if let Some(pointer) = target.strip_prefix('#') {
-                    if !pointer.is_empty() && root.pointer(pointer).is_none() {
+                    if pointer.starts_with('/') && root.pointer(pointer).is_none() {
                         return Err(format!("$ref '{target}' points at nothing"));
                     }
                 }

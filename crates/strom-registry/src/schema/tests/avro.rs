@@ -418,6 +418,12 @@ fn avro_canonical_ignores_whitespace_and_normalize_unifies_spellings() {
 }
 
 #[test]
+fn avro_defaults_may_hold_any_name() {
+    let text = r#"{"type":"record","name":"Outer","fields":[{"name":"person","type":{"type":"record","name":"Person","fields":[{"name":"name","type":"string"}]},"default":{"name":"John Smith"}}]}"#;
+    parse(SchemaType::Avro, text, &[], false).expect("a default whose data has a name key parses");
+}
+
+#[test]
 fn malformed_avro_is_refused() {
     let deep = format!(
         "{}\"int\"{}",
@@ -446,6 +452,9 @@ fn malformed_avro_is_refused() {
             r#"["int","int"]"#,
             r#"["null",["int"]]"#,
             r#"{"type":"record","name":"1bad","fields":[]}"#,
+            r#"{"type":"record","name":"a b","fields":[]}"#,
+            r#"{"type":"record","name":"r","aliases":["x y"],"fields":[]}"#,
+            r#"{"type":"record","name":"r","namespace":"a..b","fields":[]}"#,
             &deep,
         ],
     );

@@ -101,3 +101,54 @@ fn references_of_another_type_are_refused() {
     };
     assert!(parse(SchemaType::Avro, r#""string""#, &[reference], false).is_err());
 }
+
+/// Every prefix and many single-byte corruptions of valid schemas: each parse answers Ok or
+/// Err, never a panic (a request can reach every parser).
+#[test]
+fn cut_and_corrupted_schemas_never_panic() {
+    let samples = [
+        (
+            SchemaType::Avro,
+            r#"{"type":"record","name":"User","namespace":"a.b","aliases":["Old"],"fields":[{"name":"id","type":"long","default":0},{"name":"tags","type":{"type":"array","items":"string"}},{"name":"kind","type":{"type":"enum","name":"Kind","symbols":["A","B"],"default":"A"}},{"name":"h","type":["null",{"type":"fixed","name":"H","size":4}],"default":null},{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}}]}"#,
+        ),
+        (
+            SchemaType::Json,
+            r##"{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"a":{"type":"string","maxLength":4,"pattern":"^x"},"b":{"$ref":"#/definitions/n"},"c":{"oneOf":[{"type":"null"},{"type":"array","items":{"enum":[1,2]}}]}},"required":["a"],"additionalProperties":false,"definitions":{"n":{"type":"number","minimum":0}}}"##,
+        ),
+        (
+            SchemaType::Protobuf,
+            "syntax = \"proto3\";\npackage p.q;\nimport \"google/protobuf/timestamp.proto\";\nmessage M {\n  map<string, N> m = 1;\n  oneof o { string a = 2; int64 b = 3; }\n  repeated N n = 4 [packed = true];\n  google.protobuf.Timestamp t = 5;\n  reserved 6 to 8;\n  message N { E e = 1; enum E { Z = 0; } }\n}\nservice S { rpc R(stream M) returns (M); }\n",
+        ),
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for (schema_type, text) in samples {
+        assert!(
+            parse(schema_type, text, &[], false).is_ok(),
+            "{text} should parse"
+        );
+        for cut in (0..text.len()).filter(|i| text.is_char_boundary(*i)) {
+            let _ = parse(schema_type, &text[..cut], &[], false);
+        }
+        let bytes = text.as_bytes();
+        for _ in 0..2_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut corrupted = bytes.to_vec();
+            let at = (state % bytes.len() as u64) as usize;
+            const ALPHABET: &[u8] = b"{}[]\":,;=<>0-.aZ \n#/";
+            corrupted[at] = ALPHABET[(state >> 32) as usize % ALPHABET.len()];
+            if let Ok(text) = String::from_utf8(corrupted) {
+                for normalize in [false, true] {
+                    if let Ok(schema) = parse(schema_type, &text, &[], normalize) {
+                        // A schema that parses also checks against the original, both ways.
+                        let original =
+                            parsed(schema_type, std::str::from_utf8(bytes).unwrap_or(""));
+                        let _ = check(FullTransitive, &schema, &[original.clone()]);
+                        let _ = check(FullTransitive, &original, &[schema]);
+                    }
+                }
+            }
+        }
+    }
+}
