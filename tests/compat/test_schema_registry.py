@@ -1,0 +1,166 @@
+"""The schema registry built into strom, driven by confluent-kafka's own SchemaRegistryClient
+and its Avro serializer and deserializer: typed records produced and consumed end to end,
+schema evolution allowed and refused, soft and permanent delete, modes, and a kill -9."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from strom_compat.broker import Broker, free_port
+
+USER_V1 = """{"type": "record", "name": "User", "namespace": "compat",
+  "fields": [{"name": "name", "type": "string"}, {"name": "visits", "type": "long"}]}"""
+# v1 plus a field with a default: BACKWARD compatible.
+USER_V2 = """{"type": "record", "name": "User", "namespace": "compat",
+  "fields": [{"name": "name", "type": "string"}, {"name": "visits", "type": "long"},
+             {"name": "email", "type": ["null", "string"], "default": null}]}"""
+# visits changes from long to string: incompatible.
+USER_BAD = """{"type": "record", "name": "User", "namespace": "compat",
+  "fields": [{"name": "name", "type": "string"}, {"name": "visits", "type": "string"}]}"""
+
+
+@pytest.fixture
+def registry_broker(strom_bin):
+    broker = Broker("schema-registry", {"schema.registry.listener": f"127.0.0.1:{free_port()}"})
+    broker.start()
+    yield broker
+    broker.close()
+
+
+def registry_url(broker: Broker) -> str:
+    return "http://" + broker.extra_config["schema.registry.listener"]
+
+
+def client(broker: Broker) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": registry_url(broker)})
+
+
+def wait_registry(broker: Broker) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client(broker).get_subjects()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def produce_users(broker: Broker, topic: str, schema: str, users: list[dict]) -> None:
+    serializer = AvroSerializer(client(broker), schema)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for user in users:
+        value = serializer(user, SerializationContext(topic, MessageField.VALUE))
+        producer.produce(topic, value=value)
+    assert producer.flush(30) == 0
+
+
+def consume_users(broker: Broker, topic: str, count: int, reader_schema: str | None = None) -> list[dict]:
+    deserializer = AvroDeserializer(client(broker), reader_schema)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": f"g-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[dict] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            out.append(deserializer(message.value(), SerializationContext(topic, MessageField.VALUE)))
+    finally:
+        consumer.close()
+    return out
+
+
+def test_avro_records_round_trip_through_the_registry_and_evolve(registry_broker):
+    wait_registry(registry_broker)
+    topic = "users"
+    produce_users(registry_broker, topic, USER_V1, [{"name": f"u{i}", "visits": i} for i in range(5)])
+    sr = client(registry_broker)
+    assert sr.get_subjects() == [f"{topic}-value"]
+    v1 = sr.get_latest_version(f"{topic}-value")
+    assert v1.version == 1
+
+    # A compatible evolution: registered by the serializer, read back by an old and a new reader.
+    produce_users(
+        registry_broker, topic, USER_V2, [{"name": "new", "visits": 9, "email": "n@example.com"}]
+    )
+    assert sr.get_versions(f"{topic}-value") == [1, 2]
+    records = consume_users(registry_broker, topic, 6)
+    assert [r["name"] for r in records] == ["u0", "u1", "u2", "u3", "u4", "new"]
+    assert records[5]["email"] == "n@example.com"
+    # Old records read with the new schema get the default.
+    upgraded = consume_users(registry_broker, topic, 6, reader_schema=USER_V2)
+    assert upgraded[0] == {"name": "u0", "visits": 0, "email": None}
+
+    # An incompatible change is refused with 409 and tested false beforehand.
+    assert not sr.test_compatibility(f"{topic}-value", Schema(USER_BAD, "AVRO"))
+    with pytest.raises(SchemaRegistryError) as refused:
+        sr.register_schema(f"{topic}-value", Schema(USER_BAD, "AVRO"))
+    assert refused.value.http_status_code == 409
+    # Under NONE it goes in.
+    sr.set_compatibility(f"{topic}-value", "NONE")
+    assert sr.get_compatibility(f"{topic}-value") == "NONE"
+    sr.register_schema(f"{topic}-value", Schema(USER_BAD, "AVRO"))
+    assert sr.get_versions(f"{topic}-value") == [1, 2, 3]
+
+
+def test_lookup_delete_and_modes_through_the_client(registry_broker):
+    wait_registry(registry_broker)
+    sr = client(registry_broker)
+    schema_id = sr.register_schema("a-value", Schema(USER_V1, "AVRO"))
+    assert sr.register_schema("b-value", Schema(USER_V1, "AVRO")) == schema_id
+    found = sr.lookup_schema("a-value", Schema(USER_V1, "AVRO"))
+    assert (found.schema_id, found.version) == (schema_id, 1)
+    assert sr.get_schema(schema_id).schema_type == "AVRO"
+
+    with pytest.raises(SchemaRegistryError) as unknown:
+        sr.get_latest_version("nothing-value")
+    assert unknown.value.error_code == 40401
+
+    assert sr.delete_subject("b-value") == [1]
+    assert sr.get_subjects() == ["a-value"]
+    assert sr.delete_subject("b-value", permanent=True) == [1]
+
+    assert sr.update_global_mode("READONLY") == "READONLY"
+    with pytest.raises(SchemaRegistryError) as read_only:
+        sr.register_schema("a-value", Schema(USER_V2, "AVRO"))
+    assert read_only.value.error_code == 42205
+    assert sr.update_global_mode("READWRITE") == "READWRITE"
+    assert sr.update_mode("a-value", "READONLY") == "READONLY"
+    assert sr.get_mode("a-value") == "READONLY"
+    with pytest.raises(SchemaRegistryError):
+        sr.register_schema("a-value", Schema(USER_V2, "AVRO"))
+    assert sr.delete_mode("a-value") == "READONLY"
+    sr.register_schema("a-value", Schema(USER_V2, "AVRO"))
+    assert sr.get_versions("a-value") == [1, 2]
+
+
+def test_registry_survives_kill_9(registry_broker):
+    wait_registry(registry_broker)
+    sr = client(registry_broker)
+    ids = [sr.register_schema(f"s{i}-value", Schema(USER_V1 if i % 2 else USER_V2, "AVRO")) for i in range(6)]
+    sr.set_compatibility(level="FULL")
+    registry_broker.kill()
+    registry_broker.start()
+    wait_registry(registry_broker)
+    sr = client(registry_broker)
+    assert sr.get_subjects() == [f"s{i}-value" for i in range(6)]
+    assert sr.get_compatibility() == "FULL"
+    for i, schema_id in enumerate(ids):
+        assert sr.get_latest_version(f"s{i}-value").schema_id == schema_id
