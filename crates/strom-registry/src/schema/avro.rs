@@ -18,6 +18,9 @@ use super::ResolvedReference;
 
 /// Nesting limit for the JSON given to `apache-avro` (its parser recurses).
 const NESTING_DEPTH_MAX: usize = 64;
+/// Schema pairs one compatibility check may compare: unions of records nested in unions
+/// multiply the work, and a hostile schema must not turn a check into a CPU sink.
+const RESOLUTION_STEPS_MAX: usize = 200_000;
 
 /// A parsed Avro schema and every named type it can reach (its own and its references'),
 /// by full name.
@@ -189,8 +192,15 @@ pub(crate) fn reader_incompatibilities(reader: &AvroModel, writer: &AvroModel) -
         writer,
         in_progress: HashSet::new(),
         issues: Vec::new(),
+        steps: 0,
     };
     resolver.check(&reader.root, &writer.root, "");
+    if resolver.steps > RESOLUTION_STEPS_MAX {
+        return vec![format!(
+            "TOO_COMPLEX at /: comparing these schemas takes more than {RESOLUTION_STEPS_MAX} \
+             steps; they are treated as incompatible"
+        )];
+    }
     resolver.issues
 }
 
@@ -201,6 +211,7 @@ struct Resolver<'a> {
     /// and is assumed compatible there (the outer check decides).
     in_progress: HashSet<(String, String)>,
     issues: Vec<String>,
+    steps: usize,
 }
 
 /// Follows references and decimal wrappers to the schema whose shape is compared.
@@ -284,6 +295,10 @@ fn describe(schema: &Schema) -> String {
 
 impl Resolver<'_> {
     fn check(&mut self, reader: &Schema, writer: &Schema, path: &str) {
+        self.steps += 1;
+        if self.steps > RESOLUTION_STEPS_MAX {
+            return;
+        }
         let reader = base(reader, &self.reader.names);
         let writer = base(writer, &self.writer.names);
 

@@ -16,6 +16,9 @@ use super::ResolvedReference;
 
 /// Nesting limit for schemas (validation and comparison recurse).
 const NESTING_DEPTH_MAX: usize = 64;
+/// Schema pairs one compatibility check may compare (combinators nested in combinators
+/// multiply the work; a hostile schema must not turn a check into a CPU sink).
+const COMPARISON_STEPS_MAX: usize = 200_000;
 
 const TYPES: [&str; 7] = [
     "null", "boolean", "object", "array", "number", "string", "integer",
@@ -270,8 +273,15 @@ pub(crate) fn reader_incompatibilities(reader: &JsonModel, writer: &JsonModel) -
         reader,
         writer,
         issues: Vec::new(),
+        steps: 0,
     };
     comparer.compare(&writer.root, &reader.root, "#", 0);
+    if comparer.steps > COMPARISON_STEPS_MAX {
+        return vec![format!(
+            "TOO_COMPLEX at #: comparing these schemas takes more than {COMPARISON_STEPS_MAX} \
+             steps; they are treated as incompatible"
+        )];
+    }
     comparer.issues
 }
 
@@ -279,6 +289,7 @@ struct Comparer<'a> {
     reader: &'a JsonModel,
     writer: &'a JsonModel,
     issues: Vec<String>,
+    steps: usize,
 }
 
 /// How an object schema treats properties it does not list.
@@ -376,7 +387,8 @@ impl<'a> Comparer<'a> {
     }
 
     fn compare(&mut self, writer: &'a Value, reader: &'a Value, path: &str, depth: usize) {
-        if depth > NESTING_DEPTH_MAX {
+        self.steps += 1;
+        if depth > NESTING_DEPTH_MAX || self.steps > COMPARISON_STEPS_MAX {
             return;
         }
         let writer = self.resolve(writer, self.writer);

@@ -152,3 +152,58 @@ fn cut_and_corrupted_schemas_never_panic() {
         }
     }
 }
+
+/// Unions of records inside unions (Avro) and combinators of references (JSON) multiply the
+/// comparisons: a check stops at its step budget and calls the pair incompatible.
+#[test]
+fn combinatorial_schemas_hit_the_step_budget() {
+    let levels = 14;
+    let mut fields = Vec::new();
+    for level in (0..levels).rev() {
+        for branch in 0..3 {
+            let inner = if level + 1 == levels {
+                String::new()
+            } else {
+                format!(
+                    r#"{{"name":"f","type":["R{0}_0","R{0}_1","R{0}_2"]}}"#,
+                    level + 1
+                )
+            };
+            fields.push(format!(
+                r#"{{"name":"d{level}_{branch}","type":{{"type":"record","name":"R{level}_{branch}","fields":[{inner}]}}}}"#
+            ));
+        }
+    }
+    let avro = format!(
+        r#"{{"type":"record","name":"Top","fields":[{}]}}"#,
+        fields.join(",")
+    );
+    let schema = parsed(SchemaType::Avro, &avro);
+    let messages = check(Backward, &schema, &[schema.clone()]);
+    assert!(
+        messages.iter().any(|m| m.contains("TOO_COMPLEX")),
+        "{messages:?}"
+    );
+
+    let mut definitions = Vec::new();
+    for level in 0..levels {
+        let next = if level + 1 == levels {
+            r#"{"type":"string"}"#.to_string()
+        } else {
+            format!(r##"{{"$ref":"#/definitions/d{}"}}"##, level + 1)
+        };
+        definitions.push(format!(
+            r#""d{level}":{{"anyOf":[{next},{next},{{"type":"object","properties":{{"x":{next}}}}}]}}"#
+        ));
+    }
+    let json = format!(
+        r##"{{"$ref":"#/definitions/d0","definitions":{{{}}}}}"##,
+        definitions.join(",")
+    );
+    let schema = parsed(SchemaType::Json, &json);
+    let messages = check(Backward, &schema, &[schema.clone()]);
+    assert!(
+        messages.iter().any(|m| m.contains("TOO_COMPLEX")),
+        "{messages:?}"
+    );
+}
