@@ -471,13 +471,16 @@ pub struct RecordSummary {
     /// The batch's base timestamp plus the record's delta (the batch's max timestamp in a
     /// LogAppendTime batch), as [`decode_batch`] reports it.
     pub timestamp_ms: i64,
-    pub has_key: bool,
+    /// Length of the key, `None` for a null key.
+    pub key_bytes: Option<usize>,
+    /// Length of the value, `None` for a null value (a tombstone).
+    pub value_bytes: Option<usize>,
 }
 
 /// Walks the records of one batch in order (decompressing it if needed) and calls `visit`
 /// with each record's [`RecordSummary`]. Reads each record's length, timestamp and offset
-/// deltas and key length, then skips to the next record: an uncompressed batch is walked
-/// in place, without allocating.
+/// deltas and key and value lengths, then skips to the next record: an uncompressed batch
+/// is walked in place, without allocating.
 pub fn scan_batch(
     view: &BatchView<'_>,
     mut visit: impl FnMut(RecordSummary),
@@ -502,17 +505,20 @@ pub fn scan_batch(
         let _attributes = cursor.bytes(1)?;
         let timestamp_delta = cursor.varlong()?;
         let offset_delta = cursor.varint()?;
-        let key_at = cursor.at;
-        let key_length = cursor.varint()?;
-        if key_length < -1 || cursor.at + key_length.max(0) as usize > end {
-            return Err(RecordError::BadLength {
-                length: key_length as i64,
-                at: key_at,
-            });
-        }
-        if cursor.at > end {
-            return Err(RecordError::Truncated { at: end });
-        }
+        let mut field_bytes = || -> Result<Option<usize>, RecordError> {
+            let at = cursor.at;
+            let length = cursor.varint()?;
+            if length < -1 || cursor.at + length.max(0) as usize > end {
+                return Err(RecordError::BadLength {
+                    length: length as i64,
+                    at,
+                });
+            }
+            cursor.at += length.max(0) as usize;
+            Ok((length >= 0).then_some(length as usize))
+        };
+        let key_bytes = field_bytes()?;
+        let value_bytes = field_bytes()?;
         visit(RecordSummary {
             offset_delta,
             timestamp_ms: if log_append_time {
@@ -520,7 +526,8 @@ pub fn scan_batch(
             } else {
                 base_timestamp.saturating_add(timestamp_delta)
             },
-            has_key: key_length >= 0,
+            key_bytes,
+            value_bytes,
         });
         cursor.at = end;
     }
@@ -607,9 +614,10 @@ mod tests {
             for (summary, record) in scanned.iter().zip(&decoded) {
                 assert_eq!(summary.offset_delta as i64, record.offset);
                 assert_eq!(summary.timestamp_ms, record.timestamp_ms);
-                assert_eq!(summary.has_key, record.key.is_some());
+                assert_eq!(summary.key_bytes, record.key.as_ref().map(|k| k.len()));
+                assert_eq!(summary.value_bytes, record.value.as_ref().map(|v| v.len()));
             }
-            assert!(!scanned[0].has_key);
+            assert_eq!(scanned[0].key_bytes, None);
         }
     }
 

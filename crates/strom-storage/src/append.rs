@@ -271,7 +271,7 @@ impl PartitionLog {
                     reason: InvalidRecordReason::ControlBatch,
                 });
             }
-            if let Some(rules) = RecordRules::of(&self.config, now_ms) {
+            if let Some(rules) = RecordRules::of(&self.config, &view, now_ms) {
                 rules.check(&view, batch_index)?;
             }
             let first_offset = log_end + offset_count;
@@ -395,7 +395,8 @@ impl PartitionLog {
 
 /// The per-record rules of a log (KIP-467): a compacted log refuses records without a
 /// key; with CreateTime, `message.timestamp.before.max.ms`/`after.max.ms` bound each
-/// record's timestamp around the broker's clock.
+/// record's timestamp around the broker's clock; a producer may not send a LogAppendTime
+/// batch unless its timestamp is range-checked instead.
 ///
 /// This is the one place the produce path reads records, and it runs only for logs with
 /// such a rule (compacted topics, topics with a timestamp bound): their batches are walked
@@ -404,10 +405,20 @@ struct RecordRules {
     keys_required: bool,
     /// `[min, max]` a CreateTime timestamp must lie in; `None` when both bounds are off.
     timestamp_range_ms: Option<(i64, i64)>,
+    /// The batch says LogAppendTime, which only the broker may set, and its timestamp is
+    /// not range-checked instead (the log is LogAppendTime, or the batch has no max
+    /// timestamp): every record is refused, as Kafka does.
+    log_append_time_refused: bool,
 }
 
 impl RecordRules {
-    fn of(config: &crate::LogConfig, now_ms: i64) -> Option<RecordRules> {
+    /// The rules for one batch; `None` when the batch need not be read at all (only its
+    /// header is looked at).
+    fn of(
+        config: &crate::LogConfig,
+        view: &strom_protocol::batch::BatchView<'_>,
+        now_ms: i64,
+    ) -> Option<RecordRules> {
         let bounded = config.message_timestamp_before_max_ms < i64::MAX
             || config.message_timestamp_after_max_ms < i64::MAX;
         let timestamp_range_ms =
@@ -417,10 +428,15 @@ impl RecordRules {
                     now_ms.saturating_add(config.message_timestamp_after_max_ms),
                 )
             });
-        (config.cleanup_compact || timestamp_range_ms.is_some()).then_some(RecordRules {
-            keys_required: config.cleanup_compact,
-            timestamp_range_ms,
-        })
+        let log_append_time_refused = view.is_log_append_time()
+            && (config.message_timestamp_type == TimestampType::LogAppendTime
+                || view.max_timestamp() == -1);
+        (config.cleanup_compact || timestamp_range_ms.is_some() || log_append_time_refused)
+            .then_some(RecordRules {
+                keys_required: config.cleanup_compact,
+                timestamp_range_ms,
+                log_append_time_refused,
+            })
     }
 
     /// Names every record of the batch that breaks a rule; refuses the batch if any does.
@@ -433,8 +449,14 @@ impl RecordRules {
         let mut refused_total = 0usize;
         let mut record_index = 0u32;
         strom_protocol::record::scan_batch(view, |record| {
-            let reason = if self.keys_required && !record.has_key {
+            let reason = if self.keys_required && record.key_bytes.is_none() {
                 Some(RecordErrorReason::MissingKey)
+            } else if self.log_append_time_refused {
+                Some(RecordErrorReason::LogAppendTimeFromProducer {
+                    timestamp_ms: record.timestamp_ms,
+                    key_bytes: record.key_bytes.unwrap_or(0),
+                    value_bytes: record.value_bytes.unwrap_or(0),
+                })
             } else {
                 match self.timestamp_range_ms {
                     // -1 is "no timestamp", which Kafka never range-checks.

@@ -183,12 +183,26 @@ pub enum RecordErrorReason {
         min_ms: i64,
         max_ms: i64,
     },
+    /// A producer's batch carries the LogAppendTime attribute, which only the broker sets
+    /// (refused when the log is LogAppendTime or the batch has no timestamp; a CreateTime
+    /// log range-checks the batch's timestamp instead). Key and value lengths are for the
+    /// message, which names the record as Kafka prints it.
+    #[error("a producer must not set the LogAppendTime timestamp type")]
+    LogAppendTimeFromProducer {
+        timestamp_ms: i64,
+        key_bytes: usize,
+        value_bytes: usize,
+    },
 }
 
 impl RecordErrorReason {
     /// True for a timestamp error (INVALID_TIMESTAMP rather than INVALID_RECORD).
     pub fn is_timestamp(&self) -> bool {
-        matches!(self, RecordErrorReason::TimestampOutOfRange { .. })
+        matches!(
+            self,
+            RecordErrorReason::TimestampOutOfRange { .. }
+                | RecordErrorReason::LogAppendTimeFromProducer { .. }
+        )
     }
 }
 

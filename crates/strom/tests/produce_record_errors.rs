@@ -2,7 +2,8 @@
 //! of some of its records names each one (`record_errors`: index within the batch and
 //! Kafka's message) and sums them up in `error_message`, at v8 and the latest version; v7
 //! has neither field. Keyless records on a compacted topic get INVALID_RECORD; timestamps
-//! outside `message.timestamp.before.max.ms`/`after.max.ms` get INVALID_TIMESTAMP. Nothing
+//! outside `message.timestamp.before.max.ms`/`after.max.ms`, and producer batches stamped
+//! LogAppendTime on a LogAppendTime topic, get INVALID_TIMESTAMP. Nothing
 //! of a refused batch is appended, and a malformed batch or frame names no record.
 
 mod broker_support;
@@ -279,6 +280,40 @@ fn given_keyless_and_late_records_when_produced_should_name_each_once_with_inval
         .1
         .starts_with("Compacted topic cannot accept message without key"));
     assert_eq!(log_end(&mut conn, "both"), 0);
+}
+
+/// Only the broker stamps LogAppendTime: a producer's batch with that attribute, sent to a
+/// LogAppendTime topic, has every record refused with INVALID_TIMESTAMP.
+#[test]
+fn given_log_append_time_topic_when_producer_sets_log_append_time_should_refuse_every_record() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = broker.connect();
+    create_topic(
+        &mut conn,
+        "stamped",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
+    let now = now_ms();
+    let mut stamped = records(&[(Some("k0"), now), (None, now)], false).to_vec();
+    strom_protocol::batch::set_log_append_time(&mut stamped, now);
+    let partition = produce_at(&mut conn, PRODUCE_LATEST, "stamped", Bytes::from(stamped));
+    assert_eq!(partition.error_code, INVALID_TIMESTAMP);
+    let message = |offset: usize, key_bytes: usize| {
+        format!(
+            "Invalid timestamp type in message DefaultRecord(offset={offset}, timestamp={now}, \
+             key={key_bytes} bytes, value=2 bytes). Producer should not set timestamp type to \
+             LogAppendTime."
+        )
+    };
+    assert_eq!(
+        named(&partition),
+        vec![(0, message(0, 2)), (1, message(1, 0))]
+    );
+    assert_eq!(log_end(&mut conn, "stamped"), 0);
+    // The same records as producers send them are stamped by the broker.
+    let plain = records(&[(Some("k0"), now), (None, now)], false);
+    assert_eq!(produce_at(&mut conn, 8, "stamped", plain).error_code, 0);
 }
 
 #[test]

@@ -70,6 +70,16 @@ fn refused(version: i16, index: i32, topic: &str, error: &AppendError) -> Partit
                      The timestamp should be within [{min_ms}, {max_ms}]",
                     rejected.offset_delta
                 ),
+                RecordErrorReason::LogAppendTimeFromProducer {
+                    timestamp_ms,
+                    key_bytes,
+                    value_bytes,
+                } => format!(
+                    "Invalid timestamp type in message DefaultRecord(offset={}, \
+                     timestamp={timestamp_ms}, key={key_bytes} bytes, value={value_bytes} bytes). \
+                     Producer should not set timestamp type to LogAppendTime.",
+                    rejected.offset_delta
+                ),
             };
             (rejected.record_index as i32, message)
         })

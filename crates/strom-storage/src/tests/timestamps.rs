@@ -186,3 +186,50 @@ fn given_timestamp_bounds_when_some_records_are_out_of_range_should_name_each_an
     .expect("in range");
     assert_eq!(log.log_end_offset(), 2);
 }
+
+/// Only the broker stamps LogAppendTime: a producer's batch with that attribute is refused
+/// record by record on a LogAppendTime log, while a CreateTime log takes it (its timestamp
+/// is range-checked instead, and no bound is set here).
+#[test]
+fn given_producer_batch_with_log_append_time_when_log_is_log_append_time_should_refuse_every_record(
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        message_timestamp_type: crate::TimestampType::LogAppendTime,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(dir.path(), config, NOW_MS).expect("open");
+    let mut stamped = batch(3, NOW_MS);
+    strom_protocol::batch::set_log_append_time(&mut stamped, NOW_MS);
+    let error = log
+        .append_as_leader(blob(&[stamped.clone()]), 1, NOW_MS)
+        .expect_err("refused");
+    let crate::AppendError::RecordErrors {
+        errors,
+        refused_total,
+        ..
+    } = error
+    else {
+        panic!("expected record errors, got {error:?}");
+    };
+    assert_eq!(refused_total, 3);
+    assert_eq!(
+        errors.iter().map(|e| e.record_index).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert!(errors.iter().all(|e| e.reason.is_timestamp()
+        && matches!(
+            e.reason,
+            crate::RecordErrorReason::LogAppendTimeFromProducer { timestamp_ms, .. }
+                if timestamp_ms == NOW_MS
+        )));
+    assert_eq!(log.log_end_offset(), 0);
+    // The batch as producers send it is stamped by the broker.
+    log.append_as_leader(blob(&[batch(3, NOW_MS)]), 1, NOW_MS)
+        .expect("append");
+    // A CreateTime log takes the stamped batch.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = PartitionLog::open(dir.path(), small_config(), NOW_MS).expect("open");
+    log.append_as_leader(blob(&[stamped]), 1, NOW_MS)
+        .expect("append");
+}
