@@ -102,10 +102,8 @@ impl Lexer<'_> {
             if c.is_ascii_digit() {
                 let mut literal = String::new();
                 while let Some(c) = self.peek() {
-                    if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                        literal.push(c);
-                        self.bump();
-                    } else if (c == '+' || c == '-') && literal.ends_with(['e', 'E']) {
+                    let exponent_sign = (c == '+' || c == '-') && literal.ends_with(['e', 'E']);
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '_' || exponent_sign {
                         literal.push(c);
                         self.bump();
                     } else {
