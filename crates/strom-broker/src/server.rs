@@ -176,6 +176,25 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         .find(|l| l.name == config.inter_broker_listener)
         .expect("the config validated the inter-broker listener name");
     let (host, port) = (inter_broker.host.clone(), inter_broker.port);
+    let registry_listener = bind_registry(&config).await?;
+    let registry_addr = registry_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
+    let mut advertised = advertised;
+    if let Some(address) = registry_addr {
+        // Registered with the other listeners, so the other brokers know where to forward
+        // registry writes when this one leads `_schemas`. No client connects to a listener
+        // of that name, so no Kafka answer ever points at it.
+        advertised.push(strom_controller::BrokerListener {
+            name: schema_log::REGISTRY_LISTENER_NAME.to_string(),
+            host: if address.ip().is_unspecified() {
+                host.clone()
+            } else {
+                address.ip().to_string()
+            },
+            port: address.port(),
+        });
+    }
     let http_listener = match config.http_listener {
         Some(address) => Some(
             TcpListener::bind(address)
@@ -195,10 +214,6 @@ pub async fn bind(config: BrokerConfig) -> Result<BoundBroker, ServerError> {
         ),
         None => None,
     };
-    let registry_listener = bind_registry(&config).await?;
-    let registry_addr = registry_listener
-        .as_ref()
-        .and_then(|listener| listener.local_addr().ok());
     let metadata = if config.cluster.voters.is_empty() {
         crate::metadata::Metadata::Local(parking_lot::Mutex::new(
             strom_controller::MetadataQuorum::open(&config.log_dirs, config.node_id, &host, port)?,

@@ -47,6 +47,12 @@ pub enum RegistryError {
     Store { source: LogError },
     #[error("Unknown leader: {source}")]
     UnknownLeader { source: LogError },
+    /// Another broker is the writer: the request is forwarded to its registry listener
+    /// (`host:port`). Never answered as such unless forwarding is impossible.
+    #[error("the registry's writer is at {writer}")]
+    Forward { writer: String },
+    #[error("Error while forwarding the request to the leader: {message}")]
+    Forwarding { message: String },
     /// The request itself: body not JSON, wrong field types, too large, wrong media type.
     #[error("{message}")]
     Request { status: u16, message: String },
@@ -77,6 +83,7 @@ impl RegistryError {
             InvalidSubject { .. } => (422, 42208),
             Store { .. } => (500, 50001),
             UnknownLeader { .. } => (500, 50004),
+            Forward { .. } | Forwarding { .. } => (500, 50003),
             Request { status, .. } => (*status, u32::from(*status)),
         }
     }

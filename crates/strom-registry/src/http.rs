@@ -184,9 +184,28 @@ impl From<Value> for Answer {
     }
 }
 
+/// A request as routed: its body already read (bounded), so a write can be forwarded.
+struct Call {
+    method: Method,
+    path: String,
+    query: Query,
+    /// `path?query` as received, for forwarding.
+    path_and_query: String,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+    /// Sent here by another broker: answer, never forward again.
+    forwarded: bool,
+}
+
 async fn handle(registry: Arc<Registry>, request: Request<Incoming>) -> HttpResponse {
     let method = request.method().clone();
-    let result = route(registry, request).await;
+    let result = match read_call(request).await {
+        Ok(call) => match route(registry, &call).await {
+            Err(RegistryError::Forward { writer }) => return forward(&writer, call).await,
+            other => other,
+        },
+        Err(error) => Err(error),
+    };
     let mut response = match result {
         Ok(Answer::Json(value)) => json_response(StatusCode::OK, &value),
         Ok(Answer::Text(text)) => {
@@ -207,9 +226,31 @@ async fn handle(registry: Arc<Registry>, request: Request<Incoming>) -> HttpResp
     response
 }
 
-/// Reads a JSON body: checks its media type and size, then parses it.
-async fn read_json(request: Request<Incoming>) -> Result<Value, RegistryError> {
-    if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
+/// Reads a request: its head, and its body (for POST and PUT) after checking its media type
+/// and size.
+async fn read_call(request: Request<Incoming>) -> Result<Call, RegistryError> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query_text = request.uri().query().unwrap_or("").to_string();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_string());
+    let forwarded = request.headers().contains_key(FORWARDED_HEADER);
+    let content_type = request.headers().get(CONTENT_TYPE).cloned();
+    let mut call = Call {
+        method,
+        path,
+        query: Query::parse(&query_text),
+        path_and_query,
+        content_type,
+        body: Bytes::new(),
+        forwarded,
+    };
+    if call.method != Method::POST && call.method != Method::PUT {
+        return Ok(call);
+    }
+    if let Some(content_type) = &call.content_type {
         let essence = content_type
             .to_str()
             .unwrap_or("")
@@ -234,7 +275,7 @@ async fn read_json(request: Request<Incoming>) -> Result<Value, RegistryError> {
         return Err(too_large());
     }
     let body = Limited::new(request.into_body(), BODY_BYTES_MAX);
-    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, body.collect()).await {
+    call.body = match tokio::time::timeout(BODY_READ_TIMEOUT, body.collect()).await {
         Err(_) => return Err(RegistryError::request(408, "request body not sent in time")),
         Ok(Err(error))
             if error
@@ -251,10 +292,15 @@ async fn read_json(request: Request<Incoming>) -> Result<Value, RegistryError> {
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    Ok(call)
+}
+
+/// The body as JSON (an empty body reads as `{}`).
+fn read_json(call: &Call) -> Result<Value, RegistryError> {
+    if call.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&bytes).map_err(|error| {
+    serde_json::from_slice(&call.body).map_err(|error| {
         if error.is_data() {
             RegistryError::request(422, format!("Unrecognized or mistyped field: {error}"))
         } else {
@@ -270,11 +316,8 @@ fn too_large() -> RegistryError {
     )
 }
 
-async fn schema_request(
-    request: Request<Incoming>,
-    normalize: bool,
-) -> Result<ops::NewSchema, RegistryError> {
-    let body = read_json(request).await?;
+fn schema_request(call: &Call, normalize: bool) -> Result<ops::NewSchema, RegistryError> {
+    let body = read_json(call)?;
     if !body.is_object() {
         return Err(RegistryError::request(
             422,
@@ -286,13 +329,8 @@ async fn schema_request(
     parsed.check(normalize)
 }
 
-async fn route(
-    registry: Arc<Registry>,
-    request: Request<Incoming>,
-) -> Result<Answer, RegistryError> {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let query = Query::parse(request.uri().query().unwrap_or(""));
+async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryError> {
+    let (method, path, query) = (&call.method, &call.path, &call.query);
     let segments: Vec<String> = path
         .trim_start_matches('/')
         .trim_end_matches('/')
@@ -305,9 +343,9 @@ async fn route(
     let normalize = query.flag("normalize");
     let default_to_global = query.flag("defaultToGlobal");
     let owned = |s: &str| s.to_string();
-    let get = method == Method::GET || method == Method::HEAD;
+    let get = *method == Method::GET || *method == Method::HEAD;
 
-    let answer: Answer = match (&method, segments.as_slice()) {
+    let answer: Answer = match (method, segments.as_slice()) {
         (_, [""]) if get => json!({}).into(),
         (_, ["subjects"]) if get => {
             let prefix = query.get("subjectPrefix").unwrap_or("").to_string();
@@ -325,9 +363,9 @@ async fn route(
         }
         (&Method::POST, ["subjects", subject, "versions"]) => {
             let subject = owned(subject);
-            let new = schema_request(request, normalize).await?;
+            let new = schema_request(call, normalize)?;
             registry
-                .write(move |s| ops::register(s, &subject, &new))
+                .write(call.forwarded, move |s| ops::register(s, &subject, &new))
                 .await?
                 .into()
         }
@@ -356,13 +394,15 @@ async fn route(
         (&Method::DELETE, ["subjects", subject, "versions", version]) => {
             let (subject, version) = (owned(subject), ops::parse_version(version)?);
             registry
-                .write(move |s| ops::delete_version(s, &subject, version, permanent))
+                .write(call.forwarded, move |s| {
+                    ops::delete_version(s, &subject, version, permanent)
+                })
                 .await?
                 .into()
         }
         (&Method::POST, ["subjects", subject]) => {
             let subject = owned(subject);
-            let new = schema_request(request, normalize).await?;
+            let new = schema_request(call, normalize)?;
             registry
                 .read_async(move |s| ops::lookup(s, &subject, &new, deleted))
                 .await?
@@ -371,7 +411,9 @@ async fn route(
         (&Method::DELETE, ["subjects", subject]) => {
             let subject = owned(subject);
             registry
-                .write(move |s| ops::delete_subject(s, &subject, permanent))
+                .write(call.forwarded, move |s| {
+                    ops::delete_subject(s, &subject, permanent)
+                })
                 .await?
                 .into()
         }
@@ -418,16 +460,20 @@ async fn route(
         }
         (&Method::PUT, ["config", rest @ ..]) if rest.len() <= 1 => {
             let subject = rest.first().map(|s| owned(s));
-            let level = ops::parse_level(&read_json(request).await?)?;
+            let level = ops::parse_level(&read_json(call)?)?;
             registry
-                .write(move |_| ops::set_config(subject.as_deref(), level))
+                .write(call.forwarded, move |_| {
+                    ops::set_config(subject.as_deref(), level)
+                })
                 .await?
                 .into()
         }
         (&Method::DELETE, ["config", rest @ ..]) if rest.len() <= 1 => {
             let subject = rest.first().map(|s| owned(s));
             registry
-                .write(move |s| ops::delete_config(s, subject.as_deref()))
+                .write(call.forwarded, move |s| {
+                    ops::delete_config(s, subject.as_deref())
+                })
                 .await?
                 .into()
         }
@@ -444,17 +490,21 @@ async fn route(
         }
         (&Method::PUT, ["mode", rest @ ..]) if rest.len() <= 1 => {
             let subject = rest.first().map(|s| owned(s));
-            let mode = ops::parse_mode(&read_json(request).await?)?;
+            let mode = ops::parse_mode(&read_json(call)?)?;
             let force = query.flag("force");
             registry
-                .write(move |s| ops::set_mode(s, subject.as_deref(), mode, force))
+                .write(call.forwarded, move |s| {
+                    ops::set_mode(s, subject.as_deref(), mode, force)
+                })
                 .await?
                 .into()
         }
         (&Method::DELETE, ["mode", rest @ ..]) if rest.len() <= 1 => {
             let subject = rest.first().map(|s| owned(s));
             registry
-                .write(move |s| ops::delete_mode(s, subject.as_deref()))
+                .write(call.forwarded, move |s| {
+                    ops::delete_mode(s, subject.as_deref())
+                })
                 .await?
                 .into()
         }
@@ -464,7 +514,7 @@ async fn route(
             let subject = owned(subject);
             let version = rest.first().map(|v| ops::parse_version(v)).transpose()?;
             let verbose = query.flag("verbose");
-            let new = schema_request(request, normalize).await?;
+            let new = schema_request(call, normalize)?;
             registry
                 .read_async(move |s| ops::compatibility(s, &subject, version, &new, verbose))
                 .await?
@@ -479,6 +529,73 @@ async fn route(
         _ => return Err(RegistryError::request(404, "HTTP 404 Not Found")),
     };
     Ok(answer)
+}
+
+/// Marks a request forwarded by another broker (so it is never forwarded again).
+const FORWARDED_HEADER: &str = "x-strom-registry-forwarded";
+/// Longest a forwarded write may take, connection included.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends a write to the writer's registry listener and relays its answer, as Confluent's
+/// followers forward to their leader.
+async fn forward(writer: &str, call: Call) -> HttpResponse {
+    match tokio::time::timeout(FORWARD_TIMEOUT, forward_call(writer, call)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(message)) => error_response(&RegistryError::Forwarding { message }),
+        Err(_) => error_response(&RegistryError::Forwarding {
+            message: format!("{writer} did not answer within {FORWARD_TIMEOUT:?}"),
+        }),
+    }
+}
+
+async fn forward_call(writer: &str, call: Call) -> Result<HttpResponse, String> {
+    let stream = tokio::net::TcpStream::connect(writer)
+        .await
+        .map_err(|e| format!("cannot connect to {writer}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("{writer}: {e}"))?;
+    let driver = tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(call.method)
+        .uri(call.path_and_query)
+        .header(hyper::header::HOST, writer)
+        .header(FORWARDED_HEADER, "1");
+    if let Some(content_type) = call.content_type {
+        request = request.header(CONTENT_TYPE, content_type);
+    }
+    let request = request
+        .body(Full::new(call.body))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{writer}: {e}"));
+    let result = match answer {
+        Ok(answer) => {
+            let status = answer.status();
+            let content_type = answer.headers().get(CONTENT_TYPE).cloned();
+            match Limited::new(answer.into_body(), BODY_BYTES_MAX)
+                .collect()
+                .await
+            {
+                Ok(body) => {
+                    let mut response = Response::new(Full::new(body.to_bytes()));
+                    *response.status_mut() = status;
+                    response.headers_mut().insert(
+                        CONTENT_TYPE,
+                        content_type.unwrap_or(HeaderValue::from_static(CONTENT_TYPE_V1)),
+                    );
+                    Ok(response)
+                }
+                Err(error) => Err(format!("{writer}: answer unreadable: {error}")),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    driver.abort();
+    result
 }
 
 #[cfg(test)]

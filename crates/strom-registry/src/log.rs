@@ -28,9 +28,15 @@ pub struct Appended {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LogError {
-    /// This broker does not lead `_schemas` partition 0, so it cannot write (yet).
+    /// This broker does not lead `_schemas` partition 0, so it cannot write. `writer`: the
+    /// `host:port` of the registry listener of the broker that leads it, when known (the
+    /// write is forwarded there); None while there is no leader (a topic just created, an
+    /// election under way).
     #[error("this broker is not the registry's writer: {reason}")]
-    NotWriter { reason: String },
+    NotWriter {
+        reason: String,
+        writer: Option<String>,
+    },
     /// The topic cannot be created or read now (no controller, partition offline).
     #[error("_schemas is unavailable: {reason}")]
     Unavailable { reason: String },

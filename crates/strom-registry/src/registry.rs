@@ -14,7 +14,7 @@ use parking_lot::{RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use tracing::warn;
 
 use crate::error::RegistryError;
-use crate::log::{Appended, SchemaLog};
+use crate::log::{Appended, LogError, SchemaLog};
 use crate::records::Entry;
 use crate::state::State;
 
@@ -110,8 +110,14 @@ impl Registry {
 
     /// Decides a write on the caught-up state, appends its records as the writer, and
     /// answers once they are committed. `decide` may run more than once (while this broker
-    /// waits to become the writer).
-    pub async fn write<T, F>(self: &Arc<Self>, decide: F) -> Result<T, RegistryError>
+    /// waits to become the writer). Where another broker is the writer this answers
+    /// [`RegistryError::Forward`] (unless the request was `forwarded` here already: then it
+    /// waits for this broker to become the writer, as when there is none).
+    pub async fn write<T, F>(
+        self: &Arc<Self>,
+        forwarded: bool,
+        decide: F,
+    ) -> Result<T, RegistryError>
     where
         T: Send + 'static,
         F: Fn(&State) -> Decision<T> + Send + Sync + 'static,
@@ -126,6 +132,13 @@ impl Registry {
                 .await
                 .map_err(|e| RegistryError::request(500, format!("request task failed: {e}")))?;
             match attempt {
+                Err(RegistryError::UnknownLeader {
+                    source:
+                        LogError::NotWriter {
+                            writer: Some(writer),
+                            ..
+                        },
+                }) if !forwarded => return Err(RegistryError::Forward { writer }),
                 Err(RegistryError::UnknownLeader { .. })
                     if tokio::time::Instant::now() < deadline =>
                 {

@@ -527,3 +527,97 @@ fn given_malformed_requests_when_sent_should_answer_confluent_error_codes() {
         json!([1])
     );
 }
+
+mod cluster_support;
+
+/// Three nodes, each with its registry listener on its own port.
+fn registry_cluster() -> (cluster_support::Cluster, Vec<std::net::SocketAddr>) {
+    use cluster_support::{Cluster, Role, NODES};
+    let cluster = Cluster::start_custom(
+        &[Role::Combined; NODES as usize],
+        &[],
+        Some(Box::new(|_, ports| {
+            vec![format!(
+                "schema.registry.listener=127.0.0.1:{}",
+                ports.extra
+            )]
+        })),
+    );
+    let addrs = (1..=NODES)
+        .map(|id| {
+            format!("127.0.0.1:{}", cluster.ports(id).extra)
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    (cluster, addrs)
+}
+
+#[test]
+fn given_three_nodes_when_writing_anywhere_should_forward_to_one_writer_and_survive_its_kill() {
+    use std::time::Duration;
+    let wait = Duration::from_secs(40);
+    let (mut cluster, addrs) = registry_cluster();
+    // A write on every node: one id sequence, whichever node leads _schemas.
+    let mut ids = Vec::new();
+    for (index, addr) in addrs.iter().enumerate() {
+        let schema = avro_record(
+            &format!("R{index}"),
+            &[json!({"name": "f", "type": "long"})],
+        );
+        let body = json!({"schema": schema});
+        let path = format!("/subjects/s{index}-value/versions");
+        let response = until_ok(wait, || call_at(*addr, "POST", &path, Some(&body)));
+        assert_eq!(
+            response.status,
+            200,
+            "{addr}: {}\n{}",
+            response.text(),
+            cluster.logs()
+        );
+        ids.push(response.json()["id"].as_i64().unwrap());
+    }
+    assert_eq!(ids, vec![1, 2, 3], "one writer gives ids out once");
+    // Every node serves every schema from its replica.
+    for addr in &addrs {
+        for id in &ids {
+            let path = format!("/schemas/ids/{id}");
+            let response = until_ok(wait, || call_at(*addr, "GET", &path, None));
+            assert_eq!(response.status, 200, "{addr} {path}: {}", response.text());
+        }
+    }
+
+    // kill -9 the writer: another node takes over with everything.
+    let metadata = cluster.wait_for(|m| {
+        cluster_support::partition_of(m, "_schemas", 0).is_some_and(|p| p.leader_id.0 > 0)
+    });
+    let leader = cluster_support::partition_of(&metadata, "_schemas", 0)
+        .unwrap()
+        .leader_id
+        .0;
+    cluster.kill(leader);
+    let survivor = addrs[if leader == 1 { 1 } else { 0 }];
+    let schema = avro_record("After", &[json!({"name": "f", "type": "long"})]);
+    let body = json!({"schema": schema});
+    let response = until_ok(wait, || {
+        call_at(
+            survivor,
+            "POST",
+            "/subjects/after-value/versions",
+            Some(&body),
+        )
+    });
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.text(),
+        cluster.logs()
+    );
+    assert_eq!(response.json()["id"], 4, "no id given twice");
+    for (index, id) in ids.iter().enumerate() {
+        let path = format!("/subjects/s{index}-value/versions/latest");
+        let found = until_ok(wait, || call_at(survivor, "GET", &path, None));
+        assert_eq!(found.json()["id"], *id, "{path}");
+    }
+}

@@ -22,6 +22,9 @@ const SCHEMAS: InternalTopic = InternalTopic {
     segment_bytes: 100 * 1024 * 1024,
 };
 
+/// The name under which a broker registers its registry listener with the others.
+pub const REGISTRY_LISTENER_NAME: &str = "STROM_SCHEMA_REGISTRY";
+
 pub struct BrokerSchemaLog {
     broker: Arc<Broker>,
 }
@@ -29,6 +32,22 @@ pub struct BrokerSchemaLog {
 impl BrokerSchemaLog {
     pub fn new(broker: Arc<Broker>) -> BrokerSchemaLog {
         BrokerSchemaLog { broker }
+    }
+
+    /// The registry listener (`host:port`) of the broker leading `_schemas`, when that is
+    /// another broker that registered one.
+    fn writer_elsewhere(&self) -> Option<String> {
+        let leader = internal_topics::leader_of(&self.broker, SCHEMAS_TOPIC, 0);
+        if leader < 0 || leader == self.broker.config.node_id {
+            return None;
+        }
+        let image = self.broker.image();
+        let registration = image.broker(leader)?;
+        registration
+            .listeners
+            .iter()
+            .find(|listener| listener.name == REGISTRY_LISTENER_NAME)
+            .map(|listener| format!("{}:{}", listener.host, listener.port))
     }
 
     fn partition(&self) -> Option<Arc<Partition>> {
@@ -118,6 +137,7 @@ impl SchemaLog for BrokerSchemaLog {
                 InternalTopicError::NotHosted { .. } | InternalTopicError::NotLeader { .. } => {
                     LogError::NotWriter {
                         reason: error.to_string(),
+                        writer: self.writer_elsewhere(),
                     }
                 }
                 other => storage(other),

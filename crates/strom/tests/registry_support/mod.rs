@@ -119,3 +119,28 @@ fn start_kafka(data_dir: &Path, port: u16, registry: SocketAddr) -> TestBroker {
 pub fn avro_record(name: &str, fields: &[Value]) -> String {
     json!({"type": "record", "name": name, "fields": fields}).to_string()
 }
+
+/// A call to the registry at `addr`.
+pub fn call_at(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> HttpResponse {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    request(
+        addr,
+        method,
+        path,
+        &[("content-type", CONTENT_TYPE)],
+        body.as_bytes(),
+    )
+}
+
+/// Retries `call` until it answers 200 (a leader election, a replica catching up) or
+/// `timeout` passes; the last answer.
+pub fn until_ok(timeout: Duration, call: impl Fn() -> HttpResponse) -> HttpResponse {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let response = call();
+        if response.status == 200 || Instant::now() > deadline {
+            return response;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
