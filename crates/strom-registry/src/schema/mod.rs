@@ -122,6 +122,18 @@ impl ParsedSchema {
         &self.canonical
     }
 
+    /// For a Protobuf schema, its base64 `FileDescriptorProto`: Confluent's answer to
+    /// `GET /schemas/ids/{id}?format=serialized`, which confluent-kafka Python's Protobuf
+    /// deserializer fetches for every writer schema and loads into a descriptor pool
+    /// (references are fetched the same way, under their import paths). None for the other
+    /// types (their `format` has no serialized form).
+    pub fn serialized_descriptor(&self) -> Option<String> {
+        match &self.model {
+            Model::Protobuf(model) => Some(protobuf::descriptor_base64(&model.file)),
+            _ => None,
+        }
+    }
+
     /// The names of the references this schema was parsed with, in the order given.
     pub fn references(&self) -> &[String] {
         &self.references

@@ -448,6 +448,7 @@ fn service(bytes: &[u8]) -> Result<Service, String> {
                     input_stream: false,
                     output: String::new(),
                     output_stream: false,
+                    resolved: None,
                 };
                 let mut method_reader = Reader::new(b);
                 while let Some((k, v)) = method_reader.field()? {

@@ -11,6 +11,7 @@
 
 mod compat;
 mod descriptor;
+mod encode;
 mod text;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use std::fmt::Write;
 use super::ResolvedReference;
 
 pub(crate) use compat::reader_incompatibilities;
+pub(crate) use encode::descriptor_base64;
 
 /// Field numbers: 1 to 2^29 - 1, without the range the protobuf implementation reserves.
 const FIELD_NUMBER_MAX: i64 = 536_870_911;
@@ -93,6 +95,8 @@ pub(crate) struct Method {
     pub input_stream: bool,
     pub output: String,
     pub output_stream: bool,
+    /// `input` and `output` as full names (`.pkg.Msg`), once resolved.
+    pub resolved: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +168,18 @@ pub(crate) fn parse(
         format!(".{package}")
     };
     resolve_messages(&scope, &mut file.messages, &known, well_known)?;
+    for service in &mut file.services {
+        for method in &mut service.methods {
+            let full = |written: &str| match lookup(&scope, written, &known, well_known) {
+                Some((name, TypeKind::Message)) => Ok(name),
+                _ => Err(format!(
+                    "rpc {}.{}: '{written}' is not a message",
+                    service.name, method.name
+                )),
+            };
+            method.resolved = Some((full(&method.input)?, full(&method.output)?));
+        }
+    }
     let canonical = print(&file, normalize);
     Ok((canonical, ProtoModel { file }))
 }
@@ -435,14 +451,16 @@ fn print(file: &ProtoFile, normalize: bool) -> String {
         let _ = writeln!(out, "service {} {{", service.name);
         for m in &service.methods {
             let stream = |s: bool| if s { "stream " } else { "" };
+            let (input, output) = match (&m.resolved, normalize) {
+                (Some((input, output)), true) => (input, output),
+                _ => (&m.input, &m.output),
+            };
             let _ = writeln!(
                 out,
-                "  rpc {}({}{}) returns ({}{});",
+                "  rpc {}({}{input}) returns ({}{output});",
                 m.name,
                 stream(m.input_stream),
-                m.input,
                 stream(m.output_stream),
-                m.output
             );
         }
         out.push_str("}\n");

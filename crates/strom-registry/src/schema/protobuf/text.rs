@@ -733,6 +733,7 @@ impl Parser {
                 input_stream,
                 output,
                 output_stream,
+                resolved: None,
             });
         }
     }

@@ -503,3 +503,28 @@ fn malformed_protobuf_is_refused() {
         ],
     );
 }
+
+#[test]
+fn protobuf_serialized_descriptor_round_trips() {
+    for text in [
+        USER_DESCRIPTOR.to_string(),
+        STRUCT_DESCRIPTOR.to_string(),
+        "syntax = \"proto3\";\npackage shop.v1;\nimport \"google/protobuf/timestamp.proto\";\nmessage Order {\n  string id = 1;\n  repeated Line lines = 2;\n  map<string, Line> by_sku = 3;\n  oneof payment { string card = 4; Voucher voucher = 5; }\n  optional int32 priority = 6;\n  google.protobuf.Timestamp created = 7;\n  Status status = 8;\n  reserved 9, 11 to 13, 100 to max;\n  reserved \"legacy\";\n  message Line { string sku = 1; sint64 quantity = 2; }\n  enum Status { NEW = 0; NEGATIVE = -1; }\n}\nmessage Voucher { bytes code = 1; }\nenum Channel { CHANNEL_UNSPECIFIED = 0; WEB = 1; }\nservice Orders { rpc Place(Order) returns (stream Voucher); }\n".to_string(),
+        "syntax = \"proto2\";\nmessage M { required string a = 1; optional int32 b = 2 [default = 3]; repeated bytes c = 3; }".to_string(),
+    ] {
+        let schema = parsed(SchemaType::Protobuf, &text);
+        let serialized = schema.serialized_descriptor().expect("a Protobuf schema has a descriptor");
+        let again = parsed(SchemaType::Protobuf, &serialized);
+        let normalized = |t: &str| {
+            parse(SchemaType::Protobuf, t, &[], true)
+                .expect("parses")
+                .canonical()
+                .to_string()
+        };
+        assert_eq!(normalized(&text), normalized(&serialized), "{text}");
+        assert!(check(Full, &again, &[schema]).is_empty());
+    }
+    assert!(parsed(SchemaType::Avro, r#""int""#)
+        .serialized_descriptor()
+        .is_none());
+}
