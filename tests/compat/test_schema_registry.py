@@ -4,6 +4,7 @@ schema evolution allowed and refused, soft and permanent delete, modes, and a ki
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -164,3 +165,44 @@ def test_registry_survives_kill_9(registry_broker):
     assert sr.get_compatibility() == "FULL"
     for i, schema_id in enumerate(ids):
         assert sr.get_latest_version(f"s{i}-value").schema_id == schema_id
+
+
+def test_a_confluent_schemas_topic_copied_in_under_import_mode_is_served(registry_broker):
+    """Records in Confluent's own `_schemas` key/value formats, produced by a plain Kafka
+    producer (as a copy of a Confluent registry's topic would be), are served with their ids."""
+    wait_registry(registry_broker)
+    sr = client(registry_broker)
+    assert sr.update_global_mode("IMPORT") == "IMPORT"  # also creates _schemas
+    producer = Producer({"bootstrap.servers": registry_broker.bootstrap})
+    subject = "legacy-value"
+    records = [
+        (
+            {"keytype": "SCHEMA", "subject": subject, "version": 3, "magic": 1},
+            {"subject": subject, "version": 3, "id": 42, "schema": USER_V1, "deleted": False},
+        ),
+        ({"keytype": "CONFIG", "subject": subject, "magic": 0}, {"compatibilityLevel": "FULL"}),
+        ({"keytype": "NOOP", "magic": 0}, None),
+    ]
+    for key, value in records:
+        producer.produce(
+            "_schemas",
+            key=json.dumps(key).encode(),
+            value=None if value is None else json.dumps(value).encode(),
+        )
+    assert producer.flush(30) == 0
+
+    registered = sr.get_latest_version(subject)
+    assert (registered.schema_id, registered.version) == (42, 3)
+    assert sr.get_compatibility(subject) == "FULL"
+    # A record written with id 42 round-trips.
+    serializer = AvroSerializer(
+        sr, USER_V1, conf={"auto.register.schemas": False, "use.latest.version": True}
+    )
+    context = SerializationContext("legacy", MessageField.VALUE)
+    payload = serializer({"name": "old", "visits": 1}, context)
+    assert payload[1:5] == (42).to_bytes(4, "big")
+    assert AvroDeserializer(sr)(payload, context) == {"name": "old", "visits": 1}
+
+    # Back to READWRITE: new ids follow the imported ones.
+    assert sr.update_global_mode("READWRITE") == "READWRITE"
+    assert sr.register_schema("fresh-value", Schema(USER_BAD, "AVRO")) == 43
