@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockWriteGuard};
 use tracing::warn;
 
 use crate::error::RegistryError;
@@ -47,11 +47,14 @@ impl Registry {
         read: impl FnOnce(&State) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
         let end = self.log.end_offset()?;
-        let state = self.state.upgradable_read();
-        if end.unwrap_or(0) == state.applied {
-            return read(&state);
+        {
+            // Readers share the state while nothing new is in the log.
+            let state = self.state.read();
+            if end.unwrap_or(0) == state.applied {
+                return read(&state);
+            }
         }
-        let mut state = RwLockUpgradableReadGuard::upgrade(state);
+        let mut state = self.state.write();
         self.catch_up(&mut state)?;
         read(&RwLockWriteGuard::downgrade(state))
     }

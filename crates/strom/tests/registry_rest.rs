@@ -621,3 +621,71 @@ fn given_three_nodes_when_writing_anywhere_should_forward_to_one_writer_and_surv
         assert_eq!(found.json()["id"], *id, "{path}");
     }
 }
+
+#[test]
+fn given_json_and_protobuf_schemas_when_registered_should_keep_their_type_and_references() {
+    let registry = RegistryBroker::start();
+    let json_schema =
+        json!({"type": "object", "properties": {"a": {"type": "string"}}}).to_string();
+    let json_id = registry.register("j-value", &json_schema, Some("JSON"));
+    let answer = registry.ok("GET", "/subjects/j-value/versions/1", None);
+    assert_eq!(answer["schemaType"], "JSON", "{answer}");
+    assert_eq!(
+        registry.ok("GET", &format!("/schemas/ids/{json_id}"), None)["schemaType"],
+        "JSON"
+    );
+    // Looked up as JSON it is found; read as Avro it is no valid schema.
+    let lookup = json!({"schema": json_schema, "schemaType": "JSON"});
+    assert_eq!(
+        registry.ok("POST", "/subjects/j-value", Some(&lookup))["id"],
+        json_id
+    );
+    let as_avro = json!({"schema": json_schema});
+    registry.fails("POST", "/subjects/j-value", Some(&as_avro), 422, 42201);
+
+    let common = "syntax = \"proto3\";\npackage shop;\nmessage Money { int64 cents = 1; }\n";
+    registry.register("common.proto", common, Some("PROTOBUF"));
+    let order = "syntax = \"proto3\";\npackage shop;\nimport \"common.proto\";\nmessage Order { string id = 1; Money total = 2; }\n";
+    let body = json!({"schema": order, "schemaType": "PROTOBUF",
+        "references": [{"name": "common.proto", "subject": "common.proto", "version": 1}]});
+    let order_id =
+        registry.ok("POST", "/subjects/orders-value/versions", Some(&body))["id"].clone();
+    let by_id = registry.ok("GET", &format!("/schemas/ids/{order_id}"), None);
+    assert_eq!(by_id["schemaType"], "PROTOBUF", "{by_id}");
+    assert_eq!(by_id["references"][0]["subject"], "common.proto");
+    // Looked up again (the same text, the same references): the same version.
+    let found = registry.ok("POST", "/subjects/orders-value", Some(&body));
+    assert_eq!(found["id"], order_id);
+    registry.fails(
+        "POST",
+        "/subjects/bad-value/versions",
+        Some(&json!({"schema": "message {", "schemaType": "PROTOBUF"})),
+        422,
+        42201,
+    );
+}
+
+#[test]
+fn given_spacing_differences_when_registered_should_be_one_schema_and_normalize_should_be_accepted()
+{
+    let registry = RegistryBroker::start();
+    let id = registry.register("n-value", &user_v1(), None);
+    let spaced = user_v1().replace(',', " ,\n  ").replace(':', " : ");
+    assert_eq!(registry.register("n-value", &spaced, None), id);
+    assert_eq!(
+        registry.ok("GET", "/subjects/n-value/versions", None),
+        json!([1])
+    );
+    let normalized = registry.ok(
+        "POST",
+        "/subjects/n-value/versions?normalize=true",
+        Some(&json!({"schema": spaced})),
+    );
+    assert!(normalized["id"].is_i64(), "{normalized}");
+    let found = registry.ok(
+        "POST",
+        "/subjects/n-value?normalize=true",
+        Some(&json!({"schema": user_v1()})),
+    );
+    assert_eq!(found["subject"], "n-value");
+}
