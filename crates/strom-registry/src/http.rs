@@ -350,14 +350,18 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
         (_, ["subjects"]) if get => {
             let prefix = query.get("subjectPrefix").unwrap_or("").to_string();
             registry
-                .read_async(move |s| Ok(ops::list_subjects(s, deleted, &prefix)))
+                .read_async(call.forwarded, move |s| {
+                    Ok(ops::list_subjects(s, deleted, &prefix))
+                })
                 .await?
                 .into()
         }
         (_, ["subjects", subject, "versions"]) if get => {
             let subject = owned(subject);
             registry
-                .read_async(move |s| ops::list_versions(s, &subject, deleted))
+                .read_async(call.forwarded, move |s| {
+                    ops::list_versions(s, &subject, deleted)
+                })
                 .await?
                 .into()
         }
@@ -372,7 +376,9 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
         (_, ["subjects", subject, "versions", version]) if get => {
             let (subject, version) = (owned(subject), ops::parse_version(version)?);
             registry
-                .read_async(move |s| ops::get_version(s, &subject, version, deleted))
+                .read_async(call.forwarded, move |s| {
+                    ops::get_version(s, &subject, version, deleted)
+                })
                 .await?
                 .into()
         }
@@ -380,14 +386,18 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
             let (subject, version) = (owned(subject), ops::parse_version(version)?);
             Answer::Text(
                 registry
-                    .read_async(move |s| ops::get_version_text(s, &subject, version, deleted))
+                    .read_async(call.forwarded, move |s| {
+                        ops::get_version_text(s, &subject, version, deleted)
+                    })
                     .await?,
             )
         }
         (_, ["subjects", subject, "versions", version, "referencedby"]) if get => {
             let (subject, version) = (owned(subject), ops::parse_version(version)?);
             registry
-                .read_async(move |s| ops::referenced_by(s, &subject, version))
+                .read_async(call.forwarded, move |s| {
+                    ops::referenced_by(s, &subject, version)
+                })
                 .await?
                 .into()
         }
@@ -404,7 +414,9 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
             let subject = owned(subject);
             let new = schema_request(call, normalize)?;
             registry
-                .read_async(move |s| ops::lookup(s, &subject, &new, deleted))
+                .read_async(call.forwarded, move |s| {
+                    ops::lookup(s, &subject, &new, deleted)
+                })
                 .await?
                 .into()
         }
@@ -421,7 +433,7 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
         (_, ["schemas", "ids", id]) if get => {
             let id = ops::parse_id(id)?;
             registry
-                .read_async(move |s| ops::schema_by_id(s, id))
+                .read_async(call.forwarded, move |s| ops::schema_by_id(s, id))
                 .await?
                 .into()
         }
@@ -429,32 +441,34 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
             let id = ops::parse_id(id)?;
             Answer::Text(
                 registry
-                    .read_async(move |s| ops::schema_text_by_id(s, id))
+                    .read_async(call.forwarded, move |s| ops::schema_text_by_id(s, id))
                     .await?,
             )
         }
         (_, ["schemas", "ids", id, "versions"]) if get => {
             let id = ops::parse_id(id)?;
             registry
-                .read_async(move |s| ops::id_versions(s, id, deleted))
+                .read_async(call.forwarded, move |s| ops::id_versions(s, id, deleted))
                 .await?
                 .into()
         }
         (_, ["schemas", "ids", id, "subjects"]) if get => {
             let id = ops::parse_id(id)?;
             registry
-                .read_async(move |s| ops::id_subjects(s, id, deleted))
+                .read_async(call.forwarded, move |s| ops::id_subjects(s, id, deleted))
                 .await?
                 .into()
         }
         (_, ["config"]) if get => registry
-            .read_async(|s| ops::get_config(s, None, true))
+            .read_async(call.forwarded, |s| ops::get_config(s, None, true))
             .await?
             .into(),
         (_, ["config", subject]) if get => {
             let subject = owned(subject);
             registry
-                .read_async(move |s| ops::get_config(s, Some(&subject), default_to_global))
+                .read_async(call.forwarded, move |s| {
+                    ops::get_config(s, Some(&subject), default_to_global)
+                })
                 .await?
                 .into()
         }
@@ -478,13 +492,15 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
                 .into()
         }
         (_, ["mode"]) if get => registry
-            .read_async(|s| ops::get_mode(s, None, true))
+            .read_async(call.forwarded, |s| ops::get_mode(s, None, true))
             .await?
             .into(),
         (_, ["mode", subject]) if get => {
             let subject = owned(subject);
             registry
-                .read_async(move |s| ops::get_mode(s, Some(&subject), default_to_global))
+                .read_async(call.forwarded, move |s| {
+                    ops::get_mode(s, Some(&subject), default_to_global)
+                })
                 .await?
                 .into()
         }
@@ -516,7 +532,9 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
             let verbose = query.flag("verbose");
             let new = schema_request(call, normalize)?;
             registry
-                .read_async(move |s| ops::compatibility(s, &subject, version, &new, verbose))
+                .read_async(call.forwarded, move |s| {
+                    ops::compatibility(s, &subject, version, &new, verbose)
+                })
                 .await?
                 .into()
         }

@@ -63,6 +63,10 @@ pub trait SchemaLog: Send + Sync + 'static {
     /// host the topic (it does not exist yet, or lives elsewhere).
     fn end_offset(&self) -> Result<Option<i64>, LogError>;
 
+    /// The registry listener (`host:port`) of the writer, when this node hosts no replica
+    /// of an existing `_schemas` (reads are forwarded there); None otherwise.
+    fn reader_elsewhere(&self) -> Option<String>;
+
     /// Records from `from` onwards, at most about `max_bytes` of them (at least one record
     /// when any is there), in offset order.
     fn read(&self, from: i64, max_bytes: u32) -> Result<Vec<LogRecord>, LogError>;

@@ -41,12 +41,20 @@ impl Registry {
         })
     }
 
-    /// Runs `read` on the state once it has caught up with the log. Blocking.
+    /// Runs `read` on the state once it has caught up with the log. Blocking. Where this
+    /// node hosts no replica of `_schemas` this answers [`RegistryError::Forward`] to the
+    /// writer (unless the request was `forwarded` here already).
     pub fn read<T>(
         &self,
+        forwarded: bool,
         read: impl FnOnce(&State) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
         let end = self.log.end_offset()?;
+        if end.is_none() && !forwarded {
+            if let Some(writer) = self.log.reader_elsewhere() {
+                return Err(RegistryError::Forward { writer });
+            }
+        }
         {
             // Readers share the state while nothing new is in the log.
             let state = self.state.read();
@@ -60,13 +68,17 @@ impl Registry {
     }
 
     /// [`Registry::read`] on the blocking pool.
-    pub async fn read_async<T, F>(self: &Arc<Self>, read: F) -> Result<T, RegistryError>
+    pub async fn read_async<T, F>(
+        self: &Arc<Self>,
+        forwarded: bool,
+        read: F,
+    ) -> Result<T, RegistryError>
     where
         T: Send + 'static,
         F: FnOnce(&State) -> Result<T, RegistryError> + Send + 'static,
     {
         let registry = self.clone();
-        tokio::task::spawn_blocking(move || registry.read(read))
+        tokio::task::spawn_blocking(move || registry.read(forwarded, read))
             .await
             .map_err(|e| RegistryError::request(500, format!("request task failed: {e}")))?
     }

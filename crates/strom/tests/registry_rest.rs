@@ -587,6 +587,24 @@ fn given_three_nodes_when_writing_anywhere_should_forward_to_one_writer_and_surv
         }
     }
 
+    // A fourth broker, added later, holds no replica of _schemas: it forwards reads too.
+    cluster.add_broker(4);
+    let fourth: std::net::SocketAddr = format!("127.0.0.1:{}", cluster.ports(4).extra)
+        .parse()
+        .unwrap();
+    let response = until_ok(wait, || call_at(fourth, "GET", "/schemas/ids/2", None));
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.text(),
+        cluster.logs()
+    );
+    assert_eq!(
+        call_at(fourth, "GET", "/subjects", None).json(),
+        json!(["s0-value", "s1-value", "s2-value"])
+    );
+
     // kill -9 the writer: another node takes over with everything.
     let metadata = cluster.wait_for(|m| {
         cluster_support::partition_of(m, "_schemas", 0).is_some_and(|p| p.leader_id.0 > 0)

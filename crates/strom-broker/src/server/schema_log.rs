@@ -74,6 +74,13 @@ impl SchemaLog for BrokerSchemaLog {
         })
     }
 
+    fn reader_elsewhere(&self) -> Option<String> {
+        if self.partition().is_some() {
+            return None;
+        }
+        self.writer_elsewhere()
+    }
+
     fn end_offset(&self) -> Result<Option<i64>, LogError> {
         Ok(self
             .partition()
