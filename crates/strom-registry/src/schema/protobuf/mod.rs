@@ -7,7 +7,9 @@
 //! message, field and enum options, `[default = ...]` included), extensions and `extend`
 //! blocks, comments. Named types are resolved against the file itself, its references (one
 //! per import, by import path) and the well-known `google/protobuf/*.proto` files, which need
-//! no reference; an unresolved type is an invalid schema, as it is for protoc.
+//! no reference; an unresolved type is an invalid schema, as it is for protoc. A proto2
+//! `group` is kept as a nested message and a message field (its wire form differs: a known
+//! gap, groups being deprecated since proto2).
 
 mod compat;
 mod descriptor;

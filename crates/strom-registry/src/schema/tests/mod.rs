@@ -207,3 +207,28 @@ fn combinatorial_schemas_hit_the_step_budget() {
         "{messages:?}"
     );
 }
+
+/// The registry stores canonical texts and parses them again on restart: the canonical text
+/// of a canonical text is itself, plain and normalized.
+#[test]
+fn canonical_texts_are_fixed_points() {
+    let samples = [
+        (SchemaType::Avro, r#"{"type":"record","name":"U","namespace":"a","fields":[{"name":"x","type":{"type":"enum","name":"E","symbols":["A"]},"doc":"d"},{"name":"y","type":["null","E"],"default":null},{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#),
+        (SchemaType::Avro, r#"  "string"  "#),
+        (SchemaType::Json, r##"{"type":"object","properties":{"b":{"type":"string"},"a":{"$ref":"#/$defs/x"}},"$defs":{"x":{"enum":[1,"two",null]}}}"##),
+        (SchemaType::Protobuf, "syntax = \"proto3\";\npackage p;\nmessage M { map<string, N> m = 2; oneof o { string a = 1; } optional N n = 3; message N { repeated E e = 1; enum E { Z = 0; } } }\nservice S { rpc R(M) returns (stream M.N); }"),
+        (SchemaType::Protobuf, "syntax = \"proto2\";\nmessage M { required string a = 1; optional group G = 2 { optional int32 x = 1; } reserved 5 to max; }"),
+    ];
+    for (schema_type, text) in samples {
+        for normalize in [false, true] {
+            let first = parse(schema_type, text, &[], normalize).expect("parses");
+            let second = parse(schema_type, first.canonical(), &[], normalize).expect("reparses");
+            assert_eq!(
+                first.canonical(),
+                second.canonical(),
+                "{schema_type} normalize={normalize}"
+            );
+            assert!(check(FullTransitive, &second, &[first]).is_empty());
+        }
+    }
+}
