@@ -189,3 +189,169 @@ impl Registry {
         Ok((Some(appended), answer))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use parking_lot::Mutex;
+    use serde_json::json;
+
+    use super::*;
+    use crate::log::{BoxFuture, LogRecord};
+    use crate::ops::{self, SchemaRequest};
+
+    /// `_schemas` in memory: one writer or none, commits that may fail.
+    #[derive(Default)]
+    struct MemoryLog {
+        records: Mutex<Vec<LogRecord>>,
+        not_writer: AtomicBool,
+        writer_elsewhere: Mutex<Option<String>>,
+        commit_fails: AtomicBool,
+    }
+
+    impl SchemaLog for MemoryLog {
+        fn ensure_topic(&self) -> BoxFuture<'_, Result<(), LogError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn end_offset(&self) -> Result<Option<i64>, LogError> {
+            Ok(Some(self.records.lock().len() as i64))
+        }
+
+        fn reader_elsewhere(&self) -> Option<String> {
+            None
+        }
+
+        fn read(&self, from: i64, _max_bytes: u32) -> Result<Vec<LogRecord>, LogError> {
+            let records = self.records.lock();
+            Ok(records
+                .iter()
+                .filter(|r| r.offset >= from)
+                .take(3)
+                .cloned()
+                .collect())
+        }
+
+        fn append(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<Appended, LogError> {
+            if self.not_writer.load(Ordering::SeqCst) {
+                return Err(LogError::NotWriter {
+                    reason: "follower".into(),
+                    writer: self.writer_elsewhere.lock().clone(),
+                });
+            }
+            let mut records = self.records.lock();
+            for (key, value) in batch {
+                let offset = records.len() as i64;
+                records.push(LogRecord { offset, key, value });
+            }
+            let fails = self.commit_fails.load(Ordering::SeqCst);
+            Ok(Appended {
+                next_offset: records.len() as i64,
+                committed: Box::pin(async move {
+                    if fails {
+                        Err(LogError::NotCommitted {
+                            reason: "leadership moved".into(),
+                        })
+                    } else {
+                        Ok(())
+                    }
+                }),
+            })
+        }
+    }
+
+    fn avro(name: &str) -> ops::NewSchema {
+        let text = json!({"type": "record", "name": name, "fields": []}).to_string();
+        SchemaRequest {
+            schema: Some(text),
+            ..SchemaRequest::default()
+        }
+        .check(false)
+        .unwrap()
+    }
+
+    async fn register(registry: &Arc<Registry>, subject: &str, name: &str) -> serde_json::Value {
+        let (subject, new) = (subject.to_string(), avro(name));
+        registry
+            .write(false, move |s| ops::register(s, &subject, &new))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn given_writes_when_another_registry_replays_the_log_should_see_the_same_state() {
+        let log = Arc::new(MemoryLog::default());
+        let writer = Registry::new(log.clone());
+        assert_eq!(register(&writer, "a", "A").await["id"], 1);
+        assert_eq!(register(&writer, "b", "B").await["id"], 2);
+        assert_eq!(register(&writer, "c", "A").await["id"], 1);
+        // Read in steps of three records, as a replica catching up would.
+        let reader = Registry::new(log.clone());
+        let subjects = reader
+            .read(false, |s| Ok(ops::list_subjects(s, false, "")))
+            .unwrap();
+        assert_eq!(subjects, json!(["a", "b", "c"]));
+        let versions = reader
+            .read(false, |s| ops::id_versions(s, 1, false))
+            .unwrap();
+        assert_eq!(
+            versions,
+            json!([{"subject": "a", "version": 1}, {"subject": "c", "version": 1}])
+        );
+    }
+
+    #[tokio::test]
+    async fn given_log_truncated_or_garbled_when_read_should_replay_what_is_there() {
+        let log = Arc::new(MemoryLog::default());
+        let registry = Registry::new(log.clone());
+        register(&registry, "a", "A").await;
+        register(&registry, "b", "B").await;
+        log.records.lock().truncate(1);
+        let subjects = registry
+            .read(false, |s| Ok(ops::list_subjects(s, false, "")))
+            .unwrap();
+        assert_eq!(
+            subjects,
+            json!(["a"]),
+            "a truncated log is replayed from scratch"
+        );
+        log.records.lock().push(LogRecord {
+            offset: 1,
+            key: b"not json".to_vec(),
+            value: None,
+        });
+        assert_eq!(register(&registry, "c", "C").await["id"], 2);
+        let subjects = registry
+            .read(false, |s| Ok(ops::list_subjects(s, false, "")))
+            .unwrap();
+        assert_eq!(subjects, json!(["a", "c"]), "a garbled record is skipped");
+    }
+
+    #[tokio::test]
+    async fn given_another_writer_when_writing_should_forward_and_a_failed_commit_is_a_store_error()
+    {
+        let log = Arc::new(MemoryLog::default());
+        let registry = Registry::new(log.clone());
+        log.not_writer.store(true, Ordering::SeqCst);
+        *log.writer_elsewhere.lock() = Some("127.0.0.1:1".into());
+        let new = avro("A");
+        let error = registry
+            .write(false, move |s| ops::register(s, "a", &new))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, RegistryError::Forward { writer } if writer == "127.0.0.1:1"),
+            "{error:?}"
+        );
+
+        log.not_writer.store(false, Ordering::SeqCst);
+        log.commit_fails.store(true, Ordering::SeqCst);
+        let new = avro("A");
+        let error = registry
+            .write(false, move |s| ops::register(s, "a", &new))
+            .await
+            .unwrap_err();
+        assert_eq!(error.codes(), (500, 50001));
+    }
+}
