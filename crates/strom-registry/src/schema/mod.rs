@@ -324,7 +324,7 @@ fn reader_incompatibilities(reader: &ParsedSchema, writer: &ParsedSchema) -> Vec
         (Model::Json(r), Model::Json(w)) => json::reader_incompatibilities(r, w),
         (Model::Protobuf(r), Model::Protobuf(w)) => protobuf::reader_incompatibilities(r, w),
         _ => vec![format!(
-            "SCHEMA_TYPE_CHANGED: a {} schema cannot replace a {} schema",
+            "SCHEMA_TYPE_CHANGED: the reader is a {} schema, the writer a {} schema",
             reader.schema_type, writer.schema_type
         )],
     }
