@@ -182,6 +182,18 @@ fn validate(schema: &Value, path: &str, depth: usize) -> Result<(), String> {
                     return Err(format!("{at}: must be a boolean"));
                 }
             }
+            "dependentRequired" => {
+                let ok = value.as_object().is_some_and(|map| {
+                    map.values().all(|names| {
+                        names
+                            .as_array()
+                            .is_some_and(|names| names.iter().all(Value::is_string))
+                    })
+                });
+                if !ok {
+                    return Err(format!("{at}: must be an object of string arrays"));
+                }
+            }
             "dependencies" => {
                 let Some(map) = value.as_object() else {
                     return Err(format!("{at}: must be an object"));
@@ -415,6 +427,7 @@ impl<'a> Comparer<'a> {
         self.compare_limits(w, r, path);
         self.compare_values(w, r, path);
         self.compare_object(w, r, path, depth);
+        self.compare_dependencies(w, r, path, depth);
         self.compare_array(w, r, path, depth);
         self.compare_combined(writer, w, r, path, depth);
     }
@@ -654,6 +667,64 @@ impl<'a> Comparer<'a> {
                     &format!("{path}/required"),
                     format!("the reader requires '{name}', which the writer did not"),
                 );
+            }
+        }
+    }
+
+    /// A reader may drop dependencies, not add them: each property's required companions
+    /// in the reader must already be required by the writer, and each dependent schema in
+    /// the reader must accept what the writer's did.
+    fn compare_dependencies(
+        &mut self,
+        w: &'a Map<String, Value>,
+        r: &'a Map<String, Value>,
+        path: &str,
+        depth: usize,
+    ) {
+        fn arrays(o: &Map<String, Value>) -> Vec<(&String, Vec<&str>)> {
+            ["dependencies", "dependentRequired"]
+                .iter()
+                .filter_map(|k| o.get(*k).and_then(Value::as_object))
+                .flat_map(|map| map.iter())
+                .filter_map(|(name, v)| {
+                    v.as_array()
+                        .map(|names| (name, names.iter().filter_map(Value::as_str).collect()))
+                })
+                .collect()
+        }
+        fn schemas(o: &Map<String, Value>) -> Vec<(&String, &Value)> {
+            ["dependencies", "dependentSchemas"]
+                .iter()
+                .filter_map(|k| o.get(*k).and_then(Value::as_object))
+                .flat_map(|map| map.iter())
+                .filter(|(_, v)| !v.is_array())
+                .collect()
+        }
+        let written_arrays = arrays(w);
+        for (name, needed) in arrays(r) {
+            let written: Vec<&str> = written_arrays
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .flat_map(|(_, names)| names.iter().copied())
+                .collect();
+            let added: Vec<&str> = needed
+                .into_iter()
+                .filter(|n| !written.contains(n))
+                .collect();
+            if !added.is_empty() {
+                self.issue(
+                    "DEPENDENCY_ARRAY_EXTENDED",
+                    &format!("{path}/dependencies/{name}"),
+                    format!("with '{name}' present the reader also requires {added:?}"),
+                );
+            }
+        }
+        let written_schemas = schemas(w);
+        for (name, read) in schemas(r) {
+            let at = format!("{path}/dependencies/{name}");
+            match written_schemas.iter().find(|(n, _)| *n == name) {
+                Some((_, written)) => self.compare(written, read, &at, depth + 1),
+                None => self.compare(&EMPTY, read, &at, depth + 1),
             }
         }
     }

@@ -256,6 +256,27 @@ fn json_rule_table() {
             false,
         ),
         row(
+            "dependency added",
+            OPEN_AB,
+            r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"dependentRequired":{"a":["b"]}}"#,
+            Backward,
+            false,
+        ),
+        row(
+            "dependency removed",
+            r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"dependencies":{"a":["b"]}}"#,
+            OPEN_AB,
+            Backward,
+            true,
+        ),
+        row(
+            "dependent schema added",
+            OPEN_AB,
+            r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"dependentSchemas":{"a":{"required":["b"]}}}"#,
+            Backward,
+            false,
+        ),
+        row(
             "anything under NONE",
             r#"{"type":"string"}"#,
             r#"{"type":"integer"}"#,
@@ -352,6 +373,7 @@ fn malformed_json_schemas_are_refused() {
             r##"{"$ref":"#/definitions/missing"}"##,
             r#"{"items":[1]}"#,
             r#"{"additionalProperties":"no"}"#,
+            r#"{"dependentRequired":{"a":"b"}}"#,
             &deep,
         ],
     );
