@@ -23,8 +23,9 @@
 //!   ([`authz`], [`quota`]).
 //!
 //! Must not: implement consensus (that is `strom-controller`), or decode records on the hot
-//! path: produce validates batch headers and appends the bytes; fetch sends file ranges with
-//! `sendfile(2)`; followers append the leader's bytes unchanged.
+//! path: produce validates batch headers and appends the bytes (records are walked, not
+//! decoded, only for topics with per-record rules: compacted, timestamp bounds); fetch
+//! sends file ranges with `sendfile(2)`; followers append the leader's bytes unchanged.
 //!
 //! Concurrency: a tokio runtime; one task per connection with one request in flight (Kafka's
 //! ordering rule); each partition log behind its own mutex (lock order: log, then replica

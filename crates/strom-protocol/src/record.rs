@@ -1,7 +1,8 @@
 //! Records inside a v2 batch: the encoder a producer needs and the decoder a consumer needs.
 //!
-//! The broker does not use this module on its hot path; it serves batches as bytes. Headers
-//! are an ordered list (keys may repeat), never a map.
+//! The broker serves batches as bytes; on the produce path it only walks the records of
+//! topics with per-record rules ([`scan_batch`], which copies nothing). Headers are an
+//! ordered list (keys may repeat), never a map.
 
 use std::io::{Read, Write};
 
