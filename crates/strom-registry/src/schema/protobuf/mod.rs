@@ -303,10 +303,26 @@ fn resolve_messages(
     Ok(())
 }
 
+/// Messages and enums of one scope need distinct names.
+fn unique_type_names(scope: &str, messages: &[Message], enums: &[EnumType]) -> Result<(), String> {
+    let mut seen = HashMap::new();
+    let names = messages
+        .iter()
+        .map(|m| &m.name)
+        .chain(enums.iter().map(|e| &e.name));
+    for name in names {
+        if seen.insert(name, ()).is_some() {
+            return Err(format!("'{name}' is declared twice in {scope}"));
+        }
+    }
+    Ok(())
+}
+
 fn validate(file: &ProtoFile) -> Result<(), String> {
     if file.messages.is_empty() && file.enums.is_empty() {
         return Err("the file declares no message and no enum".into());
     }
+    unique_type_names("the file", &file.messages, &file.enums)?;
     for message in &file.messages {
         validate_message(file.syntax, message, 0)?;
     }
@@ -323,6 +339,11 @@ fn validate_message(syntax: Syntax, message: &Message, depth: usize) -> Result<(
         ));
     }
     let name = &message.name;
+    unique_type_names(
+        &format!("message {name}"),
+        &message.messages,
+        &message.enums,
+    )?;
     let mut numbers = HashMap::new();
     let mut names = HashMap::new();
     for field in &message.fields {

@@ -120,6 +120,9 @@ fn cut_and_corrupted_schemas_never_panic() {
             "syntax = \"proto3\";\npackage p.q;\nimport \"google/protobuf/timestamp.proto\";\nmessage M {\n  map<string, N> m = 1;\n  oneof o { string a = 2; int64 b = 3; }\n  repeated N n = 4 [packed = true];\n  google.protobuf.Timestamp t = 5;\n  reserved 6 to 8;\n  message N { E e = 1; enum E { Z = 0; } }\n}\nservice S { rpc R(stream M) returns (M); }\n",
         ),
     ];
+    let samples = samples
+        .into_iter()
+        .chain([(SchemaType::Protobuf, protobuf::USER_DESCRIPTOR)]);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for (schema_type, text) in samples {
         assert!(

@@ -11,7 +11,7 @@ const STRUCT_DESCRIPTOR: &str = "Chxnb29nbGUvcHJvdG9idWYvc3RydWN0LnByb3RvEg9nb29
 /// A proto3 file built with descriptor_pb2: package shop, message User { int64 id = 1;
 /// optional string nick = 2; google.protobuf.Timestamp created = 3; map<string, int32>
 /// tags = 4; }, importing google/protobuf/timestamp.proto.
-const USER_DESCRIPTOR: &str = "Cgp1c2VyLnByb3RvEgRzaG9wGh9nb29nbGUvcHJvdG9idWYvdGltZXN0YW1wLnByb3RvIqwBCgRVc2VyEgoKAmlkGAEgASgDEhEKBG5pY2sYAiABKAlIAIgBARIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgR0YWdzGAQgAygLMhQuc2hvcC5Vc2VyLlRhZ3NFbnRyeRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgFOgI4AUIHCgVfbmlja2IGcHJvdG8z";
+pub(super) const USER_DESCRIPTOR: &str = "Cgp1c2VyLnByb3RvEgRzaG9wGh9nb29nbGUvcHJvdG9idWYvdGltZXN0YW1wLnByb3RvIqwBCgRVc2VyEgoKAmlkGAEgASgDEhEKBG5pY2sYAiABKAlIAIgBARIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgR0YWdzGAQgAygLMhQuc2hvcC5Vc2VyLlRhZ3NFbnRyeRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgFOgI4AUIHCgVfbmlja2IGcHJvdG8z";
 
 fn p3(body: &str) -> String {
     format!("syntax = \"proto3\";\npackage shop;\n{body}")
@@ -490,6 +490,8 @@ fn malformed_protobuf_is_refused() {
             "syntax = \"proto3\";\nenum E { }",
             "syntax = \"proto3\";\nenum E { A = 0; A = 1; }",
             "syntax = \"proto3\";\nmessage M { string a = 1; reserved 1; }",
+            "syntax = \"proto3\";\nmessage M {}\nenum M { Z = 0; }",
+            "syntax = \"proto3\";\nmessage M { message N {} message N {} }",
             "syntax = \"proto2\";\nmessage M { string a = 1; }",
             "syntax = \"proto3\";\nmessage M { string a = 1; ",
             "syntax = \"proto3\";\n/* never closed",
