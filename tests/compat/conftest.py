@@ -35,16 +35,33 @@ def module_broker(request, strom_bin):
 @pytest.fixture
 def broker(request, module_broker):
     """The module's broker, restarted on the same data dir if an earlier test crashed it,
-    so one crash fails one test, not the whole module. A crash during this test fails it."""
+    so one crash fails one test, not the whole module. A crash during this test fails it
+    (pytest_runtest_call below)."""
     if not module_broker.alive():
         module_broker.start()
     yield module_broker
-    if not module_broker.alive():
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Every broker a test takes as a fixture (`broker`, and the group, transaction, ACL,
+    security and registry modules' own) must still run when the test ends: a broker that
+    died during the test fails it, even when what the test checked looked like a refusal
+    (a dead broker also refuses). A test that kills one on purpose restarts it."""
+    brokers = [value for value in item.funcargs.values() if isinstance(value, Broker)]
+    running = [broker for broker in brokers if broker.alive()]
+    outcome = yield
+    dead = [broker for broker in running if not broker.alive()]
+    if dead:
         pytest.fail(
-            f"strom broker died during {request.node.name} "
-            f"(exit status {module_broker.process.returncode})\n{module_broker.log_tail()}",
+            "\n".join(
+                f"strom broker {broker.bootstrap} died during {item.name} "
+                f"(exit status {broker.process.returncode})\n{broker.log_tail()}"
+                for broker in dead
+            ),
             pytrace=False,
         )
+    return outcome
 
 
 @pytest.hookimpl(wrapper=True)

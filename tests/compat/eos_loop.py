@@ -109,6 +109,7 @@ def main(argv: list[str]) -> int:
                                  partition=record.partition())
             if args.in_transaction_pause_ms:
                 producer.flush(30)  # the open transaction's records reach the log first
+                print(f"open {len(records)} records", flush=True)
                 time.sleep(args.in_transaction_pause_ms / 1000)
             positions = consumer.position(consumer.assignment())
             producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)

@@ -249,10 +249,18 @@ def test_given_kafka_python_group_when_consuming_should_commit_and_resume(gbroke
     consumer.close()
     assert len(seen) == 20
 
+    # Records written after the commit: the resumed member must read exactly these, from
+    # the committed offsets (an empty read would also pass if it never joined).
+    produce(gbroker, topic, 6, 2)
     consumer = KafkaConsumer(topic, bootstrap_servers=gbroker.bootstrap, group_id=group,
                              auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=3000)
-    assert list(consumer) == []
+                             consumer_timeout_ms=10000)
+    resumed = []
+    for msg in consumer:
+        resumed.append((msg.partition, msg.offset, msg.value))
+        if len(resumed) == 6:
+            break
+    assert sorted(resumed) == [(p, 10 + i, b"v-%d" % (2 * i + p)) for p in range(2) for i in range(3)], resumed
     from kafka import TopicPartition as KTP
     assert consumer.committed(KTP(topic, 0)) == 10
     consumer.close()

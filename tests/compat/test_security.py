@@ -6,7 +6,7 @@ import subprocess
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     NewTopic,
@@ -120,10 +120,17 @@ def test_given_listener_when_librdkafka_authenticates_should_round_trip(secure_b
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "PLAIN"])
 def test_given_wrong_password_should_fail_authentication(secure_broker, certs, mechanism):
     config = client_config(secure_broker, certs, "SASL_PLAINTEXT", mechanism, "alice", "wrong")
-    admin = AdminClient(config)
-    with pytest.raises(KafkaException) as failure:
+    reported = []
+    admin = AdminClient({**config, "error_cb": reported.append})
+    with pytest.raises(KafkaException):
         admin.list_topics(timeout=10)
-    assert "Authentication" in str(failure.value) or "_AUTHENTICATION" in str(failure.value) or "_TRANSPORT" in str(failure.value)
+    admin.poll(1)
+    # The broker's refusal itself, not a transport error (which a dead broker also gives).
+    codes = [error.code() for error in reported]
+    assert KafkaError._AUTHENTICATION in codes, f"no authentication failure reported: {reported}"
+    # The same user with the right password gets in.
+    right = client_config(secure_broker, certs, "SASL_PLAINTEXT", mechanism, "alice")
+    assert AdminClient(right).list_topics(timeout=10).brokers
 
 
 def test_given_untrusted_ca_should_fail_the_handshake(secure_broker, tmp_path):
@@ -137,8 +144,14 @@ def test_given_untrusted_ca_should_fail_the_handshake(secure_broker, tmp_path):
         "security.protocol": "SSL",
         "ssl.ca.location": str(tmp_path / "ca.pem"),
     }
+    reported = []
+    admin = AdminClient({**config, "error_cb": reported.append})
     with pytest.raises(KafkaException):
-        AdminClient(config).list_topics(timeout=10)
+        admin.list_topics(timeout=10)
+    admin.poll(1)
+    # The client refused the broker's certificate: a handshake failure, not a dead broker.
+    assert any(error.code() == KafkaError._SSL or "certificate verify failed" in error.str()
+               for error in reported), f"no TLS handshake failure reported: {reported}"
 
 
 def test_given_kafka_python_over_ssl_and_scram_should_round_trip(secure_broker, certs):

@@ -748,9 +748,10 @@ def test_given_transform_app_killed_repeatedly_when_it_finishes_should_output_ev
         command += ["--instance-id", "eos-app-0"]
     logs: list[str] = []
 
-    def run_app(extra: list[str], kill_after_commits: int | None) -> int:
+    def run_app(extra: list[str], kill_after_commits: int | None, kill_when_open: bool = False) -> int:
         """Runs the app; with `kill_after_commits`, SIGKILLs it (by PID) that many committed
-        transactions in, at a random moment of the next one."""
+        transactions in, at a random moment of the next one (`kill_when_open`: as soon as the
+        next one's records are in the log, before it commits)."""
         remaining = EOS_TIME_LIMIT_S - (time.monotonic() - started)
         assert remaining > 5, f"out of time after {len(logs)} runs:\n" + "\n---\n".join(logs)
         app = subprocess.Popen(command + extra + ["--deadline-s", f"{remaining:.0f}"],
@@ -773,7 +774,17 @@ def test_given_transform_app_killed_repeatedly_when_it_finishes_should_output_ev
                         continue
                     output.append(line)
                     commits += line.startswith("committed")
-                time.sleep(rng.uniform(0, EOS_PAUSE_MS / 1000 * 1.5))
+                if kill_when_open:
+                    while app.poll() is None and time.monotonic() < line_deadline:
+                        try:
+                            line = lines.get(timeout=0.2)
+                        except queue.Empty:
+                            continue
+                        output.append(line)
+                        if line.startswith("open"):
+                            break
+                else:
+                    time.sleep(rng.uniform(0, EOS_PAUSE_MS / 1000 * 1.5))
                 if app.poll() is None:
                     os.kill(app.pid, signal.SIGKILL)
                 app.wait(timeout=10)
@@ -787,7 +798,14 @@ def test_given_transform_app_killed_repeatedly_when_it_finishes_should_output_ev
             logs.append("".join(output)[-3000:])
         return app.returncode
 
-    for kill in range(EOS_KILLS):
+    # The first kill lands inside an open transaction for sure (its records are in the log
+    # and it pauses 3 s before committing); the others at random moments.
+    code = run_app(["--in-transaction-pause-ms", "3000"], kill_after_commits=rng.randint(1, 10),
+                   kill_when_open=True)
+    assert code == -signal.SIGKILL, f"the open-transaction run ended by itself ({code}):\n{logs[-1]}"
+    assert logs[-1].rstrip().splitlines()[-1].startswith("open"), \
+        f"the kill did not land inside an open transaction:\n{logs[-1]}"
+    for kill in range(1, EOS_KILLS):
         code = run_app([], kill_after_commits=rng.randint(1, 10))
         assert code == -signal.SIGKILL, f"run {kill} ended by itself ({code}) before the kill:\n{logs[-1]}"
     code = run_app(["--exit-when-done"], kill_after_commits=None)
@@ -807,5 +825,7 @@ def test_given_transform_app_killed_repeatedly_when_it_finishes_should_output_ev
         assert records == expected, f"partition {partition} out of order (seed {seed})"
     # The killed runs left aborted transactions behind: read_uncommitted sees at least as much.
     uncommitted = read_partitions(tbroker, sink, EOS_INPUT_PARTITIONS, "read_uncommitted")
-    print(f"seed {seed}: {sum(len(v) for v in uncommitted.values())} records written, "
-          f"{len(values)} committed, {time.monotonic() - started:.1f} s")
+    written = sum(len(v) for v in uncommitted.values())
+    assert written > len(values), (
+        f"read_uncommitted sees {written} records, read_committed {len(values)}: the records of "
+        f"the transaction killed while open are not in the log (seed {seed})")
