@@ -54,7 +54,7 @@ pub(crate) fn parse(
 
     let mut names = HashMap::new();
     for schema in referenced.iter().chain(std::iter::once(&root)) {
-        collect_names(schema, &mut names);
+        collect_names(schema, &mut names)?;
     }
     let canonical = if normalize {
         let value = serde_json::to_value(&root).map_err(|e| e.to_string())?;
@@ -120,25 +120,31 @@ fn check_names(value: &Value) -> Result<(), String> {
     }
 }
 
-fn collect_names(schema: &Schema, names: &mut HashMap<String, Schema>) {
+/// Records every named type by full name; a name defined twice is an error (Avro's "can't
+/// redefine", which `apache-avro` lets through).
+fn collect_names(schema: &Schema, names: &mut HashMap<String, Schema>) -> Result<(), String> {
+    let mut define = |name: &Name| match names.insert(name.fullname(None), schema.clone()) {
+        Some(_) => Err(format!("the name {} is defined twice", name.fullname(None))),
+        None => Ok(()),
+    };
     match schema {
         Schema::Record(record) => {
-            names.insert(record.name.fullname(None), schema.clone());
-            for field in &record.fields {
-                collect_names(&field.schema, names);
-            }
+            define(&record.name)?;
+            record
+                .fields
+                .iter()
+                .try_for_each(|field| collect_names(&field.schema, names))
         }
-        Schema::Enum(e) => {
-            names.insert(e.name.fullname(None), schema.clone());
-        }
-        Schema::Fixed(f) => {
-            names.insert(f.name.fullname(None), schema.clone());
-        }
+        Schema::Enum(e) => define(&e.name),
+        Schema::Fixed(f) => define(&f.name),
         Schema::Array(a) => collect_names(&a.items, names),
         Schema::Map(m) => collect_names(&m.types, names),
-        Schema::Union(u) => u.variants().iter().for_each(|v| collect_names(v, names)),
+        Schema::Union(u) => u
+            .variants()
+            .iter()
+            .try_for_each(|v| collect_names(v, names)),
         Schema::Decimal(d) => collect_names(&d.inner, names),
-        _ => {}
+        _ => Ok(()),
     }
 }
 

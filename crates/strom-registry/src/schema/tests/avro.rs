@@ -453,6 +453,8 @@ fn malformed_avro_is_refused() {
             r#"["null",["int"]]"#,
             r#"{"type":"record","name":"1bad","fields":[]}"#,
             r#"{"type":"record","name":"a b","fields":[]}"#,
+            r#"{"type":"record","name":"r","fields":[{"name":"a","type":{"type":"fixed","name":"F","size":4}},{"name":"b","type":{"type":"fixed","name":"F","size":8}}]}"#,
+            r#"{"type":"record","name":"r","fields":[{"name":"a","type":{"type":"record","name":"r","fields":[]}}]}"#,
             r#"{"type":"record","name":"r","aliases":["x y"],"fields":[]}"#,
             r#"{"type":"record","name":"r","namespace":"a..b","fields":[]}"#,
             &deep,
