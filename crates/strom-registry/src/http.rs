@@ -430,6 +430,16 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
                 .into()
         }
         (_, ["schemas", "types"]) if get => ops::schema_types().into(),
+        (_, ["schemas"]) if get => {
+            let prefix = query.get("subjectPrefix").unwrap_or("").to_string();
+            let latest_only = query.flag("latestOnly");
+            registry
+                .read_async(call.forwarded, move |s| {
+                    Ok(ops::list_schemas(s, deleted, latest_only, &prefix))
+                })
+                .await?
+                .into()
+        }
         (_, ["schemas", "ids", id]) if get => {
             let id = ops::parse_id(id)?;
             registry

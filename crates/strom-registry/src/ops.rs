@@ -118,6 +118,29 @@ pub fn list_subjects(state: &State, deleted: bool, prefix: &str) -> Value {
     json!(subjects)
 }
 
+/// `GET /schemas`: every version (or each subject's latest) as a schema object.
+pub fn list_schemas(state: &State, deleted: bool, latest_only: bool, prefix: &str) -> Value {
+    let mut out = Vec::new();
+    for (subject, versions) in state.subjects.range(prefix.to_string()..) {
+        if !subject.starts_with(prefix) {
+            break;
+        }
+        let live: Vec<(&i32, &crate::state::Version)> = versions
+            .iter()
+            .filter(|(_, v)| deleted || !v.deleted)
+            .collect();
+        let chosen = if latest_only {
+            live.last().copied().into_iter().collect()
+        } else {
+            live
+        };
+        for (number, version) in chosen {
+            out.push(version_json(state, subject, *number, version.id));
+        }
+    }
+    Value::Array(out)
+}
+
 pub fn list_versions(state: &State, subject: &str, deleted: bool) -> Result<Value, RegistryError> {
     let versions: Vec<i32> = state
         .subjects

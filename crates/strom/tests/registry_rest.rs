@@ -99,6 +99,12 @@ fn given_schemas_when_registered_should_serve_them_by_subject_version_and_id() {
         json!([{"subject": "audit-value", "version": 1}, {"subject": "users-value", "version": 1}])
     );
     registry.fails("GET", "/schemas/ids/999", None, 404, 40403);
+
+    let all = registry.ok("GET", "/schemas", None);
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    let latest = registry.ok("GET", "/schemas?subjectPrefix=users&latestOnly=true", None);
+    assert_eq!(latest.as_array().unwrap().len(), 1, "{latest}");
+    assert_eq!(latest[0]["id"], id2);
 }
 
 #[test]
