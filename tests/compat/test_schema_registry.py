@@ -1,6 +1,7 @@
 """The schema registry built into strom, driven by confluent-kafka's own SchemaRegistryClient
-and its Avro, JSON Schema and Protobuf serializers and deserializers: typed records produced and consumed end to end,
-schema evolution allowed and refused, soft and permanent delete, modes, and a kill -9."""
+and its Avro, JSON Schema and Protobuf serializers and deserializers: typed records produced
+and consumed end to end, schema evolution allowed and refused, soft and permanent delete,
+modes, a Confluent `_schemas` copied in under IMPORT, and a kill -9."""
 
 from __future__ import annotations
 
