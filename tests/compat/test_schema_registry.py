@@ -276,3 +276,50 @@ def test_protobuf_records_round_trip(registry_broker):
     got = round_trip(registry_broker, "orders-proto", serializer, deserializer, values)
     assert [(o.id, o.cents) for o in got] == [("o0", 0), ("o1", 1), ("o2", 2)]
     assert sr.get_latest_version("orders-proto-value").schema.schema_type == "PROTOBUF"
+
+
+def retry(call, timeout: float = 40.0):
+    """`call()` until it stops raising (a leader election under way), or the last error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_three_nodes_serve_the_registry_and_survive_a_writer_kill(request, strom_bin):
+    from strom_compat.cluster import Cluster
+
+    cluster = Cluster("schema-registry")
+    request.node.extra_brokers = list(cluster.nodes.values())
+    urls = {}
+    for node_id, node in cluster.nodes.items():
+        address = f"127.0.0.1:{free_port()}"
+        node.extra_config["schema.registry.listener"] = address
+        urls[node_id] = f"http://{address}"
+    try:
+        cluster.start()
+        topic = "cluster-users"
+        # Serialized through node 2's registry, whichever node is the writer.
+        sr2 = SchemaRegistryClient({"url": urls[2]})
+        serializer = AvroSerializer(sr2, USER_V1)
+        context = SerializationContext(topic, MessageField.VALUE)
+        first = retry(lambda: serializer({"name": "a", "visits": 1}, context))
+        schema_id = int.from_bytes(first[1:5], "big")
+
+        leader = cluster.partitions("_schemas")[0][0]
+        cluster.nodes[leader].kill()
+        survivor = next(n for n in urls if n != leader)
+        sr = SchemaRegistryClient({"url": urls[survivor]})
+        # Everything registered before the kill is there; evolving still works.
+        assert retry(lambda: sr.get_schema(schema_id)).schema_type == "AVRO"
+        evolved = retry(lambda: sr.register_schema(f"{topic}-value", Schema(USER_V2, "AVRO")))
+        assert evolved > schema_id
+        assert retry(lambda: sr.get_versions(f"{topic}-value")) == [1, 2]
+        payload = AvroDeserializer(sr)(first, context)
+        assert payload == {"name": "a", "visits": 1}
+    finally:
+        cluster.close()
