@@ -279,15 +279,17 @@ fn promotes(reader: Kind, writer: Kind) -> bool {
     }
 }
 
-/// The unqualified names match, or the reader lists the writer's name among its aliases.
+/// The unqualified names match, or one of the reader's aliases (qualified by the reader's
+/// namespace when it has none) is the writer's full name: Avro's Java rule.
 fn names_match(reader: &Name, reader_aliases: &Option<Vec<Alias>>, writer: &Name) -> bool {
     if reader.name == writer.name {
         return true;
     }
     let writer_full = writer.fullname(None);
-    reader_aliases.iter().flatten().any(|alias| {
-        alias.fullname(reader.namespace.clone()) == writer_full || alias.name() == writer.name
-    })
+    reader_aliases
+        .iter()
+        .flatten()
+        .any(|alias| alias.fullname(reader.namespace.clone()) == writer_full)
 }
 
 fn describe(schema: &Schema) -> String {

@@ -284,6 +284,20 @@ fn avro_rule_table() {
             true
         ),
         row!(
+            "record alias names another namespace",
+            r#"{"type":"record","name":"A","namespace":"x","fields":[]}"#,
+            r#"{"type":"record","name":"B","namespace":"y","aliases":["A"],"fields":[]}"#,
+            Backward,
+            false
+        ),
+        row!(
+            "record alias with the full name",
+            r#"{"type":"record","name":"A","namespace":"x","fields":[]}"#,
+            r#"{"type":"record","name":"B","namespace":"y","aliases":["x.A"],"fields":[]}"#,
+            Backward,
+            true
+        ),
+        row!(
             "field renamed with alias",
             rec(ID),
             rec(r#"{"name":"ident","type":"int","aliases":["id"]}"#),
