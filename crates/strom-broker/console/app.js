@@ -616,6 +616,7 @@ async function route() {
     else if (parts[0] === "topics" && parts[2] === "messages") await renderMessages(parts[1], params);
     else if (parts[0] === "groups" && parts.length === 1) await renderGroups();
     else if (parts[0] === "groups" && parts.length === 2) await renderGroup(parts[1]);
+    else if (parts[0] === "charts" && parts.length === 1) await renderCharts(params);
     else showError(new Error(`No page at ${location.hash}`));
   } catch (error) {
     showError(error);

@@ -1,5 +1,7 @@
 //! The broker's HTTP endpoint: `/health`, `/ready`, `/metrics` (Prometheus text format) and
-//! the built-in web console (`/` and its JSON API under `/api/`).
+//! the built-in web console (`/` and its JSON API under `/api/`, including the last 15
+//! minutes of rates, latency, lag and partition health at `/api/history`, which the
+//! console charts).
 //!
 //! A separate listener (`http.listener`, default `127.0.0.1:9644`, empty = off), served by
 //! hyper's HTTP/1.1 connection driver. It must never slow the Kafka request path, so:
@@ -23,6 +25,8 @@ pub mod browse;
 mod console;
 mod groups;
 pub mod health;
+pub mod history;
+mod history_api;
 pub mod prometheus;
 mod query;
 mod view;
@@ -63,9 +67,21 @@ pub const PAGE_SIZE_MAX: usize = 200;
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// Serves the HTTP endpoint on `listener` until the task is aborted.
+/// Aborts a task when dropped, so the sampler ends with the endpoint's task.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves the HTTP endpoint on `listener` until the task is aborted, and keeps the
+/// console's [`history`] (sampled every [`history::SAMPLE_INTERVAL_MS`]) while it runs.
 pub fn spawn(listener: TcpListener, broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let history: history_api::SharedHistory = Default::default();
+        let _sampler = AbortOnDrop(history_api::spawn_sampler(broker.clone(), history.clone()));
         let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -82,10 +98,12 @@ pub fn spawn(listener: TcpListener, broker: Arc<Broker>) -> tokio::task::JoinHan
                 continue;
             };
             let broker = broker.clone();
+            let history = history.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     let broker = broker.clone();
-                    async move { Ok::<_, Infallible>(handle(broker, request).await) }
+                    let history = history.clone();
+                    async move { Ok::<_, Infallible>(handle(broker, history, request).await) }
                 });
                 let mut builder = http1::Builder::new();
                 builder
@@ -105,7 +123,11 @@ pub fn spawn(listener: TcpListener, broker: Arc<Broker>) -> tokio::task::JoinHan
 }
 
 /// Routes one request. Errors become JSON `{"error": ...}` answers with a fitting status.
-async fn handle(broker: Arc<Broker>, request: Request<Incoming>) -> HttpResponse {
+async fn handle(
+    broker: Arc<Broker>,
+    history: history_api::SharedHistory,
+    request: Request<Incoming>,
+) -> HttpResponse {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let query = query::Query::parse(request.uri().query().unwrap_or(""));
@@ -131,6 +153,12 @@ async fn handle(broker: Arc<Broker>, request: Request<Incoming>) -> HttpResponse
         (&Method::GET | &Method::HEAD, [""] | ["index.html"]) => Ok(console::index()),
         (&Method::GET | &Method::HEAD, ["console", file]) => console::asset(file),
         (&Method::GET, ["api", "overview"]) => blocking(broker, api::overview).await,
+        (&Method::GET, ["api", "history"]) => {
+            blocking(broker, move |broker| {
+                history_api::history(broker, &history, &query)
+            })
+            .await
+        }
         (&Method::GET, ["api", "topics"]) => {
             blocking(broker, move |broker| api::topics(broker, &query)).await
         }

@@ -28,6 +28,11 @@ impl Query {
         Query { pairs }
     }
 
+    /// Every key given, in order (with repeats).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(key, _)| key.as_str())
+    }
+
     /// The first value of `key`, if present and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
