@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""How Strom behaves with many partitions: one node or a 3-node cluster (RF=3).
+
+Not a test: a measurement tool for closing notes and the README. It starts the broker(s)
+on 127.0.0.1 ephemeral ports in temp dirs (killed by PID at the end), then:
+
+1. creates `--partitions` partitions as topics of `--per-topic` partitions, in CreateTopics
+   batches of `--batch` topics, and reports how long that took (until every partition has a
+   leader in Metadata);
+2. times Metadata of all topics and DescribeConfigs of `--describe` topics (medians of 5);
+3. reports each broker's RSS and open file descriptors, in all and per partition replica;
+4. restarts one broker (SIGTERM, then start) and times how long until every partition is
+   back to its full ISR (cluster mode);
+5. produces to `--produce-partitions` partitions at once with `strom bench produce` and to
+   one partition, and reports both MB/s.
+
+The brokers' RLIMIT_NOFILE is raised to `--nofile` (as Kafka's docs ask of operators) when the
+process may. Run it with the compat venv from the repository root:
+
+    tests/compat/.venv/bin/python scripts/bench_scale.py --partitions 2000 [--cluster]
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "compat"))
+
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
+
+from strom_compat.broker import Broker, strom_binary  # noqa: E402
+from strom_compat.cluster import Cluster  # noqa: E402
+
+
+def raise_nofile(limit: int) -> None:
+    """Applies to this process and so to the brokers it starts (inherited)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, limit), max(hard, limit)))
+    except (ValueError, OSError) as error:
+        print(f"note: cannot raise RLIMIT_NOFILE to {limit} ({error}); keeping {soft}/{hard}")
+
+
+def process_stats(pid: int) -> tuple[float, int]:
+    """(RSS in MiB, open file descriptors) of `pid`."""
+    rss_kib = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss_kib = int(line.split()[1])
+    return rss_kib / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def median_ms(action, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        action()
+        times.append((time.monotonic() - started) * 1000)
+    return statistics.median(times)
+
+
+def wait_all_led(admin: AdminClient, topics: list[str], partitions: int, rf: int,
+                 timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=60)
+        ready = sum(
+            1
+            for name in topics
+            for p in (metadata.topics.get(name).partitions.values() if metadata.topics.get(name) else [])
+            if p.leader >= 0 and len(p.isrs) == rf
+        )
+        if ready == partitions:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {ready} of {partitions} partitions have a leader and full ISR")
+        time.sleep(1)
+
+
+def bench_produce(bootstrap: str, topic: str, partitions: int, rf: int, seconds: int) -> float:
+    out = subprocess.run(
+        [str(strom_binary()), "bench", "produce", "--bootstrap-server", bootstrap, "--topic", topic,
+         "--create", "--partitions", str(partitions), "--replication-factor", str(rf),
+         "--record-size", "1024", "--duration", str(seconds), "--json"],
+        check=True, capture_output=True, text=True, timeout=seconds * 4 + 120,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["median"]["mb_per_sec"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--partitions", type=int, default=2000)
+    parser.add_argument("--per-topic", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=50, help="topics per CreateTopics request")
+    parser.add_argument("--describe", type=int, default=100)
+    parser.add_argument("--cluster", action="store_true", help="3 nodes, RF=3")
+    parser.add_argument("--produce-partitions", type=int, default=1000)
+    parser.add_argument("--produce-seconds", type=int, default=15)
+    parser.add_argument("--nofile", type=int, default=1_048_576)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    raise_nofile(args.nofile)
+    rf = 3 if args.cluster else 1
+    figures: dict = {"partitions": args.partitions, "replication_factor": rf, "binary": str(strom_binary())}
+
+    if args.cluster:
+        cluster = Cluster("scale", extra_config={"offsets.topic.num.partitions": "3",
+                                                 "transaction.state.log.num.partitions": "3"})
+        cluster.start()
+        bootstrap = cluster.bootstrap
+        pids = {n.node_id: n.process.pid for n in cluster.nodes.values()}
+    else:
+        broker = Broker("scale", {})
+        broker.start()
+        bootstrap = broker.bootstrap
+        pids = {1: broker.process.pid}
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 120000})
+    try:
+        base = {n: process_stats(pid) for n, pid in pids.items()}
+        topics = [f"scale-{i:05d}" for i in range(args.partitions // args.per_topic)]
+        started = time.monotonic()
+        for i in range(0, len(topics), args.batch):
+            chunk = topics[i:i + args.batch]
+            futures = admin.create_topics([NewTopic(t, args.per_topic, rf) for t in chunk],
+                                          request_timeout=120)
+            for future in futures.values():
+                future.result(timeout=180)
+            done = i + len(chunk)
+            print(f"\rcreated {done * args.per_topic:>7} of {args.partitions} partitions "
+                  f"({time.monotonic() - started:6.1f} s)", end="", flush=True)
+        print()
+        wait_all_led(admin, topics, args.partitions, rf, timeout=600)
+        figures["create_s"] = round(time.monotonic() - started, 1)
+
+        figures["metadata_all_ms"] = round(median_ms(lambda: admin.list_topics(timeout=120)), 1)
+        resources = [ConfigResource("TOPIC", t) for t in topics[:args.describe]]
+
+        def describe():
+            for future in admin.describe_configs(resources, request_timeout=120).values():
+                future.result(timeout=120)
+        figures["describe_configs_ms"] = round(median_ms(describe), 1)
+        figures["describe_configs_topics"] = len(resources)
+
+        replicas_per_broker = args.partitions * rf / len(pids)
+        figures["brokers"] = {}
+        for node, pid in pids.items():
+            rss, fds = process_stats(pid)
+            figures["brokers"][node] = {
+                "rss_mib": round(rss, 1), "fds": fds,
+                "rss_kib_per_replica": round((rss - base[node][0]) * 1024 / replicas_per_broker, 1),
+                "fds_per_replica": round((fds - base[node][1]) / replicas_per_broker, 2),
+            }
+
+        if args.cluster:
+            node = cluster.nodes[2]
+            node.stop()
+            stopped = time.monotonic()
+            node.start()
+            wait_all_led(admin, topics, args.partitions, rf, timeout=900)
+            figures["restart_to_full_isr_s"] = round(time.monotonic() - stopped, 1)
+
+        figures["produce_one_partition_mb_s"] = round(
+            bench_produce(bootstrap, "scale-bench-one", 1, rf, args.produce_seconds), 1)
+        figures["produce_many_partitions"] = args.produce_partitions
+        figures["produce_many_partitions_mb_s"] = round(
+            bench_produce(bootstrap, "scale-bench-many", args.produce_partitions, rf, args.produce_seconds), 1)
+    finally:
+        if args.cluster:
+            cluster.close()
+        else:
+            broker.close()
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
