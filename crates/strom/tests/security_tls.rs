@@ -210,8 +210,14 @@ fn given_new_certificates_on_disk_should_serve_them_without_restart() {
     assert!(secure.broker.is_running());
 }
 
-/// A client certificate from our CA whose validity ended yesterday.
-fn expired_client_cert(certs: &Path) -> std::path::PathBuf {
+/// A client certificate for "mallory" from our CA, valid from `not_before` to `not_after`
+/// (year, month, day); everything else is the same whatever the dates.
+fn client_cert(
+    certs: &Path,
+    file: &str,
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+) -> std::path::PathBuf {
     let ca_pem = std::fs::read_to_string(certs.join("ca.pem")).unwrap();
     let ca_key_pem = std::fs::read_to_string(certs.join("ca-key.pem")).unwrap();
     let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).unwrap();
@@ -222,31 +228,99 @@ fn expired_client_cert(certs: &Path) -> std::path::PathBuf {
         .distinguished_name
         .push(rcgen::DnType::CommonName, "mallory");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let path = certs.join("client-expired.pem");
+    let path = certs.join(file);
     std::fs::write(&path, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
     path
 }
 
+/// TLS handshake presenting `client`, then ApiVersions v0 over it: the answer's error code,
+/// or the I/O error the client met (a refused certificate shows as the server's TLS alert).
+fn api_versions_over_tls(addr: SocketAddr, ca: &Path, client: &Path) -> std::io::Result<i16> {
+    use std::io::{Read, Write};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs(ca) {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs(client), key(client))
+        .unwrap();
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    // size 10: api key 18, version 0, correlation id 7, null client id; empty body.
+    let mut request = 10i32.to_be_bytes().to_vec();
+    request.extend_from_slice(&18i16.to_be_bytes());
+    request.extend_from_slice(&0i16.to_be_bytes());
+    request.extend_from_slice(&7i32.to_be_bytes());
+    request.extend_from_slice(&(-1i16).to_be_bytes());
+    stream.write_all(&request)?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let mut answer = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut answer)?;
+    assert_eq!(&answer[..4], &7i32.to_be_bytes(), "correlation id");
+    Ok(i16::from_be_bytes([answer[4], answer[5]]))
+}
+
 #[test]
-fn given_expired_client_certificate_under_mutual_tls_should_refuse_it() {
+fn given_expired_client_certificate_under_mutual_tls_should_refuse_it_with_a_tls_alert() {
     let secure = start("required");
     let ca = secure.certs.path().join("ca.pem");
-    let expired = expired_client_cert(secure.certs.path());
-    let refused = connect_tls(secure.ssl_addr, &ca, Some(&expired)).and_then(|mut conn| {
-        conn.send(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
-        match conn.read_frame() {
-            Some(_) => Ok(()),
-            None => Err(std::io::Error::other("closed")),
-        }
-    });
-    assert!(refused.is_err(), "an expired client certificate is refused");
-    // The broker logs the refusal (it may land just after the client sees the close).
+    let expired = client_cert(
+        secure.certs.path(),
+        "client-expired.pem",
+        (2020, 1, 1),
+        (2021, 1, 1),
+    );
+    let error = api_versions_over_tls(secure.ssl_addr, &ca, &expired)
+        .expect_err("an expired client certificate is refused");
+    // The broker's refusal, not a timeout or a dead broker: the client received its alert.
+    let alert = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .cloned();
+    assert!(
+        matches!(
+            alert,
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::CertificateExpired
+            ))
+        ),
+        "expected the broker's certificate_expired alert, got {error:?} ({:?})",
+        error.kind()
+    );
+    // The broker logs the refusal (it may land just after the client sees the alert).
     let deadline = Instant::now() + Duration::from_secs(5);
     while !secure.broker.log().contains("TLS handshake failed") {
         assert!(Instant::now() < deadline, "the refusal is logged");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn given_same_client_certificate_with_valid_dates_under_mutual_tls_should_accept_it() {
+    // The twin of the expired-certificate test: same CA, name and usage; only the dates differ.
+    let secure = start("required");
+    let ca = secure.certs.path().join("ca.pem");
+    let valid = client_cert(
+        secure.certs.path(),
+        "client-valid.pem",
+        (2020, 1, 1),
+        (2099, 1, 1),
+    );
+    let answer = api_versions_over_tls(secure.ssl_addr, &ca, &valid);
+    assert!(
+        matches!(answer, Ok(0)),
+        "a client certificate within its dates is accepted: {answer:?}"
+    );
 }
