@@ -20,8 +20,6 @@ pub struct LogRecord {
 
 /// An append accepted by the writer's log, not yet known to be on every in-sync replica.
 pub struct Appended {
-    /// The offset after the last appended record.
-    pub next_offset: i64,
     /// Resolves once the records are committed (the high watermark passed them).
     pub committed: BoxFuture<'static, Result<(), LogError>>,
 }

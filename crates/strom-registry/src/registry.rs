@@ -247,7 +247,6 @@ mod tests {
             }
             let fails = self.commit_fails.load(Ordering::SeqCst);
             Ok(Appended {
-                next_offset: records.len() as i64,
                 committed: Box::pin(async move {
                     if fails {
                         Err(LogError::NotCommitted {

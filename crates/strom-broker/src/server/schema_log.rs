@@ -149,10 +149,8 @@ impl SchemaLog for BrokerSchemaLog {
                 }
                 other => storage(other),
             })?;
-        let next_offset = self.end_offset()?.unwrap_or(0);
         let broker = self.broker.clone();
         Ok(Appended {
-            next_offset,
             committed: Box::pin(async move {
                 pending
                     .committed(&broker)
