@@ -342,6 +342,7 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
     let permanent = query.flag("permanent");
     let normalize = query.flag("normalize");
     let default_to_global = query.flag("defaultToGlobal");
+    let format = query.get("format").map(str::to_string);
     let owned = |s: &str| s.to_string();
     let get = *method == Method::GET || *method == Method::HEAD;
 
@@ -377,7 +378,7 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
             let (subject, version) = (owned(subject), ops::parse_version(version)?);
             registry
                 .read_async(call.forwarded, move |s| {
-                    ops::get_version(s, &subject, version, deleted)
+                    ops::get_version(s, &subject, version, deleted, format.as_deref())
                 })
                 .await?
                 .into()
@@ -387,7 +388,7 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
             Answer::Text(
                 registry
                     .read_async(call.forwarded, move |s| {
-                        ops::get_version_text(s, &subject, version, deleted)
+                        ops::get_version_text(s, &subject, version, deleted, format.as_deref())
                     })
                     .await?,
             )
@@ -443,7 +444,9 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
         (_, ["schemas", "ids", id]) if get => {
             let id = ops::parse_id(id)?;
             registry
-                .read_async(call.forwarded, move |s| ops::schema_by_id(s, id))
+                .read_async(call.forwarded, move |s| {
+                    ops::schema_by_id(s, id, format.as_deref())
+                })
                 .await?
                 .into()
         }
@@ -451,7 +454,9 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
             let id = ops::parse_id(id)?;
             Answer::Text(
                 registry
-                    .read_async(call.forwarded, move |s| ops::schema_text_by_id(s, id))
+                    .read_async(call.forwarded, move |s| {
+                        ops::schema_text_by_id(s, id, format.as_deref())
+                    })
                     .await?,
             )
         }

@@ -86,23 +86,42 @@ fn subject_not_found(subject: &str) -> RegistryError {
     }
 }
 
-fn schema_fields(map: &mut serde_json::Map<String, Value>, stored: &StoredSchema) {
+/// The text of `stored` in `format`: `serialized` gives a Protobuf schema as its base64
+/// `FileDescriptorProto` (as Confluent answers it); anything else, the stored text.
+fn text_in(stored: &StoredSchema, format: Option<&str>) -> String {
+    if format == Some("serialized") {
+        if let Some(serialized) = stored
+            .parsed
+            .as_ref()
+            .and_then(|p| p.serialized_descriptor())
+        {
+            return serialized;
+        }
+    }
+    stored.text.clone()
+}
+
+fn schema_fields(
+    map: &mut serde_json::Map<String, Value>,
+    stored: &StoredSchema,
+    format: Option<&str>,
+) {
     if stored.schema_type != SchemaType::Avro {
         map.insert("schemaType".into(), json!(stored.schema_type.as_str()));
     }
     if !stored.references.is_empty() {
         map.insert("references".into(), json!(stored.references));
     }
-    map.insert("schema".into(), json!(stored.text));
+    map.insert("schema".into(), json!(text_in(stored, format)));
 }
 
-fn version_json(state: &State, subject: &str, number: i32, id: i32) -> Value {
+fn version_json(state: &State, subject: &str, number: i32, id: i32, format: Option<&str>) -> Value {
     let mut map = serde_json::Map::new();
     map.insert("subject".into(), json!(subject));
     map.insert("version".into(), json!(number));
     map.insert("id".into(), json!(id));
     if let Some(stored) = state.schemas.get(&id) {
-        schema_fields(&mut map, stored);
+        schema_fields(&mut map, stored, format);
     }
     Value::Object(map)
 }
@@ -135,7 +154,7 @@ pub fn list_schemas(state: &State, deleted: bool, latest_only: bool, prefix: &st
             live
         };
         for (number, version) in chosen {
-            out.push(version_json(state, subject, *number, version.id));
+            out.push(version_json(state, subject, *number, version.id, None));
         }
     }
     Value::Array(out)
@@ -188,9 +207,10 @@ pub fn get_version(
     subject: &str,
     version: i32,
     deleted: bool,
+    format: Option<&str>,
 ) -> Result<Value, RegistryError> {
     let (number, id) = find_version(state, subject, version, deleted)?;
-    Ok(version_json(state, subject, number, id))
+    Ok(version_json(state, subject, number, id, format))
 }
 
 /// The schema text alone (`/subjects/{s}/versions/{v}/schema`).
@@ -199,12 +219,13 @@ pub fn get_version_text(
     subject: &str,
     version: i32,
     deleted: bool,
+    format: Option<&str>,
 ) -> Result<String, RegistryError> {
     let (_, id) = find_version(state, subject, version, deleted)?;
     state
         .schemas
         .get(&id)
-        .map(|s| s.text.clone())
+        .map(|s| text_in(s, format))
         .ok_or_else(|| RegistryError::SchemaNotFound { id: id.to_string() })
 }
 
@@ -234,7 +255,7 @@ pub fn lookup(
         .find(|(_, v)| v.id == id && (deleted || !v.deleted))
         .map(|(n, _)| *n)
         .ok_or_else(not_found)?;
-    Ok(version_json(state, subject, number, id))
+    Ok(version_json(state, subject, number, id, None))
 }
 
 fn stored_by_id(state: &State, id: i32) -> Result<&StoredSchema, RegistryError> {
@@ -244,14 +265,18 @@ fn stored_by_id(state: &State, id: i32) -> Result<&StoredSchema, RegistryError> 
         .ok_or_else(|| RegistryError::SchemaNotFound { id: id.to_string() })
 }
 
-pub fn schema_by_id(state: &State, id: i32) -> Result<Value, RegistryError> {
+pub fn schema_by_id(state: &State, id: i32, format: Option<&str>) -> Result<Value, RegistryError> {
     let mut map = serde_json::Map::new();
-    schema_fields(&mut map, stored_by_id(state, id)?);
+    schema_fields(&mut map, stored_by_id(state, id)?, format);
     Ok(Value::Object(map))
 }
 
-pub fn schema_text_by_id(state: &State, id: i32) -> Result<String, RegistryError> {
-    Ok(stored_by_id(state, id)?.text.clone())
+pub fn schema_text_by_id(
+    state: &State,
+    id: i32,
+    format: Option<&str>,
+) -> Result<String, RegistryError> {
+    Ok(text_in(stored_by_id(state, id)?, format))
 }
 
 pub fn id_versions(state: &State, id: i32, deleted: bool) -> Result<Value, RegistryError> {

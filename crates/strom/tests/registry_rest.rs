@@ -677,6 +677,23 @@ fn given_json_and_protobuf_schemas_when_registered_should_keep_their_type_and_re
     let by_id = registry.ok("GET", &format!("/schemas/ids/{order_id}"), None);
     assert_eq!(by_id["schemaType"], "PROTOBUF", "{by_id}");
     assert_eq!(by_id["references"][0]["subject"], "common.proto");
+    // format=serialized: the base64 FileDescriptorProto, which names the message.
+    let serialized = registry.ok(
+        "GET",
+        &format!("/schemas/ids/{order_id}?format=serialized"),
+        None,
+    );
+    use base64::Engine as _;
+    let descriptor = base64::engine::general_purpose::STANDARD
+        .decode(serialized["schema"].as_str().unwrap())
+        .expect("base64");
+    assert!(descriptor.windows(5).any(|w| w == b"Order"), "{serialized}");
+    let version = registry.ok(
+        "GET",
+        "/subjects/orders-value/versions/1?format=serialized",
+        None,
+    );
+    assert_eq!(version["schema"], serialized["schema"]);
     // Looked up again (the same text, the same references): the same version.
     let found = registry.ok("POST", "/subjects/orders-value", Some(&body));
     assert_eq!(found["id"], order_id);
