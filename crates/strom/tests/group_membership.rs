@@ -20,7 +20,7 @@ fn broker() -> TestBroker {
 }
 
 #[test]
-fn given_three_members_when_one_is_killed_should_move_its_partitions_within_the_session_timeout() {
+fn given_three_members_when_one_is_killed_should_move_its_partitions_to_the_survivors() {
     let broker = broker();
     create_topic(&mut broker.connect(), "orders", PARTITIONS, &[]);
     let members: Vec<Member> = (0..3)
@@ -49,15 +49,15 @@ fn given_three_members_when_one_is_killed_should_move_its_partitions_within_the_
     for partition in lost {
         assert!(held.iter().any(|p| p.contains(&partition)));
     }
-    assert!(
-        moved_after < Duration::from_millis(SESSION_TIMEOUT_MS as u64 + 3000),
-        "partitions moved after {moved_after:?}"
+    // wait_settled fails the test only if the partitions never move; the time is a figure.
+    eprintln!(
+        "FIGURE killed_member_moved_ms={} session_timeout_ms={SESSION_TIMEOUT_MS}",
+        moved_after.as_millis()
     );
-    eprintln!("killed member's partitions moved after {moved_after:?}");
 }
 
 #[test]
-fn given_ten_member_group_when_one_joins_and_one_leaves_should_settle_quickly() {
+fn given_ten_member_group_when_one_joins_and_one_leaves_should_settle() {
     let broker = broker();
     create_topic(&mut broker.connect(), "wide", 20, &[]);
     let mut members: Vec<Member> = (0..10)
@@ -88,10 +88,10 @@ fn given_ten_member_group_when_one_joins_and_one_leaves_should_settle_quickly() 
         Duration::from_secs(30),
     );
     let leave_settled = left_at.elapsed();
+    // Each wait_settled fails the test only if the group never settles; the times are figures.
     eprintln!(
-        "10-member group: settled {join_settled:?} after an 11th joined, {leave_settled:?} after one left (heartbeat interval 300 ms)"
+        "FIGURE ten_member_join_settled_ms={} leave_settled_ms={} heartbeat_interval_ms=300",
+        join_settled.as_millis(),
+        leave_settled.as_millis()
     );
-    // A leave must not stall the rest for longer than one heartbeat round plus the rebalance.
-    assert!(leave_settled < Duration::from_secs(5), "{leave_settled:?}");
-    assert!(join_settled < Duration::from_secs(5), "{join_settled:?}");
 }

@@ -160,10 +160,9 @@ fn given_1000_topics_when_listed_should_page_and_filter_with_bounded_answers() {
     }
     let started = Instant::now();
     let first = broker.get_json("/api/topics?page_size=50");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "first page took {:?}",
-        started.elapsed()
+    eprintln!(
+        "FIGURE console_topics_first_page_of_1000_ms={}",
+        started.elapsed().as_millis()
     );
     assert_eq!(first["total"], 1000);
     assert_eq!(first["pages"], 20);
@@ -183,10 +182,9 @@ fn given_1000_topics_when_listed_should_page_and_filter_with_bounded_answers() {
     // The whole exposition with 1,000 topics still renders quickly and parses.
     let started = Instant::now();
     let metrics = broker.scrape();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "scrape took {:?}",
-        started.elapsed()
+    eprintln!(
+        "FIGURE metrics_scrape_1000_topics_ms={}",
+        started.elapsed().as_millis()
     );
     assert_eq!(metrics.value("strom_partitions", &[]), Some(1000.0));
     assert_eq!(

@@ -321,10 +321,10 @@ async fn given_broker_stops_heartbeating_when_session_expires_should_fence_it_an
     })
     .await;
     let took = silent_since.elapsed();
-    println!("broker 2 fenced {took:?} after its last heartbeat");
-    assert!(
-        took < Duration::from_millis(SESSION_TIMEOUT_MS + RAFT_BROKER_LIVENESS_TICK_MS + 1500),
-        "fencing took {took:?}"
+    // image_where fails the test only if broker 2 is never fenced; the time is a figure.
+    println!(
+        "FIGURE broker_fenced_ms={} session_timeout_ms={SESSION_TIMEOUT_MS}",
+        took.as_millis()
     );
     // The fence and the partition changes are one entry: both are visible together.
     for (old, new) in orders

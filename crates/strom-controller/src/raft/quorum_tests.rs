@@ -257,12 +257,12 @@ async fn given_leader_killed_when_voters_continue_should_elect_higher_term_and_o
     let survivors: Vec<&RaftQuorum> = nodes.iter().collect();
     let new_leader_id = agreed_leader(&survivors).await;
     let failover = killed_at.elapsed();
-    println!("failover: new leader {new_leader_id} after {failover:?}");
-    assert_ne!(new_leader_id, old_leader_id);
-    assert!(
-        failover < Duration::from_secs(10),
-        "failover took {failover:?}"
+    // The wait above fails the test only if no leader is ever agreed; the time is a figure.
+    println!(
+        "FIGURE raft_failover_ms={} new_leader={new_leader_id}",
+        failover.as_millis()
     );
+    assert_ne!(new_leader_id, old_leader_id);
     let new_leader = by_id(&nodes, new_leader_id);
     assert!(new_leader.current_term() > old_term);
 

@@ -735,10 +735,17 @@ fn given_throttle_when_bytes_consumed_should_pace_to_the_rate() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     assert!(elapsed >= 0.45, "100 KB at 200 KB/s took {elapsed:.3}s");
+    // 1 GiB paced at 200 KB/s would take ~90 minutes: a minute separates "not paced" from
+    // "paced" on any machine, however loaded.
     let mut free = Throttle::unlimited();
     let started = std::time::Instant::now();
     free.consume(1 << 30);
-    assert!(started.elapsed().as_millis() < 50);
+    let unpaced = started.elapsed();
+    println!("FIGURE unlimited_throttle_1gib_ms={}", unpaced.as_millis());
+    assert!(
+        unpaced.as_secs() < 60,
+        "an unlimited throttle slept {unpaced:?}"
+    );
 }
 
 #[test]
