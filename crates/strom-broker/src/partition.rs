@@ -269,8 +269,11 @@ impl PartitionRegistry {
             (Uuid, i32),
             (String, strom_controller::PartitionState, LogConfig),
         > = HashMap::new();
+        // Topic defaults come from the dynamic broker configs where some are set.
+        let effective = crate::config::dynamic::effective(config, image);
+        let defaults = effective.as_ref().unwrap_or(config);
         for topic in image.topics() {
-            let log_config = log_config_for_topic(config, &topic.configs);
+            let log_config = log_config_for_topic(defaults, &topic.configs);
             for partition in &topic.partitions {
                 if partition.replicas.contains(&config.node_id) {
                     wanted.insert(

@@ -60,6 +60,8 @@ pub struct CreatedTopic {
 pub enum ConfigResource<'a> {
     Topic(&'a str),
     Broker(i32),
+    /// The cluster-wide default of the dynamic broker configs (Kafka's empty broker name).
+    BrokerDefaults,
 }
 
 impl ConfigResource<'_> {
@@ -67,6 +69,7 @@ impl ConfigResource<'_> {
         match self {
             ConfigResource::Topic(name) => (2, name.to_string()),
             ConfigResource::Broker(id) => (4, id.to_string()),
+            ConfigResource::BrokerDefaults => (4, String::new()),
         }
     }
 
@@ -74,6 +77,7 @@ impl ConfigResource<'_> {
         match self {
             ConfigResource::Topic(name) => format!("topic '{name}'"),
             ConfigResource::Broker(id) => format!("broker {id}"),
+            ConfigResource::BrokerDefaults => "the broker defaults".to_string(),
         }
     }
 }
@@ -299,7 +303,9 @@ impl Admin {
         let (resource_type, resource_name) = resource.wire();
         let connection = match resource {
             ConfigResource::Broker(id) => self.client.broker_connection(id).await?,
-            ConfigResource::Topic(_) => self.client.any_connection().await?,
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefaults => {
+                self.client.any_connection().await?
+            }
         };
         let request = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
@@ -380,7 +386,9 @@ impl Admin {
         let (resource_type, resource_name) = resource.wire();
         let connection = match resource {
             ConfigResource::Broker(id) => self.client.broker_connection(id).await?,
-            ConfigResource::Topic(_) => self.client.controller_connection().await?,
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefaults => {
+                self.client.controller_connection().await?
+            }
         };
         // Checked first so the error names the missing API, not a failed request.
         connection.version_for_key(ApiKey::IncrementalAlterConfigs)?;

@@ -74,6 +74,7 @@ fn wire_resource(resource: &ConfigResource<'_>) -> (i8, String, String) {
     match resource {
         ConfigResource::Topic(name) => (2, name.to_string(), format!("topic '{name}'")),
         ConfigResource::Broker(id) => (4, id.to_string(), format!("broker {id}")),
+        ConfigResource::BrokerDefaults => (4, String::new(), "the broker defaults".to_string()),
     }
 }
 
@@ -88,7 +89,9 @@ impl Admin {
         let (resource_type, resource_name, what) = wire_resource(&resource);
         let connection = match resource {
             ConfigResource::Broker(id) => self.client().broker_connection(id).await?,
-            ConfigResource::Topic(_) => self.client().controller_connection().await?,
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefaults => {
+                self.client().controller_connection().await?
+            }
         };
         connection.version_for_key(ApiKey::IncrementalAlterConfigs)?;
         let request = IncrementalAlterConfigsRequest::default()

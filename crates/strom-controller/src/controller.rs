@@ -493,6 +493,17 @@ impl Controller {
         }
     }
 
+    /// Decides dynamic broker config changes: validated by the broker.
+    pub fn alter_broker_configs(&self, records: Vec<MetadataRecord>) -> Decision<()> {
+        debug_assert!(records
+            .iter()
+            .all(|r| matches!(r, MetadataRecord::BrokerConfig { .. })));
+        Decision {
+            records,
+            response: (),
+        }
+    }
+
     /// Decides client quota changes: validated by the broker.
     pub fn alter_client_quotas(&self, records: Vec<MetadataRecord>) -> Decision<()> {
         debug_assert!(records

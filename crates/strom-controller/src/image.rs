@@ -106,6 +106,8 @@ pub struct MetadataImage {
     acls: Arc<AclIndex>,
     /// Client quotas by entity.
     client_quotas: Arc<QuotaTable>,
+    /// Dynamic broker configs: `None` = the cluster-wide default, `Some(id)` = one broker.
+    broker_configs: Arc<BTreeMap<Option<i32>, BTreeMap<String, String>>>,
     last_offset: Option<u64>,
 }
 
@@ -406,6 +408,25 @@ impl MetadataImage {
             MetadataRecord::ClientQuota { entity, key, value } => {
                 Arc::make_mut(&mut self.client_quotas).set(entity, key, *value);
             }
+            MetadataRecord::BrokerConfig { broker, key, value } => {
+                let configs = Arc::make_mut(&mut self.broker_configs);
+                match value {
+                    Some(value) => {
+                        configs
+                            .entry(*broker)
+                            .or_default()
+                            .insert(key.clone(), value.clone());
+                    }
+                    None => {
+                        if let Some(keys) = configs.get_mut(broker) {
+                            keys.remove(key);
+                            if keys.is_empty() {
+                                configs.remove(broker);
+                            }
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -425,6 +446,13 @@ impl MetadataImage {
         &self.client_quotas
     }
 
+    /// The dynamic broker configs of one level: `None` = the cluster-wide default,
+    /// `Some(id)` = broker `id`'s own. Empty when none is set.
+    pub fn broker_configs(&self, broker: Option<i32>) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.broker_configs.get(&broker).unwrap_or(&EMPTY)
+    }
+
     /// Every user with a SCRAM credential, with its mechanisms and iteration counts.
     pub fn scram_users(&self) -> BTreeMap<String, Vec<(i8, i32)>> {
         let mut users: BTreeMap<String, Vec<(i8, i32)>> = BTreeMap::new();
@@ -439,7 +467,8 @@ impl MetadataImage {
 
     /// Records that rebuild this image when applied in order to an empty one: what a Raft
     /// snapshot stores instead of the history. Order: cluster id, brokers, each topic with
-    /// its partitions and configs, SCRAM credentials, ACLs (sorted), client quotas.
+    /// its partitions and configs, SCRAM credentials, ACLs (sorted), dynamic broker configs,
+    /// client quotas.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         if let Some(cluster_id) = &self.cluster_id {
@@ -528,6 +557,17 @@ impl MetadataImage {
                 .into_iter()
                 .map(|acl| MetadataRecord::Acl { acl: acl.clone() }),
         );
+        for (broker, values) in self.broker_configs.iter() {
+            records.extend(
+                values
+                    .iter()
+                    .map(|(key, value)| MetadataRecord::BrokerConfig {
+                        broker: *broker,
+                        key: key.clone(),
+                        value: Some(value.clone()),
+                    }),
+            );
+        }
         for (entity, values) in self.client_quotas.iter() {
             records.extend(
                 values

@@ -192,6 +192,15 @@ impl<S: MetadataLogStore> MetadataQuorum<S> {
         self.commit(decision.records)
     }
 
+    /// Writes dynamic broker config changes as one entry. The broker has validated them.
+    pub fn alter_broker_configs(
+        &mut self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), MetadataError> {
+        let decision = self.controller.alter_broker_configs(records);
+        self.commit(decision.records)
+    }
+
     /// AlterPartitionReassignments. With one broker the only valid target is the current
     /// replica list (a no-op); any other is INVALID_REPLICA_ASSIGNMENT (its brokers are not
     /// registered), and a cancel finds nothing in progress.

@@ -87,6 +87,14 @@ pub enum MetadataRecord {
         key: String,
         value: Option<crate::acl::QuotaValue>,
     },
+    /// A dynamic broker config was set (`Some`) or removed (`None`): Kafka's ConfigRecord on
+    /// a BROKER resource. `broker` is the node id, or `None` for the cluster-wide default
+    /// (Kafka's empty resource name). Every broker applies it from its image.
+    BrokerConfig {
+        broker: Option<i32>,
+        key: String,
+        value: Option<String>,
+    },
     /// A broker lost its session (or shut down): it may not lead or be in an ISR until
     /// [`MetadataRecord::UnfenceBroker`]. Written with the [`MetadataRecord::PartitionChange`]s
     /// that move its partitions away, in the same entry.
@@ -197,6 +205,16 @@ mod tests {
                 }],
                 key: "producer_byte_rate".to_string(),
                 value: Some(crate::acl::QuotaValue(1048576.0)),
+            },
+            MetadataRecord::BrokerConfig {
+                broker: None,
+                key: "log.retention.ms".to_string(),
+                value: Some("3600000".to_string()),
+            },
+            MetadataRecord::BrokerConfig {
+                broker: Some(2),
+                key: "message.max.bytes".to_string(),
+                value: None,
             },
             MetadataRecord::FenceBroker { broker_id: 2 },
             MetadataRecord::UnfenceBroker { broker_id: 2 },

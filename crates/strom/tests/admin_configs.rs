@@ -1,6 +1,6 @@
 //! AlterConfigs / IncrementalAlterConfigs against the real binary: persisted, described with
 //! the topic source, validated (INVALID_CONFIG naming the key), unknown topics refused,
-//! broker keys read-only, and changes that take effect live (retention deletes segments,
+//! read-only broker keys refused, and changes that take effect live (retention deletes segments,
 //! a topic switched to compact gets compacted and refuses keyless records).
 
 mod broker_support;
@@ -265,7 +265,8 @@ fn given_topic_when_configs_altered_should_persist_validate_and_describe() {
     assert_eq!(code, INVALID_CONFIG);
     assert!(message.unwrap().contains("max.message.bytes"));
 
-    // Broker keys are read-only here, with a message; unknown broker keys are invalid.
+    // Read-only broker keys are refused with a message; unknown broker keys are invalid
+    // (dynamic broker configs: admin_broker_configs.rs).
     let (code, message) = incremental(
         &mut conn,
         BROKER,
@@ -324,7 +325,8 @@ fn given_topic_when_configs_altered_should_persist_validate_and_describe() {
         incremental(&mut conn, BROKER, "7", &clear_throttles, false).0,
         INVALID_REQUEST
     );
-    // An unknown operation on a broker resource is not mistaken for a deletion.
+    // An unknown operation on a broker resource is not mistaken for a deletion (Kafka:
+    // INVALID_REQUEST, "Unknown operations type").
     assert_eq!(
         incremental(
             &mut conn,
@@ -334,7 +336,7 @@ fn given_topic_when_configs_altered_should_persist_validate_and_describe() {
             false
         )
         .0,
-        INVALID_CONFIG
+        INVALID_REQUEST
     );
 
     // Persisted in the metadata log: survives a restart.

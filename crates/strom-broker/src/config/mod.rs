@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::listeners::{parse_listeners, ListenerConfig};
 use crate::tls::{ClientAuth, TlsSettings};
 
+pub mod dynamic;
 mod keys;
 pub use keys::BROKER_CONFIG_KEYS;
 

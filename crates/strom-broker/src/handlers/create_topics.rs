@@ -82,7 +82,7 @@ pub async fn handle(
                         .topic(&result.name)
                         .map(|t| t.configs.clone())
                         .unwrap_or_default();
-                    let configs = topic_config_entries(&broker.config, &overrides)
+                    let configs = topic_config_entries(&broker.config, &broker.image(), &overrides)
                         .into_iter()
                         .map(|entry| {
                             CreatableTopicConfigs::default()

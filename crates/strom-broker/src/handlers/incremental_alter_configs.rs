@@ -15,7 +15,7 @@ use super::alter_configs::{
     alter_broker, alter_topic, fail, unsupported_resource, ResourceAnswer, RESOURCE_BROKER,
     RESOURCE_TOPIC,
 };
-use crate::config::{topic_default, ConfigType};
+use crate::config::{dynamic, topic_default, ConfigType};
 use crate::state::Broker;
 
 const OP_SET: i8 = 0;
@@ -91,6 +91,56 @@ fn topic_changes(
     Ok(changes)
 }
 
+/// Turns operations on a BROKER resource into set/remove changes of its level. APPEND and
+/// SUBTRACT start from the value the broker has now (dynamic, static or default).
+fn broker_changes(
+    broker: &Broker,
+    image: &strom_controller::MetadataImage,
+    configs: &[(String, i8, Option<String>)],
+) -> Result<Vec<(String, Option<String>)>, ResourceAnswer> {
+    let mut changes = Vec::with_capacity(configs.len());
+    for (key, operation, value) in configs {
+        let change = match *operation {
+            OP_SET => Some(value.clone().unwrap_or_default()),
+            OP_DELETE => None,
+            OP_APPEND | OP_SUBTRACT => {
+                if dynamic::config_type(key) != ConfigType::List {
+                    let verb = if *operation == OP_APPEND { "append" } else { "subtract" };
+                    return Err(fail(
+                        ErrorCode::InvalidConfig,
+                        format!("Config value {verb} is not allowed for config key: {key}"),
+                    ));
+                }
+                let base = dynamic::layers(&broker.config, image, key)
+                    .into_iter()
+                    .next()
+                    .map(|(value, _)| value)
+                    .unwrap_or_default();
+                let mut items = split_list(&base);
+                let given = split_list(value.as_deref().unwrap_or(""));
+                if *operation == OP_APPEND {
+                    for item in given {
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    }
+                } else {
+                    items.retain(|item| !given.contains(item));
+                }
+                Some(items.join(","))
+            }
+            other => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    format!("unknown config operation {other} for {key} (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)"),
+                ))
+            }
+        };
+        changes.push((key.clone(), change));
+    }
+    Ok(changes)
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
@@ -121,18 +171,13 @@ pub async fn handle(
                     Err(answer) => answer,
                 }
             }
-            RESOURCE_BROKER => {
-                // There are no dynamic broker overrides, so deleting one removes nothing and
-                // succeeds, as deleting an unset override does in Kafka. Tools rely on it:
+            RESOURCE_BROKER => match broker_changes(broker, &image, &configs) {
+                // Deleting a key that is not set succeeds, as in Kafka. Tools rely on it:
                 // kafka-reassign-partitions --verify deletes the replication throttle rates
                 // of every broker whether or not it set them.
-                let keys: Vec<String> = configs
-                    .iter()
-                    .filter(|(_, operation, _)| *operation != OP_DELETE)
-                    .map(|(k, _, _)| k.clone())
-                    .collect();
-                alter_broker(broker, &name, &keys)
-            }
+                Ok(changes) => alter_broker(broker, &name, changes, request.validate_only).await,
+                Err(answer) => answer,
+            },
             other => unsupported_resource(other),
         };
         responses.push(

@@ -29,15 +29,20 @@ pub enum ConfigCommand {
     Producers(ProducersArgs),
 }
 
-/// Which resource: exactly one of --topic and --broker.
+/// Which resource: exactly one of --topic, --broker and --broker-defaults.
 #[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
 pub struct ResourceArgs {
     /// The topic whose configs to show or change.
-    #[arg(long, conflicts_with = "broker", required_unless_present = "broker")]
+    #[arg(long)]
     pub topic: Option<String>,
-    /// The broker (node id) whose configs to show or change.
+    /// The broker (node id) whose configs to show or change (dynamic per-broker configs).
     #[arg(long)]
     pub broker: Option<i32>,
+    /// The cluster-wide defaults of the dynamic broker configs (every broker without its
+    /// own value).
+    #[arg(long)]
+    pub broker_defaults: bool,
 }
 
 impl ResourceArgs {
@@ -45,7 +50,15 @@ impl ResourceArgs {
         match (&self.topic, self.broker) {
             (Some(topic), _) => ConfigResource::Topic(topic),
             (None, Some(id)) => ConfigResource::Broker(id),
-            (None, None) => unreachable!("clap requires one"),
+            (None, None) => ConfigResource::BrokerDefaults,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (&self.topic, self.broker) {
+            (Some(topic), _) => format!("topic '{topic}'"),
+            (None, Some(id)) => format!("broker {id}"),
+            (None, None) => "the broker defaults".to_string(),
         }
     }
 }
@@ -68,11 +81,12 @@ pub struct DescribeArgs {
 pub struct AlterArgs {
     #[command(flatten)]
     pub resource: ResourceArgs,
-    /// Set a key, e.g. `--set retention.ms=60000`. Repeatable.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    /// Set a key, e.g. `--set retention.ms=60000` (kafka-configs: `--add-config`).
+    /// Repeatable.
+    #[arg(long = "set", visible_alias = "add-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub set: Vec<(String, String)>,
-    /// Remove a key (back to its default). Repeatable.
-    #[arg(long = "delete", value_name = "KEY")]
+    /// Remove a key (back to its default; kafka-configs: `--delete-config`). Repeatable.
+    #[arg(long = "delete", visible_alias = "delete-config", value_name = "KEY")]
     pub delete: Vec<String>,
     /// Add items to a list config, e.g. `--append cleanup.policy=compact`.
     #[arg(long = "append", value_name = "KEY=ITEMS", value_parser = parse_key_value)]
@@ -162,6 +176,7 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         return print_json(&json!({
             "topic": args.resource.topic,
             "broker": args.resource.broker,
+            "broker_defaults": args.resource.broker_defaults,
             "configs": configs,
         }));
     }
@@ -223,11 +238,7 @@ async fn alter(args: AlterArgs) -> anyhow::Result<()> {
     admin
         .alter_config_ops(args.resource.resource(), &operations, args.validate_only)
         .await?;
-    let target = match (&args.resource.topic, args.resource.broker) {
-        (Some(topic), _) => format!("topic '{topic}'"),
-        (None, Some(id)) => format!("broker {id}"),
-        (None, None) => unreachable!(),
-    };
+    let target = args.resource.describe();
     if args.json {
         return print_json(&json!({
             "resource": target,
