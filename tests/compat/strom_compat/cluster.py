@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -173,6 +174,25 @@ class Node(Broker):
     def log_bytes(self, topic: str, partition: int) -> bytes:
         """All segment files of the partition, concatenated in base-offset order."""
         return b"".join(path.read_bytes() for path in self.segment_files(topic, partition))
+
+    def log_end_offset(self, topic: str, partition: int) -> int | None:
+        """The next offset after the last complete record batch in the partition's segment
+        files (v2 batch header: base offset, length, ..., last offset delta), or None if this
+        node holds no directory for the partition."""
+        if not self.partition_dir(topic, partition).is_dir():
+            return None
+        end = 0
+        for path in self.segment_files(topic, partition):
+            data = path.read_bytes()
+            at = 0
+            while at + 27 <= len(data):
+                base, length = struct.unpack_from(">qi", data, at)
+                if length <= 0 or at + 12 + length > len(data):
+                    break  # a torn tail or preallocated zeros
+                (last_delta,) = struct.unpack_from(">i", data, at + 23)
+                end = max(end, base + last_delta + 1)
+                at += 12 + length
+        return end
 
     def close(self) -> None:
         self.kill()
@@ -341,10 +361,13 @@ class Cluster:
         raise AssertionError(f"{topic}: ISR not complete within {timeout:.0f} s; last metadata "
                              f"{{partition: (leader, replicas, isr)}} = {last}")
 
-    def wait_logs_identical(self, topic: str, partitions: int, timeout: float = 60.0) -> dict[int, int]:
-        """Until each partition's concatenated segment files are byte-identical on every node
-        that holds the partition; {partition: bytes}. Raises with sizes and the first
-        differing byte if they never converge."""
+    def wait_logs_identical(self, topic: str, partitions: int, timeout: float = 60.0,
+                            replicas: int | None = None) -> dict[int, int]:
+        """Until each partition's concatenated segment files are byte-identical on `replicas`
+        nodes (default: every node of the cluster, as for RF = cluster size), all of those that
+        hold the partition; {partition: bytes}. Raises with sizes and the first differing byte
+        if they never converge, or if fewer nodes than `replicas` hold the partition."""
+        want = replicas if replicas is not None else len(self.nodes)
         deadline = time.monotonic() + timeout
         detail = ""
         while True:
@@ -354,7 +377,7 @@ class Cluster:
                 contents = {n.node_id: n.log_bytes(topic, p) for n in self.nodes.values()
                             if n.partition_dir(topic, p).is_dir()}
                 values = list(contents.values())
-                if len(values) < 2 or any(v != values[0] for v in values):
+                if len(values) < want or any(v != values[0] for v in values):
                     detail += describe_difference(topic, p, contents, self.nodes) + "\n"
                 else:
                     sizes[p] = len(values[0])
@@ -369,8 +392,13 @@ class Cluster:
 
 
 def describe_difference(topic: str, partition: int, contents: dict[int, bytes], nodes: dict[int, Node]) -> str:
-    if len(contents) < 2:
-        return f"{topic}-{partition}: only on nodes {sorted(contents)}"
+    if len(contents) < len(nodes):
+        missing = sorted(set(nodes) - set(contents))
+        if len(contents) < 2:
+            return f"{topic}-{partition}: only on nodes {sorted(contents)}; no replica on nodes {missing}"
+        prefix = f"{topic}-{partition}: no replica on nodes {missing}\n"
+        return prefix + describe_difference(topic, partition, contents,
+                                            {i: n for i, n in nodes.items() if i in contents})
     ids = sorted(contents)
     base = contents[ids[0]]
     parts = [f"{topic}-{partition}: sizes " + ", ".join(f"node{i}={len(contents[i])}" for i in ids)]
