@@ -39,7 +39,7 @@ const chartFormats = {
   bytes: (v) => `${fmtBytes(Math.round(v))}/s`,
   rate: (v) => `${v < 10 ? Number(v.toFixed(1)) : Math.round(v).toLocaleString("en-US")}/s`,
   ms: (v) => `${v < 10 ? Number(v.toFixed(2)) : Math.round(v).toLocaleString("en-US")} ms`,
-  count: (v) => Math.round(v).toLocaleString("en-US"),
+  count: (v) => (Number.isInteger(v) ? v : Number(v.toFixed(1))).toLocaleString("en-US"),
 };
 
 // A line chart over the time window [from, to] (ms). `series`: [{ name, values }] with one
@@ -64,12 +64,14 @@ function lineChart({ testid, title, format, times, from, to, series, note }) {
   });
   const lines = shown.map((s, index) => {
     let d = "";
-    let pen = false;
+    let run = 0; // points in the current unbroken run
+    const closeRun = () => { if (run === 1) d += "h0.01"; run = 0; }; // a lone point: a dot
     s.values.forEach((v, i) => {
-      if (v === null || v === undefined || times[i] < from) { pen = false; return; }
-      d += `${pen ? "L" : "M"}${x(times[i]).toFixed(1)},${y(v).toFixed(1)}`;
-      pen = true;
+      if (v === null || v === undefined || times[i] < from) { closeRun(); return; }
+      d += `${run ? "L" : "M"}${x(times[i]).toFixed(1)},${y(v).toFixed(1)}`;
+      run++;
     });
+    closeRun();
     return svg("path", { d: d || "M0,0", class: "series", "data-series": s.name,
       stroke: CHART_COLORS[index % CHART_COLORS.length] });
   });
