@@ -29,7 +29,21 @@ pub struct CleanerSettings {
 
 impl CleanerSettings {
     pub fn from_config(config: &crate::config::BrokerConfig) -> CleanerSettings {
-        let raw = |key: &str| config.describe(key).map(|(value, _)| value);
+        Self::from_values(|key| config.describe(key).map(|(value, _)| value))
+    }
+
+    /// The settings now: dynamic broker configs (backoff, I/O rate, dedupe buffer) over the
+    /// static ones, so a change takes effect at the next pass without a restart.
+    pub fn current(broker: &Broker) -> CleanerSettings {
+        let image = broker.image();
+        Self::from_values(|key| {
+            crate::config::dynamic::dynamic_value(&broker.config, &image, key)
+                .cloned()
+                .or_else(|| broker.config.describe(key).map(|(value, _)| value))
+        })
+    }
+
+    fn from_values(raw: impl Fn(&str) -> Option<String>) -> CleanerSettings {
         CleanerSettings {
             enable: raw("log.cleaner.enable")
                 .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false")),
@@ -122,11 +136,22 @@ fn run(
     counters: Arc<CleanerCounters>,
 ) {
     // The stop flag also cancels a build in progress, so a stop never waits for a clean.
-    let new_throttle = || Throttle::new(settings.io_max_bytes_per_second).with_cancel(stop.clone());
-    let mut throttle = new_throttle();
+    let new_throttle = |settings: &CleanerSettings| {
+        Throttle::new(settings.io_max_bytes_per_second).with_cancel(stop.clone())
+    };
+    let mut settings = settings;
+    let mut throttle = new_throttle(&settings);
     while !stop.load(Ordering::SeqCst) {
         let cleaned_any = match broker.upgrade() {
-            Some(broker) => clean_pass(&broker, &settings, &mut throttle, &stop, &counters),
+            Some(broker) => {
+                // Dynamic broker configs may have changed the rate or the buffer.
+                let now = CleanerSettings::current(&broker);
+                if now.io_max_bytes_per_second != settings.io_max_bytes_per_second {
+                    throttle = new_throttle(&now);
+                }
+                settings = now;
+                clean_pass(&broker, &settings, &mut throttle, &stop, &counters)
+            }
             None => return,
         };
         if cleaned_any {
@@ -138,7 +163,7 @@ fn run(
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        throttle = new_throttle();
+        throttle = new_throttle(&settings);
     }
 }
 

@@ -85,6 +85,19 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
+/// `follower.replication.throttled.rate` now: the dynamic value (this broker's, else the
+/// cluster default), else the static one.
+fn follower_throttled_rate(broker: &Broker) -> u64 {
+    let image = broker.image();
+    crate::config::dynamic::dynamic_value(
+        &broker.config,
+        &image,
+        "follower.replication.throttled.rate",
+    )
+    .and_then(|v| v.trim().parse::<u64>().ok())
+    .unwrap_or(broker.config.cluster.follower_throttled_rate)
+}
+
 /// Fetches from `leader` until this broker follows nothing there.
 async fn follow(broker: Arc<Broker>, leader: i32) {
     info!(leader, "replica fetcher started");
@@ -97,7 +110,14 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
         ),
         until: std::time::Instant::now(),
     };
+    let mut rate = broker.config.cluster.follower_throttled_rate;
     loop {
+        // A dynamic follower.replication.throttled.rate applies from the next fetch.
+        let now_rate = follower_throttled_rate(&broker);
+        if now_rate != rate {
+            rate = now_rate;
+            throttle.bucket.set_rate(rate, std::time::Instant::now());
+        }
         let partitions = followed_from(&broker, leader);
         if partitions.is_empty() {
             info!(leader, "replica fetcher stopped: nothing to follow");

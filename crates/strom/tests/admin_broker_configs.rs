@@ -2,7 +2,8 @@
 //! IncrementalAlterConfigs on a BROKER resource (the node id, or "" for the cluster-wide
 //! default) are stored in the metadata log, described with Kafka's sources and synonym
 //! order, kept across a restart, refused as Kafka refuses them, and applied without a
-//! restart where Strom implements them (message.max.bytes, log.retention.ms).
+//! restart where Strom implements them (message.max.bytes, min.insync.replicas,
+//! log.retention.ms).
 
 mod broker_support;
 
@@ -24,6 +25,7 @@ const APPEND: i8 = 2;
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REQUEST: i16 = 42;
 const MESSAGE_TOO_LARGE: i16 = 10;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
 /// Kafka's DescribeConfigs config sources.
 const TOPIC_CONFIG: i8 = 1;
 const DYNAMIC_BROKER: i8 = 2;
@@ -382,7 +384,7 @@ fn given_refused_broker_configs_when_altered_should_answer_kafkas_codes() {
 }
 
 #[test]
-fn given_dynamic_message_max_bytes_when_set_should_refuse_larger_batches_without_restart() {
+fn given_dynamic_message_max_bytes_and_min_isr_when_set_should_refuse_produce_without_restart() {
     let broker = TestBroker::start(&[]);
     let mut conn = broker.connect();
     create_topic(&mut conn, "big", 1, &[]);
@@ -418,6 +420,28 @@ fn given_dynamic_message_max_bytes_when_set_should_refuse_larger_batches_without
         0
     );
     assert_eq!(produce(&mut conn, "big", 0, records).0, 0);
+
+    // min.insync.replicas for acks=all: one replica is too few for a default of 2.
+    let acks_all = |conn: &mut Conn| {
+        let response: ProduceResponse = conn.call(
+            ApiKey::Produce,
+            9,
+            &produce_request("big", 0, batch("all", 1, now_ms()), -1),
+        );
+        response.responses[0].partition_responses[0].error_code
+    };
+    assert_eq!(acks_all(&mut conn), 0);
+    assert_eq!(
+        incremental(
+            &mut conn,
+            "",
+            &[("min.insync.replicas", SET, Some("2"))],
+            false
+        )
+        .0,
+        0
+    );
+    assert_eq!(acks_all(&mut conn), NOT_ENOUGH_REPLICAS);
 }
 
 #[test]

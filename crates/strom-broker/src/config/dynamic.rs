@@ -539,6 +539,19 @@ pub fn effective(config: &BrokerConfig, image: &MetadataImage) -> Option<BrokerC
     }
 }
 
+/// The dynamic value of `key` for this broker (its own, else the cluster default), if one
+/// is set: for settings read per request rather than from the config built at start-up.
+pub fn dynamic_value<'a>(
+    config: &BrokerConfig,
+    image: &'a MetadataImage,
+    key: &str,
+) -> Option<&'a String> {
+    image
+        .broker_configs(Some(config.node_id))
+        .get(key)
+        .or_else(|| image.broker_configs(None).get(key))
+}
+
 /// One value of a broker config with where it comes from, most specific first (Kafka's
 /// DescribeConfigs synonyms order): dynamic per-broker, dynamic default, static, default.
 #[derive(Debug, Clone, PartialEq, Eq)]

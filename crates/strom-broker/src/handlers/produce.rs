@@ -322,6 +322,13 @@ pub async fn handle(
             let min_isr = topic
                 .configs
                 .get("min.insync.replicas")
+                .or_else(|| {
+                    crate::config::dynamic::dynamic_value(
+                        &broker.config,
+                        &image,
+                        "min.insync.replicas",
+                    )
+                })
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(broker.config.min_insync_replicas as usize);
             if acks == -1 {
