@@ -3,7 +3,7 @@
 //! read; every other field is skipped by its wire type.
 
 use super::{
-    EnumType, Field, FieldType, Label, Message, Method, ProtoFile, Service, Syntax,
+    EnumType, Field, FieldType, Label, Message, Method, Nested, ProtoFile, Service, Syntax,
     NESTING_DEPTH_MAX,
 };
 
@@ -225,6 +225,9 @@ fn message(bytes: &[u8], depth: usize, syntax: Syntax) -> Result<Message, String
     let mut out = Message::default();
     let mut raw_fields = Vec::new();
     let mut map_entries = Vec::new();
+    // Nested types in wire order: Ok(message index) or Err(map entry name).
+    let mut order: Vec<Result<usize, String>> = Vec::new();
+    let mut entry_fields: Vec<(String, usize)> = Vec::new();
     let mut reader = Reader::new(bytes);
     while let Some((number, value)) = reader.field()? {
         match (number, value) {
@@ -233,8 +236,10 @@ fn message(bytes: &[u8], depth: usize, syntax: Syntax) -> Result<Message, String
             (3, Value::Bytes(b)) => {
                 let nested = message(b, depth + 1, syntax)?;
                 if is_map_entry(b)? {
+                    order.push(Err(nested.name.clone()));
                     map_entries.push(nested);
                 } else {
+                    order.push(Ok(out.messages.len()));
                     out.messages.push(nested);
                 }
             }
@@ -304,7 +309,10 @@ fn message(bytes: &[u8], depth: usize, syntax: Syntax) -> Result<Message, String
             raw.label == 3 && raw.type_name.rsplit('.').next() == Some(entry.name.as_str())
         });
         let (label, field_type) = match entry {
-            Some(entry) => (Label::Plain, map_type(entry)?),
+            Some(entry) => {
+                entry_fields.push((entry.name.clone(), out.fields.len()));
+                (Label::Plain, map_type(entry)?)
+            }
             None => {
                 let label = match raw.label {
                     2 => Label::Required,
@@ -324,6 +332,16 @@ fn message(bytes: &[u8], depth: usize, syntax: Syntax) -> Result<Message, String
             oneof,
         });
     }
+    out.nested_order = order
+        .into_iter()
+        .filter_map(|item| match item {
+            Ok(index) => Some(Nested::Message(index)),
+            Err(name) => entry_fields
+                .iter()
+                .find(|(entry, _)| *entry == name)
+                .map(|(_, field)| Nested::MapEntry(*field)),
+        })
+        .collect();
     Ok(out)
 }
 

@@ -4,7 +4,7 @@
 //! qualified; maps become the nested `<Field>Entry` messages protoc generates; proto3
 //! `optional` fields get their synthetic oneofs after the real ones.
 
-use super::{EnumType, Field, FieldType, Label, Message, ProtoFile, Syntax, TypeKind};
+use super::{EnumType, Field, FieldType, Label, Message, Nested, ProtoFile, Syntax, TypeKind};
 
 /// Base64 (standard alphabet, padded) of the file's `FileDescriptorProto`.
 pub(crate) fn descriptor_base64(file: &ProtoFile) -> String {
@@ -246,10 +246,34 @@ fn message_bytes(w: &mut Writer, message: &Message, scope: &str, syntax: Syntax)
             synthetic.push(format!("_{}", field.name));
         }
     }
-    for nested in &message.messages {
-        w.message(3, |m| message_bytes(m, nested, &full_name, syntax));
+    // Nested types in declaration order (protoc's numbering); anything the order does not
+    // name (a model built without it) follows.
+    let mut order = message.nested_order.clone();
+    for index in 0..message.messages.len() {
+        if !order.contains(&Nested::Message(index)) {
+            order.push(Nested::Message(index));
+        }
     }
-    for field in &message.fields {
+    for (index, field) in message.fields.iter().enumerate() {
+        if matches!(field.field_type, FieldType::Map(..))
+            && !order.contains(&Nested::MapEntry(index))
+        {
+            order.push(Nested::MapEntry(index));
+        }
+    }
+    for item in order {
+        let field = match item {
+            Nested::Message(index) => {
+                if let Some(nested) = message.messages.get(index) {
+                    w.message(3, |m| message_bytes(m, nested, &full_name, syntax));
+                }
+                continue;
+            }
+            Nested::MapEntry(index) => match message.fields.get(index) {
+                Some(field) => field,
+                None => continue,
+            },
+        };
         if let FieldType::Map(key, value) = &field.field_type {
             w.message(3, |m| {
                 m.string(1, &map_entry_name(&field.name));

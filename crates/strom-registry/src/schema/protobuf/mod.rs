@@ -82,6 +82,20 @@ pub(crate) struct Message {
     pub enums: Vec<EnumType>,
     pub reserved_ranges: Vec<(i64, i64)>,
     pub reserved_names: Vec<String>,
+    /// Nested messages and map entries in declaration order.
+    pub nested_order: Vec<Nested>,
+}
+
+/// Where a nested type stands among its siblings. protoc numbers nested types in
+/// declaration order, a map's entry message where the map field is declared, and a
+/// Confluent message index (the path a serializer writes before each record) counts them:
+/// the descriptor the registry serves must keep that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nested {
+    /// Index into `messages`.
+    Message(usize),
+    /// Index into `fields` (a map field).
+    MapEntry(usize),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -526,9 +540,28 @@ fn print_message(out: &mut String, message: &Message, depth: usize, normalize: b
     if normalize {
         fields.sort_by_key(|f| f.number);
     }
-    // A oneof is printed where its first member stands.
+    // A oneof is printed where its first member stands. Nested messages declared before a
+    // map field are printed before it, so that a reparse keeps protoc's nested-type order.
     let mut printed_oneofs = vec![false; message.oneofs.len()];
+    let mut printed_messages = vec![false; message.messages.len()];
     for field in &fields {
+        if !normalize && matches!(field.field_type, FieldType::Map(..)) {
+            let position = message.fields.iter().position(|f| std::ptr::eq(f, *field));
+            for item in &message.nested_order {
+                match item {
+                    Nested::MapEntry(index) if Some(*index) == position => break,
+                    Nested::Message(index) => {
+                        if let (Some(false), Some(nested)) =
+                            (printed_messages.get(*index), message.messages.get(*index))
+                        {
+                            printed_messages[*index] = true;
+                            print_message(out, nested, depth + 1, normalize);
+                        }
+                    }
+                    Nested::MapEntry(_) => {}
+                }
+            }
+        }
         match field.oneof {
             None => print_field(out, field, &inner, normalize),
             Some(index) => {
@@ -569,8 +602,10 @@ fn print_message(out: &mut String, message: &Message, depth: usize, normalize: b
             .collect();
         let _ = writeln!(out, "{inner}reserved {};", names.join(", "));
     }
-    for nested in &message.messages {
-        print_message(out, nested, depth + 1, normalize);
+    for (index, nested) in message.messages.iter().enumerate() {
+        if !printed_messages[index] {
+            print_message(out, nested, depth + 1, normalize);
+        }
     }
     for e in &message.enums {
         print_enum(out, e, depth + 1);

@@ -2,7 +2,7 @@
 //! schema needs (see the module above for what is kept and what is skipped).
 
 use super::{
-    scalar, EnumType, Field, FieldType, Label, Message, Method, ProtoFile, Service, Syntax,
+    scalar, EnumType, Field, FieldType, Label, Message, Method, Nested, ProtoFile, Service, Syntax,
     FIELD_NUMBER_MAX, NESTING_DEPTH_MAX,
 };
 
@@ -487,6 +487,8 @@ impl Parser {
             "message" if oneof.is_none() => {
                 self.at += 1;
                 message.messages.push(self.message(depth + 1)?);
+                let index = message.messages.len() - 1;
+                message.nested_order.push(Nested::Message(index));
             }
             "enum" if oneof.is_none() => {
                 self.at += 1;
@@ -555,6 +557,8 @@ impl Parser {
                     field_type: FieldType::Map(key, Box::new(value)),
                     oneof,
                 });
+                let index = message.fields.len() - 1;
+                message.nested_order.push(Nested::MapEntry(index));
             }
             _ => self.field(message, oneof, depth)?,
         }
@@ -611,6 +615,8 @@ impl Parser {
                 oneof,
             });
             message.messages.push(nested);
+            let index = message.messages.len() - 1;
+            message.nested_order.push(Nested::Message(index));
             return Ok(());
         }
         let field_type = self.field_type()?;

@@ -530,3 +530,25 @@ fn protobuf_serialized_descriptor_round_trips() {
         .serialized_descriptor()
         .is_none());
 }
+
+/// A Confluent message index counts nested types in protoc's order, map entries where their
+/// field is declared: the descriptor and the canonical text keep that order.
+#[test]
+fn protobuf_nested_types_keep_declaration_order_with_map_entries() {
+    let text = "syntax = \"proto3\";\nmessage M {\n  map<string, int32> a = 1;\n  message B {}\n  message C {}\n  map<string, int32> d = 2;\n  message E {}\n}\n";
+    let schema = parsed(SchemaType::Protobuf, text);
+    for canonical in [
+        schema.canonical().to_string(),
+        parsed(
+            SchemaType::Protobuf,
+            &schema.serialized_descriptor().unwrap_or_default(),
+        )
+        .canonical()
+        .to_string(),
+    ] {
+        let at = |needle: &str| canonical.find(needle).unwrap_or(usize::MAX);
+        assert!(at("a = 1") < at("message B"), "{canonical}");
+        assert!(at("message C") < at("d = 2"), "{canonical}");
+        assert!(at("d = 2") < at("message E"), "{canonical}");
+    }
+}
