@@ -140,3 +140,78 @@ fn given_records_when_deleted_through_cli_should_report_low_watermark_and_sizes(
     let producers = broker.json(&["config", "producers", "--topic", "trim-cli", "--json"]);
     assert!(producers["producers"].is_array());
 }
+
+#[test]
+fn given_broker_configs_when_altered_through_cli_should_describe_dynamic_sources() {
+    let broker = Broker::start();
+    let altered = broker.ok(&[
+        "config",
+        "alter",
+        "--broker-defaults",
+        "--add-config",
+        "log.retention.ms=7200000",
+    ]);
+    assert!(altered.contains("Updated the broker defaults"), "{altered}");
+    broker.ok(&[
+        "config",
+        "alter",
+        "--broker",
+        "1",
+        "--set",
+        "log.retention.bytes=1000000",
+    ]);
+    let source = |described: &serde_json::Value, name: &str| {
+        described["configs"]
+            .as_array()
+            .expect("configs")
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| (c["value"].clone(), c["source"].clone()))
+    };
+    let own = broker.json(&["config", "describe", "--broker", "1", "--json"]);
+    assert_eq!(
+        source(&own, "log.retention.ms"),
+        Some((
+            serde_json::json!("7200000"),
+            serde_json::json!("DYNAMIC_DEFAULT_BROKER_CONFIG")
+        ))
+    );
+    assert_eq!(
+        source(&own, "log.retention.bytes"),
+        Some((
+            serde_json::json!("1000000"),
+            serde_json::json!("DYNAMIC_BROKER_CONFIG")
+        ))
+    );
+    let defaults = broker.json(&["config", "describe", "--broker-defaults", "--json"]);
+    assert_eq!(defaults["configs"].as_array().map(Vec::len), Some(1));
+    broker.ok(&[
+        "config",
+        "alter",
+        "--broker-defaults",
+        "--delete-config",
+        "log.retention.ms",
+    ]);
+    let own = broker.json(&["config", "describe", "--broker", "1", "--json"]);
+    assert_eq!(
+        source(&own, "log.retention.ms"),
+        None,
+        "back to the default"
+    );
+    // Read-only keys are refused with Kafka's message; two resources at once are refused.
+    let refused = broker.strom(&[
+        "config",
+        "alter",
+        "--broker-defaults",
+        "--set",
+        "log.dirs=elsewhere",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("Cannot update these configs dynamically"),
+        "{}",
+        stderr(&refused)
+    );
+    let both = broker.strom(&["config", "describe", "--broker", "1", "--broker-defaults"]);
+    assert_ne!(both.status.code(), Some(0));
+}
