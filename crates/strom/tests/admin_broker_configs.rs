@@ -6,10 +6,13 @@
 //! log.retention.ms).
 
 mod broker_support;
+mod cli_support;
+mod cluster_support;
 
 use std::time::{Duration, Instant};
 
 use broker_support::*;
+use cluster_support::Cluster;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
@@ -491,4 +494,60 @@ fn given_dynamic_default_retention_when_set_should_delete_old_segments_of_topics
         list_offset(&mut conn, "old", 0, -2).1 > start
     });
     assert_eq!(list_offset(&mut conn, "kept", 0, -2).1, 0);
+}
+
+#[test]
+fn given_cluster_when_broker_configs_altered_on_one_node_should_reach_every_broker() {
+    let cluster = Cluster::start();
+    let mut first = cluster.node(1).connect();
+    assert_eq!(
+        incremental(
+            &mut first,
+            "",
+            &[("message.max.bytes", SET, Some("4096"))],
+            false
+        )
+        .0,
+        0
+    );
+    let mut second = cluster.node(2).connect();
+    assert_eq!(
+        incremental(
+            &mut second,
+            "2",
+            &[("log.retention.ms", SET, Some("1000"))],
+            false
+        )
+        .0,
+        0
+    );
+    // Another broker's id is refused: clients send a broker's changes to that broker.
+    assert_eq!(
+        incremental(
+            &mut first,
+            "2",
+            &[("log.retention.ms", SET, Some("1"))],
+            false
+        )
+        .0,
+        INVALID_REQUEST
+    );
+    for node in [1, 2, 3] {
+        let mut conn = cluster.node(node).connect();
+        wait_for(
+            "the metadata log to bring the configs to every broker",
+            || {
+                let entries = describe(&mut conn, BROKER, &node.to_string());
+                let max = entry(&entries, "message.max.bytes").unwrap();
+                let retention = entry(&entries, "log.retention.ms").unwrap();
+                let want_retention = if node == 2 {
+                    ("1000".to_string(), DYNAMIC_BROKER)
+                } else {
+                    ("604800000".to_string(), DEFAULT)
+                };
+                (max.0.as_str(), max.1) == ("4096", DYNAMIC_DEFAULT)
+                    && (retention.0, retention.1) == want_retention
+            },
+        );
+    }
 }
