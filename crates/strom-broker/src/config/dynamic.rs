@@ -380,7 +380,8 @@ fn check_strom_key(name: &str, value: &str) -> Result<(), String> {
         .find(|(_, broker_key)| *broker_key == name)
     {
         if let Err(error) = strom_controller::validate_topic_config(topic_key, value) {
-            return bad(&error.to_string());
+            // The topic rule's message, naming the broker key that was set.
+            return Err(error.to_string().replace(topic_key, name));
         }
     }
     let Some(key) = find_key(name) else {
