@@ -127,15 +127,7 @@ async function renderCharts(params) {
     fill(topicSelect, [...d.topics].sort(), params.get("topic"), "busiest topic");
     fill(groupSelect, d.lag.groups.map((g) => g.group), params.get("group"), "most lagging group");
     const frame = { times: d.times_ms, from: d.now_ms - d.window_ms, to: d.now_ms };
-    const topicName = params.get("topic") || d.topics[0];
-    let topic = d.topic;
-    if (!topic && topicName) {
-      // No topic chosen: follow the busiest one (a second request, only for its series).
-      try {
-        topic = (await api(`/api/history?${new URLSearchParams({ minutes, topic: topicName })}`)).topic;
-      } catch (_) { topic = null; }
-      if (topic && topic.bytes_in_per_s.length !== d.times_ms.length) topic = null;
-    }
+    const topic = d.topic; // the chosen topic, else the busiest
     const apis = [...d.request_p99_ms].sort((a, b) =>
       Math.max(0, ...b.p99_ms.filter((v) => v !== null)) - Math.max(0, ...a.p99_ms.filter((v) => v !== null)));
     const detail = d.lag.group;

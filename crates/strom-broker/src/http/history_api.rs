@@ -190,7 +190,7 @@ struct GroupDetail {
 #[derive(Serialize)]
 struct LagSeries {
     groups: Vec<GroupSeries>,
-    /// Per-partition lag of the `group` asked for, else of the most lagging group now.
+    /// Per-partition lag of the `group` asked for, else of the first of `groups`.
     group: Option<GroupDetail>,
 }
 
@@ -207,6 +207,7 @@ struct HistoryBody {
     total: RateSeries,
     /// Topics with traffic in the window, busiest first (for choosing `topic`).
     topics: Vec<String>,
+    /// The `topic` asked for, else the busiest one; `null` when none had traffic.
     topic: Option<TopicSeries>,
     request_p99_ms: Vec<ApiSeries>,
     lag: LagSeries,
@@ -309,7 +310,8 @@ fn build(points: &[&Point], live: bool, now_ms: i64, query: &HistoryQuery) -> Hi
         .take(TOPICS_LISTED_MAX)
         .map(|(name, _)| name.to_string())
         .collect();
-    let topic = query.topic.as_ref().map(|name| {
+    // The topic asked for, else the busiest of the window.
+    let topic = query.topic.as_ref().or(topics.first()).map(|name| {
         let mut rates = RateSeries::default();
         for point in points {
             let found = point
@@ -375,8 +377,8 @@ fn lag_series(points: &[&Point], wanted: Option<&str>) -> LagSeries {
                 .or_insert_with(|| vec![None; points.len()])[index] = Some(group.total);
         }
     }
-    // Most lagging at the last point first; at most LAG_GROUPS_MAX are in any point, but
-    // the set may change along the window, so cap the union too.
+    // Most lagging at its last known value first; at most LAG_GROUPS_MAX are in any point,
+    // but the set may change along the window, so cap the union too.
     let mut groups: Vec<GroupSeries> = groups
         .into_iter()
         .map(|(group, total)| GroupSeries {
@@ -384,16 +386,13 @@ fn lag_series(points: &[&Point], wanted: Option<&str>) -> LagSeries {
             total,
         })
         .collect();
-    let last = |g: &GroupSeries| g.total.last().copied().flatten().unwrap_or(-1);
+    let last = |g: &GroupSeries| g.total.iter().rev().find_map(|v| *v).unwrap_or(-1);
     groups.sort_by(|a, b| last(b).cmp(&last(a)).then_with(|| a.group.cmp(&b.group)));
     groups.truncate(super::history::LAG_GROUPS_MAX * 2);
 
-    let chosen = wanted.map(str::to_string).or_else(|| {
-        points
-            .last()
-            .and_then(|p| p.lag.first())
-            .map(|g| g.group.clone())
-    });
+    let chosen = wanted
+        .map(str::to_string)
+        .or_else(|| groups.first().map(|g| g.group.clone()));
     let group = chosen.map(|chosen| {
         let mut partitions: BTreeMap<(&str, i32), Vec<Option<i64>>> = BTreeMap::new();
         for (index, point) in points.iter().enumerate() {
@@ -520,11 +519,45 @@ mod tests {
         assert_eq!(topic.rates.bytes_in_per_s, [Some(5.0), Some(0.0), None]);
         assert_eq!(body.request_p99_ms[0].p99_ms, [Some(2.0); 3]);
         let groups: Vec<&str> = body.lag.groups.iter().map(|g| g.group.as_str()).collect();
-        assert_eq!(groups, ["g1", "g2"]);
-        assert_eq!(body.lag.groups[0].total, [Some(7), Some(3), None]);
+        assert_eq!(groups, ["g2", "g1"], "most lagging at its last value first");
+        assert_eq!(body.lag.groups[1].total, [Some(7), Some(3), None]);
         let detail = body.lag.group.unwrap();
         assert_eq!(detail.group, "g1");
         assert_eq!(detail.partitions[0].lag, [Some(7), Some(3), None]);
         assert!(body.live);
+
+        let busiest = build(
+            &[&a, &b, &c],
+            false,
+            31_000,
+            &HistoryQuery {
+                window_ms: 900_000,
+                topic: None,
+                group: None,
+            },
+        );
+        let topic = busiest.topic.unwrap();
+        assert_eq!(topic.name, "b");
+        assert_eq!(
+            topic.rates.bytes_in_per_s,
+            [Some(50.0), Some(10.0), Some(1.0)]
+        );
+        assert_eq!(
+            busiest.lag.group.unwrap().group,
+            "g2",
+            "most lagging at the end"
+        );
+        let none = build(
+            &[],
+            false,
+            0,
+            &HistoryQuery {
+                window_ms: 60_000,
+                topic: None,
+                group: None,
+            },
+        );
+        assert!(none.topic.is_none() && none.lag.group.is_none());
+        assert!(none.times_ms.is_empty());
     }
 }
