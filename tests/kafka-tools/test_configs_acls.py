@@ -1,4 +1,4 @@
-"""kafka-configs on brokers and user/client quotas, and kafka-acls on a broker with the
+"""kafka-configs on brokers (dynamic configs, per broker and cluster default) and user/client quotas, and kafka-acls on a broker with the
 authorizer on (PLAINTEXT clients are User:ANONYMOUS, made a super user so the tools may
 administer)."""
 
@@ -12,7 +12,7 @@ from conftest import start_broker
 from tool import kafka, out
 
 
-def test_broker_configs_describe_and_read_only(broker):
+def test_broker_configs_dynamic_and_read_only(broker):
     b = broker.bootstrap
     everything = out("kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-name", "1",
                      "--describe", "--all")
@@ -21,17 +21,27 @@ def test_broker_configs_describe_and_read_only(broker):
     assert values["group.initial.rebalance.delay.ms"] == "0"  # the --set this broker started with
     assert values["num.partitions"] == "1"
     assert values["log.dirs"] == str(broker.data_dir)
-    # Strom has no dynamic broker configs: no overrides to show, and setting one is refused
-    # with a message saying what to do instead.
-    assert out("kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-name", "1",
-               "--describe").strip() == "Dynamic configs for broker 1 are:"
-    refused = kafka("kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-name", "1",
-                    "--alter", "--add-config", "log.retention.ms=1000", ok=False)
+    one = ("--bootstrap-server", b, "--entity-type", "brokers", "--entity-name", "1")
+    default = ("--bootstrap-server", b, "--entity-type", "brokers", "--entity-default")
+    assert out("kafka-configs", *one, "--describe").strip() == "Dynamic configs for broker 1 are:"
+    # Dynamic configs: the cluster default and this broker's own, described with Kafka's
+    # sources and synonyms, most specific first.
+    out("kafka-configs", *default, "--alter", "--add-config", "log.retention.ms=200000")
+    out("kafka-configs", *one, "--alter", "--add-config", "log.retention.ms=100000,num.io.threads=4")
+    own = out("kafka-configs", *one, "--describe")
+    assert ("log.retention.ms=100000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=100000, "
+            "DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=200000, DEFAULT_CONFIG:log.retention.ms=604800000}") in own, own
+    assert "num.io.threads=4 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:num.io.threads=4}" in own, own
+    defaults = out("kafka-configs", *default, "--describe")
+    assert "log.retention.ms=200000" in defaults and "num.io.threads" not in defaults, defaults
+    out("kafka-configs", *one, "--alter", "--delete-config", "log.retention.ms,num.io.threads")
+    assert "log.retention.ms" not in out("kafka-configs", *one, "--describe")
+    # Read-only configs are refused with Kafka's message.
+    refused = kafka("kafka-configs", *one, "--alter", "--add-config", "log.dirs=/elsewhere", ok=False)
     assert refused.returncode != 0
-    assert "Strom has no dynamic broker configs yet" in refused.stdout + refused.stderr
+    assert "Cannot update these configs dynamically: Set(log.dirs)" in refused.stdout + refused.stderr
     # Deleting an override that is not set succeeds, as in Kafka.
-    out("kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-name", "1",
-        "--alter", "--delete-config", "leader.replication.throttled.rate")
+    out("kafka-configs", *one, "--alter", "--delete-config", "leader.replication.throttled.rate")
 
 
 def test_user_and_client_quotas(broker):
