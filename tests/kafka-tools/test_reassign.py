@@ -65,8 +65,12 @@ def test_reassign_generate_execute_verify_and_preferred_election(cluster, tmp_pa
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(plan))
     executed = out("kafka-reassign-partitions", "--bootstrap-server", b, "--reassignment-json-file",
-                   str(plan_file), "--execute")
+                   str(plan_file), "--execute", "--throttle", "50000000")
     assert f"Successfully started partition reassignments for {TOPIC}-0,{TOPIC}-1" in executed, executed
+    # --throttle set the brokers' dynamic replication throttle rates.
+    throttles = out("kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers", "--entity-name", "2",
+                    "--describe")
+    assert "follower.replication.throttled.rate=50000000" in throttles, throttles
 
     deadline = time.monotonic() + 60
     while True:
@@ -80,6 +84,8 @@ def test_reassign_generate_execute_verify_and_preferred_election(cluster, tmp_pa
     # --verify also clears the replication throttles on every broker and the topic.
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "Clearing broker-level throttles on brokers 1,2,3" in verified.stdout
+    assert "throttled.rate" not in out("kafka-configs", "--bootstrap-server", b, "--entity-type", "brokers",
+                                       "--entity-name", "2", "--describe")
     assert f"Clearing topic-level throttles on topic {TOPIC}" in verified.stdout
 
     after = placement(cluster)
