@@ -518,8 +518,16 @@ async fn accept_loop(
             drop(stream);
             continue;
         };
-        let Some(ip_slot) = per_ip.acquire(peer.ip(), broker.config.max_connections_per_ip) else {
-            warn!(%peer, max = broker.config.max_connections_per_ip, "max.connections.per.ip reached; closing new connection");
+        // A dynamic max.connections.per.ip applies to the next connection.
+        let per_ip_max = crate::config::dynamic::dynamic_value(
+            &broker.config,
+            &broker.image(),
+            "max.connections.per.ip",
+        )
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(broker.config.max_connections_per_ip);
+        let Some(ip_slot) = per_ip.acquire(peer.ip(), per_ip_max) else {
+            warn!(%peer, max = per_ip_max, "max.connections.per.ip reached; closing new connection");
             broker.metrics.connections_rejected.add(1);
             drop(stream);
             continue;

@@ -551,3 +551,39 @@ fn given_cluster_when_broker_configs_altered_on_one_node_should_reach_every_brok
         );
     }
 }
+
+#[test]
+fn given_dynamic_max_connections_per_ip_when_set_should_refuse_further_connections() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = broker.connect();
+    assert_eq!(
+        incremental(
+            &mut conn,
+            "1",
+            &[("max.connections.per.ip", SET, Some("3"))],
+            false
+        )
+        .0,
+        0
+    );
+    // This connection and two more are admitted; a fourth from 127.0.0.1 is closed.
+    let mut held: Vec<Conn> = (0..2).map(|_| broker.connect()).collect();
+    assert!(held.iter_mut().all(Conn::answers));
+    let mut extra = broker.connect();
+    assert!(
+        extra.is_closed_by_broker(),
+        "the fourth connection is refused"
+    );
+    assert_eq!(
+        incremental(
+            &mut conn,
+            "1",
+            &[("max.connections.per.ip", DELETE, None)],
+            false
+        )
+        .0,
+        0
+    );
+    let mut after = broker.connect();
+    assert!(after.answers(), "the static limit (1000) is back");
+}
