@@ -5,6 +5,9 @@
 //! upper case: `num.partitions` -> `STROM_NUM_PARTITIONS`). Every key is listed in
 //! [`BROKER_CONFIG_KEYS`] with its default and meaning; an unknown key or a value out of range
 //! is an error that names the key and what it accepts.
+//!
+//! Above these, the dynamic broker configs of the metadata log (a cluster-wide default, then
+//! each broker's own) are laid over the static config at run time: see [`dynamic`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
