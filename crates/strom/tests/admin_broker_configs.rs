@@ -384,6 +384,17 @@ fn given_refused_broker_configs_when_altered_should_answer_kafkas_codes() {
     let entries = describe(&mut conn, BROKER, "1");
     assert_eq!(entry(&entries, "log.retention.ms").unwrap().1, DEFAULT);
     assert!(describe(&mut conn, BROKER, "").is_empty());
+    // Describing another broker's configs here is refused, as in Kafka.
+    for name in ["7", "one"] {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(s(name))
+                .with_configuration_keys(None),
+        ]);
+        let response: DescribeConfigsResponse = conn.call(ApiKey::DescribeConfigs, 4, &request);
+        assert_eq!(response.results[0].error_code, INVALID_REQUEST, "{name}");
+    }
 }
 
 #[test]

@@ -208,7 +208,7 @@ pub fn handle(
                         return result
                             .with_error_code(ErrorCode::InvalidRequest.code())
                             .with_error_message(Some(StrBytes::from_string(format!(
-                                "broker `{name}` is not this broker (node.id {})",
+                                "Unexpected broker id, expected {} or empty string, but received {name}",
                                 broker.config.node_id
                             ))));
                     }
