@@ -295,10 +295,13 @@ class SideProducer(threading.Thread):
         self.stopping = threading.Event()
         self.sent = 0
         self.failed = 0
+        self.errors: dict[str, int] = {}
 
-    def _delivered(self, err, _msg) -> None:
+    def _delivered(self, err, msg) -> None:
         if err is not None:
             self.failed += 1
+            key = f"{msg.topic()}: {err.str()}"
+            self.errors[key] = self.errors.get(key, 0) + 1
 
     def run(self) -> None:
         value = b"v" * 400
@@ -376,18 +379,45 @@ class Restarter(threading.Thread):
 
 
 # ---------------------------------------------------------------------------------- checks
-def group_lag(lag_consumer) -> int | None:
-    """Sum over the acks topic's partitions of high watermark - committed offset, or None."""
+LAG_ERRORS: dict[str, int] = {}
+
+
+def fresh_view(bootstrap: str) -> str:
+    """What a newly created consumer of the group (its own FindCoordinator) reads as committed
+    offsets: tells a stale client-side coordinator from a broker that lost the offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False,
+                         "socket.timeout.ms": 5000})
+    try:
+        offsets = consumer.committed([TopicPartition(ACKS_TOPIC, p) for p in range(ACKS_PARTITIONS)], timeout=5)
+        return "a fresh consumer sees " + ("none either" if all(tp.offset < 0 for tp in offsets) else
+                                           "committed offsets" if all(tp.offset >= 0 for tp in offsets) else
+                                           "some")
+    except Exception as error:  # noqa: BLE001
+        return f"a fresh consumer failed: {str(error)[:80]}"
+    finally:
+        consumer.close()
+
+
+def group_lag(lag_consumer, bootstrap: str | None = None) -> int | None:
+    """Sum over the acks topic's partitions of high watermark - committed offset, or None
+    (the reason counted in LAG_ERRORS). A partition with no committed offset counts from 0."""
     from confluent_kafka import TopicPartition
     try:
         parts = [TopicPartition(ACKS_TOPIC, p) for p in range(ACKS_PARTITIONS)]
         committed = lag_consumer.committed(parts, timeout=5)
         lag = 0
+        if bootstrap and any(tp.offset < 0 for tp in committed):
+            reason = f"{sum(tp.offset < 0 for tp in committed)} partitions without a committed offset; " + \
+                fresh_view(bootstrap)
+            LAG_ERRORS[reason] = LAG_ERRORS.get(reason, 0) + 1
         for tp in committed:
             high = lag_consumer.get_watermark_offsets(TopicPartition(ACKS_TOPIC, tp.partition), timeout=5)[1]
             lag += high - max(tp.offset, 0)
         return lag
-    except Exception:  # noqa: BLE001 - a node may be down: no figure this time
+    except Exception as error:  # noqa: BLE001 - a node may be down: no figure this time
+        reason = str(error)[:120]
+        LAG_ERRORS[reason] = LAG_ERRORS.get(reason, 0) + 1
         return None
 
 
@@ -615,7 +645,7 @@ def main() -> int:
                 "t": round(t, 1), "nodes": nodes, "acked": total, "window_acks": len(fresh),
                 "acks_per_s": len(fresh) / args.sample_seconds,
                 "p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99),
-                "group_lag": group_lag(lag_consumer),
+                "group_lag": group_lag(lag_consumer, cluster.bootstrap if t > 60 else None),
                 "group_consumed": sum(m.consumed for m in members),
                 "txn_committed": len(txn.committed), "txn_aborted": len(txn.aborted),
                 "side_sent": side.sent,
@@ -682,7 +712,8 @@ def main() -> int:
         checks["group"] = {"consumed": sum(m.consumed for m in members), "commits": sum(m.commits for m in members),
                            "commit_errors": sum(m.commit_errors for m in members),
                            "errors": [e for m in members for e in m.errors][:10]}
-        checks["side"] = {"sent": side.sent, "failed": side.failed}
+        checks["side"] = {"sent": side.sent, "failed": side.failed, "errors": side.errors}
+        checks["group_lag_errors"] = LAG_ERRORS
         checks["restarts"] = restarter.events if restarter else []
         checks["restart_errors"] = restarter.errors if restarter else []
         checks["side_kib_node1"] = {
@@ -763,12 +794,13 @@ def print_summary(result: dict, node_ids: list[int], args) -> None:
           f"read_committed records {t['records_read_committed']}, problems {len(t['problems'])} "
           f"{t['problems'][:5]}, producer recreated {t['producer_recreated']}")
     gr = checks["group"]
-    print(f"group: consumed {gr['consumed']}, commits {gr['commits']}, final lag {checks['final_group_lag']}")
+    print(f"group: consumed {gr['consumed']}, commits {gr['commits']}, final lag {checks['final_group_lag']}; "
+          f"lag not measured / partitions without a committed offset: {checks['group_lag_errors']}")
     kib = [(s["compact_kib"], s["retention_kib"]) for s in samples]
     print(f"side topics: sent {checks['side']['sent']} records to each, failed {checks['side']['failed']}; on node1, "
           f"compacted topic KiB max {max(c for c, _ in kib)} end {checks['side_kib_node1']['compact']}, retention "
           f"topic KiB max {max(r for _, r in kib)} end {checks['side_kib_node1']['retention']} "
-          f"(produced {checks['side']['sent'] * 410 // 1024} KiB to each)")
+          f"(produced {checks['side']['sent'] * 410 // 1024} KiB to each); delivery errors {checks['side']['errors']}")
     for e in checks["restarts"]:
         print(f"  restart node{e['node']} {e['how']}: " + ", ".join(
             f"{k} {v}" for k, v in e.items() if k not in ("node", "how", "at")))
