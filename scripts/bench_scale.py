@@ -85,13 +85,15 @@ def wait_all_led(admin: AdminClient, topics: list[str], partitions: int, rf: int
 
 
 def bench_produce(bootstrap: str, topic: str, partitions: int, rf: int, seconds: int) -> float:
-    out = subprocess.run(
+    run = subprocess.run(
         [str(strom_binary()), "bench", "produce", "--bootstrap-server", bootstrap, "--topic", topic,
          "--create", "--partitions", str(partitions), "--replication-factor", str(rf),
          "--record-size", "1024", "--duration", str(seconds), "--json"],
-        check=True, capture_output=True, text=True, timeout=seconds * 4 + 120,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+        capture_output=True, text=True, timeout=seconds * 4 + 120,
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"strom bench produce to {partitions} partitions failed:\n{run.stderr[-2000:]}")
+    result = json.loads(run.stdout.strip().splitlines()[-1])
     return result["median"]["mb_per_sec"]
 
 
@@ -112,8 +114,11 @@ def main() -> None:
     figures: dict = {"partitions": args.partitions, "replication_factor": rf, "binary": str(strom_binary())}
 
     if args.cluster:
+        # Kafka's default session timeout, not the compat suite's 3 s: opening thousands of
+        # partitions on a loaded 2-core machine must not read as a dead broker.
         cluster = Cluster("scale", extra_config={"offsets.topic.num.partitions": "3",
-                                                 "transaction.state.log.num.partitions": "3"})
+                                                 "transaction.state.log.num.partitions": "3",
+                                                 "broker.session.timeout.ms": "9000"})
         cluster.start()
         bootstrap = cluster.bootstrap
         pids = {n.node_id: n.process.pid for n in cluster.nodes.values()}

@@ -167,7 +167,7 @@ fn spawn_image_follower(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
         loop {
             let image = images.borrow_and_update().clone();
             if !Arc::ptr_eq(&image, &broker.image()) {
-                if let Err(error) = broker.apply_image(image) {
+                if let Err(error) = broker.apply_image_off_runtime(image).await {
                     warn!(%error, "cannot apply the metadata image");
                 }
                 // Leadership moved: waiting fetches and produces must look again.

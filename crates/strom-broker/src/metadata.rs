@@ -98,13 +98,13 @@ pub async fn wait_for_local_image(
     loop {
         let image = images.borrow_and_update().clone();
         if ready(&image) {
-            return broker.apply_image(image);
+            return broker.apply_image_off_runtime(image).await;
         }
         if tokio::time::timeout_at(deadline, images.changed())
             .await
             .map_or(true, |r| r.is_err())
         {
-            return broker.apply_image(raft.image());
+            return broker.apply_image_off_runtime(raft.image()).await;
         }
     }
 }

@@ -121,6 +121,22 @@ impl Broker {
             .sync_with_image(&self.config, &image, now_ms())
     }
 
+    /// [`Broker::apply_image`] on the blocking pool: opening or deleting thousands of
+    /// partitions creates files and fsyncs directories, which must not stall the runtime's
+    /// workers (heartbeats to the controller, requests) for seconds. Every caller on the
+    /// runtime uses this, so none waits there for `applying` either.
+    pub async fn apply_image_off_runtime(
+        self: &Arc<Self>,
+        image: Arc<MetadataImage>,
+    ) -> Result<(), PartitionError> {
+        let broker = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || broker.apply_image(image)).await {
+            Ok(result) => result,
+            // A panic while applying stays a panic, as it was when applied inline.
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
     pub fn notify_appended(&self) {
         self.appended
             .send_modify(|count| *count = count.wrapping_add(1));
