@@ -290,7 +290,9 @@ class SideProducer(threading.Thread):
         super().__init__(daemon=True, name="side-producer")
         from confluent_kafka import Producer
         from test_cluster import producer_config
-        self.producer = Producer(producer_config(cluster, **{"linger.ms": 20}))
+        # Batches stay well under the topics' 64 KiB segment.bytes even when a failover piles
+        # records up: a batch larger than a segment is refused (RECORD_BATCH_TOO_LARGE), as in Kafka.
+        self.producer = Producer(producer_config(cluster, **{"linger.ms": 20, "batch.size": 16384}))
         self.rate = rate
         self.stopping = threading.Event()
         self.sent = 0
