@@ -47,9 +47,21 @@ impl IsrProposal {
 
 /// Sends `proposal` to the controller in the background. A refusal (a newer leader epoch
 /// or partition epoch exists) is forgotten: the image brings the current state.
+/// AlterPartition proposals one broker has in flight at most; each holds a connection to the
+/// active controller, which accepts a bounded number (`too many raft connections`).
+const ISR_PROPOSALS_IN_FLIGHT: usize = 4;
+static ISR_PROPOSALS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(ISR_PROPOSALS_IN_FLIGHT);
+
 pub fn propose_isr(broker: &Arc<Broker>, proposal: IsrProposal) {
     let broker = broker.clone();
     tokio::spawn(async move {
+        // A burst of new partitions (hundreds of followers catching up at once) must not
+        // open more connections to the active controller than it accepts: refused, their
+        // answers are lost and those ISRs stay short.
+        let Ok(_permit) = ISR_PROPOSALS.acquire().await else {
+            return;
+        };
         debug!(?proposal, "proposing an ISR change");
         let result = broker.metadata.alter_partition(&broker, &proposal).await;
         if let Err(refusal) = result {
