@@ -97,8 +97,13 @@ func TestKadmTopicsAndConfigs(t *testing.T) {
 		t.Fatalf("max.message.bytes = %q (%v) survived a legacy AlterConfigs that left it out", v, src)
 	}
 
-	// Broker configs are described too.
-	brcs, err := adm.DescribeBrokerConfigs(ctx)
+	// Broker configs are described too: by node id (an empty name is the cluster-wide
+	// dynamic defaults only, as in Kafka, where num.partitions set at start is not listed).
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil || len(brokers) == 0 {
+		t.Fatalf("list brokers: %v %+v", err, brokers)
+	}
+	brcs, err := adm.DescribeBrokerConfigs(ctx, brokers[0].NodeID)
 	if err != nil || len(brcs) == 0 || brcs[0].Err != nil {
 		t.Fatalf("describe broker configs: %v %+v", err, brcs)
 	}
