@@ -29,6 +29,7 @@ let brokerLog = "";
 let dataDir;
 let kafkaPort;
 let httpPort;
+let registryPort;
 let base;
 let browser;
 let page;
@@ -79,12 +80,14 @@ before(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "strom-console-"));
   kafkaPort = await freePort();
   httpPort = await freePort();
+  registryPort = await freePort();
   base = `http://127.0.0.1:${httpPort}`;
   broker = spawn(STROM, [
     "broker",
     "--set", `log.dirs=${dataDir}`,
     "--set", `listeners=PLAINTEXT://127.0.0.1:${kafkaPort}`,
     "--set", `http.listener=127.0.0.1:${httpPort}`,
+    "--set", `schema.registry.listener=127.0.0.1:${registryPort}`,
   ], { stdio: ["ignore", "ignore", "pipe"] });
   broker.stderr.on("data", (chunk) => { brokerLog += chunk; });
   await waitFor("the HTTP endpoint", async () => (await fetch(`${base}/health`)).ok);
@@ -381,4 +384,65 @@ test("the topic list stays usable with 1,000 topics (filter and pages)", async (
   await shot("16-topics-1000-filtered");
   // The broker kept serving Kafka clients throughout.
   assert.match(cli(["topic", "describe", TOPIC]), new RegExp(TOPIC));
+});
+
+// Schemas page: subjects from the registry built into the broker, a subject's versions,
+// its compatibility level, and a diff between two versions.
+async function registry(method, pathname, body) {
+  const response = await fetch(`http://127.0.0.1:${registryPort}${pathname}`, {
+    method,
+    headers: { "content-type": "application/vnd.schemaregistry.v1+json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.equal(response.status, 200, `${method} ${pathname}: ${text}`);
+  return JSON.parse(text);
+}
+
+test("schemas page lists subjects, versions and levels, and diffs two versions", async () => {
+  const user = (fields) => JSON.stringify({ type: "record", name: "User", fields });
+  const v1 = [{ name: "name", type: "string" }];
+  const v2 = [...v1, { name: "email", type: ["null", "string"], default: null }];
+  const v3 = [...v2, { name: "age", type: "int", default: 0 }];
+  for (const fields of [v1, v2, v3]) {
+    await registry("POST", `/subjects/${TOPIC}-value/versions`, { schema: user(fields) });
+  }
+  await registry("POST", "/subjects/orders-key/versions", { schema: JSON.stringify({ type: "string" }) });
+  await registry("PUT", `/config/${TOPIC}-value`, { compatibility: "FULL" });
+
+  await openHash("/schemas");
+  const row = page.getByTestId("schema-row").filter({ hasText: `${TOPIC}-value` });
+  await row.waitFor();
+  const cells = await row.locator("td").allTextContents();
+  assert.deepEqual(cells.slice(0, 4), [`${TOPIC}-value`, "AVRO", "3", "3"]);
+  assert.equal(cells[5], "FULL");
+  const other = await page.getByTestId("schema-row").filter({ hasText: "orders-key" }).locator("td").allTextContents();
+  assert.equal(other[5], "BACKWARD (global)");
+  assert.equal((await page.getByTestId("schema-subjects").locator(".value").textContent()).trim(), "2");
+  await shot("19-schemas");
+
+  await row.getByRole("link").click();
+  await page.getByTestId("versions-table").waitFor();
+  assert.equal(await page.getByTestId("version-row").count(), 3);
+  assert.match(await page.getByTestId("schema-level").textContent(), /FULL/);
+  // Latest against the one before: the `age` field is added.
+  await waitFor("the default diff (2 -> 3)", async () => /changed line/.test(await page.getByTestId("diff-summary").textContent()));
+  let diff = await page.getByTestId("schema-diff").textContent();
+  assert.match(diff, /\+ .*"age"/);
+  assert.doesNotMatch(diff, /\+ .*"email"/);
+  await shot("20-schema-diff");
+  // From version 1: both fields are added.
+  await page.getByTestId("diff-from").selectOption("1");
+  await waitFor("the diff from version 1", async () => /\+ .*"email"/.test(await page.getByTestId("schema-diff").textContent()));
+  diff = await page.getByTestId("schema-diff").textContent();
+  assert.match(diff, /\+ .*"age"/);
+  await page.getByTestId("diff-to").selectOption("1");
+  await page.getByTestId("diff-summary").getByText("identical").waitFor();
+
+  // An unknown subject is a 404 with a message, shown as an error on the page.
+  const unknown = await fetch(`${base}/api/schemas/no-such-subject`);
+  assert.equal(unknown.status, 404);
+  assert.match((await unknown.json()).error, /no-such-subject/);
+  await openHash("/schemas/no-such-subject");
+  await page.getByTestId("error").getByText(/no-such-subject/).waitFor();
 });

@@ -617,6 +617,8 @@ async function route() {
     else if (parts[0] === "groups" && parts.length === 1) await renderGroups();
     else if (parts[0] === "groups" && parts.length === 2) await renderGroup(parts[1]);
     else if (parts[0] === "charts" && parts.length === 1) await renderCharts(params);
+    else if (parts[0] === "schemas" && parts.length === 1) await renderSchemas();
+    else if (parts[0] === "schemas" && parts.length === 2) await renderSchema(parts[1], params);
     else showError(new Error(`No page at ${location.hash}`));
   } catch (error) {
     showError(error);

@@ -2,7 +2,10 @@
 //!
 //! A leader's [`crate::replication::leader::LeaderState`] decides when a follower joins or
 //! leaves the ISR; the change becomes real only when the controller commits it to the
-//! metadata log, and comes back to every broker in the image.
+//! metadata log, and comes back to every broker in the image. Proposals are batched into
+//! AlterPartition requests by [`isr_sender`].
+
+pub mod isr_sender;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,50 +48,51 @@ impl IsrProposal {
     }
 }
 
-/// Sends `proposal` to the controller in the background. A refusal (a newer leader epoch
-/// or partition epoch exists) is forgotten: the image brings the current state.
-/// AlterPartition proposals one broker has in flight at most; each holds a connection to the
-/// active controller, which accepts a bounded number (`too many raft connections`).
-const ISR_PROPOSALS_IN_FLIGHT: usize = 4;
-static ISR_PROPOSALS: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(ISR_PROPOSALS_IN_FLIGHT);
-
+/// Queues `proposal` for the controller ([`isr_sender`]): the next AlterPartition request
+/// this broker sends carries it, with every other change queued by then. A refusal is
+/// forgotten (the image brings the current state); a lost answer is resent as long as the
+/// proposal is still the leader's pending one, since a leader whose proposal never reached
+/// the controller would otherwise wait for an image that never comes, with its ISR frozen.
+///
+/// An ISR naming a replica this broker's image shows fenced (a restarted broker before its
+/// first heartbeat) is not sent, as Kafka's leaders do not propose ineligible replicas
+/// (KIP-841): the controller would refuse it, and thousands of partitions would ask again
+/// on every fetch. The proposal is dropped instead and made again on a fetch once the
+/// image shows the replica unfenced.
 pub fn propose_isr(broker: &Arc<Broker>, proposal: IsrProposal) {
-    let broker = broker.clone();
-    tokio::spawn(async move {
-        // A burst of new partitions (hundreds of followers catching up at once) must not
-        // open more connections to the active controller than it accepts: refused, their
-        // answers are lost and those ISRs stay short.
-        let Ok(_permit) = ISR_PROPOSALS.acquire().await else {
-            return;
-        };
-        debug!(?proposal, "proposing an ISR change");
-        let result = broker.metadata.alter_partition(&broker, &proposal).await;
-        if let Err(refusal) = result {
-            warn!(topic_id = %proposal.topic_id, partition = proposal.partition, error = %refusal.message, "ISR change refused");
-            if let Some(partition) = broker.partitions.get(proposal.topic_id, proposal.partition) {
-                if let ReplicaRole::Leader(state) = &mut *partition.role.lock() {
-                    // Only the answer to the proposal still pending counts.
-                    if state.pending_isr() == Some(proposal.isr.as_slice()) {
-                        if refusal.nothing_applied {
-                            state.on_isr_proposal_not_applied();
-                        } else {
-                            // Maybe applied after all (a lost answer): wait for the image.
-                            state.on_isr_proposal_rejected();
-                        }
-                    }
+    let image = broker.image();
+    if let Some(fenced) = proposal
+        .isr
+        .iter()
+        .find(|&&replica| !image.is_broker_unfenced(replica))
+    {
+        debug!(
+            ?proposal,
+            fenced, "not proposing an ISR with a fenced replica"
+        );
+        if let Some(partition) = broker.partitions.get(proposal.topic_id, proposal.partition) {
+            if let ReplicaRole::Leader(state) = &mut *partition.role.lock() {
+                if state.pending_isr() == Some(proposal.isr.as_slice()) {
+                    state.on_isr_proposal_not_applied();
                 }
             }
         }
-    });
+        return;
+    }
+    debug!(?proposal, "proposing an ISR change");
+    broker.isr_sender.enqueue(proposal);
 }
 
 /// Starts what a broker of a Raft cluster runs besides serving clients: registration and
 /// heartbeats to the active controller, installing every new image, ISR shrinking for the
-/// partitions it leads, and the replica fetcher. A single-node broker runs the ISR check
-/// only (it never has followers, so it never proposes anything).
+/// partitions it leads, the AlterPartition sender, and the replica fetcher. A single-node
+/// broker runs the ISR check and the (idle) sender only: it never has followers, so it
+/// never proposes anything.
 pub fn spawn_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = vec![spawn_isr_shrinker(broker.clone())];
+    let mut tasks = vec![
+        spawn_isr_shrinker(broker.clone()),
+        isr_sender::spawn(broker.clone()),
+    ];
     if matches!(broker.metadata, Metadata::Raft(_)) {
         tasks.push(spawn_membership(broker.clone()));
         tasks.push(spawn_image_follower(broker.clone()));

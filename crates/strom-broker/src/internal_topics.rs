@@ -7,12 +7,17 @@
 //! the coordinators' job, with tombstones), and compaction keeps the latest record per key.
 //! Replay applies every record in order, so it is correct with or without compaction.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
 use strom_controller::CreateTopic;
+use strom_coordinator::log::{
+    self as coordinator_log, BoxFuture, InternalLog, LogError, TxnMarker,
+};
 use strom_protocol::batch::{batch_size_bytes, BatchView};
 use strom_protocol::record::{decode_batch, encode_batch, BatchBuilderOptions, RecordToEncode};
+use strom_protocol::ErrorCode;
+use strom_storage::AppendError;
 
 use crate::state::{now_ms, Broker};
 
@@ -47,13 +52,7 @@ pub enum InternalTopicError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// How an internal topic is created on first use.
-pub struct InternalTopic {
-    pub name: &'static str,
-    pub partitions: i32,
-    pub replication_factor: i16,
-    pub segment_bytes: i32,
-}
+pub use strom_coordinator::log::{InternalTopic, ReplayItem, Writer};
 
 /// The configured replication factor (`offsets.topic.replication.factor`,
 /// `transaction.state.log.replication.factor`) when set; otherwise 1 on a single node and,
@@ -120,32 +119,6 @@ pub async fn ensure_created(
     Ok(())
 }
 
-/// Who wrote a batch: the producer of a transactional batch, or nobody.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Writer {
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-}
-
-/// One item of an internal topic, in log order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplayItem {
-    /// A key/value record; `transactional` names its producer when it belongs to a
-    /// transaction (it takes effect only when the commit marker follows).
-    Record {
-        partition: i32,
-        key: Bytes,
-        value: Option<Bytes>,
-        transactional: Option<Writer>,
-    },
-    /// A transaction marker.
-    Marker {
-        partition: i32,
-        producer_id: i64,
-        commit: bool,
-    },
-}
-
 /// The control type of a control batch's record (0 = abort, 1 = commit).
 pub fn control_marker_is_commit(view: &BatchView<'_>) -> Option<bool> {
     let records = decode_batch(view).ok()?;
@@ -154,26 +127,6 @@ pub fn control_marker_is_commit(view: &BatchView<'_>) -> Option<bool> {
         return None;
     }
     Some(i16::from_be_bytes([key[2], key[3]]) == 1)
-}
-
-/// Every record and marker of every hosted partition of `topic`, partition by partition.
-pub fn read_all(
-    broker: &Broker,
-    topic_name: &'static str,
-) -> Result<Vec<ReplayItem>, InternalTopicError> {
-    let image = broker.image();
-    let Some(topic) = image.topic(topic_name) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for partition_state in &topic.partitions {
-        out.extend(read_partition(
-            broker,
-            topic_name,
-            partition_state.partition,
-        )?);
-    }
-    Ok(out)
 }
 
 /// Every record and marker of partition `index` of `topic` (nothing if not hosted here).
@@ -262,54 +215,6 @@ pub fn read_partition(
     Ok(out)
 }
 
-/// Which partitions of an internal topic a coordinator has replayed, and in which leader
-/// epoch: a coordinator holds the keys of the partitions this broker leads, replays a
-/// partition again when its leadership comes back (a new epoch), and forgets the ones it
-/// lost.
-#[derive(Default)]
-pub struct LoadedPartitions {
-    epochs: parking_lot::Mutex<std::collections::HashMap<i32, i32>>,
-}
-
-impl LoadedPartitions {
-    /// Whether exactly the `led` partitions are loaded, each in its current epoch.
-    pub fn is_current(&self, led: &[(i32, i32)]) -> bool {
-        let epochs = self.epochs.lock();
-        epochs.len() == led.len()
-            && led
-                .iter()
-                .all(|(index, epoch)| epochs.get(index) == Some(epoch))
-    }
-
-    /// Forgets the loaded partitions no longer in `led` and returns them (their keys must
-    /// be dropped from memory).
-    pub fn drop_unled(&self, led: &[(i32, i32)]) -> Vec<i32> {
-        let mut epochs = self.epochs.lock();
-        let gone: Vec<i32> = epochs
-            .keys()
-            .filter(|index| !led.iter().any(|(i, _)| i == *index))
-            .copied()
-            .collect();
-        for index in &gone {
-            epochs.remove(index);
-        }
-        gone
-    }
-
-    /// The `led` partitions not loaded in their current epoch.
-    pub fn to_load(&self, led: &[(i32, i32)]) -> Vec<(i32, i32)> {
-        let epochs = self.epochs.lock();
-        led.iter()
-            .filter(|(index, epoch)| epochs.get(index) != Some(epoch))
-            .copied()
-            .collect()
-    }
-
-    pub fn loaded(&self, index: i32, epoch: i32) {
-        self.epochs.lock().insert(index, epoch);
-    }
-}
-
 /// The partitions of `topic` this broker leads, with their leader epochs.
 pub fn led_partitions(broker: &Broker, topic_name: &str) -> Vec<(i32, i32)> {
     let image = broker.image();
@@ -335,6 +240,14 @@ pub fn leads(broker: &Broker, topic_name: &str, index: i32) -> bool {
         .topic(topic_name)
         .and_then(|topic| broker.partitions.get(topic.topic_id, index))
         .is_some_and(|partition| partition.is_leader())
+}
+
+/// The leader epoch of partition `index` of `topic` when this broker leads it.
+pub fn led_epoch(broker: &Broker, topic_name: &str, index: i32) -> Option<i32> {
+    let image = broker.image();
+    let topic = image.topic(topic_name)?;
+    let partition = broker.partitions.get(topic.topic_id, index)?;
+    partition.is_leader().then(|| partition.leader_epoch())
 }
 
 /// The broker leading partition `index` of `topic` (-1: none), from the image.
@@ -411,17 +324,6 @@ impl Pending {
                 }
             })
     }
-}
-
-/// Waits for every one of `pending`, in order; the first failure wins.
-pub async fn all_committed(
-    broker: &Broker,
-    pending: Vec<Pending>,
-) -> Result<(), InternalTopicError> {
-    for write in pending {
-        write.committed(broker).await?;
-    }
-    Ok(())
 }
 
 /// The read barrier of partition `index` of `topic`: its log end offset now (see
@@ -539,13 +441,187 @@ pub async fn wait_replicated(
     }
 }
 
-/// The partition of an internal topic that owns `key` (a group or transactional id):
-/// Java's `abs(String.hashCode(key)) % partitions`, as Kafka places them.
-pub fn partition_for(key: &str, partitions: i32) -> i32 {
-    let mut hash: i32 = 0;
-    for unit in key.encode_utf16() {
-        hash = hash.wrapping_mul(31).wrapping_add(unit as i32);
+/// The coordinators' error for an internal-topic failure.
+pub fn to_log_error(error: &InternalTopicError) -> LogError {
+    match error {
+        InternalTopicError::Create { topic, reason } => LogError::Create {
+            topic,
+            reason: reason.clone(),
+        },
+        InternalTopicError::NotHosted { topic, partition } => LogError::NotHosted {
+            topic,
+            partition: *partition,
+        },
+        InternalTopicError::NotLeader { topic, partition } => LogError::NotLeader {
+            topic,
+            partition: *partition,
+        },
+        InternalTopicError::NotReplicated {
+            topic,
+            partition,
+            reason,
+        } => LogError::NotReplicated {
+            topic,
+            partition: *partition,
+            reason: reason.to_string(),
+        },
+        InternalTopicError::Append(
+            AppendError::MessageTooLarge { .. } | AppendError::RecordListTooLarge { .. },
+        ) => LogError::TooLarge(error.to_string()),
+        InternalTopicError::Append(AppendError::InvalidProducerEpoch { .. }) => {
+            LogError::InvalidProducerEpoch(error.to_string())
+        }
+        other => LogError::Other(other.to_string()),
     }
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions.max(1)
 }
+
+/// The coordinators' [`InternalLog`] over this broker's partitions: the functions of this
+/// module, with commits awaited through [`Pending::committed`]. Holds the broker weakly
+/// (the broker owns the coordinators that own this).
+pub struct BrokerLog {
+    broker: Weak<Broker>,
+}
+
+impl BrokerLog {
+    pub fn new(broker: Weak<Broker>) -> Self {
+        BrokerLog { broker }
+    }
+
+    fn broker(&self) -> Result<Arc<Broker>, LogError> {
+        self.broker
+            .upgrade()
+            .ok_or_else(|| LogError::Other("the broker is shutting down".into()))
+    }
+}
+
+/// A broker [`Pending`] as the coordinators' pending write.
+fn to_log_pending(broker: Arc<Broker>, pending: Pending) -> coordinator_log::Pending {
+    if pending.wait.is_none() {
+        return coordinator_log::Pending::none();
+    }
+    coordinator_log::Pending::new(async move {
+        pending
+            .committed(&broker)
+            .await
+            .map_err(|error| to_log_error(&error))
+    })
+}
+
+impl InternalLog for BrokerLog {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        let broker = self.broker.upgrade()?;
+        let image = broker.image();
+        image.topic(topic).map(|t| t.partition_count())
+    }
+
+    fn led_partitions(&self, topic: &str) -> Vec<(i32, i32)> {
+        self.broker
+            .upgrade()
+            .map_or_else(Vec::new, |broker| led_partitions(&broker, topic))
+    }
+
+    fn leads(&self, topic: &str, index: i32) -> bool {
+        self.broker
+            .upgrade()
+            .is_some_and(|broker| leads(&broker, topic, index))
+    }
+
+    fn ensure_created(&self, topic: InternalTopic) -> BoxFuture<'_, Result<(), LogError>> {
+        Box::pin(async move {
+            let broker = self.broker()?;
+            ensure_created(&broker, &topic)
+                .await
+                .map_err(|error| to_log_error(&error))
+        })
+    }
+
+    fn replay(
+        &self,
+        topic: &'static str,
+        index: i32,
+    ) -> BoxFuture<'_, Result<Vec<ReplayItem>, LogError>> {
+        Box::pin(async move {
+            let broker = self.broker()?;
+            tokio::task::spawn_blocking(move || read_partition(&broker, topic, index))
+                .await
+                .map_err(|error| LogError::Other(error.to_string()))?
+                .map_err(|error| to_log_error(&error))
+        })
+    }
+
+    fn append(
+        &self,
+        topic: &'static str,
+        index: i32,
+        entries: Vec<(Bytes, Option<Bytes>)>,
+        transactional: Option<Writer>,
+    ) -> Result<coordinator_log::Pending, LogError> {
+        let broker = self.broker()?;
+        let pending = append(&broker, topic, index, entries, transactional)
+            .map_err(|error| to_log_error(&error))?;
+        Ok(to_log_pending(broker, pending))
+    }
+
+    fn log_end(&self, topic: &'static str, index: i32) -> coordinator_log::Pending {
+        match self.broker.upgrade() {
+            Some(broker) => {
+                let pending = log_end(&broker, topic, index);
+                to_log_pending(broker, pending)
+            }
+            None => coordinator_log::Pending::none(),
+        }
+    }
+
+    fn write_marker(
+        &self,
+        topic: &str,
+        index: i32,
+        marker: TxnMarker,
+    ) -> Result<coordinator_log::Pending, ErrorCode> {
+        let broker = self
+            .broker
+            .upgrade()
+            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let pending = crate::txn::markers::write_marker(
+            &broker,
+            topic,
+            index,
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.commit,
+            marker.coordinator_epoch,
+        )?;
+        Ok(to_log_pending(broker, pending))
+    }
+
+    fn leader_of(&self, topic: &str, index: i32) -> i32 {
+        self.broker
+            .upgrade()
+            .map_or(-1, |broker| leader_of(&broker, topic, index))
+    }
+
+    fn send_markers(
+        &self,
+        leader: i32,
+        partitions: Vec<(String, i32)>,
+        marker: TxnMarker,
+    ) -> BoxFuture<'static, Result<(), ErrorCode>> {
+        let broker = self.broker.upgrade();
+        Box::pin(async move {
+            let broker = broker.ok_or(ErrorCode::CoordinatorNotAvailable)?;
+            crate::txn::markers::write_remote_markers(
+                &broker,
+                leader,
+                &partitions,
+                marker.producer_id,
+                marker.producer_epoch,
+                marker.commit,
+                marker.coordinator_epoch,
+            )
+            .await
+        })
+    }
+}
+
+/// The partition of an internal topic that owns `key` (a group or transactional id).
+pub use strom_coordinator::partition_for;

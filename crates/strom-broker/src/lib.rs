@@ -24,7 +24,8 @@
 //!
 //! Must not: implement consensus (that is `strom-controller`), or decode records on the hot
 //! path: produce validates batch headers and appends the bytes (records are walked, not
-//! decoded, only for topics with per-record rules: compacted, timestamp bounds); fetch
+//! decoded, only for topics with per-record rules: compacted, timestamp bounds, schema
+//! validation, [`schema_validation`]); fetch
 //! sends file ranges with `sendfile(2)`; followers append the leader's bytes unchanged.
 //!
 //! Concurrency: a tokio runtime; one task per connection with one request in flight (Kafka's
@@ -60,8 +61,10 @@ pub mod replica_fetcher;
 pub mod replication;
 pub mod response;
 pub mod sasl;
+pub mod schema_validation;
 pub mod server;
 pub mod state;
+pub mod tiering;
 pub mod tls;
 pub mod txn;
 

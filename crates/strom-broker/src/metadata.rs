@@ -21,6 +21,9 @@ pub struct IsrRefusal {
     pub message: String,
     /// The refusal proves nothing was written (the leader may drop its proposal).
     pub nothing_applied: bool,
+    /// No decision came back (a transport error, a timeout, no controller leader): the
+    /// proposal may or may not have been applied, and the same proposal is sent again.
+    pub answer_lost: bool,
 }
 
 pub enum Metadata {
@@ -46,41 +49,60 @@ impl Metadata {
         }
     }
 
-    /// AlterPartition: asks the controller to commit a new ISR. A single-node log never
-    /// has followers, so it never gets here.
-    pub async fn alter_partition(
+    /// One AlterPartition request for many partitions ([`crate::cluster::isr_sender`]):
+    /// one answer per proposal, in order, or one refusal for the whole request (with
+    /// `answer_lost` when no decision came back). A single-node log never has followers,
+    /// so it never gets here.
+    pub async fn alter_partitions(
         &self,
         broker: &Arc<Broker>,
-        proposal: &IsrProposal,
-    ) -> Result<(), IsrRefusal> {
-        match self {
-            Metadata::Local(_) => Err(IsrRefusal {
-                message: "a single-node cluster has no followers".into(),
-                nothing_applied: true,
-            }),
-            Metadata::Raft(raft) => {
-                raft.alter_partition(
-                    broker.config.node_id,
-                    proposal.topic_id,
-                    proposal.partition,
-                    proposal.leader_epoch,
-                    proposal.partition_epoch,
-                    proposal.isr.clone(),
-                )
-                .await
-                .map_err(|error| IsrRefusal {
+        proposals: &[IsrProposal],
+    ) -> Result<Vec<Result<(), IsrRefusal>>, IsrRefusal> {
+        let raft = match self {
+            Metadata::Local(_) => {
+                return Err(IsrRefusal {
+                    message: "a single-node cluster has no followers".into(),
+                    nothing_applied: true,
+                    answer_lost: false,
+                })
+            }
+            Metadata::Raft(raft) => raft,
+        };
+        let requests = proposals
+            .iter()
+            .map(|proposal| strom_controller::AlterPartition {
+                broker_id: broker.config.node_id,
+                topic_id: proposal.topic_id,
+                partition: proposal.partition,
+                leader_epoch: proposal.leader_epoch,
+                partition_epoch: proposal.partition_epoch,
+                new_isr: proposal.isr.clone(),
+            })
+            .collect();
+        let answers = raft
+            .alter_partitions(requests)
+            .await
+            .map_err(|error| IsrRefusal {
+                // Only a rejected entry is a decision (nothing of it was applied, but a
+                // change sent earlier may have been).
+                answer_lost: !matches!(&error, strom_controller::RaftQuorumError::Rejected { .. }),
+                nothing_applied: false,
+                message: error.to_string(),
+            })?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| {
+                answer.map(|_| ()).map_err(|error| IsrRefusal {
                     // An ineligible replica is refused before anything is written.
                     nothing_applied: matches!(
-                        &error,
-                        strom_controller::RaftQuorumError::AlterPartition(
-                            strom_controller::PartitionChangeError::IneligibleReplica { .. }
-                        )
+                        error,
+                        strom_controller::PartitionChangeError::IneligibleReplica { .. }
                     ),
+                    answer_lost: false,
                     message: error.to_string(),
-                })?;
-                Ok(())
-            }
-        }
+                })
+            })
+            .collect())
     }
 }
 

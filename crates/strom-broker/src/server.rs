@@ -1,7 +1,8 @@
 //! The broker process: open the data directory, bind the listener, serve connections, run
 //! retention and flushing in the background, and shut down cleanly.
 
-mod schema_log;
+mod schema_access;
+pub(crate) mod schema_log;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +56,8 @@ pub enum ServerError {
     },
     #[error("schema.registry.listener={value}: expected ip:port, e.g. 127.0.0.1:8081, or empty to turn the schema registry off")]
     RegistryListener { value: String },
+    #[error("schema registry security: {0}")]
+    RegistrySecurity(String),
     #[error("TLS setup: {0}")]
     Tls(#[from] TlsError),
     #[error("cannot open the metadata log: {0}")]
@@ -288,6 +291,7 @@ async fn bind_registry(config: &BrokerConfig) -> Result<Option<TcpListener>, Ser
     if value.is_empty() {
         return Ok(None);
     }
+    schema_access::validate(config).map_err(ServerError::RegistrySecurity)?;
     let address: SocketAddr = value
         .replace("localhost", "127.0.0.1")
         .parse()
@@ -375,15 +379,26 @@ impl BoundBroker {
         let broker = self.broker.clone();
         let background = spawn_background(broker.clone());
         let cleaner = crate::cleaner::spawn(broker.clone());
-        let group_timers = broker.groups.spawn_timers(broker.clone());
-        let txn_timers = broker.txns.spawn_timers(broker.clone());
+        let images = broker.clone();
+        let group_timers = broker.groups.spawn_timers(Arc::new(move |topic: &str| {
+            images.image().topic(topic).is_some()
+        }));
+        let txn_timers = broker.txns.spawn_timers();
         let cluster_tasks = crate::cluster::spawn_tasks(&broker);
         if broker.image().topic(crate::group::OFFSETS_TOPIC).is_some() {
             // Replay committed offsets before clients ask; they get
             // COORDINATOR_LOAD_IN_PROGRESS until this is done.
             let loading = broker.clone();
             tokio::spawn(async move {
-                let _ = loading.groups.ensure_loaded(&loading).await;
+                // A replay can fail or find a partition busy while the partitions are
+                // still opening after a restart; retry (bounded) until every led offsets
+                // partition is loaded, so /ready does not wait for a client's request.
+                for _ in 0..600 {
+                    if loading.groups.ensure_loaded().await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
                 // Transactions left open or half-ended by the last run are found (and
                 // timed out or finished) without waiting for their producer to return.
                 if loading
@@ -391,7 +406,7 @@ impl BoundBroker {
                     .topic(crate::txn::TRANSACTION_STATE_TOPIC)
                     .is_some()
                 {
-                    let _ = loading.txns.ensure_loaded(&loading).await;
+                    let _ = loading.txns.ensure_loaded().await;
                 }
             });
         }
@@ -401,9 +416,18 @@ impl BoundBroker {
         if let Some(address) = self.http_addr {
             info!(%address, "http endpoint ready (/health, /ready, /metrics, console at /)");
         }
-        let registry = self.registry_listener.map(|listener| {
-            let log = Arc::new(schema_log::BrokerSchemaLog::new(broker.clone()));
-            strom_registry::serve(listener, log)
+        let registry = self.registry_listener.and_then(|listener| {
+            match schema_access::serving(&broker.config, &broker) {
+                Ok(serving) => Some(strom_registry::http::spawn_with(
+                    listener,
+                    crate::schema_validation::registry(&broker),
+                    serving,
+                )),
+                Err(message) => {
+                    warn!(%message, "schema registry not started");
+                    None
+                }
+            }
         });
         if let Some(address) = self.registry_addr {
             info!(%address, "schema registry ready (Confluent Schema Registry REST API)");

@@ -54,6 +54,11 @@ pub struct Broker {
     pub quotas: crate::quota::QuotaManager,
     /// Fetch sessions (KIP-227); locked briefly, never across a long poll.
     pub fetch_sessions: Mutex<crate::fetch_session::FetchSessionCache>,
+    /// The schema registry's state, shared by its REST listener and the produce path's
+    /// schema validation; see [`crate::schema_validation::registry`].
+    pub schema_registry: std::sync::OnceLock<Arc<strom_registry::Registry>>,
+    /// ISR changes waiting for the next AlterPartition request ([`crate::cluster::isr_sender`]).
+    pub isr_sender: crate::cluster::isr_sender::IsrSender,
 }
 
 impl Broker {
@@ -71,28 +76,43 @@ impl Broker {
             .expect("the config validated the inter-broker listener name")
             .clone();
         let image = metadata.image();
-        let groups = Arc::new(GroupCoordinator::new(&config));
-        let broker = Arc::new(Broker {
-            advertised_host: inter_broker.host,
-            advertised_port: inter_broker.port,
-            advertised_listeners,
-            inter_broker_security,
-            metadata,
-            image: RwLock::new(image.clone()),
-            applying: Mutex::new(()),
-            partitions: PartitionRegistry::default(),
-            producer_ids: Mutex::new(producer_ids),
-            groups,
-            txns: Arc::new(crate::txn::TransactionCoordinator::new(&config)),
-            appended: watch::channel(0).0,
-            metrics: Metrics::new(now_ms()),
-            authorizer: crate::authz::Authorizer::new(&config.security),
-            quotas: crate::quota::QuotaManager::new(&config.security),
-            fetch_sessions: Mutex::new(crate::fetch_session::FetchSessionCache::new(
-                config.fetch_session_slots,
-                rand::random(),
-            )),
-            config,
+        let broker = Arc::new_cyclic(|weak| {
+            let groups = Arc::new(GroupCoordinator::new(
+                crate::group::runtime_config(&config),
+                Arc::new(crate::internal_topics::BrokerLog::new(weak.clone())),
+                Arc::new(strom_coordinator::clock::SystemClock),
+            ));
+            let txns = crate::txn::TransactionCoordinator::new(
+                crate::txn::runtime_config(&config),
+                Arc::new(crate::internal_topics::BrokerLog::new(weak.clone())),
+                Arc::new(strom_coordinator::clock::SystemClock),
+                Arc::new(crate::txn::BrokerProducerIds(weak.clone())),
+                groups.clone(),
+            );
+            Broker {
+                advertised_host: inter_broker.host,
+                advertised_port: inter_broker.port,
+                advertised_listeners,
+                inter_broker_security,
+                metadata,
+                image: RwLock::new(image.clone()),
+                applying: Mutex::new(()),
+                partitions: PartitionRegistry::default(),
+                producer_ids: Mutex::new(producer_ids),
+                groups,
+                txns,
+                appended: watch::channel(0).0,
+                metrics: Metrics::new(now_ms()),
+                authorizer: crate::authz::Authorizer::new(&config.security),
+                quotas: crate::quota::QuotaManager::new(&config.security),
+                fetch_sessions: Mutex::new(crate::fetch_session::FetchSessionCache::new(
+                    config.fetch_session_slots,
+                    rand::random(),
+                )),
+                schema_registry: std::sync::OnceLock::new(),
+                isr_sender: Default::default(),
+                config,
+            }
         });
         broker
             .partitions

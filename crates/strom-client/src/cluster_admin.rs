@@ -1,10 +1,12 @@
 //! Cluster operations of [`Admin`]: the brokers with their liveness (DescribeCluster),
-//! leader elections (ElectLeaders) and the controller quorum (DescribeQuorum).
+//! leader elections (ElectLeaders), the controller quorum (DescribeQuorum) and brokers
+//! leaving (UnregisterBroker).
 
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
-    ApiKey, DescribeClusterRequest, DescribeQuorumRequest, ElectLeadersRequest, TopicName,
+    ApiKey, BrokerId, DescribeClusterRequest, DescribeQuorumRequest, ElectLeadersRequest,
+    TopicName, UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -217,6 +219,23 @@ impl Admin {
             self.client().invalidate_topic(&result.topic);
         }
         Ok(results)
+    }
+
+    /// Unregisters broker `broker_id` (UnregisterBroker, KIP-631): it leaves the cluster for
+    /// good and is no longer listed. Its replicas are not moved (move them first).
+    pub async fn unregister_broker(&self, broker_id: i32) -> Result<()> {
+        let connection = self.client().controller_connection().await?;
+        let version = connection.version_for_key(ApiKey::UnregisterBroker)?;
+        let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(broker_id));
+        let response = connection.send_version(&request, version).await?;
+        if let Some(error) = ClientError::from_code(
+            response.error_code,
+            response.error_message.as_deref(),
+            "unregister broker",
+        ) {
+            return Err(error);
+        }
+        Ok(())
     }
 
     /// The controller quorum's leader, epoch, high watermark and each replica's progress

@@ -416,12 +416,25 @@ impl Consumer {
                     continue;
                 };
                 let position = state.position.expect("positions set before fetch");
-                let (next, mut decoded) = decode_partition(
+                // read_committed: the broker lists the aborted transactions in range;
+                // their records are dropped here, as Kafka's consumer does.
+                let aborted: Vec<(i64, i64)> = if self.config.isolation_level == 1 {
+                    partition
+                        .aborted_transactions
+                        .iter()
+                        .flatten()
+                        .map(|a| (a.producer_id.0, a.first_offset))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let (next, mut decoded) = decode_partition_skipping_aborted(
                     &state.topic,
                     key.1,
                     &bytes,
                     position,
                     self.config.check_crcs,
+                    &aborted,
                 )?;
                 state.position = Some(next);
                 records.append(&mut decoded);
@@ -455,23 +468,53 @@ pub fn decode_partition(
     topic: &Arc<str>,
     partition: i32,
     bytes: &[u8],
-    mut position: i64,
+    position: i64,
     check_crcs: bool,
 ) -> Result<(i64, Vec<ConsumerRecord>)> {
+    decode_partition_skipping_aborted(topic, partition, bytes, position, check_crcs, &[])
+}
+
+/// [`decode_partition`] for read_committed: `aborted` lists (producer id, first offset)
+/// of the aborted transactions in the fetched range (the Fetch response's
+/// `aborted_transactions`). A transactional batch of a producer whose aborted transaction
+/// began at or before it is skipped, up to that producer's next control batch (the abort
+/// marker).
+pub fn decode_partition_skipping_aborted(
+    topic: &Arc<str>,
+    partition: i32,
+    bytes: &[u8],
+    mut position: i64,
+    check_crcs: bool,
+    aborted: &[(i64, i64)],
+) -> Result<(i64, Vec<ConsumerRecord>)> {
     let mut records = Vec::new();
+    let mut pending_aborts: Vec<(i64, i64)> = aborted.to_vec();
+    pending_aborts.sort_by_key(|&(_, first_offset)| std::cmp::Reverse(first_offset));
+    let mut aborting: std::collections::HashSet<i64> = std::collections::HashSet::new();
     for batch in BatchIter::new(bytes) {
         let view = match batch {
             Ok(view) => view,
             Err(BatchError::Truncated { .. }) => break,
             Err(error) => return Err(error.into()),
         };
+        while let Some(&(producer_id, first_offset)) = pending_aborts.last() {
+            if first_offset > view.last_offset() {
+                break;
+            }
+            aborting.insert(producer_id);
+            pending_aborts.pop();
+        }
+        if view.is_control() {
+            aborting.remove(&view.producer_id());
+        }
         if view.next_offset() <= position {
             continue;
         }
         if check_crcs {
             view.verify_crc()?;
         }
-        if !view.is_control() {
+        let aborted_batch = view.is_transactional() && aborting.contains(&view.producer_id());
+        if !view.is_control() && !aborted_batch {
             for record in decode_batch(&view)? {
                 if record.offset < position {
                     continue;
@@ -555,6 +598,53 @@ mod tests {
             decode_partition(&Arc::from("t"), 0, &bytes, 0, true).expect("decode");
         assert_eq!(next, 1);
         assert_eq!(values(&records), vec![(0, "a".into())]);
+    }
+
+    fn txn_batch(base_offset: i64, producer_id: i64, values: &[&str], control: bool) -> Vec<u8> {
+        let records: Vec<RecordToEncode> = values
+            .iter()
+            .map(|v| RecordToEncode {
+                key: None,
+                value: Some(Bytes::from(v.to_string())),
+                headers: vec![],
+                timestamp_ms: 1,
+            })
+            .collect();
+        let options = BatchBuilderOptions {
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: 0,
+            transactional: true,
+            ..BatchBuilderOptions::default()
+        };
+        let mut bytes = encode_batch(&records, &options).expect("encode").to_vec();
+        set_base_offset(&mut bytes, base_offset);
+        if control {
+            let attributes = i16::from_be_bytes([bytes[21], bytes[22]]) | ATTRIBUTE_CONTROL;
+            bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+            let crc = crc32c_of(&bytes[21..]);
+            bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn given_an_aborted_transaction_when_read_committed_should_skip_its_records_only() {
+        let mut bytes = txn_batch(0, 7, &["aborted-1", "aborted-2"], false);
+        bytes.extend(txn_batch(2, 8, &["other"], false));
+        bytes.extend(txn_batch(3, 7, &["marker"], true));
+        bytes.extend(txn_batch(4, 7, &["committed"], false));
+        let topic = Arc::from("t");
+        let (next, records) =
+            decode_partition_skipping_aborted(&topic, 0, &bytes, 0, true, &[(7, 0)])
+                .expect("decode");
+        assert_eq!(next, 5);
+        assert_eq!(
+            values(&records),
+            vec![(2, "other".to_string()), (4, "committed".to_string())]
+        );
+        let (_, all) = decode_partition(&topic, 0, &bytes, 0, true).expect("decode");
+        assert_eq!(all.len(), 4, "read_uncommitted keeps the aborted records");
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! [`producer`] (partitioning, batching, compression, acks, idempotence), the
 //! [`consumer`] (assigned partitions, seek, fetch, batch decoding) and [`admin`]
 //! (topics, configs, partitions, offsets), with [`transactions`] for transaction
-//! administration (list, describe, hanging, abort). Used by the CLI and bench, by follower
+//! administration (list, describe, hanging, abort), and [`membership`] for members of a
+//! classic group of any protocol type (JoinGroup, SyncGroup, Heartbeat, LeaveGroup); [`member_offsets`]
+//! commits offsets as a member, and [`txn_producer`] is a transactional producer (records
+//! and consumer offsets committed together, for exactly-once streams). Used by the CLI and bench, by follower
 //! replication and transaction markers between brokers, and later by connectors and streams.
 //!
 //! Must not: depend on the broker (or storage/controller) crates. It speaks only the
@@ -31,12 +34,15 @@ pub mod connection;
 pub mod consumer;
 pub mod error;
 pub mod groups;
+pub mod member_offsets;
+pub mod membership;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 pub mod reassignments;
 pub mod security;
 pub mod transactions;
+pub mod txn_producer;
 
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic};
 pub use cluster::{Client, ClientConfig, ClusterMetadata, TopicMetadata};
@@ -63,3 +69,4 @@ pub use transactions::{
     AbortSpec, HangingTransaction, ListTransactionsFilter, PartitionProducer,
     TransactionDescription, TransactionListing,
 };
+pub use txn_producer::{TransactionalProducer, TxnOffsets};

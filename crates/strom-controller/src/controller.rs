@@ -16,7 +16,9 @@ use crate::ids::{next_kafka_uuid, IdGenerator};
 use crate::image::MetadataImage;
 use crate::placement::{place_replicas, placement_start};
 use crate::record::{BrokerListener, MetadataRecord};
-use crate::topic_config::{validate_topic_config, validate_topic_config_key};
+use crate::topic_config::{
+    validate_topic_config, validate_topic_config_combination, validate_topic_config_key,
+};
 use crate::topic_name::{unify_collision_chars, validate_topic_name};
 use crate::ConfigError;
 
@@ -446,6 +448,17 @@ impl Controller {
                     }
                     .map_err(ControllerError::InvalidConfig)?;
                 }
+                let mut merged = found.configs.clone();
+                for (key, value) in changes {
+                    match value {
+                        Some(value) => merged.insert(key.clone(), value.clone()),
+                        None => merged.remove(key),
+                    };
+                }
+                validate_topic_config_combination(
+                    merged.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                )
+                .map_err(ControllerError::InvalidConfig)?;
                 Ok(found.topic_id)
             });
         let records = match (&outcome, validate_only) {
@@ -669,6 +682,13 @@ fn check_new_topic(
         })?;
         validate_topic_config(key, value).map_err(ControllerError::InvalidConfig)?;
     }
+    validate_topic_config_combination(
+        request
+            .configs
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?))),
+    )
+    .map_err(ControllerError::InvalidConfig)?;
     Ok(TopicPlan { replicas })
 }
 

@@ -255,6 +255,13 @@ impl MetadataImage {
             MetadataRecord::UnfenceBroker { broker_id } => {
                 self.broker_mut(*broker_id)?.fenced = false;
             }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                self.brokers
+                    .remove(broker_id)
+                    .ok_or(ImageError::UnknownBroker {
+                        broker_id: *broker_id,
+                    })?;
+            }
             MetadataRecord::PartitionChange {
                 topic_id,
                 partition,

@@ -108,6 +108,12 @@
 //! fields, so logs written before stay readable: their brokers are unfenced and their
 //! partitions at partition epoch 0.
 //!
+//! # Records added for brokers that leave
+//!
+//! `UnregisterBroker { broker_id }` (issue 19): the registration is removed (see
+//! `departure`); [`RaftQuorum::unregister_broker`] also takes an observer out of the Raft
+//! membership, so DescribeQuorum no longer lists it.
+//!
 //! # Records added for reassignment
 //!
 //! `PartitionReassignment { topic_id, partition, replicas, adding, removing, leader,
@@ -138,6 +144,7 @@
 
 pub mod acl;
 mod controller;
+mod departure;
 mod error;
 mod ids;
 mod image;

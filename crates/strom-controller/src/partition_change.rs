@@ -264,6 +264,47 @@ fn unclean_allowed(topic: &TopicImage) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
 }
 
+/// Decides `request` against `scratch` and applies the resulting records to it: the
+/// records and the partition's state after them, or why it is refused (nothing applied).
+fn alter_one(
+    scratch: &mut MetadataImage,
+    request: &AlterPartition,
+) -> Result<(Vec<MetadataRecord>, PartitionState), PartitionChangeError> {
+    let Some(topic_id) = scratch.topic_by_id(request.topic_id).map(|t| t.topic_id) else {
+        return Err(PartitionChangeError::UnknownTopicId {
+            topic_id: request.topic_id,
+        });
+    };
+    let Some(state) = scratch.partition(request.topic_id, request.partition) else {
+        return Err(PartitionChangeError::UnknownPartition {
+            topic_id: request.topic_id,
+            partition: request.partition,
+        });
+    };
+    check_alter_partition(state, request, |r| scratch.is_broker_unfenced(r))?;
+    let next = LeaderAndIsr {
+        leader: state.leader,
+        isr: request.new_isr.clone(),
+    };
+    let mut records: Vec<MetadataRecord> =
+        change_record(topic_id, state, next).into_iter().collect();
+    apply_all(scratch, &records);
+    let after = scratch
+        .partition(request.topic_id, request.partition)
+        .expect("the partition exists");
+    // The ISR now holding every target replica of a reassignment completes it, in the
+    // same entry (KIP-455); the answer is the state after both.
+    if let Some(complete) = completion_record(scratch, topic_id, after) {
+        apply_all(scratch, std::slice::from_ref(&complete));
+        records.push(complete);
+    }
+    let after = scratch
+        .partition(request.topic_id, request.partition)
+        .expect("the partition exists")
+        .clone();
+    Ok((records, after))
+}
+
 /// Applies `records` to `image` (records this module built always fit).
 fn apply_all(image: &mut MetadataImage, records: &[MetadataRecord]) {
     for record in records {
@@ -347,49 +388,43 @@ impl Controller {
         image: &MetadataImage,
         request: &AlterPartition,
     ) -> Decision<Result<PartitionState, PartitionChangeError>> {
-        let refused = |error| Decision {
-            records: Vec::new(),
-            response: Err(error),
-        };
-        let Some(topic) = image.topic_by_id(request.topic_id) else {
-            return refused(PartitionChangeError::UnknownTopicId {
-                topic_id: request.topic_id,
-            });
-        };
-        let Some(state) = image.partition(request.topic_id, request.partition) else {
-            return refused(PartitionChangeError::UnknownPartition {
-                topic_id: request.topic_id,
-                partition: request.partition,
-            });
-        };
-        if let Err(error) = check_alter_partition(state, request, |r| image.is_broker_unfenced(r)) {
-            return refused(error);
-        }
-        let next = LeaderAndIsr {
-            leader: state.leader,
-            isr: request.new_isr.clone(),
-        };
-        let mut records: Vec<MetadataRecord> = change_record(topic.topic_id, state, next)
-            .into_iter()
-            .collect();
         let mut scratch = image.clone();
-        apply_all(&mut scratch, &records);
-        let after = scratch
-            .partition(request.topic_id, request.partition)
-            .expect("the partition exists");
-        // The ISR now holding every target replica of a reassignment completes it, in the
-        // same entry (KIP-455); the answer is the state after both.
-        if let Some(complete) = completion_record(&scratch, topic.topic_id, after) {
-            apply_all(&mut scratch, std::slice::from_ref(&complete));
-            records.push(complete);
+        match alter_one(&mut scratch, request) {
+            Ok((records, after)) => Decision {
+                records,
+                response: Ok(after),
+            },
+            Err(error) => Decision {
+                records: Vec::new(),
+                response: Err(error),
+            },
         }
-        let after = scratch
-            .partition(request.topic_id, request.partition)
-            .expect("the partition exists")
-            .clone();
+    }
+
+    /// Decides one AlterPartition request that carries many partitions (Kafka's request
+    /// holds every ISR change a broker has pending): each entry is decided as
+    /// [`Controller::alter_partition`] would, against the image as the earlier entries left
+    /// it, and answered on its own, in order. The records of every accepted entry form one
+    /// decision, so the whole request is one metadata log entry.
+    pub fn alter_partitions(
+        &self,
+        image: &MetadataImage,
+        requests: &[AlterPartition],
+    ) -> Decision<Vec<Result<PartitionState, PartitionChangeError>>> {
+        let mut scratch = image.clone();
+        let mut records = Vec::new();
+        let answers = requests
+            .iter()
+            .map(|request| {
+                alter_one(&mut scratch, request).map(|(changes, after)| {
+                    records.extend(changes);
+                    after
+                })
+            })
+            .collect();
         Decision {
             records,
-            response: Ok(after),
+            response: answers,
         }
     }
 

@@ -226,6 +226,73 @@ fn given_alter_partition_when_checked_should_refuse_stale_or_ineligible_requests
 }
 
 #[test]
+fn given_many_partitions_in_one_alter_partition_when_decided_should_answer_each_and_write_one_decision(
+) {
+    let image = image(
+        &[3],
+        &[
+            (&[1, 2, 3], 1, &[1]),
+            (&[1, 2, 3], 1, &[1]),
+            (&[2, 1, 3], 2, &[2]),
+            (&[1, 2, 3], 1, &[1, 2]),
+        ],
+    );
+    let request = |partition, new_isr: &[i32]| AlterPartition {
+        broker_id: 1,
+        topic_id: TOPIC,
+        partition,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        new_isr: new_isr.to_vec(),
+    };
+    let requests = [
+        request(0, &[1, 2]),
+        // Refused: broker 3 is fenced; the others still go through.
+        request(1, &[1, 3]),
+        // Refused: broker 1 does not lead partition 2.
+        request(2, &[2, 1]),
+        // Already the ISR: answered, nothing written.
+        request(3, &[1, 2]),
+        // A second change of partition 0 in the same request names an epoch the first
+        // one has just replaced.
+        request(0, &[1, 2, 3]),
+        request(1, &[1, 2]),
+    ];
+    let decision = controller().alter_partitions(&image, &requests);
+    let answers = decision.response;
+    assert_eq!(answers.len(), requests.len(), "one answer per entry");
+    assert_eq!(answers[0].as_ref().unwrap().isr, vec![1, 2]);
+    assert_eq!(
+        answers[1],
+        Err(PartitionChangeError::IneligibleReplica {
+            broker_id: 3,
+            reason: IneligibleReason::Fenced
+        })
+    );
+    assert_eq!(
+        answers[2],
+        Err(PartitionChangeError::NotPartitionLeader {
+            broker_id: 1,
+            leader: 2
+        })
+    );
+    assert_eq!(answers[3].as_ref().unwrap(), &state(&image, 3));
+    assert_eq!(
+        answers[4],
+        Err(PartitionChangeError::InvalidUpdateVersion {
+            current: 1,
+            given: 0
+        })
+    );
+    assert_eq!(answers[5].as_ref().unwrap().isr, vec![1, 2]);
+    assert_eq!(decision.records.len(), 2, "{:?}", decision.records);
+    let after = applied(&image, &decision.records);
+    assert_eq!(&state(&after, 0), answers[0].as_ref().unwrap());
+    assert_eq!(&state(&after, 1), answers[5].as_ref().unwrap());
+    assert_eq!(state(&after, 2), state(&image, 2));
+}
+
+#[test]
 fn given_preferred_election_when_decided_should_answer_per_partition() {
     let image = image(
         &[3],

@@ -101,6 +101,12 @@ pub enum MetadataRecord {
     FenceBroker { broker_id: i32 },
     /// A fenced broker heartbeated again and may lead and join ISRs.
     UnfenceBroker { broker_id: i32 },
+    /// A broker left the cluster for good (Kafka's UnregisterBrokerRecord): its
+    /// registration is removed, so it is no longer listed, may not lead or be in an ISR,
+    /// and gets no new replicas. Written after the `PartitionChange`s that take it out of
+    /// leaderships and ISRs, in the same entry. A later `RegisterBroker` for the same id
+    /// brings it back as a new broker.
+    UnregisterBroker { broker_id: i32 },
     /// A partition's leadership or ISR changed (fencing, AlterPartition, an election).
     /// Unlike [`MetadataRecord::Partition`] (the full state at creation) it leaves the
     /// replica assignment as it is and carries the partition epoch, which goes up by one on
@@ -218,6 +224,7 @@ mod tests {
             },
             MetadataRecord::FenceBroker { broker_id: 2 },
             MetadataRecord::UnfenceBroker { broker_id: 2 },
+            MetadataRecord::UnregisterBroker { broker_id: 2 },
             MetadataRecord::PartitionChange {
                 topic_id,
                 partition: 0,

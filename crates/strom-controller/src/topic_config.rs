@@ -34,6 +34,9 @@ const TOPIC_CONFIGS: &[(&str, ValueRule)] = &[
             max: 22,
         },
     ),
+    // Confluent Server's server-side schema validation (strom-broker `schema_validation`).
+    ("confluent.key.schema.validation", ValueRule::Bool),
+    ("confluent.value.schema.validation", ValueRule::Bool),
     ("delete.retention.ms", ValueRule::Long { min: 0 }),
     ("file.delete.delay.ms", ValueRule::Long { min: 0 }),
     ("flush.messages", ValueRule::Long { min: 1 }),
@@ -195,14 +198,10 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
             }
         }
         ValueRule::RemoteStorage => {
-            let enabled = parse_bool(trimmed)
+            // Whether the broker has tiered storage on is the broker's check; the
+            // compacted-topic rule is in `validate_topic_config_combination`.
+            parse_bool(trimmed)
                 .ok_or_else(|| invalid("Expected value to be either true or false".to_string()))?;
-            if enabled {
-                return Err(invalid(
-                    "Tiered storage is not supported by this broker; only false is accepted"
-                        .to_string(),
-                ));
-            }
         }
         ValueRule::GzipLevel => {
             let parsed: i32 = trimmed.parse().map_err(|_| {
@@ -212,6 +211,33 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
                 return Err(invalid("Value must be -1 or in [1, 9]".to_string()));
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks the rules between keys of a topic's configs as they would stand (each value
+/// already valid alone): a compacted topic cannot be tiered, as Kafka refuses it.
+pub fn validate_topic_config_combination<'a>(
+    configs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), ConfigError> {
+    let mut remote = None;
+    let mut compact = false;
+    for (key, value) in configs {
+        match key {
+            "remote.storage.enable" => remote = parse_bool(value.trim()),
+            "cleanup.policy" => compact = value.split(',').any(|policy| policy.trim() == "compact"),
+            _ => {}
+        }
+    }
+    if remote == Some(true) && compact {
+        return Err(ConfigError::InvalidValue {
+            key: "remote.storage.enable".to_string(),
+            value: "true".to_string(),
+            expected: "Remote log storage is not supported for topics with \
+                       cleanup.policy=compact (tiered storage copies closed segments as they \
+                       are; compaction would rewrite them)"
+                .to_string(),
+        });
     }
     Ok(())
 }
@@ -333,6 +359,38 @@ mod tests {
         );
         expect_invalid("message.timestamp.type", "createtime");
         expect_invalid("leader.replication.throttled.replicas", "0-1");
-        expect_invalid("remote.storage.enable", "true");
+        expect_invalid("remote.storage.enable", "yes");
+    }
+
+    #[test]
+    fn given_compacted_topic_when_remote_storage_enabled_should_refuse_naming_the_rule() {
+        let refused = validate_topic_config_combination(
+            [
+                ("cleanup.policy", "delete, compact"),
+                ("remote.storage.enable", "TRUE"),
+            ]
+            .into_iter(),
+        )
+        .expect_err("compacted topics cannot be tiered");
+        assert_eq!(refused.key(), "remote.storage.enable");
+        assert!(
+            refused.to_string().contains("cleanup.policy=compact"),
+            "{refused}"
+        );
+        for allowed in [
+            [
+                ("cleanup.policy", "delete"),
+                ("remote.storage.enable", "true"),
+            ],
+            [
+                ("cleanup.policy", "compact"),
+                ("remote.storage.enable", "false"),
+            ],
+        ] {
+            assert_eq!(
+                validate_topic_config_combination(allowed.into_iter()),
+                Ok(())
+            );
+        }
     }
 }

@@ -53,6 +53,16 @@ pub enum RegistryError {
     Forward { writer: String },
     #[error("Error while forwarding the request to the leader: {message}")]
     Forwarding { message: String },
+    /// No valid HTTP Basic credentials where the listener asks for them.
+    #[error("Unauthorized")]
+    Unauthenticated,
+    /// Authenticated, but the broker's ACLs do not allow this.
+    #[error("User {user} is denied operation {operation} on {resource}")]
+    Forbidden {
+        user: String,
+        operation: &'static str,
+        resource: String,
+    },
     /// The request itself: body not JSON, wrong field types, too large, wrong media type.
     #[error("{message}")]
     Request { status: u16, message: String },
@@ -84,6 +94,8 @@ impl RegistryError {
             Store { .. } => (500, 50001),
             UnknownLeader { .. } => (500, 50004),
             Forward { .. } | Forwarding { .. } => (500, 50003),
+            Unauthenticated => (401, 401),
+            Forbidden { .. } => (403, 40301),
             Request { status, .. } => (*status, u32::from(*status)),
         }
     }

@@ -26,6 +26,12 @@ use crate::error::RegistryError;
 use crate::ops::{self, SchemaRequest};
 use crate::registry::Registry;
 
+mod forward;
+pub mod security;
+
+use forward::{forward, FORWARDED_HEADER};
+pub use security::{Access, Connect, Handshake, Io, Operation, Serving};
+
 /// Most connections served at once; more are closed at accept.
 pub const CONNECTIONS_MAX: usize = 256;
 /// Largest request body (a schema with its JSON envelope); larger gets 413.
@@ -46,10 +52,22 @@ const ACCEPTED_TYPES: [&str; 4] = [
     "application/octet-stream",
 ];
 
-type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
-/// Serves the registry's REST API on `listener` until the task is aborted.
+/// Serves the registry's REST API on `listener` until the task is aborted: plain HTTP,
+/// anyone may call.
 pub fn spawn(listener: TcpListener, registry: Arc<Registry>) -> tokio::task::JoinHandle<()> {
+    spawn_with(listener, registry, Serving::default())
+}
+
+/// Serves the registry's REST API on `listener` with `serving`'s TLS handshake and access
+/// checks until the task is aborted.
+pub fn spawn_with(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    serving: Serving,
+) -> tokio::task::JoinHandle<()> {
+    let serving = Arc::new(serving);
     tokio::spawn(async move {
         let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
         loop {
@@ -67,10 +85,30 @@ pub fn spawn(listener: TcpListener, registry: Arc<Registry>) -> tokio::task::Joi
             };
             let _ = stream.set_nodelay(true);
             let registry = registry.clone();
+            let serving = serving.clone();
             tokio::spawn(async move {
+                let io: Box<dyn Io> = match &serving.handshake {
+                    None => Box::new(stream),
+                    Some(handshake) => {
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake(stream)).await {
+                            Ok(Ok(io)) => io,
+                            Ok(Err(error)) => {
+                                debug!(%peer, %error, "schema registry TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(%peer, "schema registry TLS handshake timed out");
+                                return;
+                            }
+                        }
+                    }
+                };
                 let service = service_fn(move |request| {
                     let registry = registry.clone();
-                    async move { Ok::<_, Infallible>(handle(registry, request).await) }
+                    let serving = serving.clone();
+                    async move {
+                        Ok::<_, Infallible>(handle(registry, &serving, peer.ip(), request).await)
+                    }
                 });
                 let mut builder = http1::Builder::new();
                 builder
@@ -78,7 +116,7 @@ pub fn spawn(listener: TcpListener, registry: Arc<Registry>) -> tokio::task::Joi
                     .header_read_timeout(HEADER_READ_TIMEOUT)
                     .max_buf_size(HEADER_BYTES_MAX)
                     .keep_alive(true);
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let connection = builder.serve_connection(TokioIo::new(io), service);
                 if let Ok(Err(error)) = tokio::time::timeout(CONNECTION_LIFETIME, connection).await
                 {
                     debug!(%peer, %error, "schema registry connection ended");
@@ -154,7 +192,7 @@ fn decode(text: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response
@@ -163,7 +201,7 @@ fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     response
 }
 
-fn error_response(error: &RegistryError) -> HttpResponse {
+pub(crate) fn error_response(error: &RegistryError) -> HttpResponse {
     let (status, code) = error.codes();
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(
@@ -185,7 +223,7 @@ impl From<Value> for Answer {
 }
 
 /// A request as routed: its body already read (bounded), so a write can be forwarded.
-struct Call {
+pub(crate) struct Call {
     method: Method,
     path: String,
     query: Query,
@@ -195,16 +233,32 @@ struct Call {
     body: Bytes,
     /// Sent here by another broker: answer, never forward again.
     forwarded: bool,
+    /// The caller's `Authorization` header, passed on when forwarding.
+    authorization: Option<HeaderValue>,
 }
 
-async fn handle(registry: Arc<Registry>, request: Request<Incoming>) -> HttpResponse {
+async fn handle(
+    registry: Arc<Registry>,
+    serving: &Serving,
+    peer: std::net::IpAddr,
+    request: Request<Incoming>,
+) -> HttpResponse {
     let method = request.method().clone();
-    let result = match read_call(request).await {
-        Ok(call) => match route(registry, &call).await {
-            Err(RegistryError::Forward { writer }) => return forward(&writer, call).await,
+    let result = match read_call(request, serving, peer).await {
+        Err(error) => Err(error),
+        Ok((call, user)) => match route(registry, &call).await {
+            Err(RegistryError::Forward { writer }) => {
+                return forward(&writer, serving.connect.as_ref(), call).await
+            }
+            Ok(Answer::Json(value)) => Ok(Answer::Json(security::filter_subjects(
+                serving,
+                user.as_deref(),
+                peer,
+                &call,
+                value,
+            ))),
             other => other,
         },
-        Err(error) => Err(error),
     };
     let mut response = match result {
         Ok(Answer::Json(value)) => json_response(StatusCode::OK, &value),
@@ -220,6 +274,12 @@ async fn handle(registry: Arc<Registry>, request: Request<Incoming>) -> HttpResp
             error_response(&error)
         }
     };
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"SchemaRegistry\""),
+        );
+    }
     if method == Method::HEAD {
         *response.body_mut() = Full::new(Bytes::new());
     }
@@ -228,7 +288,14 @@ async fn handle(registry: Arc<Registry>, request: Request<Incoming>) -> HttpResp
 
 /// Reads a request: its head, and its body (for POST and PUT) after checking its media type
 /// and size.
-async fn read_call(request: Request<Incoming>) -> Result<Call, RegistryError> {
+/// Authenticates and authorises the request by its head (before its body is read: a caller
+/// without credentials cannot make the registry read a body); the user, when
+/// authentication is on.
+async fn read_call(
+    request: Request<Incoming>,
+    serving: &Serving,
+    peer: std::net::IpAddr,
+) -> Result<(Call, Option<String>), RegistryError> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let query_text = request.uri().query().unwrap_or("").to_string();
@@ -238,6 +305,7 @@ async fn read_call(request: Request<Incoming>) -> Result<Call, RegistryError> {
         .map_or_else(|| path.clone(), |p| p.as_str().to_string());
     let forwarded = request.headers().contains_key(FORWARDED_HEADER);
     let content_type = request.headers().get(CONTENT_TYPE).cloned();
+    let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
     let mut call = Call {
         method,
         path,
@@ -246,9 +314,11 @@ async fn read_call(request: Request<Incoming>) -> Result<Call, RegistryError> {
         content_type,
         body: Bytes::new(),
         forwarded,
+        authorization,
     };
+    let user = security::check(serving, peer, &call)?;
     if call.method != Method::POST && call.method != Method::PUT {
-        return Ok(call);
+        return Ok((call, user));
     }
     if let Some(content_type) = &call.content_type {
         let essence = content_type
@@ -292,7 +362,7 @@ async fn read_call(request: Request<Incoming>) -> Result<Call, RegistryError> {
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    Ok(call)
+    Ok((call, user))
 }
 
 /// The body as JSON (an empty body reads as `{}`).
@@ -562,73 +632,6 @@ async fn route(registry: Arc<Registry>, call: &Call) -> Result<Answer, RegistryE
         _ => return Err(RegistryError::request(404, "HTTP 404 Not Found")),
     };
     Ok(answer)
-}
-
-/// Marks a request forwarded by another broker (so it is never forwarded again).
-const FORWARDED_HEADER: &str = "x-strom-registry-forwarded";
-/// Longest a forwarded write may take, connection included.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Sends a write to the writer's registry listener and relays its answer, as Confluent's
-/// followers forward to their leader.
-async fn forward(writer: &str, call: Call) -> HttpResponse {
-    match tokio::time::timeout(FORWARD_TIMEOUT, forward_call(writer, call)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(message)) => error_response(&RegistryError::Forwarding { message }),
-        Err(_) => error_response(&RegistryError::Forwarding {
-            message: format!("{writer} did not answer within {FORWARD_TIMEOUT:?}"),
-        }),
-    }
-}
-
-async fn forward_call(writer: &str, call: Call) -> Result<HttpResponse, String> {
-    let stream = tokio::net::TcpStream::connect(writer)
-        .await
-        .map_err(|e| format!("cannot connect to {writer}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("{writer}: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let mut request = Request::builder()
-        .method(call.method)
-        .uri(call.path_and_query)
-        .header(hyper::header::HOST, writer)
-        .header(FORWARDED_HEADER, "1");
-    if let Some(content_type) = call.content_type {
-        request = request.header(CONTENT_TYPE, content_type);
-    }
-    let request = request
-        .body(Full::new(call.body))
-        .map_err(|e| format!("cannot build the request: {e}"))?;
-    let answer = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("{writer}: {e}"));
-    let result = match answer {
-        Ok(answer) => {
-            let status = answer.status();
-            let content_type = answer.headers().get(CONTENT_TYPE).cloned();
-            match Limited::new(answer.into_body(), BODY_BYTES_MAX)
-                .collect()
-                .await
-            {
-                Ok(body) => {
-                    let mut response = Response::new(Full::new(body.to_bytes()));
-                    *response.status_mut() = status;
-                    response.headers_mut().insert(
-                        CONTENT_TYPE,
-                        content_type.unwrap_or(HeaderValue::from_static(CONTENT_TYPE_V1)),
-                    );
-                    Ok(response)
-                }
-                Err(error) => Err(format!("{writer}: answer unreadable: {error}")),
-            }
-        }
-        Err(error) => Err(error),
-    };
-    driver.abort();
-    result
 }
 
 #[cfg(test)]

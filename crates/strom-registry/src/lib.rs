@@ -8,13 +8,16 @@
 //! - [`state`]: subjects, versions, ids, configs and modes, rebuilt by applying records.
 //! - [`ops`]: what each REST call reads or decides to write.
 //! - [`registry`]: the state kept up with the log; writes appended and awaited.
-//! - [`http`]: the REST listener (hyper), routes, error codes, limits.
+//! - [`http`]: the REST listener (hyper), routes, error codes, limits; its TLS handshake hook
+//!   and Basic authentication / subject permissions through [`http::Access`] (`http::security`).
 //! - [`log`]: [`SchemaLog`], the narrow trait the broker implements over `_schemas`.
+//! - [`console`]: what the broker's web console shows of the registry (subjects, versions).
 //!
 //! Owns: subjects, versions, ids, compatibility levels and modes, and their storage in the
 //! compacted topic `_schemas`. Must not: depend on strom-broker or reach into `Broker`; it
 //! reaches the log only through [`SchemaLog`].
 
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod log;

@@ -67,6 +67,23 @@ impl Registry {
         read(&RwLockWriteGuard::downgrade(state))
     }
 
+    /// Runs `read` on the state from memory alone, without blocking: `None` when the state
+    /// is behind the log (or being caught up, or this node hosts no replica of `_schemas`),
+    /// when the caller must go through [`Registry::read_async`]. The produce path's check
+    /// (server-side schema validation): one log-end check and a shared lock.
+    pub fn read_now<T>(&self, read: impl FnOnce(&State) -> T) -> Option<T> {
+        let end = self.log.end_offset().ok()?;
+        let state = self.state.try_read()?;
+        match end {
+            Some(end) if end == state.applied => Some(read(&state)),
+            // No `_schemas` anywhere yet: nothing is registered.
+            None if state.applied == 0 && self.log.reader_elsewhere().is_none() => {
+                Some(read(&state))
+            }
+            _ => None,
+        }
+    }
+
     /// [`Registry::read`] on the blocking pool.
     pub async fn read_async<T, F>(
         self: &Arc<Self>,

@@ -250,6 +250,16 @@ impl State {
     }
 
     /// The id already given to this identity, if any.
+    /// Whether `id` is the schema of a live (not soft-deleted) version of `subject`: what
+    /// server-side schema validation accepts.
+    pub fn subject_has_id(&self, subject: &str, id: i32) -> bool {
+        self.subjects.get(subject).is_some_and(|versions| {
+            versions
+                .values()
+                .any(|version| version.id == id && !version.deleted)
+        })
+    }
+
     pub fn id_of(&self, identity: &Identity) -> Option<i32> {
         self.by_identity.get(identity).copied()
     }

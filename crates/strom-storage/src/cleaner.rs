@@ -325,7 +325,7 @@ impl PartitionLog {
                 base_offset: segment.base_offset(),
                 next_offset: segment.next_offset(),
                 size_bytes: segment.size_bytes(),
-                file: Arc::clone(segment.log_file()),
+                file: segment.log_file()?,
                 path: segment.log_path().to_path_buf(),
                 aborted: if segment.has_aborted() {
                     segment.aborted_from(segment.base_offset())?

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use strom_protocol::batch::{BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES};
 
@@ -102,7 +103,7 @@ pub(crate) fn last_sequence(base_sequence: i32, last_offset_delta: i32) -> i32 {
 
 /// Walks the batch headers of one segment from `position` to `end_bytes`.
 pub(crate) struct HeaderScanner<'a> {
-    file: &'a File,
+    file: Arc<File>,
     path: &'a Path,
     end_bytes: u64,
     position: u64,
@@ -115,7 +116,7 @@ pub(crate) struct HeaderScanner<'a> {
 }
 
 impl<'a> HeaderScanner<'a> {
-    pub fn new(file: &'a File, path: &'a Path, position: u64, end_bytes: u64) -> Self {
+    pub fn new(file: Arc<File>, path: &'a Path, position: u64, end_bytes: u64) -> Self {
         assert!(
             position <= end_bytes,
             "scan start {position} past end {end_bytes}"

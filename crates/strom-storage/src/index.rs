@@ -11,15 +11,16 @@
 //! `pread` (about 20 reads of 8 bytes for a full 10 MiB index, served by the page cache),
 //! so memory does not grow with the amount of data kept. Kafka mmaps preallocated files
 //! instead; a plain file that only ever holds valid entries needs no trim on close, cannot
-//! expose zero-filled slots after a crash, and cannot SIGBUS when truncated.
+//! expose zero-filled slots after a crash, and cannot SIGBUS when truncated. The file's
+//! handle is a [`LazyFile`]: open only while in use, under the process-wide cap.
 
 use std::fmt::Debug;
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::StorageError;
 use crate::files::{self, open_read_write};
+use crate::open_files::LazyFile;
 
 /// Bytes of the largest entry (a `.txnindex` entry); sizes the stack buffers.
 const ENTRY_BYTES_MAX: usize = 34;
@@ -138,8 +139,7 @@ enum Residence<E> {
 
 /// An index file of `E` entries, sorted.
 pub(crate) struct SparseIndex<E: IndexEntry> {
-    path: PathBuf,
-    file: File,
+    file: LazyFile,
     residence: Residence<E>,
     entries_max: usize,
 }
@@ -154,8 +154,7 @@ impl<E: IndexEntry> SparseIndex<E> {
         let file = open_read_write(&path, true)?;
         file.set_len(0).map_err(StorageError::io(&path))?;
         Ok(SparseIndex {
-            path,
-            file,
+            file: LazyFile::from_open(path, file),
             residence: Residence::Memory(Vec::new()),
             entries_max: entries_max::<E>(index_bytes),
         })
@@ -186,8 +185,7 @@ impl<E: IndexEntry> SparseIndex<E> {
         }
         let count = (file_bytes / E::BYTES as u64) as usize;
         let mut index = SparseIndex {
-            path,
-            file,
+            file: LazyFile::from_open(path, file),
             residence: Residence::Disk { count, last: None },
             entries_max: entries_max::<E>(index_bytes),
         };
@@ -214,8 +212,9 @@ impl<E: IndexEntry> SparseIndex<E> {
             let mut bytes = vec![0u8; count * E::BYTES];
             index
                 .file
+                .get()?
                 .read_exact_at(&mut bytes, 0)
-                .map_err(StorageError::io(&index.path))?;
+                .map_err(StorageError::io(index.file.path()))?;
             let entries: Vec<E> = bytes.chunks_exact(E::BYTES).map(E::decode).collect();
             if entries
                 .windows(2)
@@ -257,8 +256,9 @@ impl<E: IndexEntry> SparseIndex<E> {
                 assert!(i < *count, "index entry {i} of {count}");
                 let mut bytes = [0u8; ENTRY_BYTES_MAX];
                 self.file
+                    .get()?
                     .read_exact_at(&mut bytes[..E::BYTES], (i * E::BYTES) as u64)
-                    .map_err(StorageError::io(&self.path))?;
+                    .map_err(StorageError::io(self.file.path()))?;
                 Ok(E::decode(&bytes[..E::BYTES]))
             }
         }
@@ -287,15 +287,16 @@ impl<E: IndexEntry> SparseIndex<E> {
         let Residence::Memory(entries) = &mut self.residence else {
             panic!(
                 "append to the index of a sealed segment {}",
-                self.path.display()
+                self.file.path().display()
             );
         };
         let mut bytes = [0u8; ENTRY_BYTES_MAX];
         entry.encode(&mut bytes[..E::BYTES]);
         let at = (entries.len() * E::BYTES) as u64;
         self.file
+            .get()?
             .write_all_at(&bytes[..E::BYTES], at)
-            .map_err(StorageError::io(&self.path))?;
+            .map_err(StorageError::io(self.file.path()))?;
         entries.push(entry);
         Ok(())
     }
@@ -305,13 +306,14 @@ impl<E: IndexEntry> SparseIndex<E> {
         let Residence::Memory(entries) = &mut self.residence else {
             panic!(
                 "truncate the index of a sealed segment {}",
-                self.path.display()
+                self.file.path().display()
             );
         };
         entries.truncate(keep);
         self.file
+            .get()?
             .set_len((keep * E::BYTES) as u64)
-            .map_err(StorageError::io(&self.path))
+            .map_err(StorageError::io(self.file.path()))
     }
 
     /// The segment was sealed: drop the in-memory copy, keep serving from the file.
@@ -332,8 +334,9 @@ impl<E: IndexEntry> SparseIndex<E> {
         };
         let mut bytes = vec![0u8; count * E::BYTES];
         self.file
+            .get()?
             .read_exact_at(&mut bytes, 0)
-            .map_err(StorageError::io(&self.path))?;
+            .map_err(StorageError::io(self.file.path()))?;
         let entries: Vec<E> = bytes.chunks_exact(E::BYTES).map(E::decode).collect();
         if entries
             .windows(2)
@@ -342,8 +345,11 @@ impl<E: IndexEntry> SparseIndex<E> {
             // Only damage can do this. An empty sparse index is always correct (lookups
             // scan from the segment start); appends refill it. A `.txnindex` is not
             // sparse: its owner has it rebuilt.
-            tracing::warn!(index = %self.path.display(), "index entries out of order; discarding them");
-            self.file.set_len(0).map_err(StorageError::io(&self.path))?;
+            tracing::warn!(index = %self.file.path().display(), "index entries out of order; discarding them");
+            self.file
+                .get()?
+                .set_len(0)
+                .map_err(StorageError::io(self.file.path()))?;
             self.residence = Residence::Memory(Vec::new());
             return Ok(true);
         }
@@ -352,22 +358,23 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {
-        files::sync_data(&self.file, &self.path)
+        files::sync_data(&*self.file.get()?, self.file.path())
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
-    /// A second handle on the index file, to fsync it without the segment.
+    /// Closes the file's handle until the next read or write needs it.
+    pub fn close_file(&self) {
+        self.file.close();
+    }
+
+    /// The index file's handle, to fsync it without the segment.
     pub fn unsynced_handle(&self) -> Result<files::UnsyncedFile, StorageError> {
-        let file = self
-            .file
-            .try_clone()
-            .map_err(StorageError::io(&self.path))?;
         Ok(files::UnsyncedFile {
-            path: self.path.clone(),
-            file: std::sync::Arc::new(file),
+            path: self.file.path().to_path_buf(),
+            file: self.file.get()?,
         })
     }
 
@@ -506,11 +513,12 @@ impl TxnIndex {
                 let mut bytes = [0u8; ENTRY_BYTES_MAX];
                 entry.encode(&mut bytes[..AbortedTxnEntry::BYTES]);
                 self.file
+                    .get()?
                     .write_all_at(
                         &bytes[..AbortedTxnEntry::BYTES],
                         (*count * AbortedTxnEntry::BYTES) as u64,
                     )
-                    .map_err(StorageError::io(&self.path))?;
+                    .map_err(StorageError::io(self.file.path()))?;
                 *count += 1;
                 *last = Some(entry);
                 Ok(())
@@ -526,8 +534,9 @@ impl TxnIndex {
             Residence::Disk { count, .. } => {
                 let mut bytes = vec![0u8; (*count - first) * AbortedTxnEntry::BYTES];
                 self.file
+                    .get()?
                     .read_exact_at(&mut bytes, (first * AbortedTxnEntry::BYTES) as u64)
-                    .map_err(StorageError::io(&self.path))?;
+                    .map_err(StorageError::io(self.file.path()))?;
                 Ok(bytes
                     .chunks_exact(AbortedTxnEntry::BYTES)
                     .map(AbortedTxnEntry::decode)

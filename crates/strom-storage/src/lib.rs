@@ -51,6 +51,11 @@
 //!   truncated file. The active segment's entries are also kept in memory; sealed
 //!   segments binary-search their files with `pread` (page-cache hits), so memory does not
 //!   grow with the data retained.
+//! - **File handles are opened on demand** (`open_files`): a segment's files close once
+//!   it is opened, created or sealed, and reopen when read or written; every open handle
+//!   joins one least-recently-used list per process, capped by [`set_open_files_max`]
+//!   (the broker's `strom.log.open.files.max`, default half the soft fd limit). An idle
+//!   partition holds no descriptor, so the partition count is not bounded by the fd limit.
 //! - **Durability** follows Kafka: by default nothing is fsynced on append (`flush.messages`
 //!   and `flush.ms` are `i64::MAX`), because replication, not fsync, protects data, and a
 //!   `kill -9` of the process loses nothing that reached the page cache. A roll does no
@@ -118,12 +123,14 @@ mod header;
 mod index;
 mod leader_epoch;
 mod log;
+mod open_files;
 mod producer_state;
 mod read;
 mod records_delete;
 mod replica;
 mod retention;
 mod segment;
+mod tiering;
 mod transactions;
 
 #[cfg(test)]
@@ -143,6 +150,8 @@ pub use error::{
     AppendError, InvalidRecordReason, ReadError, RecordErrorReason, RejectedRecord, StorageError,
 };
 pub use log::PartitionLog;
+pub use open_files::{open_files_count, open_files_max, raise_fd_soft_limit, set_open_files_max};
+pub use tiering::SealedSegment;
 pub use transactions::{AbortedTransaction, ControlMarker, OngoingTransaction};
 
 /// Result of a successful [`PartitionLog::append_as_leader`].

@@ -86,6 +86,7 @@ impl PartitionLog {
                 // Recovery vouched for these bytes; make sure they are on disk before the
                 // recovery point moves past them.
                 segment.sync()?;
+                segment.close_files();
                 recovered_any = true;
             }
             if let Some((_, previous)) = segments.last_key_value() {
@@ -154,6 +155,8 @@ impl PartitionLog {
             // What recovery validated is only in the page cache; make it durable once so
             // the next crash need not scan it again.
             log.flush()?;
+            // The flush opened the active segment's files: an idle partition keeps none.
+            log.active().close_files();
         } else {
             log.recovery_point = log_end;
         }
@@ -321,6 +324,8 @@ impl PartitionLog {
         assert!(new_base > active.base_offset());
         active.seal_unsynced()?;
         let mut unsynced = active.unsynced_files()?;
+        // The background fsync holds its own handles; reads reopen the sealed files.
+        active.close_files();
         unsynced.push(
             self.producers
                 .write_snapshot_unsynced(&self.dir, new_base)?,

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use strom_protocol::batch::{BatchIter, BATCH_LOG_OVERHEAD_BYTES};
@@ -17,6 +17,7 @@ use crate::header::{BatchHeader, HeaderScanner};
 use crate::index::{
     AbortedTxnEntry, IndexDamage, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex, TxnIndex,
 };
+use crate::open_files::LazyFile;
 use crate::FileRange;
 
 mod recovery;
@@ -39,8 +40,7 @@ pub(crate) enum SegmentRead {
 
 pub(crate) struct Segment {
     base_offset: i64,
-    log_path: PathBuf,
-    log_file: Arc<File>,
+    log_file: LazyFile,
     size_bytes: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -87,22 +87,24 @@ impl Segment {
         let log_path = named(LOG_SUFFIX);
         let log_file = open_read_write(&log_path, true)?;
         log_file.set_len(0).map_err(StorageError::io(&log_path))?;
-        Ok(Segment {
+        let segment = Segment {
             base_offset,
-            log_file: Arc::new(log_file),
+            log_file: LazyFile::from_open(log_path, log_file),
             size_bytes: 0,
             offset_index: OffsetIndex::create(named(INDEX_SUFFIX), index_bytes)?,
             time_index: TimeIndex::create(named(files::TIME_INDEX_SUFFIX), index_bytes)?,
             txn_index: TxnIndex::create_txn(named(TXN_INDEX_SUFFIX))?,
             txn_index_rebuild: false,
-            log_path,
             next_offset: base_offset,
             max_timestamp_ms: -1,
             offset_of_max_timestamp: -1,
             first_batch_timestamp_ms: None,
             created_ms: now_ms,
             bytes_since_last_index_entry: 0,
-        })
+        };
+        // The empty files exist; nothing needs a handle until the first append.
+        segment.close_files();
+        Ok(segment)
     }
 
     /// Opens an existing segment. With `recover` every batch is checked (framing, CRC,
@@ -128,6 +130,9 @@ impl Segment {
             now_ms,
         )?;
         segment.set_active(active)?;
+        // Loaded: a sealed segment's files reopen when read, the active one's when
+        // written or read, so an idle partition holds no descriptor.
+        segment.close_files();
         Ok((segment, truncation))
     }
 
@@ -198,8 +203,7 @@ impl Segment {
         };
         let mut segment = Segment {
             base_offset,
-            log_path,
-            log_file: Arc::new(log_file),
+            log_file: LazyFile::from_open(log_path.clone(), log_file),
             size_bytes,
             offset_index,
             time_index,
@@ -225,7 +229,7 @@ impl Segment {
                     .is_some_and(|e| e.last_offset >= segment.next_offset);
                 if past_end {
                     tracing::warn!(
-                        segment = %segment.log_path.display(),
+                        segment = %segment.log_file.path().display(),
                         "transaction index names markers past the segment end; rebuilding it"
                     );
                     segment.reset_txn_index(dir)?;
@@ -238,7 +242,7 @@ impl Segment {
                 ..
             }) => {
                 tracing::warn!(
-                    segment = %segment.log_path.display(),
+                    segment = %segment.log_file.path().display(),
                     position_bytes,
                     reason,
                     "segment tail does not parse; recovering the segment"
@@ -350,8 +354,12 @@ impl Segment {
         let time_last = self.time_index.last();
         let mut saw_last_indexed = self.offset_index.last().is_none();
         let mut saw_time_batch = time_last.is_none();
-        let mut scanner =
-            HeaderScanner::new(&self.log_file, &self.log_path, scan_from, self.size_bytes);
+        let mut scanner = HeaderScanner::new(
+            self.log_file.get()?,
+            self.log_file.path(),
+            scan_from,
+            self.size_bytes,
+        );
         while let Some((position, header)) = scanner.next_header()? {
             if position == 0 {
                 self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
@@ -361,7 +369,7 @@ impl Segment {
                 if header.base_offset <= offset && offset <= header.last_offset() {
                     if header.max_timestamp_ms != entry.timestamp_ms {
                         return Err(StorageError::CorruptSegment {
-                            path: self.log_path.clone(),
+                            path: self.log_file.path().to_path_buf(),
                             position_bytes: position,
                             reason: "the time index disagrees with the batch it names",
                         });
@@ -374,7 +382,7 @@ impl Segment {
                 self.offset_of_max_timestamp = header.last_offset();
             }
             let corrupt = |reason| StorageError::CorruptSegment {
-                path: self.log_path.clone(),
+                path: self.log_file.path().to_path_buf(),
                 position_bytes: position,
                 reason,
             };
@@ -397,21 +405,25 @@ impl Segment {
         }
         if !saw_last_indexed || !saw_time_batch {
             return Err(StorageError::CorruptSegment {
-                path: self.log_path.clone(),
+                path: self.log_file.path().to_path_buf(),
                 position_bytes: last_indexed,
                 reason: "an index entry names no batch of the segment",
             });
         }
         if self.offset_of_max_timestamp >= self.next_offset {
             return Err(StorageError::CorruptSegment {
-                path: self.log_path.clone(),
+                path: self.log_file.path().to_path_buf(),
                 position_bytes: self.size_bytes,
                 reason: "the time index points past the end of the segment",
             });
         }
         if self.first_batch_timestamp_ms.is_none() && self.size_bytes > 0 {
-            let mut scanner =
-                HeaderScanner::new(&self.log_file, &self.log_path, 0, self.size_bytes);
+            let mut scanner = HeaderScanner::new(
+                self.log_file.get()?,
+                self.log_file.path(),
+                0,
+                self.size_bytes,
+            );
             if let Some((_, header)) = scanner.next_header()? {
                 self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
             }
@@ -480,9 +492,10 @@ impl Segment {
         index_interval_bytes: u32,
     ) -> Result<(), (StorageError, bool)> {
         let start = self.size_bytes;
-        if let Err(error) = self.log_file.write_all_at(records, start) {
-            let rolled_back = self.log_file.set_len(start).is_ok();
-            return Err((StorageError::io(&self.log_path)(error), rolled_back));
+        let file = self.log_file.get().map_err(|error| (error, true))?;
+        if let Err(error) = file.write_all_at(records, start) {
+            let rolled_back = file.set_len(start).is_ok();
+            return Err((StorageError::io(self.log_file.path())(error), rolled_back));
         }
         self.size_bytes = start + records.len() as u64;
         let mut position = start;
@@ -515,8 +528,12 @@ impl Segment {
             self.offset_index.lookup_entry(relative)?
         };
         let start = entry.map_or(0, |e| e.position_bytes as u64);
-        let mut scanner =
-            HeaderScanner::new(&self.log_file, &self.log_path, start, self.size_bytes);
+        let mut scanner = HeaderScanner::new(
+            self.log_file.get()?,
+            self.log_file.path(),
+            start,
+            self.size_bytes,
+        );
         let mut first = true;
         loop {
             let (position, header) = match scanner.next_header() {
@@ -524,7 +541,7 @@ impl Segment {
                 Ok(None) => break,
                 Err(StorageError::CorruptSegment { .. }) if first && entry.is_some() => {
                     tracing::warn!(
-                        segment = %self.log_path.display(),
+                        segment = %self.log_file.path().display(),
                         position_bytes = start,
                         "offset index points inside a batch; scanning the segment"
                     );
@@ -540,7 +557,7 @@ impl Segment {
                 let expected_last = entry.map(|e| self.base_offset + e.relative_offset as i64);
                 if expected_last.is_some_and(|last| last != header.last_offset()) {
                     tracing::warn!(
-                        segment = %self.log_path.display(),
+                        segment = %self.log_file.path().display(),
                         position_bytes = position,
                         "offset index disagrees with the log; scanning the segment"
                     );
@@ -558,7 +575,12 @@ impl Segment {
         &self,
         offset: i64,
     ) -> Result<(HeaderScanner<'_>, Option<(u64, BatchHeader)>), StorageError> {
-        let mut scanner = HeaderScanner::new(&self.log_file, &self.log_path, 0, self.size_bytes);
+        let mut scanner = HeaderScanner::new(
+            self.log_file.get()?,
+            self.log_file.path(),
+            0,
+            self.size_bytes,
+        );
         while let Some((position, header)) = scanner.next_header()? {
             if header.last_offset() >= offset {
                 return Ok((scanner, Some((position, header))));
@@ -577,6 +599,10 @@ impl Segment {
         max_offset_exclusive: i64,
         min_one_batch: bool,
     ) -> Result<SegmentRead, StorageError> {
+        if fetch_offset >= self.next_offset {
+            // Nothing to scan (a fetch at the log end): leave the file closed.
+            return Ok(SegmentRead::NotHere);
+        }
         let (mut scanner, found) = self.locate_with_scanner(fetch_offset)?;
         let Some((start, first)) = found else {
             return Ok(SegmentRead::NotHere);
@@ -597,7 +623,7 @@ impl Segment {
         }
         assert!(start + length <= self.size_bytes);
         Ok(SegmentRead::Found(Some(FileRange {
-            file: Arc::clone(&self.log_file),
+            file: self.log_file.get()?,
             position: start,
             length: u32::try_from(length).expect("segment ranges fit u32"),
         })))
@@ -609,8 +635,9 @@ impl Segment {
         assert!(header.size_bytes >= BATCH_LOG_OVERHEAD_BYTES as u64);
         let mut bytes = vec![0u8; header.size_bytes as usize];
         self.log_file
+            .get()?
             .read_exact_at(&mut bytes, position)
-            .map_err(StorageError::io(&self.log_path))?;
+            .map_err(StorageError::io(self.log_file.path()))?;
         Ok(bytes)
     }
 
@@ -621,8 +648,8 @@ impl Segment {
             None => self.size_bytes,
         };
         Ok(HeaderScanner::new(
-            &self.log_file,
-            &self.log_path,
+            self.log_file.get()?,
+            self.log_file.path(),
             start,
             self.size_bytes,
         ))
@@ -640,7 +667,7 @@ impl Segment {
             Some((_, header)) if header.max_timestamp_ms == entry.timestamp_ms => Ok(offset),
             _ => {
                 tracing::warn!(
-                    segment = %self.log_path.display(),
+                    segment = %self.log_file.path().display(),
                     "time index disagrees with the log; scanning the segment"
                 );
                 Ok(self.base_offset)
@@ -658,8 +685,9 @@ impl Segment {
         };
         let removed_bytes = self.size_bytes - position;
         self.log_file
+            .get()?
             .set_len(position)
-            .map_err(StorageError::io(&self.log_path))?;
+            .map_err(StorageError::io(self.log_file.path()))?;
         self.size_bytes = position;
         self.offset_index.truncate_to_position(position)?;
         let cut_relative = (header.base_offset - self.base_offset).max(0) as u32;
@@ -678,7 +706,9 @@ impl Segment {
     /// timestamp in the time index (so a later open needs no scan) and fsyncs all files.
     pub fn seal(&mut self) -> Result<(), StorageError> {
         self.seal_unsynced()?;
-        self.sync()
+        self.sync()?;
+        self.close_files();
+        Ok(())
     }
 
     /// [`Segment::seal`] without the fsync, which grows with the segment: the log rolls
@@ -695,18 +725,21 @@ impl Segment {
     }
 
     pub fn sync(&self) -> Result<(), StorageError> {
-        files::sync_data(&self.log_file, &self.log_path)?;
+        files::sync_data(&*self.log_file.get()?, self.log_file.path())?;
         self.offset_index.sync()?;
         self.time_index.sync()?;
-        self.txn_index.sync()
+        self.txn_index.sync()?;
+        // Written only at ABORT markers: no handle kept between them.
+        self.txn_index.close_file();
+        Ok(())
     }
 
     /// Handles on the segment's four files, to fsync them without holding the segment.
     pub fn unsynced_files(&self) -> Result<Vec<files::UnsyncedFile>, StorageError> {
         Ok(vec![
             files::UnsyncedFile {
-                path: self.log_path.clone(),
-                file: Arc::clone(&self.log_file),
+                path: self.log_file.path().to_path_buf(),
+                file: self.log_file.get()?,
             },
             self.offset_index.unsynced_handle()?,
             self.time_index.unsynced_handle()?,
@@ -716,7 +749,7 @@ impl Segment {
 
     /// Unlinks the segment's files. Readers holding the log file's `Arc` keep reading.
     pub fn delete_files(self) -> Result<(), StorageError> {
-        files::remove_if_exists(&self.log_path)?;
+        files::remove_if_exists(self.log_file.path())?;
         files::remove_if_exists(self.offset_index.path())?;
         files::remove_if_exists(self.time_index.path())?;
         files::remove_if_exists(self.txn_index.path())
@@ -741,11 +774,21 @@ impl Segment {
         self.offset_of_max_timestamp
     }
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.log_file.path()
     }
-    /// The open log file (the cleaner reads a snapshot of sealed segments through it).
-    pub fn log_file(&self) -> &Arc<File> {
-        &self.log_file
+    /// The log file, opened if closed (the cleaner reads a snapshot of sealed segments
+    /// through it).
+    pub fn log_file(&self) -> Result<Arc<File>, StorageError> {
+        self.log_file.get()
+    }
+
+    /// Closes the segment's file handles until a read or write needs them again (a
+    /// sealed segment after open or seal).
+    pub fn close_files(&self) {
+        self.log_file.close();
+        self.offset_index.close_file();
+        self.time_index.close_file();
+        self.txn_index.close_file();
     }
     /// `maxTimestamp` of the first batch, -1 when unknown (what compaction lag measures).
     pub fn first_batch_timestamp_ms(&self) -> i64 {

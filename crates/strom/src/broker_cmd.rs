@@ -41,6 +41,16 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     raw.apply_overrides(&args.overrides)?;
     raw.apply_env(|name| std::env::var(name).ok())?;
     let config = BrokerConfig::from_raw(raw)?;
+    // Before any segment opens: the default cap on open segment files follows this limit.
+    let fd_limit = strom_storage::raise_fd_soft_limit();
+    if config.log_open_files_max > 0 {
+        strom_storage::set_open_files_max(config.log_open_files_max);
+    }
+    tracing::info!(
+        ?fd_limit,
+        open_segment_files_max = strom_storage::open_files_max(),
+        "file descriptor limits"
+    );
     if config.cluster.roles.is_controller_only() {
         return strom_broker::run_controller(config, shutdown_signal())
             .await
@@ -49,6 +59,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let bound = strom_broker::bind(config)
         .await
         .context("cannot start the broker")?;
+    strom_broker::tiering::start(&bound.broker).context("cannot start tiered storage")?;
     bound.serve(shutdown_signal()).await;
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod broker_cmd;
 mod cli;
+mod connect_cmd;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,10 @@ enum Command {
     User(cli::user::UserArgs),
     /// Describe and alter client quotas (byte rates, request percentage).
     Quota(cli::quota::QuotaArgs),
+    /// Kafka Connect in the binary: run a worker, or manage its connectors over REST.
+    Connect(connect_cmd::ConnectCmdArgs),
+    /// The schema registry: list, get, register, delete, config, check.
+    Schema(cli::schema::SchemaArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +94,8 @@ fn main() -> ExitCode {
             Command::Acl(args) => cli::acl::run(args).await,
             Command::User(args) => cli::user::run(args).await,
             Command::Quota(args) => cli::quota::run(args).await,
+            Command::Connect(args) => connect_cmd::run(args).await,
+            Command::Schema(args) => cli::schema::run(args).await,
         }
     });
     // A closed stdout (`strom consume ... | head`) is how the reader says "enough".

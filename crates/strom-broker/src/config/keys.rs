@@ -44,6 +44,7 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("log.segment.bytes", "1073741824", ConfigType::Int, "Roll a new segment when the active one reaches this size (topic: segment.bytes)."),
     key("log.roll.ms", "604800000", ConfigType::Long, "Roll a new segment after this age (topic: segment.ms)."),
     key("log.index.size.max.bytes", "10485760", ConfigType::Int, "Largest offset index per segment (topic: segment.index.bytes)."),
+    key("log.open.files.max", "0", ConfigType::Int, "Most segment files (.log, .index, .timeindex, .txnindex) the broker keeps open at once; the least recently used close and reopen when read or written, so idle partitions hold no file descriptor. 0: half the open-files limit, whose soft value the broker raises to the hard one at startup (Strom-specific: Kafka keeps every segment open)."),
     key("log.index.interval.bytes", "4096", ConfigType::Int, "Bytes of log between two offset index entries (topic: index.interval.bytes)."),
     key("log.retention.ms", "604800000", ConfigType::Long, "Delete segments older than this; -1 keeps them forever (topic: retention.ms)."),
     key("log.retention.bytes", "-1", ConfigType::Long, "Delete old segments while a partition is larger than this; -1 means no limit (topic: retention.bytes)."),
@@ -101,5 +102,18 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     // Observability (the HTTP endpoint and the slow-request log).
     key("http.listener", "127.0.0.1:9644", ConfigType::String, "Address of the HTTP endpoint (health, Prometheus metrics, web console) as host:port; port 0 picks a free port; empty turns it off."),
     key("schema.registry.listener", "127.0.0.1:8081", ConfigType::String, "Address of the schema registry (the Confluent Schema Registry REST API, state in the topic _schemas) as host:port; empty turns it off. When left at its default and the port is taken, the broker starts without it (a warning says so)."),
+    key("schema.registry.ssl.keystore.location", "", ConfigType::String, "PEM file with the schema registry's private key and certificate chain (as ssl.keystore.location); set, the registry listener speaks HTTPS. Read at start."),
+    key("schema.registry.authentication.method", "NONE", ConfigType::String, "NONE, or BASIC: every schema registry request needs HTTP Basic credentials of a SCRAM user (401 otherwise); with the authoriser on, subjects map onto TOPIC ACLs (see the README's schema registry section)."),
     key("log.slow.request.ms", "1000", ConfigType::Long, "Log a warning for a request that takes longer than this; 0 turns it off. Fetch, JoinGroup and SyncGroup park by design (long poll, rebalance) and are not logged."),
+    // Tiered storage (strom-tiered): closed segments copied to an S3-compatible bucket.
+    key("remote.log.storage.system.enable", "false", ConfigType::Boolean, "Tiered storage on this broker: topics with remote.storage.enable=true have their closed segments copied to the S3 bucket below, local copies deleted by local.retention.ms/bytes, and old offsets read back from the bucket. Off: topics cannot enable remote storage."),
+    key("remote.log.storage.s3.endpoint", "", ConfigType::String, "The S3-compatible endpoint as http://host:port (path-style requests; https is not supported yet). Strom-specific: Kafka plugs a RemoteStorageManager class instead."),
+    key("remote.log.storage.s3.bucket", "", ConfigType::String, "Bucket the segments go to; created at start when missing."),
+    key("remote.log.storage.s3.prefix", "", ConfigType::String, "Key prefix inside the bucket (objects are <prefix>/<topic>-<topic-id>/<partition>/...)."),
+    key("remote.log.storage.s3.region", "", ConfigType::String, "Region signed into requests; empty: AWS_REGION, else us-east-1."),
+    key("remote.log.storage.s3.access.key.id", "", ConfigType::String, "Access key id; empty: AWS_ACCESS_KEY_ID."),
+    key("remote.log.storage.s3.secret.access.key", "", ConfigType::Password, "Secret access key (never shown by DescribeConfigs); empty: AWS_SECRET_ACCESS_KEY."),
+    key("remote.log.manager.task.interval.ms", "30000", ConfigType::Long, "How often a leader copies its partitions' closed segments and applies local retention; a failed copy is retried with backoff up to this interval times 10."),
+    key("remote.log.chunk.cache.bytes", "1073741824", ConfigType::Long, "Bytes of remote segment chunks cached on disk (under <log.dirs>/remote-log-cache) for reads below the local log start. Strom-specific."),
+    key("remote.log.chunk.bytes", "4194304", ConfigType::Long, "Size of one cached chunk (one ranged GET); a miss also prefetches the next one. Strom-specific."),
 ];

@@ -21,7 +21,9 @@ use crate::tls::{ClientAuth, TlsSettings};
 
 pub mod dynamic;
 mod keys;
+mod remote_log;
 pub use keys::BROKER_CONFIG_KEYS;
+pub use remote_log::RemoteLogSettings;
 
 /// Where a config value came from (Kafka's DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,6 +363,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: i64,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `log.open.files.max`: segment files held open at once (0: half the soft fd limit).
+    pub log_open_files_max: usize,
     pub max_connections_per_ip: usize,
     pub connections_max_reauth_ms: i64,
     pub connections_max_idle_ms: i64,
@@ -375,6 +379,8 @@ pub struct BrokerConfig {
     pub http_listener: Option<SocketAddr>,
     /// Slow-request log threshold; 0 = off.
     pub log_slow_request_ms: i64,
+    /// Tiered storage (`remote.log.*`).
+    pub remote_log: RemoteLogSettings,
     /// ACL authoriser and quota settings.
     pub security: SecuritySettings,
 }
@@ -1078,6 +1084,7 @@ impl BrokerConfig {
                 i32::MAX as usize,
             )?,
             max_connections: parse_number::<usize>(&raw, "max.connections", 1, 1_000_000)?,
+            log_open_files_max: parse_number::<usize>(&raw, "log.open.files.max", 0, 100_000_000)?,
             max_connections_per_ip: parse_number::<usize>(
                 &raw,
                 "max.connections.per.ip",
@@ -1117,6 +1124,7 @@ impl BrokerConfig {
             )?,
             http_listener: parse_http_listener(raw.get("http.listener").0)?,
             log_slow_request_ms: parse_number::<i64>(&raw, "log.slow.request.ms", 0, i64::MAX)?,
+            remote_log: RemoteLogSettings::from_raw(&raw)?,
             security: SecuritySettings::from_raw(&raw)?,
             raw,
         })

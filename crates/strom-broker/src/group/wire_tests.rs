@@ -31,7 +31,10 @@ async fn start() -> TestBroker {
     let config = BrokerConfig::from_raw(raw).unwrap();
     let bound = crate::bind(config).await.unwrap();
     let broker = bound.broker.clone();
-    broker.groups.spawn_timers(broker.clone());
+    let images = broker.clone();
+    broker.groups.spawn_timers(Arc::new(move |topic: &str| {
+        images.image().topic(topic).is_some()
+    }));
     // Keep the listener (and its data-dir lock) alive for the test.
     std::mem::forget(bound);
     TestBroker { broker, _dir: dir }
@@ -407,12 +410,9 @@ async fn given_every_classic_version_when_a_member_joins_syncs_commits_and_leave
     let deleted: OffsetDeleteResponse = call(broker, ApiKey::OffsetDelete, 0, &delete).await;
     assert_eq!(deleted.error_code, 0);
     assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
-    assert!(broker
-        .groups
-        .state
-        .lock()
+    assert!(broker.groups.read_group("wire-2", |state| state
         .committed("wire-2", "t", 1)
-        .is_none());
+        .is_none()));
     for version in versions(ApiKey::DeleteGroups) {
         let id = format!("wire-{}", 5 + version);
         let request =

@@ -34,12 +34,11 @@ pub async fn handle(
     if let Err(code) = crate::group::coordinator::validate_group_id(&request.group_id) {
         return error(code);
     }
-    if let Err(code) = broker.groups.ensure_loaded(broker).await {
+    if let Err(code) = broker.groups.ensure_loaded().await {
         return error(code);
     }
-    let partition = match persist::partition_of(broker, &request.group_id) {
-        Ok(partition) => partition,
-        Err(_) => return error(ErrorCode::CoordinatorNotAvailable),
+    let Some(partition) = broker.groups.partition_of(&request.group_id) else {
+        return error(ErrorCode::CoordinatorNotAvailable);
     };
     let producer = ProducerIdAndEpoch {
         producer_id: request.producer_id.0,
@@ -48,7 +47,6 @@ pub async fn handle(
     match broker
         .txns
         .add_partitions(
-            broker,
             transactional_id,
             producer,
             &[(persist::OFFSETS_TOPIC.to_string(), partition)],

@@ -116,7 +116,7 @@ async fn add(
         for partition in &partitions {
             outcome = broker
                 .txns
-                .verify(broker, transactional_id, producer, partition)
+                .verify(transactional_id, producer, partition)
                 .await
                 .map(|_| ());
             if outcome.is_err() {
@@ -127,7 +127,7 @@ async fn add(
     } else {
         broker
             .txns
-            .add_partitions(broker, transactional_id, producer, &partitions)
+            .add_partitions(transactional_id, producer, &partitions)
             .await
     };
     match result {

@@ -45,14 +45,13 @@ pub async fn handle(
     request: ConsumerGroupDescribeRequest,
     version: i16,
 ) -> ConsumerGroupDescribeResponse {
-    let loaded = broker.groups.ensure_readable(broker).await;
+    let loaded = broker.groups.ensure_readable().await;
     let operations = if request.include_authorized_operations {
         GROUP_OPERATIONS_ALL
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
     let topics = ImageTopics(broker.image());
-    let state = broker.groups.state.lock();
     let groups = request
         .group_ids
         .into_iter()
@@ -71,54 +70,58 @@ pub async fn handle(
             if let Err(code) = validate_group_id(&id) {
                 return error(code, "the group id is empty or too long".into());
             }
-            match state.groups.get(&id) {
-                Some(Group::Consumer(group)) => {
-                    let members = group
-                        .members
-                        .values()
-                        .map(|m| {
-                            let target =
-                                group.target.get(&m.member_id).cloned().unwrap_or_default();
-                            let member = Member::default()
-                                .with_member_id(StrBytes::from_string(m.member_id.clone()))
-                                .with_instance_id(m.instance_id.clone().map(StrBytes::from_string))
-                                .with_rack_id(m.rack_id.clone().map(StrBytes::from_string))
-                                .with_member_epoch(m.member_epoch)
-                                .with_client_id(StrBytes::from_string(m.client_id.clone()))
-                                .with_client_host(StrBytes::from_string(m.client_host.clone()))
-                                .with_subscribed_topic_names(
-                                    m.subscribed_topic_names
-                                        .iter()
-                                        .map(|t| TopicName(StrBytes::from_string(t.clone())))
-                                        .collect(),
-                                )
-                                .with_subscribed_topic_regex(
-                                    m.subscribed_topic_regex.clone().map(StrBytes::from_string),
-                                )
-                                .with_assignment(assignment(&m.assigned, &topics))
-                                .with_target_assignment(assignment(&target, &topics));
-                            if version >= 1 {
-                                member.with_member_type(MEMBER_TYPE_CONSUMER)
-                            } else {
-                                member
-                            }
-                        })
-                        .collect();
-                    DescribedGroup::default()
-                        .with_group_id(group_id)
-                        .with_group_state(StrBytes::from_static_str(group.state_name()))
-                        .with_group_epoch(group.group_epoch)
-                        .with_assignment_epoch(group.assignment_epoch)
-                        .with_assignor_name(StrBytes::from_string(group.assignor_name.clone()))
-                        .with_members(members)
-                        .with_authorized_operations(operations)
-                }
-                Some(Group::Classic(_)) => error(
-                    ErrorCode::GroupIdNotFound,
-                    format!("group {id} is not a consumer group"),
-                ),
-                None => error(ErrorCode::GroupIdNotFound, format!("group {id} not found")),
-            }
+            broker
+                .groups
+                .read_group(&id, |state| match state.groups.get(&id) {
+                    Some(Group::Consumer(group)) => {
+                        let members = group
+                            .members
+                            .values()
+                            .map(|m| {
+                                let target =
+                                    group.target.get(&m.member_id).cloned().unwrap_or_default();
+                                let member = Member::default()
+                                    .with_member_id(StrBytes::from_string(m.member_id.clone()))
+                                    .with_instance_id(
+                                        m.instance_id.clone().map(StrBytes::from_string),
+                                    )
+                                    .with_rack_id(m.rack_id.clone().map(StrBytes::from_string))
+                                    .with_member_epoch(m.member_epoch)
+                                    .with_client_id(StrBytes::from_string(m.client_id.clone()))
+                                    .with_client_host(StrBytes::from_string(m.client_host.clone()))
+                                    .with_subscribed_topic_names(
+                                        m.subscribed_topic_names
+                                            .iter()
+                                            .map(|t| TopicName(StrBytes::from_string(t.clone())))
+                                            .collect(),
+                                    )
+                                    .with_subscribed_topic_regex(
+                                        m.subscribed_topic_regex.clone().map(StrBytes::from_string),
+                                    )
+                                    .with_assignment(assignment(&m.assigned, &topics))
+                                    .with_target_assignment(assignment(&target, &topics));
+                                if version >= 1 {
+                                    member.with_member_type(MEMBER_TYPE_CONSUMER)
+                                } else {
+                                    member
+                                }
+                            })
+                            .collect();
+                        DescribedGroup::default()
+                            .with_group_id(group_id)
+                            .with_group_state(StrBytes::from_static_str(group.state_name()))
+                            .with_group_epoch(group.group_epoch)
+                            .with_assignment_epoch(group.assignment_epoch)
+                            .with_assignor_name(StrBytes::from_string(group.assignor_name.clone()))
+                            .with_members(members)
+                            .with_authorized_operations(operations)
+                    }
+                    Some(Group::Classic(_)) => error(
+                        ErrorCode::GroupIdNotFound,
+                        format!("group {id} is not a consumer group"),
+                    ),
+                    None => error(ErrorCode::GroupIdNotFound, format!("group {id} not found")),
+                })
         })
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)

@@ -36,11 +36,7 @@ pub async fn handle(
     client_id: &str,
     client_host: &str,
 ) -> ConsumerGroupHeartbeatResponse {
-    let result = match broker
-        .groups
-        .ensure_coordinator(broker, &request.group_id)
-        .await
-    {
+    let result = match broker.groups.ensure_coordinator(&request.group_id).await {
         Err(error) => HeartbeatResult::error(error, "the group coordinator is loading"),
         Ok(()) => {
             let heartbeat = Heartbeat {
@@ -71,7 +67,7 @@ pub async fn handle(
             let group_id = request.group_id.0.to_string();
             broker
                 .groups
-                .run(broker, Some(&group_id), |state| {
+                .run(&group_id, true, |state| {
                     state.consumer_heartbeat(now_ms(), heartbeat, &topics)
                 })
                 .await

@@ -7,12 +7,11 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use tracing::warn;
 
-use crate::group::{error_code, not_committed_code, persist};
-use crate::internal_topics;
+use crate::group::{error_code, not_committed_code};
 use crate::state::{now_ms, Broker};
 
 pub async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let loaded = broker.groups.ensure_readable(broker).await;
+    let loaded = broker.groups.ensure_readable().await;
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
         let id = group_id.0.to_string();
@@ -21,23 +20,24 @@ pub async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> Delet
             Ok(()) => {
                 let coordinator = &broker.groups;
                 // The lock covers the state change and the appends, not the wait after.
-                let written = {
-                    let mut state = coordinator.state.lock();
+                let written = coordinator.lock_group(&id).and_then(|mut state| {
                     state.delete_group(now_ms(), &id).map(|offsets| {
-                        persist::write_offset_tombstones(broker, coordinator, &id, &offsets)
+                        state
+                            .write_offset_tombstones(&id, &offsets)
                             .and_then(|tombstones| {
-                                persist::write_group(broker, coordinator, &id, None)
+                                state
+                                    .write_group(&id, None)
                                     .map(|group| vec![tombstones, group])
                             })
                     })
-                };
+                });
                 match written {
                     Err(error) => Some(error),
                     Ok(Err(error)) => {
                         warn!(group = %id, %error, "group deleted in memory but its tombstones were not written");
                         None
                     }
-                    Ok(Ok(pending)) => internal_topics::all_committed(broker, pending)
+                    Ok(Ok(pending)) => strom_coordinator::log::all_committed(pending)
                         .await
                         .err()
                         .map(|error| {

@@ -22,13 +22,12 @@ pub async fn handle(
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
-    let loaded = broker.groups.ensure_readable(broker).await;
+    let loaded = broker.groups.ensure_readable().await;
     let operations = if version >= 3 && request.include_authorized_operations {
         GROUP_OPERATIONS_ALL
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
-    let state = broker.groups.state.lock();
     let groups = request
         .groups
         .into_iter()
@@ -55,55 +54,57 @@ pub async fn handle(
             if let Err(code) = validate_group_id(&id) {
                 return error(Some(code), "the group id is empty or too long".into());
             }
-            match state.groups.get(&id) {
-                Some(Group::Classic(group)) if group.state != ClassicState::Dead => {
-                    // Kafka shows protocol and assignments only once a generation is settled.
-                    let settled = group.state == ClassicState::Stable;
-                    let members = group
-                        .members
-                        .values()
-                        .map(|m| {
-                            DescribedGroupMember::default()
-                                .with_member_id(StrBytes::from_string(m.member_id.clone()))
-                                .with_group_instance_id(
-                                    m.group_instance_id
-                                        .clone()
-                                        .filter(|_| version >= 4)
-                                        .map(StrBytes::from_string),
-                                )
-                                .with_client_id(StrBytes::from_string(m.client_id.clone()))
-                                .with_client_host(StrBytes::from_string(m.client_host.clone()))
-                                .with_member_metadata(if settled {
-                                    m.metadata(group.protocol_name.as_deref())
-                                } else {
-                                    Default::default()
-                                })
-                                .with_member_assignment(if settled {
-                                    m.assignment.clone()
-                                } else {
-                                    Default::default()
-                                })
-                        })
-                        .collect();
-                    base.with_group_state(StrBytes::from_static_str(group.state.name()))
-                        .with_protocol_type(StrBytes::from_string(
-                            group.protocol_type.clone().unwrap_or_default(),
-                        ))
-                        .with_protocol_data(StrBytes::from_string(
-                            group.protocol_name.clone().unwrap_or_default(),
-                        ))
-                        .with_members(members)
-                }
-                Some(Group::Consumer(_)) if version >= 6 => error(
-                    Some(ErrorCode::GroupIdNotFound),
-                    format!("group {id} is not a classic group"),
-                ),
-                _ if version >= 6 => error(
-                    Some(ErrorCode::GroupIdNotFound),
-                    format!("group {id} not found"),
-                ),
-                _ => error(None, String::new()),
-            }
+            broker
+                .groups
+                .read_group(&id, |state| match state.groups.get(&id) {
+                    Some(Group::Classic(group)) if group.state != ClassicState::Dead => {
+                        // Kafka shows protocol and assignments only once a generation is settled.
+                        let settled = group.state == ClassicState::Stable;
+                        let members = group
+                            .members
+                            .values()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(StrBytes::from_string(m.member_id.clone()))
+                                    .with_group_instance_id(
+                                        m.group_instance_id
+                                            .clone()
+                                            .filter(|_| version >= 4)
+                                            .map(StrBytes::from_string),
+                                    )
+                                    .with_client_id(StrBytes::from_string(m.client_id.clone()))
+                                    .with_client_host(StrBytes::from_string(m.client_host.clone()))
+                                    .with_member_metadata(if settled {
+                                        m.metadata(group.protocol_name.as_deref())
+                                    } else {
+                                        Default::default()
+                                    })
+                                    .with_member_assignment(if settled {
+                                        m.assignment.clone()
+                                    } else {
+                                        Default::default()
+                                    })
+                            })
+                            .collect();
+                        base.with_group_state(StrBytes::from_static_str(group.state.name()))
+                            .with_protocol_type(StrBytes::from_string(
+                                group.protocol_type.clone().unwrap_or_default(),
+                            ))
+                            .with_protocol_data(StrBytes::from_string(
+                                group.protocol_name.clone().unwrap_or_default(),
+                            ))
+                            .with_members(members)
+                    }
+                    Some(Group::Consumer(_)) if version >= 6 => error(
+                        Some(ErrorCode::GroupIdNotFound),
+                        format!("group {id} is not a classic group"),
+                    ),
+                    _ if version >= 6 => error(
+                        Some(ErrorCode::GroupIdNotFound),
+                        format!("group {id} not found"),
+                    ),
+                    _ => error(None, String::new()),
+                })
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)

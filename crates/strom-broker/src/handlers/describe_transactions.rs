@@ -19,7 +19,7 @@ pub async fn handle(
     check: &Check<'_>,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
-    let loaded = broker.txns.ensure_loaded(broker).await;
+    let loaded = broker.txns.ensure_loaded().await;
     let states = request
         .transactional_ids
         .into_iter()
@@ -38,8 +38,11 @@ pub async fn handle(
             if let Err(code) = loaded {
                 return failed(code);
             }
-            let state = broker.txns.state.lock();
-            let Some(metadata) = state.get(&id) else {
+            let Some(metadata) = broker
+                .txns
+                .read_id(&id, |state| state.get(&id).cloned())
+                .flatten()
+            else {
                 return failed(ErrorCode::TransactionalIdNotFound);
             };
             let mut topics: Vec<TopicData> = Vec::new();

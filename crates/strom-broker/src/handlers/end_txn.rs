@@ -56,7 +56,7 @@ pub async fn handle(
     };
     match broker
         .txns
-        .end_transaction(broker, transactional_id, producer, result, bump_epoch)
+        .end_transaction(transactional_id, producer, result, bump_epoch)
         .await
     {
         Ok(ids) => answer(Ok(ids)),

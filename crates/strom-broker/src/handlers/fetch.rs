@@ -79,6 +79,7 @@ fn read_once(
     request: &FetchRequest,
     version: i16,
     effects: &mut FollowerEffects,
+    remote: &crate::tiering::RemoteReads,
 ) -> (FetchResponseOut, usize, bool) {
     let response_max = (request.max_bytes.max(0)).min(broker.config.fetch_max_bytes) as usize;
     let read_committed = request.isolation_level == 1;
@@ -199,6 +200,9 @@ fn read_once(
                 high_watermark
             };
             let log_start_offset = log.log_start_offset();
+            // A tiered partition starts at its first remote offset.
+            let log_start_offset = crate::tiering::remote_log_start(broker, topic.topic_id, index)
+                .map_or(log_start_offset, |remote| remote.min(log_start_offset));
             let result = if partition_max == 0 && !min_one_batch {
                 Ok(None)
             } else {
@@ -232,6 +236,13 @@ fn read_once(
                     (NO_ERROR, FetchRecords::File(range))
                 }
                 Ok(None) => (NO_ERROR, FetchRecords::Memory(bytes::Bytes::new())),
+                Err(ReadError::OffsetOutOfRange { .. })
+                    if remote.contains_key(&(topic.topic_id, index, fetch.fetch_offset)) =>
+                {
+                    let bytes = remote[&(topic.topic_id, index, fetch.fetch_offset)].clone();
+                    total_bytes += bytes.len();
+                    (NO_ERROR, FetchRecords::Memory(bytes))
+                }
                 Err(ReadError::OffsetOutOfRange { .. }) => {
                     any_error = true;
                     (ErrorCode::OffsetOutOfRange.code(), FetchRecords::None)
@@ -411,6 +422,39 @@ pub fn open_session(
     }
 }
 
+/// Partitions of a consumer fetch that may need the remote tier: (topic id, partition,
+/// fetch offset, partition max bytes); `tiering::read_remote` checks the local log start.
+fn remote_candidates(
+    broker: &Broker,
+    image: &MetadataImage,
+    request: &FetchRequest,
+    version: i16,
+) -> Vec<(uuid::Uuid, i32, i64, usize)> {
+    let response_max = (request.max_bytes.max(0)).min(broker.config.fetch_max_bytes) as usize;
+    let mut wanted = Vec::new();
+    for topic in &request.topics {
+        let found = if version >= 13 {
+            image.topic_by_id(topic.topic_id)
+        } else {
+            image.topic(topic.topic.0.as_str())
+        };
+        let Some(found) = found else { continue };
+        if !crate::tiering::is_tiered(broker, image, &found.name) {
+            continue;
+        }
+        for partition in &topic.partitions {
+            let max_bytes = (partition.partition_max_bytes.max(0) as usize).min(response_max);
+            wanted.push((
+                found.topic_id,
+                partition.partition,
+                partition.fetch_offset,
+                max_bytes,
+            ));
+        }
+    }
+    wanted
+}
+
 /// Serves a fetch whose session [`open_session`] resolved.
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -426,13 +470,23 @@ pub async fn handle(
     // Subscribe before the first read so an append between the read and the wait is seen.
     let mut appends = broker.subscribe_appends();
     let mut effects = FollowerEffects::default();
+    // Offsets below a tiered partition's local log start, read from the object store
+    // first, without any partition lock held.
+    let remote = match crate::tiering::active(broker) {
+        Some(_) if replica_id(&request, version) < 0 => {
+            let image = broker.image();
+            let wanted = remote_candidates(broker, &image, &request, version);
+            crate::tiering::read_remote(broker, &image, wanted).await
+        }
+        _ => crate::tiering::RemoteReads::new(),
+    };
     // Once the deadline has passed, one more read answers with whatever is there.
     let mut expired = false;
     loop {
         appends.borrow_and_update();
         let image = broker.image();
         let (response, total_bytes, any_error) =
-            read_once(broker, &image, &request, version, &mut effects);
+            read_once(broker, &image, &request, version, &mut effects, &remote);
         apply_effects(broker, &mut effects);
         // min_bytes 0 answers at once (0 >= 0); max_wait 0 has already passed its deadline.
         if expired || total_bytes >= min_bytes || any_error || Instant::now() >= deadline {

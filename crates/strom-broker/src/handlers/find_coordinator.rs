@@ -65,8 +65,8 @@ pub async fn handle(
     // Creates the internal topic on first use and loads what this broker leads; a
     // coordinator elsewhere loads its own.
     let ready = match key_type {
-        KEY_TYPE_GROUP => broker.groups.ensure_loaded(broker).await,
-        KEY_TYPE_TRANSACTION => broker.txns.ensure_loaded(broker).await,
+        KEY_TYPE_GROUP => broker.groups.ensure_loaded().await,
+        KEY_TYPE_TRANSACTION => broker.txns.ensure_loaded().await,
         _ => Err(ErrorCode::InvalidRequest),
     };
     let locate_key = |key: &StrBytes| -> Located {

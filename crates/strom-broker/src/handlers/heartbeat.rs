@@ -12,11 +12,7 @@ pub async fn handle(
     request: HeartbeatRequest,
     version: i16,
 ) -> HeartbeatResponse {
-    let error = match broker
-        .groups
-        .ensure_coordinator(broker, &request.group_id)
-        .await
-    {
+    let error = match broker.groups.ensure_coordinator(&request.group_id).await {
         Err(error) => Some(error),
         Ok(()) => {
             let instance = request
@@ -24,18 +20,18 @@ pub async fn handle(
                 .as_ref()
                 .map(|i| i.as_str())
                 .filter(|_| version >= 3);
-            broker
-                .groups
-                .state
-                .lock()
-                .heartbeat(
-                    now_ms(),
-                    request.group_id.0.as_str(),
-                    request.member_id.as_str(),
-                    instance,
-                    request.generation_id,
-                )
-                .err()
+            match broker.groups.lock_group(request.group_id.0.as_str()) {
+                Err(code) => Some(code),
+                Ok(mut state) => state
+                    .heartbeat(
+                        now_ms(),
+                        request.group_id.0.as_str(),
+                        request.member_id.as_str(),
+                        instance,
+                        request.generation_id,
+                    )
+                    .err(),
+            }
         }
     };
     HeartbeatResponse::default().with_error_code(error_code(error))

@@ -37,12 +37,7 @@ pub async fn handle(
         });
         return match broker
             .txns
-            .init_producer_id(
-                broker,
-                transactional_id,
-                request.transaction_timeout_ms,
-                expected,
-            )
+            .init_producer_id(transactional_id, request.transaction_timeout_ms, expected)
             .await
         {
             Ok(ids) => InitProducerIdResponse::default()

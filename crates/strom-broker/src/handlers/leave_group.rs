@@ -28,18 +28,14 @@ pub async fn handle(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let outcome = match broker
-        .groups
-        .ensure_coordinator(broker, &request.group_id)
-        .await
-    {
+    let outcome = match broker.groups.ensure_coordinator(&request.group_id).await {
         Err(error) => Err(error),
         Ok(()) => {
             let group_id = request.group_id.0.to_string();
             let leaving = members.clone();
             broker
                 .groups
-                .run(broker, Some(&group_id), |state| {
+                .run(&group_id, true, |state| {
                     state.leave(now_ms(), &group_id, &leaving)
                 })
                 .await

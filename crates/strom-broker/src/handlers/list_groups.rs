@@ -13,7 +13,7 @@ pub async fn handle(
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
-    if let Err(error) = broker.groups.ensure_readable(broker).await {
+    if let Err(error) = broker.groups.ensure_readable().await {
         return ListGroupsResponse::default().with_error_code(error.code());
     }
     let states: Vec<String> = if version >= 4 {
@@ -30,7 +30,11 @@ pub async fn handle(
     } else {
         Vec::new()
     };
-    let groups = broker.groups.state.lock().list_groups(&states, &types);
+    let mut groups = Vec::new();
+    broker
+        .groups
+        .read_all(|state| groups.extend(state.list_groups(&states, &types)));
+    groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     ListGroupsResponse::default().with_groups(
         groups
             .into_iter()

@@ -97,10 +97,26 @@ pub fn handle(
                     };
                     match p.timestamp {
                         LATEST => answer(index, NO_ERROR, -1, visible_end, epoch),
-                        EARLIEST | EARLIEST_LOCAL => {
+                        // A tiered partition starts in the remote tier; -4 is the
+                        // first offset still on local disk.
+                        EARLIEST => {
+                            let local = log.log_start_offset();
+                            let start =
+                                crate::tiering::remote_log_start(broker, partition.topic_id, index)
+                                    .map_or(local, |remote| remote.min(local));
+                            answer(index, NO_ERROR, -1, start, epoch)
+                        }
+                        EARLIEST_LOCAL => {
                             answer(index, NO_ERROR, -1, log.log_start_offset(), epoch)
                         }
-                        LATEST_TIERED => answer(index, NO_ERROR, -1, -1, -1),
+                        LATEST_TIERED => match crate::tiering::remote_last_offset(
+                            broker,
+                            partition.topic_id,
+                            index,
+                        ) {
+                            Some(last) => answer(index, NO_ERROR, -1, last, epoch),
+                            None => answer(index, NO_ERROR, -1, -1, -1),
+                        },
                         MAX_TIMESTAMP => match log.max_timestamp_offset() {
                             Ok(Some(found)) => visible(found),
                             Ok(None) => answer(index, NO_ERROR, -1, -1, -1),

@@ -48,40 +48,47 @@ pub async fn handle(
         .topic(crate::txn::TRANSACTION_STATE_TOPIC)
         .is_some()
     {
-        if let Err(code) = broker.txns.ensure_loaded(broker).await {
+        if let Err(code) = broker.txns.ensure_loaded().await {
             return ListTransactionsResponse::default().with_error_code(code.code());
         }
     }
     let now = now_ms();
-    let state = broker.txns.state.lock();
-    let mut listed: Vec<TransactionState> = state
-        .transactions
-        .values()
-        .filter(|t| states.is_empty() || states.contains(&t.state))
-        .filter(|t| {
-            request.producer_id_filters.is_empty()
-                || request
-                    .producer_id_filters
-                    .iter()
-                    .any(|id| id.0 == t.producer_id)
-        })
-        .filter(|t| {
-            request.duration_filter < 0
-                || (t.txn_start_ms >= 0 && now - t.txn_start_ms >= request.duration_filter)
-        })
-        .filter(|t| {
-            pattern
-                .as_ref()
-                .is_none_or(|p| p.is_match(&t.transactional_id))
-        })
-        .filter(|t| check.allows_quietly(op::DESCRIBE, rt::TRANSACTIONAL_ID, &t.transactional_id))
-        .map(|t| {
-            TransactionState::default()
-                .with_transactional_id(StrBytes::from_string(t.transactional_id.clone()).into())
-                .with_producer_id(ProducerId(t.producer_id))
-                .with_transaction_state(StrBytes::from_static_str(t.state.name()))
-        })
-        .collect();
+    let mut listed: Vec<TransactionState> = Vec::new();
+    broker.txns.read_all(|state| {
+        listed.extend(
+            state
+                .transactions
+                .values()
+                .filter(|t| states.is_empty() || states.contains(&t.state))
+                .filter(|t| {
+                    request.producer_id_filters.is_empty()
+                        || request
+                            .producer_id_filters
+                            .iter()
+                            .any(|id| id.0 == t.producer_id)
+                })
+                .filter(|t| {
+                    request.duration_filter < 0
+                        || (t.txn_start_ms >= 0 && now - t.txn_start_ms >= request.duration_filter)
+                })
+                .filter(|t| {
+                    pattern
+                        .as_ref()
+                        .is_none_or(|p| p.is_match(&t.transactional_id))
+                })
+                .filter(|t| {
+                    check.allows_quietly(op::DESCRIBE, rt::TRANSACTIONAL_ID, &t.transactional_id)
+                })
+                .map(|t| {
+                    TransactionState::default()
+                        .with_transactional_id(
+                            StrBytes::from_string(t.transactional_id.clone()).into(),
+                        )
+                        .with_producer_id(ProducerId(t.producer_id))
+                        .with_transaction_state(StrBytes::from_static_str(t.state.name()))
+                }),
+        )
+    });
     listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
     ListTransactionsResponse::default()
         .with_unknown_state_filters(unknown_state_filters)

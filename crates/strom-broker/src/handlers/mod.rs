@@ -57,6 +57,7 @@ mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
+mod unregister_broker;
 mod write_txn_markers;
 
 use std::sync::Arc;
@@ -501,6 +502,17 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
                 DescribeQuorumResponse::default().with_error_code(CLUSTER_DENIED)
             );
             answer!(describe_quorum::handle(broker, request, version).await)
+        }
+        ApiKey::UnregisterBroker => {
+            let request = decode!(UnregisterBrokerRequest);
+            refuse_unless!(
+                authz::cluster(&check, acl_op::ALTER),
+                unregister_broker::refused(
+                    CLUSTER_DENIED,
+                    "UnregisterBroker requires ALTER on the cluster".to_string()
+                )
+            );
+            answer!(unregister_broker::handle(broker, request).await)
         }
         ApiKey::DescribeCluster => {
             // As in Kafka, any principal may list the brokers (Metadata tells it the same);

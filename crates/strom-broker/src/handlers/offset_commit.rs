@@ -7,20 +7,16 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use strom_coordinator::log::LogError;
 use strom_protocol::ErrorCode;
-use strom_storage::AppendError;
 use tracing::warn;
 
-use crate::group::persist::{self, PersistError};
 use crate::group::records::OffsetValue;
 use crate::state::{now_ms, Broker};
 
-fn append_error_code(error: &PersistError) -> ErrorCode {
+fn append_error_code(error: &LogError) -> ErrorCode {
     match error {
-        PersistError::Append(AppendError::MessageTooLarge { .. })
-        | PersistError::Append(AppendError::RecordListTooLarge { .. }) => {
-            ErrorCode::InvalidCommitOffsetSize
-        }
+        LogError::TooLarge(_) => ErrorCode::InvalidCommitOffsetSize,
         _ => ErrorCode::CoordinatorNotAvailable,
     }
 }
@@ -30,10 +26,7 @@ pub async fn handle(
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let loaded = broker
-        .groups
-        .ensure_coordinator(broker, &request.group_id)
-        .await;
+    let loaded = broker.groups.ensure_coordinator(&request.group_id).await;
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let instance = request
@@ -76,19 +69,21 @@ pub async fn handle(
     let group_error = match loaded {
         Err(error) => Some(error),
         Ok(()) => {
-            let coordinator = &broker.groups;
-            // Validation, append and state change under the lock; the wait for the
-            // replicas after it, below.
-            let mut state = coordinator.state.lock();
-            match state.validate_offset_commit(
-                now,
-                &group_id,
-                &member_id,
-                instance.as_deref(),
-                request.generation_id_or_member_epoch,
-            ) {
+            // Validation, append and state change under the group's shard lock; the wait
+            // for the replicas after it, below.
+            match broker.groups.lock_group(&group_id).and_then(|mut state| {
+                state
+                    .validate_offset_commit(
+                        now,
+                        &group_id,
+                        &member_id,
+                        instance.as_deref(),
+                        request.generation_id_or_member_epoch,
+                    )
+                    .map(|()| state)
+            }) {
                 Err(error) => Some(error),
-                Ok(()) => {
+                Ok(mut state) => {
                     let commits: Vec<(String, i32, OffsetValue)> = request
                         .topics
                         .iter()
@@ -102,7 +97,7 @@ pub async fn handle(
                             })
                         })
                         .collect();
-                    match persist::write_offsets(broker, coordinator, &group_id, &commits) {
+                    match state.write_offsets(&group_id, &commits) {
                         Ok(written) => {
                             for (topic, partition, value) in commits {
                                 state.apply_commit(&group_id, &topic, partition, value);
@@ -130,7 +125,7 @@ pub async fn handle(
     };
 
     if let Some(written) = pending {
-        if let Err(error) = written.committed(broker).await {
+        if let Err(error) = written.committed().await {
             warn!(group = %group_id, %error, "offset commit not committed");
             let code = crate::group::not_committed_code(&error);
             for partitions in results.iter_mut() {

@@ -9,12 +9,12 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use strom_protocol::ErrorCode;
 use tracing::warn;
 
-use crate::group::persist;
-use crate::internal_topics::Pending;
+use strom_coordinator::log::Pending;
+
 use crate::state::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    if let Err(error) = broker.groups.ensure_readable(broker).await {
+    if let Err(error) = broker.groups.ensure_readable().await {
         return OffsetDeleteResponse::default().with_error_code(error.code());
     }
     let group_id = request.group_id.0.to_string();
@@ -22,7 +22,7 @@ pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
         Ok(deleted) => deleted,
         Err(code) => return OffsetDeleteResponse::default().with_error_code(code.code()),
     };
-    if let Err(error) = pending.committed(broker).await {
+    if let Err(error) = pending.committed().await {
         warn!(group = %group_id, %error, "offset delete not committed");
         return OffsetDeleteResponse::default()
             .with_error_code(crate::group::not_committed_code(&error).code());
@@ -38,8 +38,7 @@ fn delete_locked(
     request: OffsetDeleteRequest,
 ) -> Result<(Pending, Vec<OffsetDeleteResponseTopic>), ErrorCode> {
     let group_id = group_id.to_string();
-    let coordinator = &broker.groups;
-    let mut state = coordinator.state.lock();
+    let mut state = broker.groups.lock_group(&group_id)?;
     state.check_offset_delete(&group_id)?;
     let image = broker.image();
     let mut to_delete = Vec::new();
@@ -75,7 +74,7 @@ fn delete_locked(
                 .with_partitions(partitions),
         );
     }
-    match persist::write_offset_tombstones(broker, coordinator, &group_id, &to_delete) {
+    match state.write_offset_tombstones(&group_id, &to_delete) {
         Ok(pending) => {
             for (topic, partition) in &to_delete {
                 state.remove_offset(&group_id, topic, *partition);

@@ -77,11 +77,8 @@ fn group_check(
 
 /// Kafka's rule: an offset is not shown before it is durable. The answer waits for the
 /// log end of the group's partition as it was when the offsets were read.
-async fn committed(
-    broker: &Broker,
-    barrier: crate::internal_topics::Pending,
-) -> Result<(), ErrorCode> {
-    barrier.committed(broker).await.map_err(|error| {
+async fn committed(barrier: strom_coordinator::log::Pending) -> Result<(), ErrorCode> {
+    barrier.committed().await.map_err(|error| {
         tracing::warn!(%error, "offsets read before they were committed");
         crate::group::not_committed_code(&error)
     })
@@ -92,7 +89,7 @@ pub async fn handle(
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let loaded = broker.groups.ensure_readable(broker).await;
+    let loaded = broker.groups.ensure_readable().await;
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
@@ -110,13 +107,14 @@ pub async fn handle(
                     .map(|m| (m.as_str(), group.member_epoch))
                     .filter(|_| version >= 9);
                 let outcome = loaded.and_then(|()| {
-                    let state = broker.groups.state.lock();
-                    group_check(&state, &group_id, member)?;
-                    let fetched = fetch(&state, &group_id, topics, request.require_stable);
-                    Ok((fetched, broker.groups.read_barrier(broker, &group_id)))
+                    let fetched = broker.groups.read_group(&group_id, |state| {
+                        group_check(state, &group_id, member)?;
+                        Ok(fetch(state, &group_id, topics, request.require_stable))
+                    })?;
+                    Ok((fetched, broker.groups.read_barrier(&group_id)))
                 });
                 let outcome = match outcome {
-                    Ok((fetched, barrier)) => committed(broker, barrier).await.map(|()| fetched),
+                    Ok((fetched, barrier)) => committed(barrier).await.map(|()| fetched),
                     Err(error) => Err(error),
                 };
                 let response = OffsetFetchResponseGroup::default().with_group_id(group.group_id);
@@ -165,18 +163,19 @@ pub async fn handle(
             .collect()
     });
     let outcome = loaded.and_then(|()| {
-        let state = broker.groups.state.lock();
-        group_check(&state, &group_id, None)?;
-        let fetched = fetch(
-            &state,
-            &group_id,
-            topics.clone(),
-            version >= 7 && request.require_stable,
-        );
-        Ok((fetched, broker.groups.read_barrier(broker, &group_id)))
+        let fetched = broker.groups.read_group(&group_id, |state| {
+            group_check(state, &group_id, None)?;
+            Ok(fetch(
+                state,
+                &group_id,
+                topics.clone(),
+                version >= 7 && request.require_stable,
+            ))
+        })?;
+        Ok((fetched, broker.groups.read_barrier(&group_id)))
     });
     let outcome = match outcome {
-        Ok((fetched, barrier)) => committed(broker, barrier).await.map(|()| fetched),
+        Ok((fetched, barrier)) => committed(barrier).await.map(|()| fetched),
         Err(error) => Err(error),
     };
     let (error, fetched) = match outcome {

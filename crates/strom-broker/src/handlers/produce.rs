@@ -116,6 +116,24 @@ fn refused(version: i16, index: i32, topic: &str, error: &AppendError) -> Partit
     )
 }
 
+/// Whether partition `topic`-`index` holds an ongoing transaction of this producer at this
+/// epoch (a write of it was verified and appended, and no marker ended it since).
+fn ongoing_here(broker: &Broker, topic: &str, index: i32, producer: ProducerIdAndEpoch) -> bool {
+    let image = broker.image();
+    let Some(partition) = image
+        .topic(topic)
+        .and_then(|t| broker.partitions.get(t.topic_id, index))
+    else {
+        return false;
+    };
+    let producers = partition.log.lock().active_producers();
+    producers.iter().any(|p| {
+        p.producer_id == producer.producer_id
+            && p.producer_epoch == producer.producer_epoch
+            && p.current_txn_start_offset >= 0
+    })
+}
+
 /// KIP-890: a transactional write must come from the current producer of an open
 /// transaction that added this partition. Returns the guard to check at append time;
 /// `None` for a non-transactional write. From v12 on (transaction version 2) the write
@@ -149,18 +167,18 @@ async fn verify_transactional(
                 producer_epoch: first.producer_epoch(),
             };
             let partition = (topic.to_string(), index);
-            let local = broker.txns.is_coordinator(broker, transactional_id);
+            let local = broker.txns.is_coordinator(transactional_id);
             let outcome = match (local, adds_partition) {
                 (true, false) => {
                     broker
                         .txns
-                        .verify(broker, transactional_id, producer, &partition)
+                        .verify(transactional_id, producer, &partition)
                         .await
                 }
                 (true, true) => {
                     broker
                         .txns
-                        .add_and_verify(broker, transactional_id, producer, &partition)
+                        .add_and_verify(transactional_id, producer, &partition)
                         .await
                 }
                 // The coordinator is another broker: it adds the partition; the storage's
@@ -173,9 +191,21 @@ async fn verify_transactional(
                 )
                 .await
                 .map(|()| TxnGuard::unchecked()),
-                // Without an add, only a remote check would help (AddPartitionsToTxn v4
-                // `verify_only`, not sent yet; see the crate docs).
-                (false, false) => return Ok(None),
+                // Transaction version 1: the producer added the partition itself; the
+                // coordinator is asked to confirm it (AddPartitionsToTxn v4 `verify_only`),
+                // once per transaction and partition, as Kafka skips the check while the
+                // partition holds the producer's ongoing transaction.
+                (false, false) if ongoing_here(broker, topic, index, producer) => {
+                    Ok(TxnGuard::unchecked())
+                }
+                (false, false) => crate::txn::remote::verify_partition(
+                    broker,
+                    transactional_id,
+                    producer,
+                    &partition,
+                )
+                .await
+                .map(|()| TxnGuard::unchecked()),
             };
             outcome.map(Some).map_err(|code| {
                 let code = match code {
@@ -363,6 +393,12 @@ pub async fn handle(
                 ));
                 continue;
             };
+            if let Some(refused) =
+                crate::schema_validation::check(broker, topic, index, &records, version).await
+            {
+                partition_responses.push(refused);
+                continue;
+            }
             let guard = match verify_transactional(
                 broker,
                 request.transactional_id.as_ref().map(|id| id.as_str()),

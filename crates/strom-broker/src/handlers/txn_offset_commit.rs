@@ -10,13 +10,14 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use strom_controller::acl::{operation as op, resource_type as rt};
+use strom_coordinator::log::LogError;
 use strom_protocol::ErrorCode;
 use tracing::warn;
 
 use crate::authz::Check;
 use crate::group::coordinator::PendingTxnOffset;
-use crate::group::persist;
 use crate::group::records::OffsetValue;
+use crate::group::OFFSETS_TOPIC;
 use crate::internal_topics::Writer;
 use crate::state::{now_ms, Broker};
 use crate::txn::state::ProducerIdAndEpoch;
@@ -36,34 +37,30 @@ async fn check_request(
         return Err(ErrorCode::GroupAuthorizationFailed);
     }
     crate::group::coordinator::validate_group_id(&request.group_id)?;
-    broker
+    broker.groups.ensure_coordinator(&request.group_id).await?;
+    let partition = broker
         .groups
-        .ensure_coordinator(broker, &request.group_id)
-        .await?;
-    let partition = persist::partition_of(broker, &request.group_id)
-        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        .partition_of(&request.group_id)
+        .ok_or(ErrorCode::CoordinatorNotAvailable)?;
     let producer = ProducerIdAndEpoch {
         producer_id: request.producer_id.0,
         producer_epoch: request.producer_epoch,
     };
-    let offsets_partition = (persist::OFFSETS_TOPIC.to_string(), partition);
+    let offsets_partition = (OFFSETS_TOPIC.to_string(), partition);
     // v5+ is transaction version 2: the producer sent no AddOffsetsToTxn, the commit adds
     // the group's offsets partition to its transaction.
     let adds_partition = version >= IMPLICIT_ADD_OFFSETS_VERSION;
-    let outcome = match (
-        broker.txns.is_coordinator(broker, transactional_id),
-        adds_partition,
-    ) {
+    let outcome = match (broker.txns.is_coordinator(transactional_id), adds_partition) {
         (true, false) => {
             broker
                 .txns
-                .verify(broker, transactional_id, producer, &offsets_partition)
+                .verify(transactional_id, producer, &offsets_partition)
                 .await
         }
         (true, true) => {
             broker
                 .txns
-                .add_and_verify(broker, transactional_id, producer, &offsets_partition)
+                .add_and_verify(transactional_id, producer, &offsets_partition)
                 .await
         }
         (false, true) => crate::txn::remote::add_partition(
@@ -136,25 +133,25 @@ pub async fn handle(
     let request_error = match check_request(broker, check, &request, version).await {
         Err(code) => Some(code),
         Ok(guard) => {
-            let coordinator = &broker.groups;
-            // Checks, append and state change under the lock; the wait after it, below.
-            let mut state = coordinator.state.lock();
-            let member_checked = if version >= 3 && request.generation_id >= 0 {
-                state.validate_offset_commit(
-                    now,
-                    &group_id,
-                    &request.member_id,
-                    request.group_instance_id.as_deref(),
-                    request.generation_id,
-                )
-            } else {
-                Ok(())
-            };
-            match member_checked {
+            // Checks, append and state change under the group's shard lock; the wait after
+            // it, below.
+            let locked = broker.groups.lock_group(&group_id).and_then(|mut state| {
+                if version >= 3 && request.generation_id >= 0 {
+                    state.validate_offset_commit(
+                        now,
+                        &group_id,
+                        &request.member_id,
+                        request.group_instance_id.as_deref(),
+                        request.generation_id,
+                    )?;
+                }
+                Ok(state)
+            });
+            match locked {
                 Err(code) => Some(code),
                 // The transaction ended between the check and now (markers hold this lock).
-                Ok(()) if !guard.is_valid() => Some(ErrorCode::InvalidTxnState),
-                Ok(()) => {
+                Ok(_) if !guard.is_valid() => Some(ErrorCode::InvalidTxnState),
+                Ok(mut state) => {
                     let commits: Vec<(String, i32, OffsetValue)> = request
                         .topics
                         .iter()
@@ -172,13 +169,7 @@ pub async fn handle(
                         producer_id: request.producer_id.0,
                         producer_epoch: request.producer_epoch,
                     };
-                    match persist::write_txn_offsets(
-                        broker,
-                        coordinator,
-                        &group_id,
-                        writer,
-                        &commits,
-                    ) {
+                    match state.write_txn_offsets(&group_id, writer, &commits) {
                         Ok(written) => {
                             pending = Some(written);
                             state.add_pending_txn_offsets(
@@ -198,9 +189,9 @@ pub async fn handle(
                         Err(error) => {
                             warn!(group = %group_id, %error, "transactional offset commit not written");
                             Some(match error {
-                                persist::PersistError::Append(
-                                    strom_storage::AppendError::InvalidProducerEpoch { .. },
-                                ) => ErrorCode::InvalidProducerEpoch,
+                                LogError::InvalidProducerEpoch(_) => {
+                                    ErrorCode::InvalidProducerEpoch
+                                }
                                 _ => ErrorCode::CoordinatorNotAvailable,
                             })
                         }
@@ -210,7 +201,7 @@ pub async fn handle(
         }
     };
     let request_error = match (request_error, pending) {
-        (None, Some(written)) => written.committed(broker).await.err().map(|error| {
+        (None, Some(written)) => written.committed().await.err().map(|error| {
             warn!(group = %group_id, %error, "transactional offset commit not committed");
             crate::group::not_committed_code(&error)
         }),

@@ -78,13 +78,11 @@ pub fn overview(broker: &Broker) -> Result<HttpResponse, HttpError> {
     let groups_loading =
         image.topic(crate::group::OFFSETS_TOPIC).is_some() && !broker.groups.is_loaded();
     let groups = {
-        let state = broker.groups.state.lock();
-        state
+        let mut ids = HashSet::new();
+        broker
             .groups
-            .keys()
-            .chain(state.offsets.keys())
-            .collect::<HashSet<_>>()
-            .len()
+            .read_all(|state| ids.extend(state.groups.keys().chain(state.offsets.keys()).cloned()));
+        ids.len()
     };
     let (mut messages_in, mut bytes_in, mut bytes_out) = (0, 0, 0);
     for (_, counters) in broker.metrics.topic_snapshot() {

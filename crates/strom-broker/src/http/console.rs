@@ -11,6 +11,7 @@ use super::{response, HttpError, HttpResponse};
 const INDEX_HTML: &str = include_str!("../../console/index.html");
 const APP_JS: &str = include_str!("../../console/app.js");
 const CHARTS_JS: &str = include_str!("../../console/charts.js");
+const SCHEMAS_JS: &str = include_str!("../../console/schemas.js");
 const APP_CSS: &str = include_str!("../../console/app.css");
 
 pub fn index() -> HttpResponse {
@@ -25,6 +26,7 @@ pub fn asset(file: &str) -> Result<HttpResponse, HttpError> {
     let (content_type, body) = match file {
         "app.js" => ("text/javascript; charset=utf-8", APP_JS),
         "charts.js" => ("text/javascript; charset=utf-8", CHARTS_JS),
+        "schemas.js" => ("text/javascript; charset=utf-8", SCHEMAS_JS),
         "app.css" => ("text/css; charset=utf-8", APP_CSS),
         _ => return Err(HttpError::not_found(format!("no console file `{file}`"))),
     };

@@ -18,7 +18,6 @@ use strom_protocol::ErrorCode;
 use super::view::{all_logs, committed_lag, log_view, CommittedLag};
 use super::{json_response, HttpError, HttpResponse};
 use crate::group::coordinator::Group;
-use crate::group::persist;
 use crate::group::records::OffsetValue;
 use crate::state::{now_ms, Broker};
 
@@ -139,29 +138,30 @@ pub fn list(broker: &Broker) -> Result<HttpResponse, HttpError> {
     let logs = all_logs(broker);
     let lags = committed_lag(broker, None, &logs);
     let mut rows: BTreeMap<String, GroupRow> = {
-        let state = broker.groups.state.lock();
         let mut rows = BTreeMap::new();
-        for (id, group) in &state.groups {
-            if group.state_name() == "Dead" {
-                continue;
+        broker.groups.read_all(|state| {
+            for (id, group) in &state.groups {
+                if group.state_name() == "Dead" {
+                    continue;
+                }
+                let members = match group {
+                    Group::Classic(classic) => classic.members.len(),
+                    Group::Consumer(consumer) => consumer.members.len(),
+                };
+                rows.insert(
+                    id.clone(),
+                    GroupRow {
+                        group_id: id.clone(),
+                        group_type: group.type_name(),
+                        state: group.state_name(),
+                        protocol_type: group.protocol_type(),
+                        members,
+                        committed_partitions: 0,
+                        total_lag: 0,
+                    },
+                );
             }
-            let members = match group {
-                Group::Classic(classic) => classic.members.len(),
-                Group::Consumer(consumer) => consumer.members.len(),
-            };
-            rows.insert(
-                id.clone(),
-                GroupRow {
-                    group_id: id.clone(),
-                    group_type: group.type_name(),
-                    state: group.state_name(),
-                    protocol_type: group.protocol_type(),
-                    members,
-                    committed_partitions: 0,
-                    total_lag: 0,
-                },
-            );
-        }
+        });
         rows
     };
     for lag in &lags {
@@ -221,9 +221,12 @@ struct OffsetRow {
 /// `GET /api/groups/{id}`: state, members with assignments, committed offsets with lag.
 pub fn describe(broker: &Broker, group_id: &str) -> Result<HttpResponse, HttpError> {
     let copy = {
-        let state = broker.groups.state.lock();
-        let copy = state.groups.get(group_id).map(|g| copy_group(broker, g));
-        let has_offsets = state.offsets.contains_key(group_id);
+        let (copy, has_offsets) = broker.groups.read_group(group_id, |state| {
+            (
+                state.groups.get(group_id).map(|g| copy_group(broker, g)),
+                state.offsets.contains_key(group_id),
+            )
+        });
         if copy.is_none() && !has_offsets {
             return Err(HttpError::not_found(format!("no group named `{group_id}`")));
         }
@@ -422,8 +425,15 @@ pub async fn reset_offsets(
 
     // The checks, the append and the state change under the lock; the wait after it.
     let (previous, pending) = (|| {
-        let coordinator = &broker.groups;
-        let mut state = coordinator.state.lock();
+        let mut state = broker.groups.lock_group(group_id).map_err(|error| {
+            HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "this broker cannot change the group now: {}",
+                    error_name(error)
+                ),
+            )
+        })?;
         if let Some(group) = state.groups.get(group_id) {
             if !group.is_empty() {
                 return Err(HttpError::conflict(format!(
@@ -449,23 +459,21 @@ pub async fn reset_offsets(
                         error_name(error)
                     ))
                 })?;
-            let written = persist::write_offsets(broker, coordinator, group_id, &commits).map_err(
-                |error| {
-                    HttpError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("cannot write the new offsets: {error}"),
-                    )
-                },
-            )?;
+            let written = state.write_offsets(group_id, &commits).map_err(|error| {
+                HttpError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot write the new offsets: {error}"),
+                )
+            })?;
             for (topic, partition, value) in commits.iter().cloned() {
                 state.apply_commit(group_id, &topic, partition, value);
             }
             return Ok((previous, written));
         }
-        Ok((previous, crate::internal_topics::Pending::none()))
+        Ok((previous, strom_coordinator::log::Pending::none()))
     })()?;
     // Answered once the reset is on the in-sync replicas, with the lock let go.
-    pending.committed(broker).await.map_err(|error| {
+    pending.committed().await.map_err(|error| {
         HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the new offsets were not committed: {error}"),

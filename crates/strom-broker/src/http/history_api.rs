@@ -102,16 +102,15 @@ pub fn read(broker: &Broker, at_ms: i64) -> Reading {
 /// Lag of every committed offset behind the high watermark of a partition hosted here.
 fn lag(broker: &Broker) -> Vec<PartitionLag> {
     let committed: Vec<(String, String, i32, i64)> = {
-        let state = broker.groups.state.lock();
-        state
-            .offsets
-            .iter()
-            .flat_map(|(group, offsets)| {
+        let mut committed = Vec::new();
+        broker.groups.read_all(|state| {
+            committed.extend(state.offsets.iter().flat_map(|(group, offsets)| {
                 offsets.iter().map(move |((topic, partition), value)| {
                     (group.clone(), topic.clone(), *partition, value.offset)
                 })
-            })
-            .collect()
+            }))
+        });
+        committed
     };
     if committed.is_empty() {
         return Vec::new();

@@ -29,6 +29,7 @@ pub mod history;
 mod history_api;
 pub mod prometheus;
 mod query;
+mod schemas;
 mod view;
 
 use std::convert::Infallible;
@@ -178,6 +179,10 @@ async fn handle(
             })
             .await
         }
+        (&Method::GET, ["api", "schemas"]) => schemas::subjects(&broker).await,
+        (&Method::GET, ["api", "schemas", subject]) => {
+            schemas::subject(&broker, subject.to_string()).await
+        }
         (&Method::GET, ["api", "groups"]) => blocking(broker, groups::list).await,
         (&Method::GET, ["api", "groups", group]) => {
             let group = group.to_string();
@@ -187,7 +192,7 @@ async fn handle(
             let group = group.to_string();
             match (
                 read_json(request).await,
-                broker.groups.ensure_loaded(&broker).await,
+                broker.groups.ensure_loaded().await,
             ) {
                 (Err(error), _) => Err(error),
                 (_, Err(error)) => Err(HttpError::new(

@@ -59,17 +59,21 @@ pub fn committed_lag(
     logs: &BTreeMap<(String, i32), LogView>,
 ) -> Vec<CommittedLag> {
     let committed: Vec<(String, String, i32, i64)> = {
-        let state = broker.groups.state.lock();
-        state
-            .offsets
-            .iter()
-            .filter(|(id, _)| group.is_none_or(|wanted| wanted == id.as_str()))
-            .flat_map(|(id, offsets)| {
-                offsets.iter().map(move |((topic, partition), value)| {
-                    (id.clone(), topic.clone(), *partition, value.offset)
-                })
-            })
-            .collect()
+        let mut committed = Vec::new();
+        broker.groups.read_all(|state| {
+            committed.extend(
+                state
+                    .offsets
+                    .iter()
+                    .filter(|(id, _)| group.is_none_or(|wanted| wanted == id.as_str()))
+                    .flat_map(|(id, offsets)| {
+                        offsets.iter().map(move |((topic, partition), value)| {
+                            (id.clone(), topic.clone(), *partition, value.offset)
+                        })
+                    }),
+            )
+        });
+        committed
     };
     let mut out: Vec<CommittedLag> = committed
         .into_iter()

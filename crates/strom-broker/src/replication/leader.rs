@@ -278,7 +278,7 @@ impl LeaderState {
     }
 
     /// The controller refused the pending proposal (INVALID_UPDATE_VERSION,
-    /// FENCED_LEADER_EPOCH, a lost connection, ...). An earlier send of the same proposal
+    /// FENCED_LEADER_EPOCH, ...; a lost answer is resent instead). An earlier send of the same proposal
     /// may have been applied, so its members keep holding the HW back, and no other change
     /// is proposed, until [`LeaderState::apply_isr`] brings the committed ISR. Call it
     /// only for the answer to the *current* pending proposal: a late refusal of an older

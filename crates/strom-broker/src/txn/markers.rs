@@ -13,7 +13,7 @@ use strom_protocol::ErrorCode;
 use strom_storage::{AppendError, ControlMarker};
 use tracing::warn;
 
-use crate::group::{records as group_records, OFFSETS_TOPIC};
+use crate::group::OFFSETS_TOPIC;
 use crate::internal_topics::Pending;
 use crate::state::{now_ms, Broker};
 
@@ -65,13 +65,12 @@ pub fn write_marker(
         })
     };
     let result = if topic == OFFSETS_TOPIC {
-        let partition_count = topic_image.partition_count();
-        let mut groups = broker.groups.state.lock();
+        // Under the shard lock of the partition's groups, so a transactional offset commit
+        // checked against the transaction cannot land between the marker and this.
+        let mut groups = broker.groups.lock_shard(index);
         let result = append();
-        if matches!(result, Some(Ok(_))) {
-            groups.complete_txn_offsets(now_ms(), producer_id, commit, |group| {
-                group_records::partition_for(group, partition_count) == index
-            });
+        if let (Some(Ok(_)), Some(groups)) = (&result, groups.as_mut()) {
+            groups.complete_txn_offsets(now_ms(), producer_id, commit, |_| true);
         }
         result
     } else {
@@ -150,17 +149,19 @@ pub async fn write_remote_markers(
             .with_transaction_result(commit)
             .with_coordinator_epoch(coordinator_epoch)
             .with_topics(topics)]);
+    let client_id = format!("strom-txn-coordinator-{}", broker.config.node_id);
     let send = async {
-        let config = crate::inter_broker::connection_config(
-            &broker.inter_broker_security,
-            format!("strom-txn-coordinator-{}", broker.config.node_id),
+        let connection = super::connections::connection(
+            broker,
+            &address,
+            client_id.clone(),
             REMOTE_MARKER_TIMEOUT,
-            REMOTE_MARKER_TIMEOUT,
-        );
-        let connection = strom_client::connection::Connection::connect(&address, config).await?;
+        )
+        .await?;
         connection.send_version(&request, 1).await
     };
     let response = send.await.map_err(|error| {
+        super::connections::forget(&client_id, &address);
         warn!(leader, %error, "cannot send transaction markers");
         ErrorCode::CoordinatorNotAvailable
     })?;

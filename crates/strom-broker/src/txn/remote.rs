@@ -1,7 +1,9 @@
-//! Transaction version 2 on a cluster: a partition leader that is not the coordinator of a
-//! transactional id adds a partition to that id's transaction with AddPartitionsToTxn v5
-//! (broker to broker, `verify_only` false), as Kafka's `AddPartitionsToTxnManager` does
-//! for Produce v12+.
+//! A partition leader that is not the coordinator of a transactional id asks that
+//! coordinator about a transactional write, broker to broker, as Kafka's
+//! `AddPartitionsToTxnManager` does: with transaction version 2 (Produce v12+) it adds the
+//! partition to the transaction (AddPartitionsToTxn v5, `verify_only` false); with version 1
+//! it checks that the producer already added it (AddPartitionsToTxn v4, `verify_only`
+//! true, KIP-890 part 1).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,9 @@ const REMOTE_ADD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The AddPartitionsToTxn version brokers send for an implicit add (KIP-890 part 2).
 const ADD_PARTITIONS_VERSION: i16 = 5;
+/// The AddPartitionsToTxn version brokers send to verify a transaction version 1 write
+/// (KIP-890 part 1; the first version with `verify_only`).
+const VERIFY_PARTITIONS_VERSION: i16 = 4;
 
 /// Asks the coordinator of `transactional_id` to add `partition` to the producer's
 /// transaction. The coordinator's own error codes come back unchanged (PRODUCER_FENCED,
@@ -33,6 +38,29 @@ pub async fn add_partition(
     transactional_id: &str,
     producer: ProducerIdAndEpoch,
     partition: &TopicPartition,
+) -> Result<(), ErrorCode> {
+    ask(broker, transactional_id, producer, partition, false).await
+}
+
+/// Asks the coordinator of `transactional_id` whether `partition` is in the producer's
+/// open transaction at its current epoch, changing nothing (`verify_only`): INVALID_TXN_STATE
+/// when it is not, INVALID_PRODUCER_EPOCH / PRODUCER_FENCED for an old epoch. Errors as
+/// [`add_partition`]'s.
+pub async fn verify_partition(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+    producer: ProducerIdAndEpoch,
+    partition: &TopicPartition,
+) -> Result<(), ErrorCode> {
+    ask(broker, transactional_id, producer, partition, true).await
+}
+
+async fn ask(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+    producer: ProducerIdAndEpoch,
+    partition: &TopicPartition,
+    verify_only: bool,
 ) -> Result<(), ErrorCode> {
     let partitions = broker
         .image()
@@ -55,25 +83,30 @@ pub async fn add_partition(
             )))
             .with_producer_id(ProducerId(producer.producer_id))
             .with_producer_epoch(producer.producer_epoch)
-            .with_verify_only(false)
+            .with_verify_only(verify_only)
             .with_topics(vec![AddPartitionsToTxnTopic::default()
                 .with_name(TopicName(StrBytes::from_string(partition.0.clone())))
                 .with_partitions(vec![partition.1])]),
     ]);
-    let config = crate::inter_broker::connection_config(
-        &broker.inter_broker_security,
-        format!("strom-txn-partition-leader-{}", broker.config.node_id),
-        REMOTE_ADD_TIMEOUT,
-        REMOTE_ADD_TIMEOUT,
-    );
+    let client_id = format!("strom-txn-partition-leader-{}", broker.config.node_id);
     let response = async {
-        let connection = strom_client::connection::Connection::connect(&address, config).await?;
+        let connection =
+            super::connections::connection(broker, &address, client_id.clone(), REMOTE_ADD_TIMEOUT)
+                .await?;
         connection
-            .send_version(&request, ADD_PARTITIONS_VERSION)
+            .send_version(
+                &request,
+                if verify_only {
+                    VERIFY_PARTITIONS_VERSION
+                } else {
+                    ADD_PARTITIONS_VERSION
+                },
+            )
             .await
     }
     .await
     .map_err(|error| {
+        super::connections::forget(&client_id, &address);
         warn!(coordinator, %error, "cannot add a partition to a transaction remotely");
         ErrorCode::NotCoordinator
     })?;

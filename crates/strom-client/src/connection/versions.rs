@@ -27,6 +27,7 @@ pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::UnregisterBroker, 0, 0),
     // v0 of SaslHandshake sends raw SASL tokens after it; clients since Kafka 1.0 use v1
     // and SaslAuthenticate.
     (ApiKey::SaslHandshake, 1, 1),
@@ -69,6 +70,7 @@ pub fn api_key_name(api_key: ApiKey) -> &'static str {
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::DescribeQuorum => "DescribeQuorum",
+        ApiKey::UnregisterBroker => "UnregisterBroker",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "request",

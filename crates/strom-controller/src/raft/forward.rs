@@ -89,11 +89,19 @@ pub(crate) enum ControllerRequest {
         broker_id: i32,
     },
     AlterPartition(AlterPartition),
+    /// One AlterPartition request carrying many partitions, decided as one entry.
+    AlterPartitions {
+        requests: Vec<AlterPartition>,
+    },
     ElectLeaders {
         partitions: Vec<PartitionRef>,
         preferred: bool,
     },
     ControlledShutdown {
+        broker_id: i32,
+    },
+    /// A broker leaves the cluster for good (UnregisterBroker).
+    UnregisterBroker {
         broker_id: i32,
     },
     AlterPartitionReassignments {
@@ -121,6 +129,7 @@ pub(crate) enum ControllerReply {
     Done,
     Heartbeat(HeartbeatReply),
     AlterPartition(PartitionState),
+    AlterPartitions(Vec<Result<PartitionState, PartitionChangeError>>),
     ElectLeaders(Vec<ElectionResult>),
     AlterPartitionReassignments(Vec<ReassignmentResult>),
     ListPartitionReassignments(Vec<OngoingReassignment>),
@@ -139,6 +148,7 @@ impl ControllerReply {
             ControllerReply::Done => "Done",
             ControllerReply::Heartbeat(_) => "Heartbeat",
             ControllerReply::AlterPartition(_) => "AlterPartition",
+            ControllerReply::AlterPartitions(_) => "AlterPartitions",
             ControllerReply::ElectLeaders(_) => "ElectLeaders",
             ControllerReply::AlterPartitionReassignments(_) => "AlterPartitionReassignments",
             ControllerReply::ListPartitionReassignments(_) => "ListPartitionReassignments",

@@ -48,6 +48,12 @@ impl BrokerLiveness {
         self.heartbeat(broker_id, now);
     }
 
+    /// The broker was unregistered: forget its clock and any controlled shutdown.
+    pub(crate) fn forget(&mut self, broker_id: i32) {
+        self.last_heartbeat.remove(&broker_id);
+        self.shutting_down.remove(&broker_id);
+    }
+
     pub(crate) fn begin_shutdown(&mut self, broker_id: i32) {
         self.shutting_down.insert(broker_id);
     }

@@ -38,6 +38,7 @@ mod liveness;
 mod log_store;
 mod network;
 mod quorum;
+mod quorum_departure;
 mod quorum_describe;
 mod quorum_ops;
 mod server;

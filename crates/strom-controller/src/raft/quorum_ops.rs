@@ -17,7 +17,7 @@ use crate::controller::{
 };
 use crate::error::ControllerError;
 use crate::image::PartitionState;
-use crate::partition_change::{AlterPartition, ElectionResult};
+use crate::partition_change::{AlterPartition, ElectionResult, PartitionChangeError};
 use crate::raft::error::RaftQuorumError;
 use crate::raft::forward::{ControllerReply, ControllerRequest, HeartbeatReply, PartitionRef};
 use crate::raft::quorum::{RaftQuorum, Shared};
@@ -210,6 +210,26 @@ impl RaftQuorum {
         });
         match self.shared.call(request).await? {
             ControllerReply::AlterPartition(state) => Ok(state),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// AlterPartition with many partitions in one request (Kafka's AlterPartition carries
+    /// every ISR change a leader has pending): each entry is checked and answered as by
+    /// [`RaftQuorum::alter_partition`], against the state the earlier entries left, and
+    /// the changes of all accepted entries are committed as one entry. One answer per
+    /// entry, in order; the outer error is for the whole request (no leader, a timeout),
+    /// when it is not known whether the changes were applied.
+    pub async fn alter_partitions(
+        &self,
+        requests: Vec<AlterPartition>,
+    ) -> Result<Vec<Result<PartitionState, PartitionChangeError>>, RaftQuorumError> {
+        match self
+            .shared
+            .call(ControllerRequest::AlterPartitions { requests })
+            .await?
+        {
+            ControllerReply::AlterPartitions(answers) => Ok(answers),
             other => Err(other.unexpected()),
         }
     }
@@ -450,6 +470,10 @@ impl Shared {
                     .map_err(RaftQuorumError::AlterPartition)?;
                 ControllerReply::AlterPartition(state)
             }
+            ControllerRequest::AlterPartitions { requests } => ControllerReply::AlterPartitions(
+                self.decide(|controller, image| controller.alter_partitions(image, &requests))
+                    .await?,
+            ),
             ControllerRequest::ElectLeaders {
                 partitions,
                 preferred,
@@ -493,6 +517,10 @@ impl Shared {
             }
             ControllerRequest::AddObserver { node_id, address } => {
                 self.add_observer(node_id, address).await?;
+                ControllerReply::Done
+            }
+            ControllerRequest::UnregisterBroker { broker_id } => {
+                self.unregister_broker(broker_id).await?;
                 ControllerReply::Done
             }
             ControllerRequest::ControlledShutdown { broker_id } => {

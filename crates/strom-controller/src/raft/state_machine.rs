@@ -17,6 +17,11 @@
 //! where `records` are [`MetadataImage::to_records`]. Replaced whole (temp file, fsync,
 //! rename, fsync directory), so it is never torn; a defect is corruption and stops the
 //! open. Peers receive the `data` part as the snapshot bytes.
+//!
+//! Building one takes the image (an `Arc`) and the applied log id under the lock and does
+//! the rest on the blocking pool: with tens of thousands of partitions the records, their
+//! JSON and the fsyncs take long enough that doing them on a runtime worker, lock held,
+//! stalled `apply` and the Raft heartbeats with it, and followers elected a new leader.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -47,12 +52,6 @@ struct SnapshotData {
     records: Vec<MetadataRecord>,
 }
 
-#[derive(Serialize)]
-struct SnapshotFileOut<'a> {
-    meta: &'a SnapshotMeta,
-    data: &'a SnapshotData,
-}
-
 #[derive(Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta,
@@ -64,6 +63,8 @@ struct SnapshotFile {
 pub(crate) struct StateMachine {
     inner: Arc<Mutex<MachineState>>,
     images: Arc<watch::Sender<Arc<MetadataImage>>>,
+    /// Serialises snapshot file writes, which happen without holding `inner`.
+    writing: Arc<Mutex<()>>,
 }
 
 struct MachineState {
@@ -119,6 +120,7 @@ impl StateMachine {
         Ok(Self {
             inner: Arc::new(Mutex::new(state)),
             images,
+            writing: Arc::new(Mutex::new(())),
         })
     }
 
@@ -129,20 +131,30 @@ impl StateMachine {
     }
 }
 
-impl MachineState {
-    /// Makes `data` (an image at `meta`) the current snapshot, durably, and the image.
+impl StateMachine {
+    /// Makes `data` (an image at `meta`) the current snapshot, durably, and returns the
+    /// bytes peers get. Serialising and writing happen without the state lock, so `apply`
+    /// never waits for them; call it off the runtime's workers where it can be large. A
+    /// snapshot older than the current one (a build that raced an install) is not written.
     #[allow(clippy::result_large_err)] // openraft's StorageError, as its traits return it
     fn store_snapshot(
-        &mut self,
-        meta: SnapshotMeta,
+        &self,
+        meta: &SnapshotMeta,
         data: &SnapshotData,
     ) -> Result<Vec<u8>, StorageError> {
         let signature = Some(meta.signature());
         let write_error = |error: AnyError| StorageError::IO {
             source: StorageIOError::write_snapshot(signature.clone(), error),
         };
-        let payload = serde_json::to_vec(&SnapshotFileOut { meta: &meta, data })
-            .map_err(|e| write_error(AnyError::new(&e)))?;
+        let bytes = serde_json::to_vec(data).map_err(|e| write_error(AnyError::new(&e)))?;
+        // The file is `{"meta": .., "data": ..}`; the data part is serialised once.
+        let meta_json = serde_json::to_vec(meta).map_err(|e| write_error(AnyError::new(&e)))?;
+        let mut payload = Vec::with_capacity(bytes.len() + meta_json.len() + 32);
+        payload.extend_from_slice(br#"{"meta":"#);
+        payload.extend_from_slice(&meta_json);
+        payload.extend_from_slice(br#","data":"#);
+        payload.extend_from_slice(&bytes);
+        payload.push(b'}');
         if payload.len() > RAFT_SNAPSHOT_BYTES_MAX {
             let error = std::io::Error::other(format!(
                 "snapshot of {} bytes exceeds the limit of {RAFT_SNAPSHOT_BYTES_MAX} bytes",
@@ -150,44 +162,75 @@ impl MachineState {
             ));
             return Err(write_error(AnyError::new(&error)));
         }
-        replace_file(
-            &self.snapshot_path,
-            &encode_frame(&payload, RAFT_SNAPSHOT_BYTES_MAX),
-        )
-        .map_err(|e| write_error(AnyError::new(&e)))?;
-        let bytes = serde_json::to_vec(data).map_err(|e| write_error(AnyError::new(&e)))?;
+        let _writing = self
+            .writing
+            .lock()
+            .expect("a panic while writing a snapshot");
+        let (path, newer_exists) = {
+            let state = self.state();
+            let newer_exists = state
+                .current
+                .as_ref()
+                .is_some_and(|(current, _)| current.last_log_id > meta.last_log_id);
+            (state.snapshot_path.clone(), newer_exists)
+        };
+        if newer_exists {
+            return Ok(bytes);
+        }
+        replace_file(&path, &encode_frame(&payload, RAFT_SNAPSHOT_BYTES_MAX))
+            .map_err(|e| write_error(AnyError::new(&e)))?;
         tracing::info!(
-            path = %self.snapshot_path.display(),
+            path = %path.display(),
             last_log_id = ?meta.last_log_id,
             records = data.records.len(),
+            bytes = payload.len(),
             "wrote the metadata snapshot"
         );
-        self.current = Some((meta, bytes.clone()));
+        self.state().current = Some((meta.clone(), bytes.clone()));
         Ok(bytes)
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let mut state = self.state();
-        state.snapshots_built += 1;
-        let snapshot_id = match state.last_applied {
-            Some(log_id) => format!(
-                "{}-{}-{}",
-                log_id.leader_id, log_id.index, state.snapshots_built
+        // Under the lock only what must match: the applied log id and the image (an
+        // immutable `Arc`). Turning tens of thousands of partitions into records and JSON,
+        // and writing and fsyncing the file, take long enough that holding the lock would
+        // block `apply` on a runtime worker, and with it the Raft heartbeats that keep the
+        // leader in place (the quorum lost its leader at 18,500 partitions).
+        let (meta, image) = {
+            let mut state = self.state();
+            state.snapshots_built += 1;
+            let snapshot_id = match state.last_applied {
+                Some(log_id) => format!(
+                    "{}-{}-{}",
+                    log_id.leader_id, log_id.index, state.snapshots_built
+                ),
+                None => format!("empty-{}", state.snapshots_built),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: state.last_applied,
+                last_membership: state.last_membership.clone(),
+                snapshot_id,
+            };
+            (meta, Arc::clone(&state.image))
+        };
+        let machine = self.clone();
+        let stored_meta = meta.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let data = SnapshotData {
+                last_offset: image.last_offset(),
+                records: image.to_records(),
+            };
+            machine.store_snapshot(&stored_meta, &data)
+        })
+        .await
+        .map_err(|join| StorageError::IO {
+            source: StorageIOError::write_snapshot(
+                Some(meta.signature()),
+                AnyError::error(format!("the snapshot build stopped: {join}")),
             ),
-            None => format!("empty-{}", state.snapshots_built),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: state.last_applied,
-            last_membership: state.last_membership.clone(),
-            snapshot_id,
-        };
-        let data = SnapshotData {
-            last_offset: state.image.last_offset(),
-            records: state.image.to_records(),
-        };
-        let bytes = state.store_snapshot(meta.clone(), &data)?;
+        })??;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
@@ -276,8 +319,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| read_error(AnyError::new(&e)))?;
         let image = MetadataImage::from_snapshot(&data.records, data.last_offset)
             .map_err(|e| read_error(AnyError::new(&e)))?;
+        self.store_snapshot(meta, &data)?;
         let mut state = self.state();
-        state.store_snapshot(meta.clone(), &data)?;
         state.last_applied = meta.last_log_id;
         state.last_membership = meta.last_membership.clone();
         state.image = Arc::new(image);

@@ -26,7 +26,12 @@ fn for_each_batch(
     stats: &mut CleanStats,
     mut visit: impl FnMut(u64, &[u8], &mut CleanStats) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
-    let mut scanner = HeaderScanner::new(&snapshot.file, &snapshot.path, 0, snapshot.size_bytes);
+    let mut scanner = HeaderScanner::new(
+        std::sync::Arc::clone(&snapshot.file),
+        &snapshot.path,
+        0,
+        snapshot.size_bytes,
+    );
     let mut bytes = Vec::new();
     while let Some((position, header)) = scanner.next_header()? {
         if throttle.is_cancelled() {
@@ -357,7 +362,12 @@ fn copy_prefix(
     output: &mut Segment,
     interval: u32,
 ) -> Result<(), StorageError> {
-    let mut scanner = HeaderScanner::new(&snapshot.file, &snapshot.path, 0, end);
+    let mut scanner = HeaderScanner::new(
+        std::sync::Arc::clone(&snapshot.file),
+        &snapshot.path,
+        0,
+        end,
+    );
     let mut buffer = Vec::new();
     let mut write = |from: u64, to: u64| -> Result<(), StorageError> {
         buffer.resize((to - from) as usize, 0);

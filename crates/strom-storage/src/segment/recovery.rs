@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use strom_protocol::batch::BATCH_HEADER_BYTES;
 
@@ -63,8 +62,8 @@ impl Segment {
         index_interval_bytes: u32,
     ) -> Result<Option<Truncation>, StorageError> {
         let file_bytes = self.size_bytes;
-        let log_file = Arc::clone(&self.log_file);
-        let log_path = self.log_path.clone();
+        let log_file = self.log_file.get()?;
+        let log_path = self.log_file.path().to_path_buf();
         let mut reader = ReadAhead::new(&log_file, &log_path, file_bytes);
         self.size_bytes = 0;
         let mut position = 0u64;
@@ -87,15 +86,16 @@ impl Segment {
             return Ok(None);
         };
         tracing::warn!(
-            segment = %self.log_path.display(),
+            segment = %self.log_file.path().display(),
             position_bytes = position,
             bytes_removed = file_bytes - position,
             reason,
             "truncating a torn or corrupt tail of the segment"
         );
         self.log_file
+            .get()?
             .set_len(position)
-            .map_err(StorageError::io(&self.log_path))?;
+            .map_err(StorageError::io(self.log_file.path()))?;
         Ok(Some(Truncation {
             position_bytes: position,
             reason,

@@ -1,4 +1,4 @@
-//! `strom cluster describe|status|quorum|elect-leaders`: cluster id, controller, brokers,
+//! `strom cluster describe|status|quorum|elect-leaders|decommission`: cluster id, controller, brokers,
 //! their liveness and the partitions that need attention; the controller quorum's voters
 //! and observers with their replication progress; preferred leader elections.
 
@@ -29,6 +29,9 @@ pub enum ClusterCommand {
     Quorum(QuorumArgs),
     /// Move partition leadership back to each partition's preferred (first) replica.
     ElectLeaders(ElectLeadersArgs),
+    /// Move every replica off a broker (reassignments, throttled as configured), wait, then
+    /// unregister it: the broker leaves the cluster for good.
+    Decommission(super::cluster_decommission::DecommissionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +85,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         ClusterCommand::Status(args) => status(args).await,
         ClusterCommand::Quorum(args) => quorum(args).await,
         ClusterCommand::ElectLeaders(args) => elect_leaders(args).await,
+        ClusterCommand::Decommission(args) => super::cluster_decommission::decommission(args).await,
     }
 }
 

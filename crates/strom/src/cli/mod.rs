@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod bench;
 pub mod cluster;
+pub mod cluster_decommission;
 pub mod command_config;
 pub mod config;
 pub mod consume;
@@ -16,6 +17,8 @@ pub mod group;
 pub mod output;
 pub mod produce;
 pub mod quota;
+pub mod schema;
+pub mod schema_http;
 pub mod timestamp;
 pub mod tls;
 pub mod topic;

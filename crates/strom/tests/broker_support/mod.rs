@@ -20,6 +20,24 @@ pub struct TestBroker {
     log_path: PathBuf,
 }
 
+/// Sends ApiVersions v0 and reads an answer carrying its correlation id.
+fn answers_api_versions(mut stream: TcpStream) -> bool {
+    let correlation_id: i32 = 0x5354_524d;
+    let mut request = Vec::with_capacity(14);
+    request.extend_from_slice(&10i32.to_be_bytes());
+    request.extend_from_slice(&(ApiKey::ApiVersions as i16).to_be_bytes());
+    request.extend_from_slice(&0i16.to_be_bytes());
+    request.extend_from_slice(&correlation_id.to_be_bytes());
+    request.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut answer = [0u8; 8];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .is_ok()
+        && stream.write_all(&request).is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && answer[4..8] == correlation_id.to_be_bytes()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -50,29 +68,62 @@ impl TestBroker {
     pub fn start(extra: &[&str]) -> TestBroker {
         let temp = tempfile::tempdir().expect("tempdir");
         let data_dir = temp.path().join("data");
-        let mut broker = TestBroker::start_in(&data_dir, free_port(), extra);
+        // A port found free can be taken before the broker binds it (tests start brokers
+        // side by side, each binding its HTTP endpoint to port 0): a broker that could not
+        // bind is started again on another port.
+        let mut attempt = 0;
+        let mut broker = loop {
+            attempt += 1;
+            let port = free_port();
+            let settings = TestBroker::settings(port, extra);
+            let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+            match TestBroker::spawn_checked(&data_dir, port, &settings, true) {
+                Ok(broker) => break broker,
+                Err(log) if attempt < 3 && log.contains("in use") => {
+                    let _ = std::fs::remove_dir_all(&data_dir);
+                }
+                Err(log) => panic!("broker on 127.0.0.1:{port} did not start; log:\n{log}"),
+            }
+        };
         broker._temp = Some(temp);
         broker
     }
 
+    fn settings(port: u16, extra: &[&str]) -> Vec<String> {
+        let mut settings = vec![
+            format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+            // Tests run side by side: the HTTP endpoint takes any free port.
+            "http.listener=127.0.0.1:0".to_string(),
+        ];
+        settings.extend(extra.iter().map(|setting| setting.to_string()));
+        settings
+    }
+
     /// Starts on `data_dir` and `port` (restart after a kill uses the same ones).
     pub fn start_in(data_dir: &Path, port: u16, extra: &[&str]) -> TestBroker {
-        let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{port}");
-        // Tests run side by side: the HTTP endpoint takes any free port.
-        let mut settings = vec![listeners.as_str(), "http.listener=127.0.0.1:0"];
-        settings.extend_from_slice(extra);
-        TestBroker::spawn(data_dir, port, &settings)
+        let settings = TestBroker::settings(port, extra);
+        let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+        TestBroker::spawn_checked(data_dir, port, &settings, true)
+            .unwrap_or_else(|log| panic!("broker on 127.0.0.1:{port} did not start; log:\n{log}"))
     }
 
     /// Starts a controller-only node (`process.roles=controller` among `extra`) on
     /// `data_dir`; it has no Kafka listener, so `addr` is its Raft address, which is what
     /// this waits for.
     pub fn start_controller_in(data_dir: &Path, raft_port: u16, extra: &[&str]) -> TestBroker {
-        TestBroker::spawn(data_dir, raft_port, extra)
+        TestBroker::spawn_checked(data_dir, raft_port, extra, false).unwrap_or_else(|log| {
+            panic!("controller on 127.0.0.1:{raft_port} did not start; log:\n{log}")
+        })
     }
 
-    /// `strom broker` on `data_dir` with `settings`, once it accepts on `port`.
-    fn spawn(data_dir: &Path, port: u16, settings: &[&str]) -> TestBroker {
+    /// `strom broker` on `data_dir` with `settings`, once it accepts on `port` (and, with
+    /// `kafka`, answers ApiVersions there); `Err` holds the log of a broker that exited.
+    fn spawn_checked(
+        data_dir: &Path,
+        port: u16,
+        settings: &[&str],
+        kafka: bool,
+    ) -> Result<TestBroker, String> {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log_path = data_dir.with_extension(format!("{port}.log"));
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
@@ -97,15 +148,27 @@ impl TestBroker {
             _temp: None,
             log_path,
         };
-        broker.wait_ready();
-        broker
+        let mut broker = broker;
+        broker.wait_ready(kafka)?;
+        Ok(broker)
     }
 
-    fn wait_ready(&self) {
+    /// Until the broker accepts on its address (and answers ApiVersions there, so that a
+    /// listener of another process on the same port is not taken for it); `Err` with the
+    /// log once the broker has exited.
+    fn wait_ready(&mut self, kafka: bool) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if TcpStream::connect(self.addr).is_ok() {
-                return;
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!("(exited: {status})\n{}", self.log()));
+                }
+            }
+            if let Ok(stream) = TcpStream::connect(self.addr) {
+                if !kafka || answers_api_versions(stream) {
+                    return Ok(());
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -126,6 +189,17 @@ impl TestBroker {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Sends `signal` (a `kill` name such as STOP or CONT) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the broker runs");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// kill -9.

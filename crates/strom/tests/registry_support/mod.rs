@@ -24,11 +24,20 @@ pub struct RegistryBroker {
 
 impl RegistryBroker {
     pub fn start() -> RegistryBroker {
+        RegistryBroker::start_with(&[])
+    }
+
+    /// A broker with more settings (`key=value`); waits for the registry to answer at all
+    /// (a 401 counts).
+    pub fn start_with(extra: &[&str]) -> RegistryBroker {
         let temp = tempfile::tempdir().expect("tempdir");
         let data_dir = temp.path().join("data");
         let kafka_port = ephemeral_port();
         let registry: SocketAddr = format!("127.0.0.1:{}", ephemeral_port()).parse().unwrap();
-        let kafka = start_kafka(&data_dir, kafka_port, registry);
+        let setting = format!("schema.registry.listener={registry}");
+        let mut settings = vec![setting.as_str()];
+        settings.extend_from_slice(extra);
+        let kafka = TestBroker::start_in(&data_dir, kafka_port, &settings);
         let broker = RegistryBroker {
             kafka,
             registry,
@@ -51,7 +60,7 @@ impl RegistryBroker {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(response) = try_request(self.registry, "GET", "/subjects", &[], b"") {
-                if response.status == 200 {
+                if response.status == 200 || response.status == 401 {
                     return;
                 }
             }

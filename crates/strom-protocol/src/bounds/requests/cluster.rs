@@ -230,3 +230,22 @@ pub(in crate::bounds) mod describe_quorum {
         tagged: &[],
     };
 }
+
+/// UnregisterBroker (`unregister_broker_request.rs` in kafka-protocol 0.18).
+pub(in crate::bounds) mod unregister_broker {
+    use super::*;
+
+    pub(in crate::bounds) const REQUEST: Message = Message {
+        api_key: ApiKey::UnregisterBroker,
+        versions: Versions::new(0, 0),
+        flexible_from: Some(0),
+        body: &UNREGISTER_BROKER_REQUEST,
+    };
+
+    /// `UnregisterBrokerRequest`.
+    const UNREGISTER_BROKER_REQUEST: Struct = Struct {
+        name: "UnregisterBrokerRequest",
+        fields: &[field("broker_id", INT32)],
+        tagged: &[],
+    };
+}

@@ -63,6 +63,7 @@ pub(super) const ALL: &[&Message] = &[
     &admin::alter_partition_reassignments::REQUEST,
     &admin::list_partition_reassignments::REQUEST,
     &cluster::describe_quorum::REQUEST,
+    &cluster::unregister_broker::REQUEST,
 ];
 
 /// The schema of `api_key`'s request body, if there is one.

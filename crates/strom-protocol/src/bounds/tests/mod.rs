@@ -82,7 +82,7 @@ fn schemas_cover_the_apis_and_versions_kafka_protocol_decodes() {
         covered, SAMPLED,
         "every schema has samples, in the same order"
     );
-    assert_eq!(covered.len(), 51);
+    assert_eq!(covered.len(), 52);
     for message in ALL {
         let decodable = decoder_versions(message.api_key);
         assert_eq!(

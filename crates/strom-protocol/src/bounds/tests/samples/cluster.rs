@@ -182,3 +182,14 @@ impl Sample for describe_quorum_request::TopicData {
         m
     }
 }
+
+impl Sample for unregister_broker_request::UnregisterBrokerRequest {
+    fn sample(g: &mut Gen, version: i16) -> Self {
+        let mut m = Self::default();
+        m.broker_id = g.sample(version);
+        if version >= 0 {
+            m.unknown_tagged_fields = g.unknown_tagged_fields();
+        }
+        m
+    }
+}

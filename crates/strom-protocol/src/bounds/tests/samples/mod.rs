@@ -249,4 +249,5 @@ requests! {
     AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
     ListPartitionReassignments => ListPartitionReassignmentsRequest,
     DescribeQuorum => DescribeQuorumRequest,
+    UnregisterBroker => UnregisterBrokerRequest,
 }

@@ -1,0 +1,295 @@
+//! The broker side of tiered storage (`strom-tiered`): which topics are tiered, the
+//! remote log manager task (copy closed segments of led partitions, then local
+//! retention), and fetch/ListOffsets answers below the local log start.
+//!
+//! A topic is tiered when the broker has `remote.log.storage.system.enable=true` and the
+//! topic `remote.storage.enable=true`. For such a topic `retention.ms`/`retention.bytes`
+//! still apply to the local log (and to nothing remote yet), and `local.retention.ms` /
+//! `local.retention.bytes` (-2: the same as retention.*) delete local segments once, and
+//! only once, they are copied.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strom_controller::MetadataImage;
+use strom_tiered::{PartitionId, Tiered, TieredConfig, TieredError};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::partition::Partition;
+use crate::state::Broker;
+
+/// Directory under `log.dirs` holding the chunk cache.
+pub const CACHE_DIR: &str = "remote-log-cache";
+/// A failing partition waits at most this many task intervals before its next try.
+const BACKOFF_INTERVALS_MAX: u32 = 10;
+
+/// The remote tier of this process's broker, set once by [`start`]. (A process static
+/// rather than a `Broker` field only to keep this change off `state.rs` while another
+/// change rewrote it; one broker per process is what the binary runs.)
+static TIERED: OnceLock<Arc<Tiered>> = OnceLock::new();
+
+/// The remote tier, when this broker has tiered storage on and it started.
+pub fn active(broker: &Broker) -> Option<&'static Arc<Tiered>> {
+    if broker.config.remote_log.system_enable {
+        TIERED.get()
+    } else {
+        None
+    }
+}
+
+/// Starts tiered storage when `remote.log.storage.system.enable=true`: the remote tier
+/// and its manager task (needs a tokio runtime).
+pub fn start(broker: &Arc<Broker>) -> Result<(), TieredError> {
+    let Some(tiered) = build(&broker.config)? else {
+        return Ok(());
+    };
+    if TIERED.set(tiered.clone()).is_err() {
+        return Err(TieredError::Config {
+            key: "remote.log.storage.system.enable",
+            reason: "tiered storage already started in this process".into(),
+        });
+    }
+    spawn(broker.clone(), tiered);
+    Ok(())
+}
+
+/// Builds the remote tier from the broker config; `None` when tiered storage is off.
+/// Credentials left empty come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_REGION`.
+pub fn build(config: &crate::config::BrokerConfig) -> Result<Option<Arc<Tiered>>, TieredError> {
+    let settings = &config.remote_log;
+    if !settings.system_enable {
+        return Ok(None);
+    }
+    let or_env = |value: &str, variable: &str, default: &str| {
+        if value.is_empty() {
+            std::env::var(variable).unwrap_or_else(|_| default.to_string())
+        } else {
+            value.to_string()
+        }
+    };
+    Tiered::new(TieredConfig {
+        endpoint: settings.endpoint.clone(),
+        bucket: settings.bucket.clone(),
+        prefix: settings.prefix.clone(),
+        region: or_env(&settings.region, "AWS_REGION", "us-east-1"),
+        access_key_id: or_env(&settings.access_key_id, "AWS_ACCESS_KEY_ID", ""),
+        secret_access_key: or_env(&settings.secret_access_key, "AWS_SECRET_ACCESS_KEY", ""),
+        cache_dir: config.log_dirs.join(CACHE_DIR),
+        cache_bytes: settings.chunk_cache_bytes,
+        chunk_bytes: settings.chunk_bytes,
+    })
+    .map(Some)
+}
+
+/// Whether `topic`'s closed segments go to the remote tier.
+pub fn is_tiered(broker: &Broker, image: &MetadataImage, topic: &str) -> bool {
+    broker.config.remote_log.system_enable
+        && image
+            .topic(topic)
+            .and_then(|found| found.configs.get("remote.storage.enable"))
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+}
+
+fn partition_id(partition: &Partition) -> PartitionId {
+    PartitionId {
+        topic: partition.topic.clone(),
+        topic_id: partition.topic_id,
+        partition: partition.index,
+    }
+}
+
+/// `local.retention.{ms,bytes}` of a topic, -2 meaning `retention.{ms,bytes}` (Kafka).
+fn local_retention(image: &MetadataImage, partition: &Partition) -> (i64, i64) {
+    let log = partition.log.lock();
+    let (retention_ms, retention_bytes) = (log.config().retention_ms, log.config().retention_bytes);
+    drop(log);
+    let configs = image.topic(&partition.topic).map(|topic| &topic.configs);
+    let number = |key: &str| {
+        configs
+            .and_then(|configs| configs.get(key))
+            .and_then(|value| value.trim().parse::<i64>().ok())
+            .unwrap_or(-2)
+    };
+    let pick = |local: i64, total: i64| if local == -2 { total } else { local };
+    (
+        pick(number("local.retention.ms"), retention_ms),
+        pick(number("local.retention.bytes"), retention_bytes),
+    )
+}
+
+/// Per partition: the leader epoch last seen leading, failures in a row, next try.
+#[derive(Default)]
+struct PartitionTask {
+    leader_epoch: Option<i32>,
+    failures: u32,
+    not_before: Option<Instant>,
+}
+
+/// The remote log manager: every `remote.log.manager.task.interval.ms`, each led tiered
+/// partition copies its closed segments below the high watermark, oldest first, then
+/// drops local copies by local retention. A follower applies local retention too, below
+/// what its leader has copied (re-read from the bucket each round). A failed copy keeps
+/// the local data and is retried with exponential backoff.
+fn spawn(broker: Arc<Broker>, tiered: Arc<Tiered>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = tiered.s3().create_bucket().await {
+            warn!(%error, bucket = tiered.s3().bucket(), "cannot create the remote storage bucket; copies retry");
+        }
+        let interval = Duration::from_millis(broker.config.remote_log.task_interval_ms as u64);
+        let mut tasks: HashMap<(Uuid, i32), PartitionTask> = HashMap::new();
+        let mut every = tokio::time::interval(interval);
+        loop {
+            every.tick().await;
+            let image = broker.image();
+            let partitions: Vec<Arc<Partition>> = broker
+                .partitions
+                .all()
+                .into_iter()
+                .filter(|partition| is_tiered(&broker, &image, &partition.topic))
+                .collect();
+            tasks.retain(|key, _| partitions.iter().any(|p| (p.topic_id, p.index) == *key));
+            for partition in partitions {
+                let task = tasks
+                    .entry((partition.topic_id, partition.index))
+                    .or_default();
+                if task.not_before.is_some_and(|at| Instant::now() < at) {
+                    continue;
+                }
+                match run_partition(&tiered, &image, &partition, task).await {
+                    Ok(()) => {
+                        task.failures = 0;
+                        task.not_before = None;
+                    }
+                    Err(error) => {
+                        task.failures = task.failures.saturating_add(1);
+                        let intervals = 1u32 << task.failures.min(4).saturating_sub(1);
+                        let wait = interval * intervals.min(BACKOFF_INTERVALS_MAX);
+                        task.not_before = Some(Instant::now() + wait);
+                        warn!(
+                            topic = %partition.topic,
+                            partition = partition.index,
+                            failures = task.failures,
+                            retry_in_ms = wait.as_millis() as u64,
+                            %error,
+                            "remote storage copy failed; local segments are kept and the copy is retried"
+                        );
+                    }
+                }
+            }
+        }
+    })
+}
+
+async fn run_partition(
+    tiered: &Arc<Tiered>,
+    image: &MetadataImage,
+    partition: &Arc<Partition>,
+    task: &mut PartitionTask,
+) -> Result<(), TieredError> {
+    let id = partition_id(partition);
+    let leading = partition.is_leader();
+    let epoch = partition.leader_epoch();
+    let manifest = if leading && task.leader_epoch == Some(epoch) {
+        tiered.manifest(&id).await?
+    } else {
+        // A new leader learns what earlier leaders copied; a follower follows its leader.
+        tiered.reload_manifest(&id).await?
+    };
+    task.leader_epoch = leading.then_some(epoch);
+    let mut copied_below = manifest.copied_below();
+    if leading {
+        let high_watermark = partition.high_watermark();
+        let segments = partition
+            .log
+            .lock()
+            .sealed_segments(copied_below, high_watermark);
+        for segment in segments {
+            if !partition.is_leader() || partition.leader_epoch() != epoch {
+                break;
+            }
+            tiered.copy_segment(&id, epoch, &segment).await?;
+            copied_below = segment.next_offset;
+        }
+    }
+    if copied_below > 0 {
+        let (local_ms, local_bytes) = local_retention(image, partition);
+        let outcome = partition.log.lock().enforce_local_retention(
+            crate::state::now_ms(),
+            copied_below,
+            local_ms,
+            local_bytes,
+        );
+        match outcome {
+            Ok(outcome) if outcome.segments_deleted > 0 => info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                segments = outcome.segments_deleted,
+                bytes = outcome.bytes_deleted,
+                local_log_start_offset = outcome.log_start_offset,
+                "local retention deleted segments copied to the remote tier"
+            ),
+            Ok(_) => {}
+            Err(error) => {
+                warn!(topic = %partition.topic, partition = partition.index, %error, "local retention failed")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// First offset of the partition counting the remote tier, when it holds any.
+pub fn remote_log_start(broker: &Broker, topic_id: Uuid, partition: i32) -> Option<i64> {
+    active(broker)?
+        .cached_manifest(topic_id, partition)?
+        .log_start_offset()
+}
+
+/// Last offset in the remote tier, when it holds any (ListOffsets LATEST_TIERED).
+pub fn remote_last_offset(broker: &Broker, topic_id: Uuid, partition: i32) -> Option<i64> {
+    let manifest = active(broker)?.cached_manifest(topic_id, partition)?;
+    (manifest.finished_count() > 0).then(|| manifest.copied_below() - 1)
+}
+
+/// Record bytes read from the remote tier for one fetch, by (topic id, partition, offset).
+pub type RemoteReads = HashMap<(Uuid, i32, i64), Bytes>;
+
+/// For a consumer fetch: reads from the remote tier every requested partition of a tiered
+/// topic whose fetch offset lies below the local log start. Runs before the fetch's
+/// reads, holding no partition lock while the object store answers.
+pub async fn read_remote(
+    broker: &Broker,
+    image: &MetadataImage,
+    wanted: Vec<(Uuid, i32, i64, usize)>,
+) -> RemoteReads {
+    let mut reads = RemoteReads::new();
+    let Some(tiered) = active(broker) else {
+        return reads;
+    };
+    for (topic_id, index, offset, max_bytes) in wanted {
+        let Some(partition) = broker.partitions.get(topic_id, index) else {
+            continue;
+        };
+        if !is_tiered(broker, image, &partition.topic)
+            || offset >= partition.log.lock().log_start_offset()
+        {
+            continue;
+        }
+        match tiered
+            .read(&partition_id(&partition), offset, max_bytes, true)
+            .await
+        {
+            Ok(Some(bytes)) if !bytes.is_empty() => {
+                reads.insert((topic_id, index, offset), bytes);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(topic = %partition.topic, partition = index, offset, %error, "remote read failed")
+            }
+        }
+    }
+    reads
+}

@@ -1,0 +1,263 @@
+//! Tiered storage (issue 22) against a real S3 server (SeaweedFS), with the real broker:
+//! closed segments copied to the bucket, local copies deleted by local retention, old
+//! offsets read back through the chunk cache; the object store down then back; a
+//! compacted topic refusing `remote.storage.enable`.
+
+mod broker_support;
+mod tiered_support;
+
+use std::time::{Duration, Instant};
+
+use broker_support::*;
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::*;
+use tiered_support::Seaweed;
+
+const EARLIEST: i64 = -2;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+const INVALID_CONFIG: i16 = 40;
+
+/// Records per batch and the batches produced: ~2.4 MiB of values in ~64 KiB segments.
+const RECORDS_PER_BATCH: usize = 40;
+const BATCHES: usize = 60;
+
+fn tiered_topic_configs() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("remote.storage.enable", "true"),
+        ("segment.bytes", "65536"),
+        ("local.retention.bytes", "65536"),
+        ("retention.ms", "-1"),
+    ]
+}
+
+/// A batch whose values are ~1 KiB each, distinct per batch.
+fn big_batch(batch_index: usize) -> Bytes {
+    let prefix = format!("b{batch_index:04}-{}", "x".repeat(1000));
+    batch(&prefix, RECORDS_PER_BATCH, 1_700_000_000_000)
+}
+
+fn expected_values() -> Vec<(i64, String)> {
+    let mut expected = Vec::new();
+    for batch_index in 0..BATCHES {
+        let prefix = format!("b{batch_index:04}-{}", "x".repeat(1000));
+        for i in 0..RECORDS_PER_BATCH {
+            expected.push((expected.len() as i64, format!("{prefix}-{i}")));
+        }
+    }
+    expected
+}
+
+fn produce_all(conn: &mut Conn, topic: &str) {
+    for batch_index in 0..BATCHES {
+        let (error, base) = produce(conn, topic, 0, big_batch(batch_index));
+        assert_eq!(error, 0, "produce batch {batch_index}");
+        assert_eq!(base, (batch_index * RECORDS_PER_BATCH) as i64);
+    }
+}
+
+/// Waits until `check` holds, polling; panics with `what` and the broker log after 60 s.
+fn wait_until(broker: &TestBroker, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; broker log:\n{}",
+            broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Reads partition 0 from `from` to `end` with consumer fetches; returns the raw record
+/// bytes concatenated.
+fn read_all(conn: &mut Conn, topic: &str, from: i64, end: i64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut offset = from;
+    let mut fetches = 0;
+    while offset < end {
+        fetches += 1;
+        assert!(fetches < 10_000, "no progress reading {topic} at {offset}");
+        let (error, _, records) = fetch(conn, topic, 0, offset);
+        assert_eq!(error, 0, "fetch {topic} at {offset}");
+        let values = decode_values(&records);
+        let Some(&(last, _)) = values.last() else {
+            panic!("fetch at {offset} returned no records");
+        };
+        assert!(
+            values[0].0 <= offset && last >= offset,
+            "batch holds {offset}"
+        );
+        bytes.extend_from_slice(&records);
+        offset = last + 1;
+    }
+    bytes
+}
+
+fn decoded_from(bytes: &[u8], from: i64) -> Vec<(i64, String)> {
+    decode_values(bytes)
+        .into_iter()
+        .filter(|(offset, _)| *offset >= from)
+        .collect()
+}
+
+#[test]
+fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_every_record_from_the_bucket(
+) {
+    let seaweed = Seaweed::start();
+    let settings = seaweed.broker_settings("strom-tiered-read");
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = TestBroker::start(&settings);
+    let mut conn = broker.connect();
+    let topic = "tiered-read";
+    create_topic(&mut conn, topic, 1, &tiered_topic_configs());
+    produce_all(&mut conn, topic);
+    let end = (BATCHES * RECORDS_PER_BATCH) as i64;
+
+    // Segments are copied and then deleted locally, down to ~local.retention.bytes.
+    wait_until(&broker, "local retention after the copies", || {
+        let (_, local_start, _) = list_offset(&mut conn, topic, 0, EARLIEST_LOCAL);
+        local_start > end / 2
+    });
+    let (error, tiered_last, _) = list_offset(&mut conn, topic, 0, LATEST_TIERED);
+    assert_eq!(error, 0);
+    let (_, local_start, _) = list_offset(&mut conn, topic, 0, EARLIEST_LOCAL);
+    assert!(
+        tiered_last + 1 >= local_start,
+        "no gap between remote ({tiered_last}) and local ({local_start})"
+    );
+    let (_, earliest, _) = list_offset(&mut conn, topic, 0, EARLIEST);
+    assert_eq!(earliest, 0, "the log still starts at 0, in the bucket");
+
+    // Cold cache, then warm: the same bytes, every record in order.
+    let cold = read_all(&mut conn, topic, 0, end);
+    assert_eq!(decoded_from(&cold, 0), expected_values());
+    let warm = read_all(&mut conn, topic, 0, end);
+    assert_eq!(cold, warm, "a second read returns the same bytes");
+
+    // A read starting in the middle of a remote segment starts at the right batch.
+    let middle = (7 * RECORDS_PER_BATCH + 5) as i64;
+    let partial = read_all(&mut conn, topic, middle, end);
+    assert_eq!(
+        decoded_from(&partial, middle),
+        expected_values()[middle as usize..]
+    );
+}
+
+#[test]
+fn given_object_store_down_when_segments_close_should_keep_them_locally_and_copy_them_once_it_is_back(
+) {
+    let mut seaweed = Seaweed::start();
+    let settings = seaweed.broker_settings("strom-tiered-outage");
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = TestBroker::start(&settings);
+    let mut conn = broker.connect();
+    let topic = "tiered-outage";
+    create_topic(&mut conn, topic, 1, &tiered_topic_configs());
+    seaweed.stop();
+    produce_all(&mut conn, topic);
+    let end = (BATCHES * RECORDS_PER_BATCH) as i64;
+
+    wait_until(&broker, "a failed copy to be logged", || {
+        broker.log().contains("remote storage copy failed")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, local_start, _) = list_offset(&mut conn, topic, 0, EARLIEST_LOCAL);
+    assert_eq!(
+        local_start, 0,
+        "nothing is deleted locally before it is copied"
+    );
+    let (_, tiered_last, _) = list_offset(&mut conn, topic, 0, LATEST_TIERED);
+    assert_eq!(tiered_last, -1, "nothing is in the bucket yet");
+    assert_eq!(
+        decoded_from(&read_all(&mut conn, topic, 0, end), 0),
+        expected_values()
+    );
+
+    seaweed.restart();
+    wait_until(
+        &broker,
+        "copies to resume and local retention to run",
+        || {
+            let (_, local_start, _) = list_offset(&mut conn, topic, 0, EARLIEST_LOCAL);
+            local_start > end / 2
+        },
+    );
+    let (_, earliest, _) = list_offset(&mut conn, topic, 0, EARLIEST);
+    assert_eq!(earliest, 0);
+    assert_eq!(
+        decoded_from(&read_all(&mut conn, topic, 0, end), 0),
+        expected_values()
+    );
+}
+
+#[test]
+fn given_compacted_topic_when_remote_storage_enabled_should_refuse_with_invalid_config() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = broker.connect();
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name("tiered-compacted"))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(
+                [
+                    ("cleanup.policy", "compact"),
+                    ("remote.storage.enable", "true"),
+                ]
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(kafka_protocol::protocol::StrBytes::from_static_str(k))
+                        .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str(v)))
+                })
+                .collect(),
+            )]);
+    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request);
+    let answer = &response.topics[0];
+    assert_eq!(
+        answer.error_code, INVALID_CONFIG,
+        "{:?}",
+        answer.error_message
+    );
+    let message = answer
+        .error_message
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("remote.storage.enable") && message.contains("cleanup.policy=compact"),
+        "the message names the rule: {message}"
+    );
+
+    // An existing compacted topic cannot be switched to tiered storage either.
+    create_topic(
+        &mut conn,
+        "tiered-compacted-later",
+        1,
+        &[("cleanup.policy", "compact")],
+    );
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default(
+        )
+        .with_resource_type(2)
+        .with_resource_name(kafka_protocol::protocol::StrBytes::from_static_str(
+            "tiered-compacted-later",
+        ))
+        .with_configs(vec![
+            kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                    "remote.storage.enable",
+                ))
+                .with_config_operation(0)
+                .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                    "true",
+                ))),
+        ]),
+    ]);
+    let response: IncrementalAlterConfigsResponse =
+        conn.call(ApiKey::IncrementalAlterConfigs, 1, &alter);
+    assert_eq!(response.responses[0].error_code, INVALID_CONFIG);
+}
