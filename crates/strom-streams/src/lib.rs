@@ -63,7 +63,10 @@ pub use grouped_table::KGroupedTable;
 pub use join::JoinWindows;
 pub use processor::{Processor, ProcessorContext};
 pub use record::{Change, OutputRecord, Windowed};
-pub use runtime::{ProcessingGuarantee, StreamsApp, StreamsConfig, StreamsMetrics};
+pub use runtime::{
+    ProcessingGuarantee, RestoreListener, StateRestoreListener, StreamsApp, StreamsConfig,
+    StreamsMetrics,
+};
 pub use serdes::{Serde, SerdeError, SerdeRef, Serdes};
 pub use store::{StoreBackend, StoreError};
 pub use stream::{KStream, Predicate};

@@ -56,6 +56,42 @@ pub enum ProcessingGuarantee {
     ExactlyOnceV2,
 }
 
+/// Told of changelog restores, as Kafka Streams' `StateRestoreListener`
+/// (`KafkaStreams#setGlobalStateRestoreListener`). Called on the stream thread between
+/// fetches, with heartbeats going on between batches: keep the calls short.
+pub trait StateRestoreListener: Send + Sync {
+    /// Restoring `store`'s changelog partition starts at `start_offset`, ends at `end_offset`.
+    fn on_restore_start(
+        &self,
+        _store: &str,
+        _partition: i32,
+        _start_offset: i64,
+        _end_offset: i64,
+    ) {
+    }
+    /// One fetched batch of `restored` records was applied, up to `batch_end_offset`.
+    fn on_batch_restored(
+        &self,
+        _store: &str,
+        _partition: i32,
+        _batch_end_offset: i64,
+        _restored: u64,
+    ) {
+    }
+    /// The partition's restore finished with `total_restored` records.
+    fn on_restore_end(&self, _store: &str, _partition: i32, _total_restored: u64) {}
+}
+
+/// The listener slot of [`StreamsConfig`]: shows whether one is set in `Debug`.
+#[derive(Clone, Default)]
+pub struct RestoreListener(pub Option<Arc<dyn StateRestoreListener>>);
+
+impl std::fmt::Debug for RestoreListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
 /// Settings of an instance (Kafka Streams' names in the docs of each).
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -83,6 +119,8 @@ pub struct StreamsConfig {
     /// `num.stream.threads`: processing loops in this instance, each a group member with
     /// its own consumer, tasks and (under exactly-once) transactional producer.
     pub num_stream_threads: usize,
+    /// Told of each changelog restore ([`StreamsConfig::with_restore_listener`]).
+    pub restore_listener: RestoreListener,
 }
 
 impl StreamsConfig {
@@ -99,7 +137,17 @@ impl StreamsConfig {
             replication_factor: -1,
             on_undeserializable: crate::OnError::Continue,
             num_stream_threads: 1,
+            restore_listener: RestoreListener::default(),
         }
+    }
+
+    /// Tell `listener` of every changelog restore.
+    pub fn with_restore_listener(
+        mut self,
+        listener: Arc<dyn StateRestoreListener>,
+    ) -> StreamsConfig {
+        self.restore_listener = RestoreListener(Some(listener));
+        self
     }
 
     /// Persistent stores under `dir`.

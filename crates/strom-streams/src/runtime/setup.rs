@@ -285,6 +285,11 @@ impl Restore<'_> {
                 .get(&(changelog.clone(), partition))
                 .copied()
                 .unwrap_or(0);
+            let start_offset = consumer.position(&changelog, partition).unwrap_or(0);
+            let listener = config.restore_listener.0.as_deref();
+            if let Some(listener) = listener {
+                listener.on_restore_start(&spec.name, partition, start_offset, end);
+            }
             let mut restored = 0u64;
             let mut empty_polls = 0;
             while consumer.position(&changelog, partition).unwrap_or(0) < end {
@@ -315,12 +320,21 @@ impl Restore<'_> {
                     continue;
                 }
                 empty_polls = 0;
+                let before = restored;
+                let mut batch_end = start_offset;
                 for record in records {
+                    batch_end = record.offset;
                     if let Some(key) = &record.key {
                         task.restore(&spec.name, key, record.value.as_deref())?;
                         restored += 1;
                     }
                 }
+                if let Some(listener) = listener {
+                    listener.on_batch_restored(&spec.name, partition, batch_end, restored - before);
+                }
+            }
+            if let Some(listener) = listener {
+                listener.on_restore_end(&spec.name, partition, restored);
             }
             self.metrics
                 .restored_records
