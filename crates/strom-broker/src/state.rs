@@ -2,7 +2,6 @@
 //! the signal that wakes long-polling fetches.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 use strom_controller::MetadataImage;
@@ -14,11 +13,11 @@ use crate::metrics::Metrics;
 use crate::partition::{PartitionError, PartitionRegistry};
 use crate::producer_ids::ProducerIdAllocator;
 
+/// The broker's clock: epoch milliseconds advanced by the monotonic clock, so a step of the
+/// wall clock does not expire sessions, transactions or ISR members
+/// ([`strom_coordinator::clock::now_ms`]).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    strom_coordinator::clock::now_ms()
 }
 
 pub struct Broker {

@@ -1,5 +1,5 @@
-//! The coordinators' clock: wall-clock milliseconds in the broker, a hand-moved clock in
-//! tests ([`ManualClock`]).
+//! The coordinators' clock: epoch milliseconds that never jump ([`now_ms`]) in the broker,
+//! a hand-moved clock in tests ([`ManualClock`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -8,12 +8,27 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;
 }
 
-/// The system clock.
+/// The broker's clock ([`now_ms`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
-/// Milliseconds since the Unix epoch by the system clock (0 if it is set before 1970).
+/// Milliseconds since the Unix epoch: the system clock read once, at the first call, and
+/// advanced by the monotonic clock from then on (0 if the system clock is set before 1970).
+///
+/// Session, transaction and replica-lag timeouts are measured on it, so a step of the wall
+/// clock (an NTP correction, a virtual machine resumed after a pause) does not expire every
+/// consumer session and open transaction at once: seen on a test machine, where the wall
+/// clock moved 8 s ahead of the monotonic clock within one test and the coordinator fenced
+/// a producer that had been waiting 3 s. Times it writes (offset commits, transaction
+/// starts, LogAppendTime) stay within such steps of the wall clock.
 pub fn now_ms() -> i64 {
+    static ANCHOR: std::sync::OnceLock<(i64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall_ms, at) = ANCHOR.get_or_init(|| (wall_clock_ms(), std::time::Instant::now()));
+    wall_ms.saturating_add(i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds since the Unix epoch by the system clock, as it reads now (0 before 1970).
+pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -46,5 +61,33 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_the_broker_clock_should_read_epoch_time_and_never_go_back() {
+        let first = now_ms();
+        // Epoch milliseconds, not time since boot: within a few seconds of the wall clock
+        // (the test machine's clock does not step during these lines).
+        assert!(
+            (first - wall_clock_ms()).abs() < 5_000,
+            "now_ms {first} is not near the wall clock {}",
+            wall_clock_ms()
+        );
+        let mut last = first;
+        for _ in 0..1_000 {
+            let now = now_ms();
+            assert!(now >= last, "the clock went back from {last} to {now}");
+            last = now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            now_ms() >= first + 20,
+            "the clock did not advance with time"
+        );
     }
 }
