@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use strom_controller::{
-    CreatePartitions, CreatePartitionsResult, CreateTopic, CreateTopicResult, DeleteTopicResult,
-    MetadataQuorum, TopicDefaults, TopicRef,
+    ConfigError, ControllerError, CreatePartitions, CreatePartitionsResult, CreateTopic,
+    CreateTopicResult, DeleteTopicResult, MetadataQuorum, TopicDefaults, TopicRef,
 };
 use tracing::warn;
 
@@ -83,7 +83,85 @@ pub async fn write_records(
     }
 }
 
+/// `remote.storage.enable=true` among `configs` while this broker has tiered storage off:
+/// refused as Kafka refuses it (INVALID_CONFIG), since nothing would tier the topic and its
+/// local retention would silently become its only retention.
+fn tiering_refusal<'a>(
+    broker: &Broker,
+    mut configs: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Option<ControllerError> {
+    if broker.config.remote_log.system_enable {
+        return None;
+    }
+    let enables = configs.any(|(key, value)| {
+        key == "remote.storage.enable"
+            && value.is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+    });
+    enables.then(|| {
+        ControllerError::InvalidConfig(ConfigError::InvalidValue {
+            key: "remote.storage.enable".to_string(),
+            value: "true".to_string(),
+            expected: "Tiered Storage functionality is disabled in the broker: set \
+                       remote.log.storage.system.enable=true (with an S3 bucket) on every \
+                       broker to tier topics"
+                .to_string(),
+        })
+    })
+}
+
+/// CreateTopics: each topic decided by the controller, except one asking for tiered storage
+/// on a broker without it, refused here.
 pub async fn create_topics(
+    broker: &Arc<Broker>,
+    topics: Vec<CreateTopic>,
+    validate_only: bool,
+) -> Result<Vec<CreateTopicResult>, AdminError> {
+    let refusals: Vec<Option<ControllerError>> = topics
+        .iter()
+        .map(|topic| {
+            tiering_refusal(
+                broker,
+                topic
+                    .configs
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_deref())),
+            )
+        })
+        .collect();
+    if refusals.iter().all(Option::is_none) {
+        return create_topics_decided(broker, topics, validate_only).await;
+    }
+    let mut names = Vec::with_capacity(topics.len());
+    let mut accepted = Vec::new();
+    for (topic, refusal) in topics.into_iter().zip(&refusals) {
+        names.push(topic.name.clone());
+        if refusal.is_none() {
+            accepted.push(topic);
+        }
+    }
+    let mut decided = if accepted.is_empty() {
+        Vec::new()
+    } else {
+        create_topics_decided(broker, accepted, validate_only).await?
+    }
+    .into_iter();
+    Ok(names
+        .into_iter()
+        .zip(refusals)
+        .filter_map(|(name, refusal)| match refusal {
+            Some(error) => Some(CreateTopicResult {
+                name,
+                topic_id: uuid::Uuid::nil(),
+                num_partitions: -1,
+                replication_factor: -1,
+                error: Some(error),
+            }),
+            None => decided.next(),
+        })
+        .collect())
+}
+
+async fn create_topics_decided(
     broker: &Arc<Broker>,
     topics: Vec<CreateTopic>,
     validate_only: bool,
@@ -187,6 +265,12 @@ pub async fn alter_topic_configs(
     changes: Vec<(String, Option<String>)>,
     validate_only: bool,
 ) -> Result<Result<(), strom_controller::ControllerError>, AdminError> {
+    let set = changes
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_deref()));
+    if let Some(refusal) = tiering_refusal(broker, set) {
+        return Ok(Err(refusal));
+    }
     match &broker.metadata {
         Metadata::Local(_) => {
             change(broker, move |quorum, _| {

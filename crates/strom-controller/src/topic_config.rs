@@ -198,8 +198,9 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
             }
         }
         ValueRule::RemoteStorage => {
-            // Whether the broker has tiered storage on is the broker's check; the
-            // compacted-topic rule is in `validate_topic_config_combination`.
+            // Whether the broker has tiered storage on is the broker's check (strom-broker's
+            // `admin::tiering_refusal`); the compacted-topic rule is in
+            // `validate_topic_config_combination`.
             parse_bool(trimmed)
                 .ok_or_else(|| invalid("Expected value to be either true or false".to_string()))?;
         }

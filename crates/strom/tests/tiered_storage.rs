@@ -1,7 +1,7 @@
 //! Tiered storage (issue 22) against a real S3 server (SeaweedFS), with the real broker:
 //! closed segments copied to the bucket, local copies deleted by local retention, old
 //! offsets read back through the chunk cache; the object store down then back; a
-//! compacted topic refusing `remote.storage.enable`.
+//! compacted topic, or a broker with tiered storage off, refusing `remote.storage.enable`.
 
 mod broker_support;
 mod tiered_support;
@@ -194,7 +194,10 @@ fn given_object_store_down_when_segments_close_should_keep_them_locally_and_copy
 
 #[test]
 fn given_compacted_topic_when_remote_storage_enabled_should_refuse_with_invalid_config() {
-    let broker = TestBroker::start(&[]);
+    let seaweed = Seaweed::start();
+    let settings = seaweed.broker_settings("strom-tiered-compacted");
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = TestBroker::start(&settings);
     let mut conn = broker.connect();
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(10_000)
@@ -260,4 +263,79 @@ fn given_compacted_topic_when_remote_storage_enabled_should_refuse_with_invalid_
     let response: IncrementalAlterConfigsResponse =
         conn.call(ApiKey::IncrementalAlterConfigs, 1, &alter);
     assert_eq!(response.responses[0].error_code, INVALID_CONFIG);
+}
+
+/// Creates (or alters) a topic with `remote.storage.enable=true`: the answer's error code and
+/// message.
+fn enable_remote_storage(conn: &mut Conn, topic: &str, create: bool) -> (i16, String) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let text = |m: &Option<StrBytes>| m.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    if create {
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(topic))
+                .with_num_partitions(1)
+                .with_replication_factor(-1)
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("remote.storage.enable"))
+                    .with_value(Some(StrBytes::from_static_str("true")))])]);
+        let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request);
+        let answer = &response.topics[0];
+        (answer.error_code, text(&answer.error_message))
+    } else {
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("remote.storage.enable"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_static_str("true")))]),
+        ]);
+        let response: IncrementalAlterConfigsResponse =
+            conn.call(ApiKey::IncrementalAlterConfigs, 1, &request);
+        let answer = &response.responses[0];
+        (answer.error_code, text(&answer.error_message))
+    }
+}
+
+#[test]
+fn given_tiering_off_when_a_topic_enables_remote_storage_should_refuse_with_invalid_config() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = broker.connect();
+    let (code, message) = enable_remote_storage(&mut conn, "tiering-off", true);
+    assert_eq!(code, INVALID_CONFIG, "{message}");
+    assert!(
+        message.contains("remote.log.storage.system.enable=true"),
+        "the message names the fix: {message}"
+    );
+    let metadata: MetadataResponse = conn.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(None)
+            .with_allow_auto_topic_creation(false),
+    );
+    let names: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    assert!(
+        !names.contains(&"tiering-off".to_string()),
+        "the refused topic was created: {names:?}"
+    );
+
+    // An existing topic cannot be switched to tiered storage either, and stays as it was.
+    create_topic(&mut conn, "tiering-off-later", 1, &[]);
+    let (code, message) = enable_remote_storage(&mut conn, "tiering-off-later", false);
+    assert_eq!(code, INVALID_CONFIG, "{message}");
+    assert!(
+        message.contains("remote.log.storage.system.enable=true"),
+        "{message}"
+    );
 }
