@@ -4,9 +4,10 @@
 //!
 //! A topic is tiered when the broker has `remote.log.storage.system.enable=true` and the
 //! topic `remote.storage.enable=true`. For such a topic `retention.ms`/`retention.bytes`
-//! still apply to the local log (and to nothing remote yet), and `local.retention.ms` /
-//! `local.retention.bytes` (-2: the same as retention.*) delete local segments once, and
-//! only once, they are copied.
+//! apply to the whole partition: the leader deletes remote segments by them (the size
+//! counting remote segments plus local data not copied yet), and the local log's own
+//! retention deletes local ones. `local.retention.ms` / `local.retention.bytes` (-2: the
+//! same as retention.*) delete local segments once, and only once, they are copied.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -130,8 +131,8 @@ struct PartitionTask {
 }
 
 /// The remote log manager: every `remote.log.manager.task.interval.ms`, each led tiered
-/// partition copies its closed segments below the high watermark, oldest first, then
-/// drops local copies by local retention. A follower applies local retention too, below
+/// partition copies its closed segments below the high watermark, oldest first, deletes
+/// remote segments by total retention, then drops local copies by local retention. A follower applies local retention too, below
 /// what its leader has copied (re-read from the bucket each round). A failed copy keeps
 /// the local data and is retried with exponential backoff.
 fn spawn(broker: Arc<Broker>, tiered: Arc<Tiered>) -> tokio::task::JoinHandle<()> {
@@ -214,6 +215,28 @@ async fn run_partition(
             tiered.copy_segment(&id, epoch, &segment).await?;
             copied_below = segment.next_offset;
         }
+        if partition.is_leader() && partition.leader_epoch() == epoch {
+            // Total retention: remote segments too, counting the local data not copied yet.
+            let (retention_ms, retention_bytes, local_only_bytes) = {
+                let log = partition.log.lock();
+                let config = log.config();
+                (
+                    config.retention_ms,
+                    config.retention_bytes,
+                    log.bytes_from(copied_below),
+                )
+            };
+            tiered
+                .enforce_retention(
+                    &id,
+                    epoch,
+                    crate::state::now_ms(),
+                    retention_ms,
+                    retention_bytes,
+                    local_only_bytes,
+                )
+                .await?;
+        }
     }
     if copied_below > 0 {
         let (local_ms, local_bytes) = local_retention(image, partition);
@@ -278,10 +301,21 @@ pub async fn read_remote(
         {
             continue;
         }
-        match tiered
-            .read(&partition_id(&partition), offset, max_bytes, true)
-            .await
-        {
+        let id = partition_id(&partition);
+        // Below the first remote offset (total retention deleted it) the fetch is out of
+        // range, as below the local log start; the read would find a later segment.
+        match tiered.manifest(&id).await {
+            Ok(manifest)
+                if manifest
+                    .log_start_offset()
+                    .is_some_and(|start| offset >= start) => {}
+            Ok(_) => continue,
+            Err(error) => {
+                warn!(topic = %partition.topic, partition = index, offset, %error, "remote log metadata unreadable");
+                continue;
+            }
+        }
+        match tiered.read(&id, offset, max_bytes, true).await {
             Ok(Some(bytes)) if !bytes.is_empty() => {
                 reads.insert((topic_id, index, offset), bytes);
             }

@@ -63,6 +63,16 @@ impl PartitionLog {
             .collect()
     }
 
+    /// Bytes of the local segments holding offsets at or above `from`: with `from` the end
+    /// of what the remote tier holds, the part of the partition only stored here.
+    pub fn bytes_from(&self, from: i64) -> u64 {
+        self.segments
+            .values()
+            .filter(|segment| segment.next_offset() > from)
+            .map(|segment| segment.size_bytes())
+            .sum()
+    }
+
     /// `local.retention.ms` / `local.retention.bytes` (-1: no limit) for a log whose
     /// segments below `copied_below` are in the remote tier: deletes the oldest local
     /// segments by those limits, never one holding an offset at or above `copied_below`,

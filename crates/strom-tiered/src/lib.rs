@@ -3,8 +3,9 @@
 //! **Owns**: copying sealed segments of a partition (log, offset index, time index,
 //! transaction index, producer snapshot, leader-epoch checkpoint) to a bucket, the remote
 //! log metadata of each partition (which segments are remote, their offsets, leader
-//! epochs and copy state), reading records back from the bucket through a bounded on-disk
-//! chunk cache, and the counters that describe it.
+//! epochs and copy state), deleting remote segments by total retention
+//! ([`Tiered::enforce_retention`]), reading records back from the bucket through a bounded
+//! on-disk chunk cache, and the counters that describe it.
 //!
 //! **Must not**: know about requests, the broker or replication. The broker decides which
 //! partitions it leads and which topics have `remote.storage.enable=true`, calls
@@ -386,6 +387,87 @@ impl Tiered {
             "copied segment to the remote tier"
         );
         Ok(true)
+    }
+
+    /// Total retention (`retention.ms`, `retention.bytes`; -1: none) on the remote tier, as
+    /// the leader of `leader_epoch`: the segments
+    /// [`PartitionManifest::retention_breaches`] names are marked DELETE_SEGMENT_STARTED in
+    /// one manifest write (from then on no read or log start counts them), their objects
+    /// are deleted, and a second write drops them. Deletions left STARTED by an earlier
+    /// attempt are finished first. Returns the segments and bytes deleted.
+    pub async fn enforce_retention(
+        &self,
+        id: &PartitionId,
+        leader_epoch: i32,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+        local_only_bytes: u64,
+    ) -> Result<(usize, u64), TieredError> {
+        let current = self.manifest(id).await?;
+        if current.leader_epoch > leader_epoch {
+            return Err(TieredError::Fenced {
+                ours: leader_epoch,
+                theirs: current.leader_epoch,
+            });
+        }
+        let doomed: Vec<String> = current
+            .retention_breaches(now_ms, retention_ms, retention_bytes, local_only_bytes)
+            .iter()
+            .map(|segment| segment.segment_id.clone())
+            .collect();
+        let leftover = current
+            .segments
+            .iter()
+            .any(|segment| segment.state == SegmentState::DeleteSegmentStarted);
+        if doomed.is_empty() && !leftover {
+            return Ok((0, 0));
+        }
+        let mut manifest = (*current).clone();
+        for segment in &mut manifest.segments {
+            if doomed.contains(&segment.segment_id) {
+                segment.state = SegmentState::DeleteSegmentStarted;
+                // Counted as copied from this write on, so nothing copies it again even
+                // if this process stops before the deletion finishes.
+                manifest.deleted_below = manifest.deleted_below.max(segment.end_offset + 1);
+            }
+        }
+        if !doomed.is_empty() {
+            self.write_manifest(id, manifest.clone()).await?;
+        }
+        let mut bytes = 0u64;
+        let mut deleted = 0usize;
+        for segment in manifest
+            .segments
+            .iter()
+            .filter(|segment| segment.state == SegmentState::DeleteSegmentStarted)
+        {
+            self.delete_objects(id, segment).await;
+            bytes += segment.size_bytes;
+            deleted += 1;
+        }
+        let last_deleted = manifest
+            .segments
+            .iter()
+            .filter(|segment| segment.state == SegmentState::DeleteSegmentStarted)
+            .map(|segment| segment.end_offset)
+            .max();
+        manifest
+            .segments
+            .retain(|segment| segment.state != SegmentState::DeleteSegmentStarted);
+        if let Some(end) = last_deleted {
+            manifest.deleted_below = manifest.deleted_below.max(end + 1);
+        }
+        self.write_manifest(id, manifest).await?;
+        tracing::info!(
+            topic = %id.topic,
+            partition = id.partition,
+            segments = deleted,
+            bytes,
+            up_to_offset = ?last_deleted,
+            "retention deleted remote segments"
+        );
+        Ok((deleted, bytes))
     }
 
     async fn delete_objects(&self, id: &PartitionId, segment: &RemoteSegment) {

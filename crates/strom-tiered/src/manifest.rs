@@ -40,6 +40,10 @@ pub struct PartitionManifest {
     pub leader_epoch: i32,
     /// Oldest first; offsets never overlap among finished segments.
     pub segments: Vec<RemoteSegment>,
+    /// One past the last offset retention deleted from the remote tier (0: none), so a
+    /// deleted segment still counts as copied and is never copied again.
+    #[serde(default)]
+    pub deleted_below: i64,
 }
 
 impl Default for PartitionManifest {
@@ -48,6 +52,7 @@ impl Default for PartitionManifest {
             version: 1,
             leader_epoch: -1,
             segments: Vec::new(),
+            deleted_below: 0,
         }
     }
 }
@@ -59,12 +64,14 @@ impl PartitionManifest {
             .filter(|segment| segment.state == SegmentState::CopySegmentFinished)
     }
 
-    /// One past the last offset copied (0 when nothing is), where the next copy starts.
+    /// One past the last offset copied (0 when nothing is), where the next copy starts;
+    /// segments retention deleted count as copied.
     pub fn copied_below(&self) -> i64 {
         self.finished()
             .map(|segment| segment.end_offset + 1)
             .max()
             .unwrap_or(0)
+            .max(self.deleted_below)
     }
 
     /// First offset held remotely, if any segment is.
@@ -79,6 +86,49 @@ impl PartitionManifest {
 
     pub fn finished_count(&self) -> usize {
         self.finished().count()
+    }
+
+    /// Total retention on the remote tier, oldest segment first (Kafka's RemoteLogManager):
+    /// the finished segments to delete because their newest record is older than
+    /// `retention_ms`, then while the partition's size (remote segments plus
+    /// `local_only_bytes`, the local data not copied yet) exceeds `retention_bytes` by at
+    /// least the next segment. -1 turns a limit off; a segment without timestamps (-1) is
+    /// never old. Stops at the first segment kept, so the remote log stays contiguous.
+    pub fn retention_breaches(
+        &self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+        local_only_bytes: u64,
+    ) -> Vec<&RemoteSegment> {
+        let mut oldest_first: Vec<&RemoteSegment> = self.finished().collect();
+        oldest_first.sort_by_key(|segment| segment.base_offset);
+        let mut doomed = 0usize;
+        if retention_ms >= 0 {
+            let cutoff_ms = now_ms.saturating_sub(retention_ms);
+            doomed = oldest_first
+                .iter()
+                .take_while(|segment| {
+                    segment.max_timestamp_ms >= 0 && segment.max_timestamp_ms < cutoff_ms
+                })
+                .count();
+        }
+        if retention_bytes >= 0 {
+            let remaining: u64 = oldest_first[doomed..]
+                .iter()
+                .map(|segment| segment.size_bytes)
+                .sum();
+            let mut excess = (remaining + local_only_bytes) as i64 - retention_bytes;
+            for segment in &oldest_first[doomed..] {
+                if excess < segment.size_bytes as i64 {
+                    break;
+                }
+                excess -= segment.size_bytes as i64;
+                doomed += 1;
+            }
+        }
+        oldest_first.truncate(doomed);
+        oldest_first
     }
 
     /// The finished segment holding `offset`, or the first one after it.
@@ -106,11 +156,63 @@ mod tests {
         }
     }
 
+    fn timed(base: i64, end: i64, max_timestamp_ms: i64) -> RemoteSegment {
+        RemoteSegment {
+            max_timestamp_ms,
+            ..segment(base, end, SegmentState::CopySegmentFinished)
+        }
+    }
+
+    fn bases(segments: Vec<&RemoteSegment>) -> Vec<i64> {
+        segments.iter().map(|segment| segment.base_offset).collect()
+    }
+
+    #[test]
+    fn given_retention_limits_when_breached_should_delete_the_oldest_segments_only() {
+        let manifest = PartitionManifest {
+            version: 1,
+            leader_epoch: 0,
+            deleted_below: 0,
+            // 100 bytes each; the newest record of each at 1_000 * its index.
+            segments: vec![
+                timed(20, 29, 3_000),
+                timed(0, 9, 1_000),
+                timed(10, 19, 2_000),
+                segment(30, 39, SegmentState::CopySegmentStarted),
+            ],
+        };
+        // By time: older than 2_500 at now = 5_000 with 2_500 kept.
+        assert_eq!(
+            bases(manifest.retention_breaches(5_000, 2_500, -1, 0)),
+            [0, 10]
+        );
+        // By size: 300 remote + 50 local, 150 allowed: two whole segments go, not three.
+        assert_eq!(
+            bases(manifest.retention_breaches(5_000, -1, 150, 50)),
+            [0, 10]
+        );
+        // Exactly at the limit: nothing.
+        assert!(manifest.retention_breaches(5_000, -1, 350, 50).is_empty());
+        // Both: time takes the first, size the next.
+        assert_eq!(
+            bases(manifest.retention_breaches(1_500, 0, 100, 0)),
+            [0, 10]
+        );
+        // Limits off, and a segment without timestamps is never old.
+        assert!(manifest.retention_breaches(5_000, -1, -1, 0).is_empty());
+        let untimed = PartitionManifest {
+            segments: vec![timed(0, 9, -1), timed(10, 19, 1_000)],
+            ..manifest.clone()
+        };
+        assert!(untimed.retention_breaches(5_000, 0, -1, 0).is_empty());
+    }
+
     #[test]
     fn given_finished_and_started_segments_when_asked_should_count_only_finished_ones() {
         let manifest = PartitionManifest {
             version: 1,
             leader_epoch: 3,
+            deleted_below: 0,
             segments: vec![
                 segment(0, 9, SegmentState::CopySegmentFinished),
                 segment(10, 19, SegmentState::CopySegmentFinished),

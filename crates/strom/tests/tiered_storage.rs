@@ -1,7 +1,8 @@
 //! Tiered storage (issue 22) against a real S3 server (SeaweedFS), with the real broker:
 //! closed segments copied to the bucket, local copies deleted by local retention, old
-//! offsets read back through the chunk cache; the object store down then back; a
-//! compacted topic, or a broker with tiered storage off, refusing `remote.storage.enable`.
+//! offsets read back through the chunk cache; total retention deleting remote objects; the
+//! object store down then back; a compacted topic, or a broker with tiered storage off,
+//! refusing `remote.storage.enable`.
 
 mod broker_support;
 mod tiered_support;
@@ -12,12 +13,14 @@ use broker_support::*;
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::*;
+use strom_tiered::PartitionManifest;
 use tiered_support::Seaweed;
 
 const EARLIEST: i64 = -2;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 const INVALID_CONFIG: i16 = 40;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 /// Records per batch and the batches produced: ~2.4 MiB of values in ~64 KiB segments.
 const RECORDS_PER_BATCH: usize = 40;
@@ -103,10 +106,11 @@ fn decoded_from(bytes: &[u8], from: i64) -> Vec<(i64, String)> {
 }
 
 #[test]
-fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_every_record_from_the_bucket(
+fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_every_record_from_the_bucket_until_total_retention_deletes_it(
 ) {
     let seaweed = Seaweed::start();
-    let settings = seaweed.broker_settings("strom-tiered-read");
+    let bucket = "strom-tiered-read";
+    let settings = seaweed.broker_settings(bucket);
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
     let broker = TestBroker::start(&settings);
     let mut conn = broker.connect();
@@ -142,6 +146,106 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
     assert_eq!(
         decoded_from(&partial, middle),
         expected_values()[middle as usize..]
+    );
+
+    // Total retention: retention.bytes set to 512 KiB deletes the oldest remote segments,
+    // their objects with them, and moves the log start; the rest still reads back.
+    let prefix = format!("{topic}-{}/0/", topic_id(&mut conn, topic));
+    let manifest = || {
+        seaweed
+            .get(bucket, &format!("{prefix}manifest.json"))
+            .map(|bytes| serde_json::from_slice::<PartitionManifest>(&bytes).unwrap())
+            .expect("the partition's manifest is in the bucket")
+    };
+    let before = manifest();
+    let oldest = before
+        .segments
+        .iter()
+        .find(|segment| segment.base_offset == 0)
+        .expect("the first segment is remote")
+        .clone();
+    let oldest_log = format!("{prefix}{:020}-{}.log", 0, oldest.segment_id);
+    assert!(
+        seaweed.get(bucket, &oldest_log).is_some(),
+        "{oldest_log} was copied"
+    );
+    set_topic_config(&mut conn, topic, "retention.bytes", "524288");
+    wait_until(&broker, "total retention on the remote tier", || {
+        let (_, earliest, _) = list_offset(&mut conn, topic, 0, EARLIEST);
+        // ~1 KiB records: at most the limit plus two 64 KiB segments are kept.
+        earliest >= end - 640
+    });
+    let (_, earliest, _) = list_offset(&mut conn, topic, 0, EARLIEST);
+    assert!(
+        end - earliest >= 400,
+        "retention kept {} records, under 512 KiB less a segment",
+        end - earliest
+    );
+    // The deletions are marked first (the log start moves then), the objects go next.
+    wait_until(&broker, "the marked remote segments deleted", || {
+        manifest()
+            .segments
+            .iter()
+            .all(|segment| segment.state != strom_tiered::SegmentState::DeleteSegmentStarted)
+    });
+    let after = manifest();
+    assert!(
+        after
+            .segments
+            .iter()
+            .all(|segment| segment.base_offset >= earliest),
+        "the manifest lists no segment below the log start {earliest}: {after:?}"
+    );
+    assert_eq!(after.deleted_below, earliest, "{after:?}");
+    assert!(
+        seaweed.get(bucket, &oldest_log).is_none(),
+        "{oldest_log} is still in the bucket"
+    );
+    let (error, _, _) = fetch(&mut conn, topic, 0, 0);
+    assert_eq!(error, OFFSET_OUT_OF_RANGE, "a fetch below the log start");
+    let rest = read_all(&mut conn, topic, earliest, end);
+    assert_eq!(
+        decoded_from(&rest, earliest),
+        expected_values()[earliest as usize..]
+    );
+}
+
+/// The topic id of `topic`, from Metadata.
+fn topic_id(conn: &mut Conn, topic: &str) -> uuid::Uuid {
+    let metadata: MetadataResponse = conn.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(topic_name(topic))),
+            ]))
+            .with_allow_auto_topic_creation(false),
+    );
+    metadata.topics[0].topic_id
+}
+
+/// Sets one config of `topic` with IncrementalAlterConfigs; panics on an error.
+fn set_topic_config(conn: &mut Conn, topic: &str, key: &str, value: &str) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(value.to_string())))]),
+    ]);
+    let response: IncrementalAlterConfigsResponse =
+        conn.call(ApiKey::IncrementalAlterConfigs, 1, &request);
+    assert_eq!(
+        response.responses[0].error_code, 0,
+        "{:?}",
+        response.responses[0].error_message
     );
 }
 

@@ -171,3 +171,28 @@ impl Drop for Seaweed {
         self.stop();
     }
 }
+
+impl Seaweed {
+    /// Reads object `key` of `bucket` as the broker would; `None` when it does not exist.
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let client = strom_tiered::s3::S3Client::new(
+            &self.endpoint(),
+            bucket,
+            strom_tiered::sigv4::Credentials {
+                access_key_id: ACCESS_KEY.to_string(),
+                secret_access_key: SECRET_KEY.to_string(),
+                region: "us-east-1".to_string(),
+            },
+        )
+        .expect("valid S3 settings");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        match runtime.block_on(client.get(key, None)) {
+            Ok(bytes) => Some(bytes.to_vec()),
+            Err(strom_tiered::TieredError::Status { status: 404, .. }) => None,
+            Err(error) => panic!("GET {key}: {error}"),
+        }
+    }
+}
