@@ -203,11 +203,14 @@ async fn run_partition(
     task.leader_epoch = leading.then_some(epoch);
     let mut copied_below = manifest.copied_below();
     if leading {
+        // Replicated and settled data only: below the high watermark and the last stable
+        // offset (as Kafka), so a remote read never holds an open transaction.
         let high_watermark = partition.high_watermark();
-        let segments = partition
-            .log
-            .lock()
-            .sealed_segments(copied_below, high_watermark);
+        let segments = {
+            let log = partition.log.lock();
+            let below = high_watermark.min(log.last_stable_offset());
+            log.sealed_segments(copied_below, below)
+        };
         for segment in segments {
             if !partition.is_leader() || partition.leader_epoch() != epoch {
                 break;
@@ -277,16 +280,45 @@ pub fn remote_last_offset(broker: &Broker, topic_id: Uuid, partition: i32) -> Op
     (manifest.finished_count() > 0).then(|| manifest.copied_below() - 1)
 }
 
-/// Record bytes read from the remote tier for one fetch, by (topic id, partition, offset).
-pub type RemoteReads = HashMap<(Uuid, i32, i64), Bytes>;
+/// What one partition's fetch read from the remote tier.
+#[derive(Debug, Clone)]
+pub struct RemoteRead {
+    /// Whole record batches from the fetch offset.
+    pub records: Bytes,
+    /// read_committed: the aborted transactions those batches may hold (from the remote
+    /// `.txnindex` copies, then the local log's when the remote ones do not settle it).
+    pub aborted: Option<Vec<strom_storage::AbortedTransaction>>,
+}
+
+/// Records read from the remote tier for one fetch, by (topic id, partition, offset).
+pub type RemoteReads = HashMap<(Uuid, i32, i64), RemoteRead>;
+
+/// One past the last offset of the whole batches in `records`.
+fn next_offset_after(records: &[u8]) -> Option<i64> {
+    let mut at = 0usize;
+    let mut next = None;
+    while let Some(size) = strom_protocol::batch::batch_size_bytes(&records[at..]) {
+        let Ok(batch) = strom_protocol::batch::BatchView::parse(&records[at..]) else {
+            break;
+        };
+        next = Some(batch.next_offset());
+        at += size;
+        if at >= records.len() {
+            break;
+        }
+    }
+    next
+}
 
 /// For a consumer fetch: reads from the remote tier every requested partition of a tiered
-/// topic whose fetch offset lies below the local log start. Runs before the fetch's
-/// reads, holding no partition lock while the object store answers.
+/// topic whose fetch offset lies below the local log start, with its aborted transactions
+/// when `read_committed`. Runs before the fetch's reads, holding no partition lock while
+/// the object store answers.
 pub async fn read_remote(
     broker: &Broker,
     image: &MetadataImage,
     wanted: Vec<(Uuid, i32, i64, usize)>,
+    read_committed: bool,
 ) -> RemoteReads {
     let mut reads = RemoteReads::new();
     let Some(tiered) = active(broker) else {
@@ -317,7 +349,29 @@ pub async fn read_remote(
         }
         match tiered.read(&id, offset, max_bytes, true).await {
             Ok(Some(bytes)) if !bytes.is_empty() => {
-                reads.insert((topic_id, index, offset), bytes);
+                let aborted = if read_committed {
+                    // Remote data lies below the last stable offset (only such segments
+                    // are copied), so the read ends where its last batch does.
+                    let upper = next_offset_after(&bytes).unwrap_or(offset);
+                    match remote_aborted(tiered, &partition, &id, offset, upper).await {
+                        Ok(aborted) => Some(aborted),
+                        Err(error) => {
+                            // Without the list a read_committed consumer would see aborted
+                            // records: answer nothing for this partition this time.
+                            warn!(topic = %partition.topic, partition = index, offset, %error, "remote transaction index unreadable");
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                reads.insert(
+                    (topic_id, index, offset),
+                    RemoteRead {
+                        records: bytes,
+                        aborted,
+                    },
+                );
             }
             Ok(_) => {}
             Err(error) => {
@@ -326,4 +380,31 @@ pub async fn read_remote(
         }
     }
     reads
+}
+
+/// The aborted transactions of a read_committed remote read from `offset` to `upper`: the
+/// remote segments' transaction indexes, then the local log's when those are not complete,
+/// without duplicates (a segment may be both remote and still local), by first offset.
+async fn remote_aborted(
+    tiered: &Tiered,
+    partition: &Partition,
+    id: &PartitionId,
+    offset: i64,
+    upper: i64,
+) -> Result<Vec<strom_storage::AbortedTransaction>, String> {
+    let (mut aborted, complete) = tiered
+        .aborted_transactions(id, offset, upper)
+        .await
+        .map_err(|error| error.to_string())?;
+    if !complete {
+        let local = partition
+            .log
+            .lock()
+            .aborted_transactions(offset, upper)
+            .map_err(|error| error.to_string())?;
+        aborted.extend(local);
+    }
+    aborted.sort_by_key(|txn| (txn.first_offset, txn.producer_id));
+    aborted.dedup();
+    Ok(aborted)
 }

@@ -99,6 +99,8 @@ pub struct TransactionalProducer {
     pending: BTreeMap<(String, i32), Vec<RecordToEncode>>,
     pending_bytes: usize,
     round_robin: i32,
+    /// Records of the open transaction were sent by [`Self::flush`]: it must be ended.
+    flushed: bool,
 }
 
 impl TransactionalProducer {
@@ -120,6 +122,7 @@ impl TransactionalProducer {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             round_robin: 0,
+            flushed: false,
         };
         let request = InitProducerIdRequest::default()
             .with_transactional_id(Some(TransactionalId(str_bytes(transactional_id))))
@@ -269,7 +272,8 @@ impl TransactionalProducer {
     /// On error the transaction is not committed; call [`Self::abort`] (or drop the
     /// producer if it was fenced).
     pub async fn commit(&mut self, offsets: Option<&TxnOffsets>) -> Result<()> {
-        if self.pending.is_empty() && offsets.is_none_or(|o| o.offsets.is_empty()) {
+        if self.pending.is_empty() && !self.flushed && offsets.is_none_or(|o| o.offsets.is_empty())
+        {
             return Ok(());
         }
         let partitions: Vec<(String, i32)> = self.pending.keys().cloned().collect();
@@ -281,14 +285,31 @@ impl TransactionalProducer {
             self.add_offsets(&offsets.group_id).await?;
             self.txn_offset_commit(offsets).await?;
         }
-        self.end(true).await
+        self.end(true).await?;
+        self.flushed = false;
+        Ok(())
+    }
+
+    /// Sends the buffered records inside the open transaction, as Kafka's `flush()`: they
+    /// reach the log, hidden from read_committed consumers, until [`Self::commit`] or
+    /// [`Self::abort`] decides them.
+    pub async fn flush(&mut self) -> Result<()> {
+        let partitions: Vec<(String, i32)> = self.pending.keys().cloned().collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        self.add_partitions(&partitions).await?;
+        self.flushed = true;
+        self.produce_pending().await
     }
 
     /// Abort the open transaction (whatever of it reached the brokers) and drop the buffer.
     pub async fn abort(&mut self) -> Result<()> {
         self.pending.clear();
         self.pending_bytes = 0;
-        self.end(false).await
+        self.end(false).await?;
+        self.flushed = false;
+        Ok(())
     }
 
     async fn add_partitions(&mut self, partitions: &[(String, i32)]) -> Result<()> {

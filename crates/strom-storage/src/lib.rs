@@ -152,7 +152,9 @@ pub use error::{
 pub use log::PartitionLog;
 pub use open_files::{open_files_count, open_files_max, raise_fd_soft_limit, set_open_files_max};
 pub use tiering::SealedSegment;
-pub use transactions::{AbortedTransaction, ControlMarker, OngoingTransaction};
+pub use transactions::{
+    aborted_in_txn_index, AbortedTransaction, ControlMarker, OngoingTransaction,
+};
 
 /// Result of a successful [`PartitionLog::append_as_leader`].
 #[derive(Debug, Clone, PartialEq, Eq)]

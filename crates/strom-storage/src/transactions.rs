@@ -60,6 +60,36 @@ pub struct AbortedTransaction {
     pub first_offset: i64,
 }
 
+/// The aborted transactions one segment's `.txnindex` file (`bytes`, as on disk; a copy in
+/// the remote tier) reports for a read from `fetch_offset` up to `upper_bound_offset`, as
+/// [`PartitionLog::aborted_transactions`] walks each segment, and whether the search is
+/// complete (an entry's last stable offset reached the upper bound: later segments cannot
+/// add any). A trailing partial entry is ignored.
+pub fn aborted_in_txn_index(
+    bytes: &[u8],
+    fetch_offset: i64,
+    upper_bound_offset: i64,
+) -> (Vec<AbortedTransaction>, bool) {
+    use crate::index::IndexEntry;
+    let mut found = Vec::new();
+    for entry in bytes
+        .chunks_exact(AbortedTxnEntry::BYTES)
+        .map(AbortedTxnEntry::decode)
+        .filter(|entry| entry.last_offset >= fetch_offset)
+    {
+        if entry.first_offset < upper_bound_offset {
+            found.push(AbortedTransaction {
+                producer_id: entry.producer_id,
+                first_offset: entry.first_offset,
+            });
+        }
+        if entry.last_stable_offset >= upper_bound_offset {
+            return (found, true);
+        }
+    }
+    (found, false)
+}
+
 /// A transaction not yet ended by a marker in this partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OngoingTransaction {

@@ -554,6 +554,60 @@ impl Tiered {
         Ok(Some(out.freeze()))
     }
 
+    /// The aborted transactions a read_committed read of the remote tier from
+    /// `fetch_offset` up to `upper_bound_offset` must list, from the `.txnindex` copies of
+    /// the remote segments holding `fetch_offset` and after (a transaction is indexed where
+    /// its ABORT marker is, possibly a later segment), and whether the search is complete;
+    /// when not, the local log's segments after the remote ones may add more.
+    pub async fn aborted_transactions(
+        &self,
+        id: &PartitionId,
+        fetch_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Result<(Vec<strom_storage::AbortedTransaction>, bool), TieredError> {
+        let manifest = self.manifest(id).await?;
+        let mut segments: Vec<&RemoteSegment> = manifest
+            .segments
+            .iter()
+            .filter(|segment| {
+                segment.state == SegmentState::CopySegmentFinished
+                    && segment.end_offset >= fetch_offset
+            })
+            .collect();
+        segments.sort_by_key(|segment| segment.base_offset);
+        let mut found = Vec::new();
+        for segment in segments {
+            let cache_key = format!("{}.txnindex", segment.segment_id);
+            let cached = self.indexes.lock().get(&cache_key).cloned();
+            let index = match cached {
+                Some(index) => index,
+                None => {
+                    let key =
+                        self.object_key(id, segment.base_offset, &segment.segment_id, "txnindex");
+                    let index = match self.s3.get(&key, None).await {
+                        Ok(index) => index,
+                        // An empty file may not be stored as an object by every server.
+                        Err(TieredError::Status { status: 404, .. }) => Bytes::new(),
+                        Err(error) => return Err(error),
+                    };
+                    let mut indexes = self.indexes.lock();
+                    if indexes.len() >= INDEXES_CACHED {
+                        indexes.clear();
+                    }
+                    indexes.insert(cache_key, index.clone());
+                    index
+                }
+            };
+            let (aborted, complete) =
+                strom_storage::aborted_in_txn_index(&index, fetch_offset, upper_bound_offset);
+            found.extend(aborted);
+            if complete {
+                return Ok((found, true));
+            }
+        }
+        Ok((found, false))
+    }
+
     /// File position to scan from for `offset`: that of the last indexed batch ending
     /// before it (the batch holding it starts at or after), else the segment start.
     async fn index_position(

@@ -443,3 +443,127 @@ fn given_tiering_off_when_a_topic_enables_remote_storage_should_refuse_with_inva
         "{message}"
     );
 }
+
+/// Transactions in the test below: every third one is aborted.
+const TRANSACTIONS: usize = 30;
+const RECORDS_PER_TRANSACTION: usize = 40;
+
+fn transaction_value(transaction: usize, record: usize) -> String {
+    format!("t{transaction:02}-{record:02}-{}", "y".repeat(1000))
+}
+
+/// Reads partition 0 of `topic` from offset 0 until `end` with strom-client's consumer;
+/// the values in order.
+async fn consume_all(
+    client: &strom_client::Client,
+    topic: &str,
+    isolation_level: i8,
+) -> Vec<String> {
+    use strom_client::{Consumer, ConsumerConfig, SeekTo};
+    let mut consumer = Consumer::new(
+        client.clone(),
+        ConsumerConfig {
+            isolation_level,
+            auto_offset_reset: Some(SeekTo::Earliest),
+            ..ConsumerConfig::default()
+        },
+    );
+    consumer.assign(&[(topic.to_string(), 0)]).await.unwrap();
+    consumer.seek(topic, 0, SeekTo::Earliest).await.unwrap();
+    let end = consumer.end_offsets().await.unwrap()[&(topic.to_string(), 0)];
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumer.position(topic, 0).unwrap_or(0) < end {
+        assert!(Instant::now() < deadline, "could not read {topic} to {end}");
+        for record in consumer.poll().await.unwrap() {
+            let value = record.value.expect("a value");
+            values.push(String::from_utf8(value.to_vec()).unwrap());
+        }
+    }
+    values
+}
+
+#[test]
+fn given_aborted_transactions_in_remote_segments_when_read_committed_should_skip_them() {
+    use strom_client::{Client, ClientConfig, ProducerRecord, TransactionalProducer};
+    let seaweed = Seaweed::start();
+    let settings = seaweed.broker_settings("strom-tiered-txn");
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = TestBroker::start(&settings);
+    let mut conn = broker.connect();
+    let topic = "tiered-txn";
+    create_topic(&mut conn, topic, 1, &tiered_topic_configs());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime
+        .block_on(Client::connect(ClientConfig::new(&broker.addr.to_string())))
+        .unwrap();
+    runtime.block_on(async {
+        let mut producer = TransactionalProducer::new(
+            client.clone(),
+            "tiered-txn-producer",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        for transaction in 0..TRANSACTIONS {
+            for record in 0..RECORDS_PER_TRANSACTION {
+                producer
+                    .send(
+                        ProducerRecord::new(topic, transaction_value(transaction, record))
+                            .with_partition(0),
+                    )
+                    .await
+                    .unwrap();
+            }
+            if transaction % 3 == 1 {
+                // Sent first, so the aborted records are in the log.
+                producer.flush().await.unwrap();
+                producer.abort().await.unwrap();
+            } else {
+                producer.commit(None).await.unwrap();
+            }
+        }
+    });
+    // Most of the partition, aborted transactions included, is then only in the bucket.
+    let (_, end, _) = list_offset(&mut conn, topic, 0, -1);
+    wait_until(&broker, "local retention after the copies", || {
+        let (_, local_start, _) = list_offset(&mut conn, topic, 0, EARLIEST_LOCAL);
+        local_start > end / 2
+    });
+    let (_, earliest, _) = list_offset(&mut conn, topic, 0, EARLIEST);
+    assert_eq!(earliest, 0, "the log still starts at 0, in the bucket");
+
+    let committed: Vec<String> = (0..TRANSACTIONS)
+        .filter(|transaction| transaction % 3 != 1)
+        .flat_map(|transaction| {
+            (0..RECORDS_PER_TRANSACTION).map(move |record| transaction_value(transaction, record))
+        })
+        .collect();
+    let every: Vec<String> = (0..TRANSACTIONS)
+        .flat_map(|transaction| {
+            (0..RECORDS_PER_TRANSACTION).map(move |record| transaction_value(transaction, record))
+        })
+        .collect();
+    // read_uncommitted sees the aborted records too (they are in the remote segments);
+    // read_committed sees exactly the committed ones, in order.
+    let uncommitted = runtime.block_on(consume_all(&client, topic, 0));
+    assert_eq!(uncommitted.len(), every.len());
+    assert!(
+        uncommitted == every,
+        "read_uncommitted returns every record in order"
+    );
+    let read_committed = runtime.block_on(consume_all(&client, topic, 1));
+    assert_eq!(
+        read_committed.len(),
+        committed.len(),
+        "read_committed returned aborted records"
+    );
+    assert!(
+        read_committed == committed,
+        "read_committed returns the committed records in order"
+    );
+}

@@ -214,7 +214,7 @@ fn read_once(
                 )
                 .map(|info| info.records)
             };
-            let aborted_transactions = match &result {
+            let mut aborted_transactions = match &result {
                 Ok(Some(_)) if read_committed => {
                     match log.aborted_transactions(fetch.fetch_offset, upper_bound) {
                         Ok(aborted) => Some(aborted),
@@ -239,9 +239,10 @@ fn read_once(
                 Err(ReadError::OffsetOutOfRange { .. })
                     if remote.contains_key(&(topic.topic_id, index, fetch.fetch_offset)) =>
                 {
-                    let bytes = remote[&(topic.topic_id, index, fetch.fetch_offset)].clone();
-                    total_bytes += bytes.len();
-                    (NO_ERROR, FetchRecords::Memory(bytes))
+                    let read = &remote[&(topic.topic_id, index, fetch.fetch_offset)];
+                    total_bytes += read.records.len();
+                    aborted_transactions = read.aborted.clone();
+                    (NO_ERROR, FetchRecords::Memory(read.records.clone()))
                 }
                 Err(ReadError::OffsetOutOfRange { .. }) => {
                     any_error = true;
@@ -476,7 +477,7 @@ pub async fn handle(
         Some(_) if replica_id(&request, version) < 0 => {
             let image = broker.image();
             let wanted = remote_candidates(broker, &image, &request, version);
-            crate::tiering::read_remote(broker, &image, wanted).await
+            crate::tiering::read_remote(broker, &image, wanted, request.isolation_level == 1).await
         }
         _ => crate::tiering::RemoteReads::new(),
     };
