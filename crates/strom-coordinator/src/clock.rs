@@ -22,9 +22,19 @@ pub struct SystemClock;
 /// a producer that had been waiting 3 s. Times it writes (offset commits, transaction
 /// starts, LogAppendTime) stay within such steps of the wall clock.
 pub fn now_ms() -> i64 {
-    static ANCHOR: std::sync::OnceLock<(i64, std::time::Instant)> = std::sync::OnceLock::new();
-    let (wall_ms, at) = ANCHOR.get_or_init(|| (wall_clock_ms(), std::time::Instant::now()));
-    wall_ms.saturating_add(i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX))
+    static ANCHOR: std::sync::OnceLock<(std::time::Instant, u128)> = std::sync::OnceLock::new();
+    // The instant first and the wall clock after, in nanoseconds, rounded down only once:
+    // without a wall-clock step this never reads behind the wall clock (a client comparing
+    // LogAppendTime with its own clock sees no time going back).
+    let (at, wall_ns) = ANCHOR.get_or_init(|| {
+        let at = std::time::Instant::now();
+        let wall_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        (at, wall_ns)
+    });
+    let now_ns = wall_ns.saturating_add(at.elapsed().as_nanos());
+    i64::try_from(now_ns / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the Unix epoch by the system clock, as it reads now (0 before 1970).
@@ -78,6 +88,12 @@ mod tests {
             "now_ms {first} is not near the wall clock {}",
             wall_clock_ms()
         );
+        // Read after the wall clock, it is not behind it (no step happens in this test).
+        for _ in 0..1_000 {
+            let wall = wall_clock_ms();
+            let now = now_ms();
+            assert!(now >= wall, "now_ms {now} is behind the wall clock {wall}");
+        }
         let mut last = first;
         for _ in 0..1_000 {
             let now = now_ms();
