@@ -38,7 +38,37 @@ fn answers_api_versions(mut stream: TcpStream) -> bool {
         && answer[4..8] == correlation_id.to_be_bytes()
 }
 
+/// A free loopback port below the kernel's ephemeral range (32768-60999 by default), never
+/// handed out twice in this process: a port the OS picked with bind(0) is released before
+/// the broker binds it, and meanwhile another test's outgoing connection or bind(0) could
+/// take it (seen: a raft listener refused with "Address already in use"). Ports here are
+/// ones the OS never assigns on its own.
 fn free_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 20);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    let mut state = seed | 1;
+    for _ in 0..2_000 {
+        // xorshift64: spread over 20000..32000.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let port = 20_000 + (state % 12_000) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    // Everything tried is taken: fall back to one the OS picks.
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
@@ -18,12 +17,10 @@ pub const NODES: i32 = 3;
 /// How long a cluster change (fencing, election, catch-up, completion) may take to show.
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(40);
 
+/// A free loopback port outside the kernel's ephemeral range
+/// ([`crate::broker_support::ephemeral_port`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    crate::broker_support::ephemeral_port()
 }
 
 /// Record timestamps must be recent, or retention.ms deletes them when a node restarts.
