@@ -294,18 +294,11 @@ pub struct RemoteRead {
 pub type RemoteReads = HashMap<(Uuid, i32, i64), RemoteRead>;
 
 /// One past the last offset of the whole batches in `records`.
-fn next_offset_after(records: &[u8]) -> Option<i64> {
-    let mut at = 0usize;
+fn next_offset_after(mut records: &[u8]) -> Option<i64> {
     let mut next = None;
-    while let Some(size) = strom_protocol::batch::batch_size_bytes(&records[at..]) {
-        let Ok(batch) = strom_protocol::batch::BatchView::parse(&records[at..]) else {
-            break;
-        };
+    while let Ok(batch) = strom_protocol::batch::BatchView::parse(records) {
         next = Some(batch.next_offset());
-        at += size;
-        if at >= records.len() {
-            break;
-        }
+        records = &records[batch.size_bytes()..];
     }
     next
 }

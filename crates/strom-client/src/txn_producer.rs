@@ -356,14 +356,15 @@ impl TransactionalProducer {
             }
             .await;
             match result {
-                Err(error) if retriable(&error) && attempt < ATTEMPTS_MAX => {
-                    if matches!(error.code(), Some(14..=16)) {
-                        self.coordinator = None;
+                Err(error) => {
+                    if !self
+                        .pause_before_coordinator_retry(&error, &mut attempt)
+                        .await
+                    {
+                        return Err(error);
                     }
-                    tokio::time::sleep(self.client.config().backoff(attempt)).await;
-                    attempt += 1;
                 }
-                other => return other,
+                done => return done,
             }
         }
     }
@@ -483,14 +484,15 @@ impl TransactionalProducer {
             }
             .await;
             match result {
-                Err(error) if retriable(&error) && attempt < ATTEMPTS_MAX => {
-                    if matches!(error.code(), Some(14..=16)) {
-                        self.coordinator = None;
+                Err(error) => {
+                    if !self
+                        .pause_before_coordinator_retry(&error, &mut attempt)
+                        .await
+                    {
+                        return Err(error);
                     }
-                    tokio::time::sleep(self.client.config().backoff(attempt)).await;
-                    attempt += 1;
                 }
-                other => return other,
+                done => return done,
             }
         }
     }
@@ -561,6 +563,25 @@ impl TransactionalProducer {
         }
     }
 
+    /// After a failed call to the transaction coordinator: whether to call again. When the
+    /// error is retriable and attempts are left, forgets the coordinator if it moved
+    /// (codes 14-16) and pauses by the client's backoff first.
+    async fn pause_before_coordinator_retry(
+        &mut self,
+        error: &ClientError,
+        attempt: &mut u32,
+    ) -> bool {
+        if !retriable(error) || *attempt >= ATTEMPTS_MAX {
+            return false;
+        }
+        if matches!(error.code(), Some(14..=16)) {
+            self.coordinator = None;
+        }
+        tokio::time::sleep(self.client.config().backoff(*attempt)).await;
+        *attempt += 1;
+        true
+    }
+
     async fn end(&mut self, committed: bool) -> Result<()> {
         let request = EndTxnRequest::default()
             .with_transactional_id(TransactionalId(str_bytes(&self.transactional_id)))
@@ -586,14 +607,15 @@ impl TransactionalProducer {
             match result {
                 // INVALID_TXN_STATE on abort: nothing was open.
                 Err(error) if !committed && error.code() == Some(48) => return Ok(()),
-                Err(error) if retriable(&error) && attempt < ATTEMPTS_MAX => {
-                    if matches!(error.code(), Some(14..=16)) {
-                        self.coordinator = None;
+                Err(error) => {
+                    if !self
+                        .pause_before_coordinator_retry(&error, &mut attempt)
+                        .await
+                    {
+                        return Err(error);
                     }
-                    tokio::time::sleep(self.client.config().backoff(attempt)).await;
-                    attempt += 1;
                 }
-                other => return other,
+                done => return done,
             }
         }
     }

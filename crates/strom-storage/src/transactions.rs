@@ -72,22 +72,44 @@ pub fn aborted_in_txn_index(
 ) -> (Vec<AbortedTransaction>, bool) {
     use crate::index::IndexEntry;
     let mut found = Vec::new();
-    for entry in bytes
+    let entries = bytes
         .chunks_exact(AbortedTxnEntry::BYTES)
         .map(AbortedTxnEntry::decode)
-        .filter(|entry| entry.last_offset >= fetch_offset)
-    {
+        .filter(|entry| entry.last_offset >= fetch_offset);
+    let complete = collect_aborted(entries, upper_bound_offset, &mut found);
+    (
+        found.into_iter().map(AbortedTransaction::from).collect(),
+        complete,
+    )
+}
+
+/// One segment's step of the aborted-transaction search, shared by the local log and the
+/// remote tier's index copies: keeps the `entries` (those with last offset >= the fetch
+/// offset, in marker order) that start below `upper_bound_offset`, and stops, as Kafka
+/// does, at the first whose last stable offset reaches it. True when stopped there.
+fn collect_aborted(
+    entries: impl IntoIterator<Item = AbortedTxnEntry>,
+    upper_bound_offset: i64,
+    found: &mut Vec<AbortedTxnEntry>,
+) -> bool {
+    for entry in entries {
         if entry.first_offset < upper_bound_offset {
-            found.push(AbortedTransaction {
-                producer_id: entry.producer_id,
-                first_offset: entry.first_offset,
-            });
+            found.push(entry);
         }
         if entry.last_stable_offset >= upper_bound_offset {
-            return (found, true);
+            return true;
         }
     }
-    (found, false)
+    false
+}
+
+impl From<AbortedTxnEntry> for AbortedTransaction {
+    fn from(entry: AbortedTxnEntry) -> Self {
+        AbortedTransaction {
+            producer_id: entry.producer_id,
+            first_offset: entry.first_offset,
+        }
+    }
 }
 
 /// A transaction not yet ended by a marker in this partition.
@@ -352,10 +374,7 @@ impl PartitionLog {
         let mut found: Vec<AbortedTransaction> = self
             .aborted_entries(fetch_offset, upper_bound_offset)?
             .into_iter()
-            .map(|entry| AbortedTransaction {
-                producer_id: entry.producer_id,
-                first_offset: entry.first_offset,
-            })
+            .map(AbortedTransaction::from)
             .collect();
         found.sort_by_key(|txn| (txn.first_offset, txn.producer_id));
         Ok(found)
@@ -369,17 +388,15 @@ impl PartitionLog {
         upper_bound_offset: i64,
     ) -> Result<Vec<AbortedTxnEntry>, StorageError> {
         let mut found = Vec::new();
-        'segments: for segment in self.segments_from(fetch_offset) {
-            if !segment.has_aborted() {
-                continue;
-            }
-            for entry in segment.aborted_from(fetch_offset)? {
-                if entry.first_offset < upper_bound_offset {
-                    found.push(entry);
-                }
-                if entry.last_stable_offset >= upper_bound_offset {
-                    break 'segments;
-                }
+        for segment in self.segments_from(fetch_offset) {
+            if segment.has_aborted()
+                && collect_aborted(
+                    segment.aborted_from(fetch_offset)?,
+                    upper_bound_offset,
+                    &mut found,
+                )
+            {
+                break;
             }
         }
         Ok(found)

@@ -435,39 +435,27 @@ impl Tiered {
         if !doomed.is_empty() {
             self.write_manifest(id, manifest.clone()).await?;
         }
-        let mut bytes = 0u64;
-        let mut deleted = 0usize;
-        for segment in manifest
+        let (deleting, kept): (Vec<RemoteSegment>, Vec<RemoteSegment>) = manifest
             .segments
-            .iter()
-            .filter(|segment| segment.state == SegmentState::DeleteSegmentStarted)
-        {
+            .into_iter()
+            .partition(|segment| segment.state == SegmentState::DeleteSegmentStarted);
+        let mut bytes = 0u64;
+        for segment in &deleting {
             self.delete_objects(id, segment).await;
             bytes += segment.size_bytes;
-            deleted += 1;
         }
-        let last_deleted = manifest
-            .segments
-            .iter()
-            .filter(|segment| segment.state == SegmentState::DeleteSegmentStarted)
-            .map(|segment| segment.end_offset)
-            .max();
-        manifest
-            .segments
-            .retain(|segment| segment.state != SegmentState::DeleteSegmentStarted);
-        if let Some(end) = last_deleted {
-            manifest.deleted_below = manifest.deleted_below.max(end + 1);
-        }
+        manifest.segments = kept;
+        let deleted_below = manifest.deleted_below;
         self.write_manifest(id, manifest).await?;
         tracing::info!(
             topic = %id.topic,
             partition = id.partition,
-            segments = deleted,
+            segments = deleting.len(),
             bytes,
-            up_to_offset = ?last_deleted,
+            deleted_below,
             "retention deleted remote segments"
         );
-        Ok((deleted, bytes))
+        Ok((deleting.len(), bytes))
     }
 
     async fn delete_objects(&self, id: &PartitionId, segment: &RemoteSegment) {

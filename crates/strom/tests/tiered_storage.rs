@@ -225,8 +225,9 @@ fn topic_id(conn: &mut Conn, topic: &str) -> uuid::Uuid {
     metadata.topics[0].topic_id
 }
 
-/// Sets one config of `topic` with IncrementalAlterConfigs; panics on an error.
-fn set_topic_config(conn: &mut Conn, topic: &str, key: &str, value: &str) {
+/// Sets one config of `topic` with IncrementalAlterConfigs: the answer's error code and
+/// message.
+fn alter_topic_config(conn: &mut Conn, topic: &str, key: &str, value: &str) -> (i16, String) {
     use kafka_protocol::messages::incremental_alter_configs_request::{
         AlterConfigsResource, AlterableConfig,
     };
@@ -242,11 +243,40 @@ fn set_topic_config(conn: &mut Conn, topic: &str, key: &str, value: &str) {
     ]);
     let response: IncrementalAlterConfigsResponse =
         conn.call(ApiKey::IncrementalAlterConfigs, 1, &request);
-    assert_eq!(
-        response.responses[0].error_code, 0,
-        "{:?}",
-        response.responses[0].error_message
-    );
+    let answer = &response.responses[0];
+    let message = answer.error_message.as_ref().map(|m| m.to_string());
+    (answer.error_code, message.unwrap_or_default())
+}
+
+/// Sets one config of `topic`; panics on an error.
+fn set_topic_config(conn: &mut Conn, topic: &str, key: &str, value: &str) {
+    let (code, message) = alter_topic_config(conn, topic, key, value);
+    assert_eq!(code, 0, "{message}");
+}
+
+/// Creates a one-partition topic with `configs`: the answer's error code and message.
+fn create_topic_answer(conn: &mut Conn, topic: &str, configs: &[(&str, &str)]) -> (i16, String) {
+    use kafka_protocol::protocol::StrBytes;
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(key, value)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(key.to_string()))
+                            .with_value(Some(StrBytes::from_string(value.to_string())))
+                    })
+                    .collect(),
+            )]);
+    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request);
+    let answer = &response.topics[0];
+    let message = answer.error_message.as_ref().map(|m| m.to_string());
+    (answer.error_code, message.unwrap_or_default())
 }
 
 #[test]
@@ -303,37 +333,15 @@ fn given_compacted_topic_when_remote_storage_enabled_should_refuse_with_invalid_
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
     let broker = TestBroker::start(&settings);
     let mut conn = broker.connect();
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic_name("tiered-compacted"))
-            .with_num_partitions(1)
-            .with_replication_factor(-1)
-            .with_configs(
-                [
-                    ("cleanup.policy", "compact"),
-                    ("remote.storage.enable", "true"),
-                ]
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(kafka_protocol::protocol::StrBytes::from_static_str(k))
-                        .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str(v)))
-                })
-                .collect(),
-            )]);
-    let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request);
-    let answer = &response.topics[0];
-    assert_eq!(
-        answer.error_code, INVALID_CONFIG,
-        "{:?}",
-        answer.error_message
+    let (code, message) = create_topic_answer(
+        &mut conn,
+        "tiered-compacted",
+        &[
+            ("cleanup.policy", "compact"),
+            ("remote.storage.enable", "true"),
+        ],
     );
-    let message = answer
-        .error_message
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
+    assert_eq!(code, INVALID_CONFIG, "{message}");
     assert!(
         message.contains("remote.storage.enable") && message.contains("cleanup.policy=compact"),
         "the message names the rule: {message}"
@@ -346,72 +354,24 @@ fn given_compacted_topic_when_remote_storage_enabled_should_refuse_with_invalid_
         1,
         &[("cleanup.policy", "compact")],
     );
-    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default(
-        )
-        .with_resource_type(2)
-        .with_resource_name(kafka_protocol::protocol::StrBytes::from_static_str(
-            "tiered-compacted-later",
-        ))
-        .with_configs(vec![
-            kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(kafka_protocol::protocol::StrBytes::from_static_str(
-                    "remote.storage.enable",
-                ))
-                .with_config_operation(0)
-                .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str(
-                    "true",
-                ))),
-        ]),
-    ]);
-    let response: IncrementalAlterConfigsResponse =
-        conn.call(ApiKey::IncrementalAlterConfigs, 1, &alter);
-    assert_eq!(response.responses[0].error_code, INVALID_CONFIG);
-}
-
-/// Creates (or alters) a topic with `remote.storage.enable=true`: the answer's error code and
-/// message.
-fn enable_remote_storage(conn: &mut Conn, topic: &str, create: bool) -> (i16, String) {
-    use kafka_protocol::messages::incremental_alter_configs_request::{
-        AlterConfigsResource, AlterableConfig,
-    };
-    use kafka_protocol::protocol::StrBytes;
-    let text = |m: &Option<StrBytes>| m.as_ref().map(|m| m.to_string()).unwrap_or_default();
-    if create {
-        let request = CreateTopicsRequest::default()
-            .with_timeout_ms(10_000)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(topic_name(topic))
-                .with_num_partitions(1)
-                .with_replication_factor(-1)
-                .with_configs(vec![CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("remote.storage.enable"))
-                    .with_value(Some(StrBytes::from_static_str("true")))])]);
-        let response: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &request);
-        let answer = &response.topics[0];
-        (answer.error_code, text(&answer.error_message))
-    } else {
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(StrBytes::from_string(topic.to_string()))
-                .with_configs(vec![AlterableConfig::default()
-                    .with_name(StrBytes::from_static_str("remote.storage.enable"))
-                    .with_config_operation(0)
-                    .with_value(Some(StrBytes::from_static_str("true")))]),
-        ]);
-        let response: IncrementalAlterConfigsResponse =
-            conn.call(ApiKey::IncrementalAlterConfigs, 1, &request);
-        let answer = &response.responses[0];
-        (answer.error_code, text(&answer.error_message))
-    }
+    let (code, message) = alter_topic_config(
+        &mut conn,
+        "tiered-compacted-later",
+        "remote.storage.enable",
+        "true",
+    );
+    assert_eq!(code, INVALID_CONFIG, "{message}");
 }
 
 #[test]
 fn given_tiering_off_when_a_topic_enables_remote_storage_should_refuse_with_invalid_config() {
     let broker = TestBroker::start(&[]);
     let mut conn = broker.connect();
-    let (code, message) = enable_remote_storage(&mut conn, "tiering-off", true);
+    let (code, message) = create_topic_answer(
+        &mut conn,
+        "tiering-off",
+        &[("remote.storage.enable", "true")],
+    );
     assert_eq!(code, INVALID_CONFIG, "{message}");
     assert!(
         message.contains("remote.log.storage.system.enable=true"),
@@ -434,9 +394,14 @@ fn given_tiering_off_when_a_topic_enables_remote_storage_should_refuse_with_inva
         "the refused topic was created: {names:?}"
     );
 
-    // An existing topic cannot be switched to tiered storage either, and stays as it was.
+    // An existing topic cannot be switched to tiered storage either.
     create_topic(&mut conn, "tiering-off-later", 1, &[]);
-    let (code, message) = enable_remote_storage(&mut conn, "tiering-off-later", false);
+    let (code, message) = alter_topic_config(
+        &mut conn,
+        "tiering-off-later",
+        "remote.storage.enable",
+        "true",
+    );
     assert_eq!(code, INVALID_CONFIG, "{message}");
     assert!(
         message.contains("remote.log.storage.system.enable=true"),
