@@ -32,6 +32,7 @@ pub mod clock;
 pub mod group;
 pub mod log;
 pub mod memory_log;
+mod shards;
 pub mod txn;
 
 /// The internal-topic partition of a group id or transactional id: Java's

@@ -74,6 +74,12 @@ struct Shard {
     state: Arc<Mutex<Coordinator>>,
 }
 
+impl crate::shards::Epoch for Shard {
+    fn epoch(&self) -> i32 {
+        self.epoch
+    }
+}
+
 /// The locked state of one shard, with the partition its records go to. Writes made
 /// through it ([`persist`]) are appended while the lock is held, so log order and memory
 /// order agree; await their [`Pending`] after dropping it.
@@ -190,53 +196,27 @@ impl GroupCoordinator {
 
     /// Creates `__consumer_offsets` unless this coordinator saw it already.
     async fn ensure_topic(&self) -> Result<(), ErrorCode> {
-        if self.is_loaded() || self.log.partition_count(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let Ok(_guard) = self.create_lock.try_lock() else {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        };
-        self.log
-            .ensure_created(self.config.offsets_topic.clone())
-            .await
-            .map_err(|error| {
-                warn!(%error, "group coordinator cannot create its topic");
-                ErrorCode::CoordinatorNotAvailable
-            })
+        crate::shards::ensure_topic(
+            self.log.as_ref(),
+            &self.create_lock,
+            self.is_loaded(),
+            OFFSETS_TOPIC,
+            &self.config.offsets_topic,
+        )
+        .await
     }
 
     /// Drops the shards of partitions not led any more, or led in another epoch (those
     /// are replayed again). Other shards are not touched.
     fn drop_stale(&self, led: &[(i32, i32)]) {
-        let stale = |index: &i32, epoch: i32| !led.contains(&(*index, epoch));
-        if !self
-            .shards
-            .read()
-            .iter()
-            .any(|(i, shard)| stale(i, shard.epoch))
-        {
-            return;
-        }
-        let mut shards = self.shards.write();
-        let before = shards.len();
-        let mut dropped = Vec::new();
-        shards.retain(|index, shard| {
-            let keep = led.contains(&(*index, shard.epoch));
-            if !keep {
-                dropped.push(*index);
-            }
-            keep
-        });
-        if shards.len() != before {
+        let dropped = crate::shards::drop_stale(&self.shards, led);
+        if !dropped.is_empty() {
             info!(partitions = ?dropped, "group coordinator gave up offsets partitions led elsewhere or in an older epoch");
         }
     }
 
     fn is_current(&self, index: i32, epoch: i32) -> bool {
-        self.shards
-            .read()
-            .get(&index)
-            .is_some_and(|shard| shard.epoch == epoch)
+        crate::shards::is_current(&self.shards, index, epoch)
     }
 
     /// Replays partition `index` into a new shard (leader epoch `epoch`; not installed if

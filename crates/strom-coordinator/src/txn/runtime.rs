@@ -106,6 +106,12 @@ pub(super) struct TxnShard {
     pub(super) state: Arc<Mutex<TxnStateMachine>>,
 }
 
+impl crate::shards::Epoch for TxnShard {
+    fn epoch(&self) -> i32 {
+        self.epoch
+    }
+}
+
 /// Removes a partition from the loading set when its load ends or is abandoned.
 pub(super) struct Loading<'a>(pub(super) &'a Mutex<HashSet<i32>>, pub(super) i32);
 

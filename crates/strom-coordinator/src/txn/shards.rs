@@ -20,46 +20,26 @@ const LOAD_ROUNDS_MAX: usize = 3;
 
 impl TransactionCoordinator {
     pub(super) fn is_current(&self, index: i32, epoch: i32) -> bool {
-        self.shards
-            .read()
-            .get(&index)
-            .is_some_and(|shard| shard.epoch == epoch)
+        crate::shards::is_current(&self.shards, index, epoch)
     }
 
     /// Creates `__transaction_state` unless it exists; the group coordinator is loaded
     /// first (transactional offset commits settle against its state).
     async fn ensure_topic(&self) -> Result<(), ErrorCode> {
         self.groups.ensure_loaded().await?;
-        if self.is_loaded() || self.log.partition_count(TRANSACTION_STATE_TOPIC).is_some() {
-            return Ok(());
-        }
-        let Ok(_guard) = self.create_lock.try_lock() else {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        };
-        self.log
-            .ensure_created(self.config.state_topic.clone())
-            .await
-            .map_err(|error| {
-                warn!(%error, "transaction coordinator cannot create its topic");
-                ErrorCode::CoordinatorNotAvailable
-            })
+        crate::shards::ensure_topic(
+            self.log.as_ref(),
+            &self.create_lock,
+            self.is_loaded(),
+            TRANSACTION_STATE_TOPIC,
+            &self.config.state_topic,
+        )
+        .await
     }
 
     /// Drops the shards of partitions not led any more, or led in another epoch.
     fn drop_stale(&self, led: &[(i32, i32)]) {
-        let stale = |index: &i32, epoch: i32| !led.contains(&(*index, epoch));
-        if !self
-            .shards
-            .read()
-            .iter()
-            .any(|(i, shard)| stale(i, shard.epoch))
-        {
-            return;
-        }
-        let mut shards = self.shards.write();
-        let before = shards.len();
-        shards.retain(|index, shard| led.contains(&(*index, shard.epoch)));
-        if shards.len() != before {
+        if !crate::shards::drop_stale(&self.shards, led).is_empty() {
             info!("transaction coordinator gave up state partitions led elsewhere or in an older epoch");
         }
     }
