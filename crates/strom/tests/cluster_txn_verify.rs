@@ -9,7 +9,7 @@ mod cluster_support;
 
 use std::time::{Duration, Instant};
 
-use broker_support::{produce_request, topic_name, Conn};
+use broker_support::{list_offset, produce_request, topic_name, Conn};
 use bytes::Bytes;
 use cluster_support::*;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -125,16 +125,9 @@ fn last_stable_offset(conn: &mut Conn, topic: &str, partition: i32) -> i64 {
     response.topics[0].partitions[0].offset
 }
 
+/// The partition's log end offset as a read_uncommitted consumer sees it (ListOffsets -1).
 fn log_end_offset(conn: &mut Conn, topic: &str, partition: i32) -> i64 {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(-1)])]);
-    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &request);
-    response.topics[0].partitions[0].offset
+    list_offset(conn, topic, partition, -1).1
 }
 
 #[test]
