@@ -401,3 +401,45 @@ async fn remote_aborted(
     aborted.dedup();
     Ok(aborted)
 }
+
+/// Remote answers to ListOffsets by timestamp, by (topic id, partition, timestamp): the
+/// first remote record at or after the timestamp (`Ok(None)`: none remote, the local log
+/// answers), or why the remote tier could not say.
+pub type RemoteTimestampLookups =
+    HashMap<(Uuid, i32, i64), Result<Option<strom_storage::TimestampOffset>, String>>;
+
+/// For ListOffsets: looks each wanted (topic id, partition, timestamp >= 0) of a tiered
+/// topic up in the remote tier first, as Kafka does, since a tiered partition's oldest
+/// records may be remote only. Runs before the answers are built, holding no partition lock
+/// while the object store answers.
+pub async fn remote_offsets_for_times(
+    broker: &Broker,
+    image: &MetadataImage,
+    wanted: Vec<(Uuid, i32, i64)>,
+) -> RemoteTimestampLookups {
+    let mut found = RemoteTimestampLookups::new();
+    let Some(tiered) = active(broker) else {
+        return found;
+    };
+    for (topic_id, index, timestamp) in wanted {
+        let Some(partition) = broker.partitions.get(topic_id, index) else {
+            continue;
+        };
+        if !is_tiered(broker, image, &partition.topic) || !partition.is_leader() {
+            continue;
+        }
+        let id = partition_id(&partition);
+        let answer = match tiered.manifest(&id).await {
+            Ok(manifest) => match manifest.log_start_offset() {
+                Some(start) => tiered
+                    .offset_for_timestamp(&id, timestamp, start)
+                    .await
+                    .map_err(|error| error.to_string()),
+                None => continue,
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        found.insert((topic_id, index, timestamp), answer);
+    }
+    found
+}

@@ -151,6 +151,7 @@ pub use error::{
 };
 pub use log::PartitionLog;
 pub use open_files::{open_files_count, open_files_max, raise_fd_soft_limit, set_open_files_max};
+pub use read::first_record_in_batch;
 pub use tiering::SealedSegment;
 pub use transactions::{
     aborted_in_txn_index, AbortedTransaction, ControlMarker, OngoingTransaction,

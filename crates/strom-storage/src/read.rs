@@ -129,13 +129,22 @@ fn first_record_matching(
     matches: impl Fn(i64, i64) -> bool,
 ) -> Result<Option<TimestampOffset>, StorageError> {
     let bytes = segment.read_batch(position, header)?;
-    let decode_error = |source| StorageError::Decode {
+    first_record_in_batch(&bytes, matches).map_err(|source| StorageError::Decode {
         path: segment.log_path().to_path_buf(),
         position_bytes: position,
         source,
-    };
-    let view = BatchView::parse(&bytes).map_err(|e| decode_error(e.into()))?;
-    let records = decode_batch(&view).map_err(decode_error)?;
+    })
+}
+
+/// The first record of the whole batch `bytes` whose (offset, timestamp) `matches`, as
+/// ListOffsets answers it: the local log's lookups and the remote tier's copies of its
+/// segments both end here.
+pub fn first_record_in_batch(
+    bytes: &[u8],
+    matches: impl Fn(i64, i64) -> bool,
+) -> Result<Option<TimestampOffset>, strom_protocol::record::RecordError> {
+    let view = BatchView::parse(bytes)?;
+    let records = decode_batch(&view)?;
     Ok(records
         .iter()
         .find(|r| matches(r.offset, r.timestamp_ms))

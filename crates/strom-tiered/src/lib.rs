@@ -5,7 +5,8 @@
 //! log metadata of each partition (which segments are remote, their offsets, leader
 //! epochs and copy state), deleting remote segments by total retention
 //! ([`Tiered::enforce_retention`]), reading records back from the bucket through a bounded
-//! on-disk chunk cache, and the counters that describe it.
+//! on-disk chunk cache, finding a record by timestamp there
+//! ([`Tiered::offset_for_timestamp`]), and the counters that describe it.
 //!
 //! **Must not**: know about requests, the broker or replication. The broker decides which
 //! partitions it leads and which topics have `remote.storage.enable=true`, calls
@@ -505,22 +506,17 @@ impl Tiered {
                 position,
                 reason,
             };
-            if header.len() < 27 {
+            let Some(fields) = header_fields(&header) else {
                 return Err(corrupt("batch header cut short"));
-            }
-            let base = i64::from_be_bytes(header[0..8].try_into().map_err(|_| corrupt("base"))?);
-            let length =
-                i32::from_be_bytes(header[8..12].try_into().map_err(|_| corrupt("length"))?);
-            let last_delta =
-                i32::from_be_bytes(header[23..27].try_into().map_err(|_| corrupt("delta"))?);
-            if length < 49 {
+            };
+            if fields.length < 49 {
                 return Err(corrupt("batch length below the v2 header"));
             }
-            let batch_bytes = 12 + length as u64;
+            let batch_bytes = 12 + fields.length as u64;
             if position + batch_bytes > segment.size_bytes {
                 return Err(corrupt("batch runs past the segment end"));
             }
-            if base + i64::from(last_delta) < offset {
+            if fields.last_offset < offset {
                 position += batch_bytes;
                 continue;
             }
@@ -565,27 +561,7 @@ impl Tiered {
         segments.sort_by_key(|segment| segment.base_offset);
         let mut found = Vec::new();
         for segment in segments {
-            let cache_key = format!("{}.txnindex", segment.segment_id);
-            let cached = self.indexes.lock().get(&cache_key).cloned();
-            let index = match cached {
-                Some(index) => index,
-                None => {
-                    let key =
-                        self.object_key(id, segment.base_offset, &segment.segment_id, "txnindex");
-                    let index = match self.s3.get(&key, None).await {
-                        Ok(index) => index,
-                        // An empty file may not be stored as an object by every server.
-                        Err(TieredError::Status { status: 404, .. }) => Bytes::new(),
-                        Err(error) => return Err(error),
-                    };
-                    let mut indexes = self.indexes.lock();
-                    if indexes.len() >= INDEXES_CACHED {
-                        indexes.clear();
-                    }
-                    indexes.insert(cache_key, index.clone());
-                    index
-                }
-            };
+            let index = self.index_object(id, segment, "txnindex").await?;
             let (aborted, complete) =
                 strom_storage::aborted_in_txn_index(&index, fetch_offset, upper_bound_offset);
             found.extend(aborted);
@@ -596,6 +572,109 @@ impl Tiered {
         Ok((found, false))
     }
 
+    /// One of a remote segment's index objects (`index`, `timeindex`, `txnindex`), from
+    /// memory or the bucket. An empty file may not be stored as an object by every server,
+    /// so a missing one reads as empty.
+    async fn index_object(
+        &self,
+        id: &PartitionId,
+        segment: &RemoteSegment,
+        suffix: &str,
+    ) -> Result<Bytes, TieredError> {
+        let cache_key = format!("{}.{suffix}", segment.segment_id);
+        if let Some(index) = self.indexes.lock().get(&cache_key).cloned() {
+            return Ok(index);
+        }
+        let key = self.object_key(id, segment.base_offset, &segment.segment_id, suffix);
+        let index = match self.s3.get(&key, None).await {
+            Ok(index) => index,
+            Err(TieredError::Status { status: 404, .. }) => Bytes::new(),
+            Err(error) => return Err(error),
+        };
+        let mut indexes = self.indexes.lock();
+        if indexes.len() >= INDEXES_CACHED {
+            indexes.clear();
+        }
+        indexes.insert(cache_key, index.clone());
+        Ok(index)
+    }
+
+    /// ListOffsets by timestamp on the remote tier: the first record at or after
+    /// `from_offset` whose timestamp is at least `timestamp_ms`, searched in the finished
+    /// segments oldest first, skipping those whose newest record is older. Each segment's
+    /// time index gives where to start scanning, then batch headers are read (through the
+    /// chunk cache) until one reaches the timestamp, and only that batch is decoded.
+    /// `None` when no remote record qualifies (the local log may hold one).
+    pub async fn offset_for_timestamp(
+        self: &Arc<Self>,
+        id: &PartitionId,
+        timestamp_ms: i64,
+        from_offset: i64,
+    ) -> Result<Option<strom_storage::TimestampOffset>, TieredError> {
+        let manifest = self.manifest(id).await?;
+        let mut segments: Vec<&RemoteSegment> = manifest
+            .segments
+            .iter()
+            .filter(|segment| {
+                segment.state == SegmentState::CopySegmentFinished
+                    && segment.end_offset >= from_offset
+                    && segment.max_timestamp_ms >= timestamp_ms
+            })
+            .collect();
+        segments.sort_by_key(|segment| segment.base_offset);
+        for segment in segments {
+            let time_index = self.index_object(id, segment, "timeindex").await?;
+            // The last entry at or below the timestamp: every record before its batch is
+            // older (the local time index's rule); none such, the segment's start.
+            let mut start = segment.base_offset;
+            for entry in time_index.chunks_exact(12) {
+                let mut timestamp = [0u8; 8];
+                timestamp.copy_from_slice(&entry[..8]);
+                if i64::from_be_bytes(timestamp) > timestamp_ms {
+                    break;
+                }
+                let relative = u32::from_be_bytes([entry[8], entry[9], entry[10], entry[11]]);
+                start = segment.base_offset + i64::from(relative);
+            }
+            let start = start.max(from_offset);
+            let mut position = self.index_position(id, segment, start).await?;
+            let mut reader = ChunkReader {
+                tiered: self,
+                id,
+                segment,
+                chunks: HashMap::new(),
+            };
+            while position + 12 <= segment.size_bytes {
+                let corrupt = |reason| TieredError::CorruptSegment {
+                    segment_id: segment.segment_id.clone(),
+                    position,
+                    reason,
+                };
+                let header_length = BATCH_HEADER_BYTES.min(segment.size_bytes - position);
+                let header = reader.read(position, header_length).await?;
+                let Some(fields) = header_fields(&header) else {
+                    return Err(corrupt("batch header cut short"));
+                };
+                let batch_bytes = 12 + fields.length as u64;
+                if fields.length < 49 || position + batch_bytes > segment.size_bytes {
+                    return Err(corrupt("batch length outside the segment"));
+                }
+                if fields.last_offset >= start && fields.max_timestamp_ms >= timestamp_ms {
+                    let batch = reader.read(position, batch_bytes).await?;
+                    let found = strom_storage::first_record_in_batch(&batch, |offset, at| {
+                        offset >= start && at >= timestamp_ms
+                    })
+                    .map_err(|_| corrupt("batch does not decode"))?;
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                position += batch_bytes;
+            }
+        }
+        Ok(None)
+    }
+
     /// File position to scan from for `offset`: that of the last indexed batch ending
     /// before it (the batch holding it starts at or after), else the segment start.
     async fn index_position(
@@ -604,20 +683,7 @@ impl Tiered {
         segment: &RemoteSegment,
         offset: i64,
     ) -> Result<u64, TieredError> {
-        let cached = self.indexes.lock().get(&segment.segment_id).cloned();
-        let index = match cached {
-            Some(index) => index,
-            None => {
-                let key = self.object_key(id, segment.base_offset, &segment.segment_id, "index");
-                let index = self.s3.get(&key, None).await?;
-                let mut indexes = self.indexes.lock();
-                if indexes.len() >= INDEXES_CACHED {
-                    indexes.clear();
-                }
-                indexes.insert(segment.segment_id.clone(), index.clone());
-                index
-            }
-        };
+        let index = self.index_object(id, segment, "index").await?;
         let mut position = 0u64;
         for entry in index.chunks_exact(8) {
             let relative = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]);
@@ -692,6 +758,26 @@ impl Tiered {
 }
 
 /// Reads byte ranges of one remote segment through its chunks, each fetched once per read.
+/// The fields of a v2 batch header a remote scan needs.
+struct HeaderFields {
+    /// The batch's length field: its bytes after the first 12.
+    length: i32,
+    last_offset: i64,
+    max_timestamp_ms: i64,
+}
+
+/// Reads [`HeaderFields`] from the first bytes of a batch; `None` when they are cut short.
+fn header_fields(header: &[u8]) -> Option<HeaderFields> {
+    let long = |at: usize| Some(i64::from_be_bytes(header.get(at..at + 8)?.try_into().ok()?));
+    let int = |at: usize| Some(i32::from_be_bytes(header.get(at..at + 4)?.try_into().ok()?));
+    let base_offset = long(0)?;
+    Some(HeaderFields {
+        length: int(8)?,
+        last_offset: base_offset + i64::from(int(23)?),
+        max_timestamp_ms: long(35)?,
+    })
+}
+
 struct ChunkReader<'a> {
     tiered: &'a Arc<Tiered>,
     id: &'a PartitionId,

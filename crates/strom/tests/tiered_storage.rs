@@ -1,8 +1,8 @@
 //! Tiered storage (issue 22) against a real S3 server (SeaweedFS), with the real broker:
 //! closed segments copied to the bucket, local copies deleted by local retention, old
 //! offsets read back through the chunk cache; total retention deleting remote objects; the
-//! object store down then back; a compacted topic, or a broker with tiered storage off,
-//! refusing `remote.storage.enable`.
+//! object store down then back; ListOffsets by timestamp on remote-only segments; a
+//! compacted topic, or a broker with tiered storage off, refusing `remote.storage.enable`.
 
 mod broker_support;
 mod tiered_support;
@@ -207,6 +207,65 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
     assert_eq!(
         decoded_from(&rest, earliest),
         expected_values()[earliest as usize..]
+    );
+}
+
+/// ListOffsets by timestamp finds records whose segments are only in the bucket (Kafka
+/// searches the remote tier first): each batch is stamped a second after the previous one,
+/// and the lookups land inside a batch, between two batches, before everything, after
+/// everything, and in the local part.
+#[test]
+fn given_segments_only_in_the_bucket_when_offsets_for_times_should_find_records_there() {
+    const T0: i64 = 1_700_000_000_000;
+    let stamp = |batch_index: usize, record: usize| T0 + batch_index as i64 * 1000 + record as i64;
+    let seaweed = Seaweed::start();
+    let bucket = "strom-tiered-times";
+    let settings = seaweed.broker_settings(bucket);
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = TestBroker::start(&settings);
+    let mut conn = broker.connect();
+    let topic = "tiered-times";
+    create_topic(&mut conn, topic, 1, &tiered_topic_configs());
+    for batch_index in 0..BATCHES {
+        let prefix = format!("b{batch_index:04}-{}", "x".repeat(1000));
+        let records = batch(&prefix, RECORDS_PER_BATCH, stamp(batch_index, 0));
+        let (error, _) = produce(&mut conn, topic, 0, records);
+        assert_eq!(error, 0, "produce batch {batch_index}");
+    }
+    let per_batch = RECORDS_PER_BATCH as i64;
+    wait_until(&broker, "local retention after the copies", || {
+        let (_, local_start, _) = list_offset(&mut conn, topic, 0, EARLIEST_LOCAL);
+        local_start > 10 * per_batch
+    });
+    let (_, local_start, _) = list_offset(&mut conn, topic, 0, EARLIEST_LOCAL);
+
+    // (timestamp asked, offset and timestamp expected)
+    let cases = [
+        (stamp(7, 5), 7 * per_batch + 5, stamp(7, 5)),
+        (stamp(7, 50), 8 * per_batch, stamp(8, 0)),
+        (T0 - 60_000, 0, T0),
+        (
+            stamp(2, RECORDS_PER_BATCH - 1),
+            3 * per_batch - 1,
+            stamp(2, RECORDS_PER_BATCH - 1),
+        ),
+        (
+            stamp(BATCHES - 1, 3),
+            (BATCHES as i64 - 1) * per_batch + 3,
+            stamp(BATCHES - 1, 3),
+        ),
+    ];
+    for (asked, offset, timestamp) in cases {
+        assert_eq!(
+            list_offset(&mut conn, topic, 0, asked),
+            (0, offset, timestamp),
+            "offset for time {asked} (local log starts at {local_start})"
+        );
+    }
+    assert_eq!(
+        list_offset(&mut conn, topic, 0, stamp(BATCHES, 0)),
+        (0, -1, -1),
+        "a time after every record"
     );
 }
 

@@ -36,12 +36,31 @@ fn answer(
         .with_leader_epoch(epoch)
 }
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
     let image = broker.image();
+    // Timestamps on tiered topics are looked up in the remote tier first, before any
+    // partition lock is taken.
+    let wanted_remote = request
+        .topics
+        .iter()
+        .filter_map(|wanted| Some((image.topic(wanted.name.0.as_str())?, wanted)))
+        .flat_map(|(topic, wanted)| {
+            wanted
+                .partitions
+                .iter()
+                .filter(|p| p.timestamp >= 0)
+                .map(move |p| (topic.topic_id, p.partition_index, p.timestamp))
+        })
+        .collect::<Vec<_>>();
+    let remote = if wanted_remote.is_empty() {
+        crate::tiering::RemoteTimestampLookups::new()
+    } else {
+        crate::tiering::remote_offsets_for_times(broker, &image, wanted_remote).await
+    };
     let read_committed = version >= 2 && request.isolation_level == 1;
     let topics = request
         .topics
@@ -125,11 +144,22 @@ pub fn handle(
                                 answer(index, ErrorCode::KafkaStorageError.code(), -1, -1, -1)
                             }
                         },
-                        timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
+                        timestamp if timestamp >= 0 => match remote
+                            .get(&(partition.topic_id, index, timestamp))
+                            .cloned()
+                            .unwrap_or(Ok(None))
+                        {
                             Ok(Some(found)) => visible(found),
-                            Ok(None) => answer(index, NO_ERROR, -1, -1, -1),
+                            Ok(None) => match log.offset_for_timestamp(timestamp) {
+                                Ok(Some(found)) => visible(found),
+                                Ok(None) => answer(index, NO_ERROR, -1, -1, -1),
+                                Err(error) => {
+                                    warn!(%error, "timestamp lookup failed");
+                                    answer(index, ErrorCode::KafkaStorageError.code(), -1, -1, -1)
+                                }
+                            },
                             Err(error) => {
-                                warn!(%error, "timestamp lookup failed");
+                                warn!(topic = %partition.topic, partition = index, %error, "remote timestamp lookup failed");
                                 answer(index, ErrorCode::KafkaStorageError.code(), -1, -1, -1)
                             }
                         },

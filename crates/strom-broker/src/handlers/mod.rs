@@ -408,7 +408,7 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
         ApiKey::ListOffsets => {
             let mut request = decode!(ListOffsetsRequest);
             let denied = authz::list_offsets(&check, &mut request);
-            let mut response = list_offsets::handle(broker, request, version);
+            let mut response = list_offsets::handle(broker, request, version).await;
             response.topics.extend(denied);
             answer!(response)
         }
