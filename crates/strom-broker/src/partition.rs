@@ -247,6 +247,113 @@ pub enum PartitionError {
     },
 }
 
+/// A partition of the image that this broker hosts and has not opened yet.
+struct ToOpen {
+    topic: String,
+    topic_id: Uuid,
+    index: i32,
+    state: strom_controller::PartitionState,
+    log_config: LogConfig,
+}
+
+/// Runs `open` over `items` on up to `threads` scoped threads (the caller's thread is one of
+/// them), results in no particular order. Opening a log is mostly fsyncs of small files, so
+/// it waits on the disk, not the CPU: a restarted broker with thousands of replicas opens
+/// them several at a time, as Kafka's `num.recovery.threads.per.data.dir` does.
+fn open_in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    open: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.into_iter().map(open).collect();
+    }
+    let queue = Mutex::new(items);
+    let next = || queue.lock().pop();
+    let work = || {
+        let mut done = Vec::new();
+        while let Some(item) = next() {
+            done.push(open(item));
+        }
+        done
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut results = work();
+        for helper in helpers {
+            match helper.join() {
+                Ok(done) => results.extend(done),
+                // A panic while opening stays a panic, as it was when opened one by one.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    })
+}
+
+/// Opens (creating if new) one partition's log directory and sets its role from the image.
+fn open_partition(
+    config: &BrokerConfig,
+    item: ToOpen,
+    now_ms: i64,
+) -> Result<Partition, PartitionError> {
+    let ToOpen {
+        topic,
+        topic_id,
+        index,
+        state,
+        log_config,
+    } = item;
+    let dir = partition_dir(&config.log_dirs, &topic, index);
+    let found = if dir.exists() {
+        read_topic_id(&dir)
+    } else {
+        None
+    };
+    if dir.exists() && found != Some(topic_id) {
+        warn!(dir = %dir.display(), "removing partition directory of a deleted topic with the same name");
+        if let Err(error) = std::fs::remove_dir_all(&dir) {
+            warn!(dir = %dir.display(), %error, "cannot remove stale partition directory");
+        }
+    }
+    let open_error = |source: Box<dyn std::error::Error + Send + Sync>| PartitionError::Open {
+        topic: topic.clone(),
+        index,
+        dir: dir.clone(),
+        source,
+    };
+    // A directory that already names this topic id keeps its file: rewriting it would cost
+    // an fsync per partition on every start.
+    if found != Some(topic_id) {
+        write_topic_id(&dir, topic_id).map_err(|e| open_error(e.into()))?;
+    }
+    let log = PartitionLog::open(&dir, log_config, now_ms).map_err(|e| open_error(e.into()))?;
+    info!(%topic, partition = index, log_end_offset = log.log_end_offset(), "partition opened");
+    let log_end = log.log_end_offset();
+    // A single replica is its own ISR: everything it has is committed. Otherwise the high
+    // watermark is learned again from the replicas (Kafka checkpoints it; starting low only
+    // delays consumers until the followers' first fetches).
+    let high_watermark = if state.replicas.len() == 1 {
+        log_end
+    } else {
+        log.log_start_offset()
+    };
+    let partition = Partition {
+        topic,
+        topic_id,
+        index,
+        log: Mutex::new(log),
+        role: Mutex::new(ReplicaRole::Follower { leader: -1 }),
+        leader_epoch: AtomicI32::new(-1),
+        partition_epoch: AtomicI32::new(-1),
+        high_watermark: AtomicI64::new(high_watermark),
+        needs_truncation: AtomicBool::new(false),
+    };
+    partition.apply_image_state(config.node_id, &state, log_end, now_ms);
+    Ok(partition)
+}
+
 impl PartitionRegistry {
     pub fn get(&self, topic_id: Uuid, index: i32) -> Option<Arc<Partition>> {
         self.partitions.read().get(&(topic_id, index)).cloned()
@@ -295,6 +402,7 @@ impl PartitionRegistry {
         for partition in removed {
             self.delete_partition(config, partition);
         }
+        let mut to_open = Vec::new();
         for ((topic_id, index), (topic, state, log_config)) in wanted {
             if let Some(existing) = self.get(topic_id, index) {
                 let mut log = existing.log.lock();
@@ -303,48 +411,27 @@ impl PartitionRegistry {
                 existing.apply_image_state(config.node_id, &state, log_end, now_ms);
                 continue;
             }
-            let dir = partition_dir(&config.log_dirs, &topic, index);
-            if dir.exists() && read_topic_id(&dir) != Some(topic_id) {
-                warn!(dir = %dir.display(), "removing partition directory of a deleted topic with the same name");
-                if let Err(error) = std::fs::remove_dir_all(&dir) {
-                    warn!(dir = %dir.display(), %error, "cannot remove stale partition directory");
-                }
-            }
-            let open_error =
-                |source: Box<dyn std::error::Error + Send + Sync>| PartitionError::Open {
-                    topic: topic.clone(),
-                    index,
-                    dir: dir.clone(),
-                    source,
-                };
-            write_topic_id(&dir, topic_id).map_err(|e| open_error(e.into()))?;
-            let log =
-                PartitionLog::open(&dir, log_config, now_ms).map_err(|e| open_error(e.into()))?;
-            info!(%topic, partition = index, log_end_offset = log.log_end_offset(), "partition opened");
-            let log_end = log.log_end_offset();
-            // A single replica is its own ISR: everything it has is committed. Otherwise
-            // the high watermark is learned again from the replicas (Kafka checkpoints it;
-            // starting low only delays consumers until the followers' first fetches).
-            let high_watermark = if state.replicas.len() == 1 {
-                log_end
-            } else {
-                log.log_start_offset()
-            };
-            let partition = Partition {
-                topic: topic.clone(),
+            to_open.push(ToOpen {
+                topic,
                 topic_id,
                 index,
-                log: Mutex::new(log),
-                role: Mutex::new(ReplicaRole::Follower { leader: -1 }),
-                leader_epoch: AtomicI32::new(-1),
-                partition_epoch: AtomicI32::new(-1),
-                high_watermark: AtomicI64::new(high_watermark),
-                needs_truncation: AtomicBool::new(false),
-            };
-            partition.apply_image_state(config.node_id, &state, log_end, now_ms);
+                state,
+                log_config,
+            });
+        }
+        // Each partition is listed as soon as it is open, so its replica fetcher and its
+        // clients need not wait for the thousands opened with it.
+        let opened = open_in_parallel(to_open, defaults.recovery_threads, |item| {
+            let partition = open_partition(config, item, now_ms)?;
             self.partitions
                 .write()
-                .insert((topic_id, index), Arc::new(partition));
+                .insert((partition.topic_id, partition.index), Arc::new(partition));
+            Ok(())
+        });
+        // The others stay open; the next image retries the ones that failed.
+        let first_error = opened.into_iter().find_map(Result::err);
+        if let Some(error) = first_error {
+            return Err(error);
         }
         // A Raft image may lag the cluster (a restarted node learns the commit point from
         // the leader): a directory absent from it may belong to a topic it has not caught
@@ -471,5 +558,62 @@ mod tests {
             12,
             "a late answer from the old leader"
         );
+    }
+
+    /// Every item is opened once, whatever the thread count, including more threads than
+    /// items and none at all.
+    #[test]
+    fn given_items_when_opened_in_parallel_should_open_each_exactly_once() {
+        for threads in [0, 1, 2, 8, 100] {
+            let seen = Mutex::new(Vec::new());
+            let results = open_in_parallel((0..37).collect(), threads, |item: i32| {
+                seen.lock().push(item);
+                item * 2
+            });
+            let mut seen = seen.into_inner();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..37).collect::<Vec<_>>(), "threads = {threads}");
+            let mut results = results;
+            results.sort_unstable();
+            assert_eq!(results, (0..37).map(|i| i * 2).collect::<Vec<_>>());
+        }
+    }
+
+    /// A restart opens a partition whose directory already names its topic id without
+    /// rewriting `partition.metadata` (an fsync per partition per start); a directory left by
+    /// another topic of the same name is replaced.
+    #[test]
+    fn given_directory_of_same_topic_id_when_reopened_should_keep_its_metadata_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = crate::config::RawConfig::new();
+        raw.set("log.dirs", dir.path().to_str().unwrap()).unwrap();
+        let config = BrokerConfig::from_raw(raw).unwrap();
+        let topic_id = Uuid::from_u128(7);
+        let item = |topic_id| ToOpen {
+            topic: "t".into(),
+            topic_id,
+            index: 0,
+            state: state(1, 0),
+            log_config: LogConfig::default(),
+        };
+        let metadata = partition_dir(&config.log_dirs, "t", 0).join(PARTITION_METADATA_FILE);
+
+        let first = open_partition(&config, item(topic_id), 0).unwrap();
+        first.log.into_inner().close().unwrap();
+        let inode = std::fs::metadata(&metadata).unwrap().ino();
+        let again = open_partition(&config, item(topic_id), 0).unwrap();
+        assert_eq!(read_topic_id(metadata.parent().unwrap()), Some(topic_id));
+        assert_eq!(
+            std::fs::metadata(&metadata).unwrap().ino(),
+            inode,
+            "partition.metadata was rewritten"
+        );
+        again.log.into_inner().close().unwrap();
+
+        let other = Uuid::from_u128(8);
+        let replaced = open_partition(&config, item(other), 0).unwrap();
+        assert_eq!(read_topic_id(metadata.parent().unwrap()), Some(other));
+        assert_eq!(replaced.topic_id, other);
     }
 }

@@ -71,6 +71,7 @@ pub const BROKER_CONFIG_KEYS: &[ConfigKey] = &[
     key("connections.max.reauth.ms", "0", ConfigType::Long, "SASL sessions last this long (KIP-368): clients re-authenticate before it ends, or their next request closes the connection. 0 = sessions never expire."),
     key("connections.max.idle.ms", "600000", ConfigType::Long, "Close a connection idle for this long."),
     key("fetch.max.bytes", "57671680", ConfigType::Int, "Most bytes in one fetch response, whatever the client asks for."),
+    key("num.recovery.threads.per.data.dir", "2", ConfigType::Int, "Threads that open (and, after a crash, recover) partition logs at start-up and when many partitions arrive at once. Opening is mostly fsyncs, so more threads than cores still help on slow disks."),
     key("max.incremental.fetch.session.cache.slots", "1000", ConfigType::Int, "Fetch sessions (KIP-227) the broker keeps; clients beyond them send full fetches. 0 turns sessions off."),
     key("fetch.max.wait.ms.cap", "30000", ConfigType::Long, "Upper bound on a client's fetch max_wait_ms (Strom-specific)."),
     key("offsets.topic.num.partitions", "50", ConfigType::Int, "Partitions of the internal __consumer_offsets topic, created on first use. A group's coordinator partition is abs(hashCode(group.id)) % this; do not change it once the topic exists."),

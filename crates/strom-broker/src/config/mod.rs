@@ -371,6 +371,8 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: i32,
     /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept (0 = none).
     pub fetch_session_slots: usize,
+    /// `num.recovery.threads.per.data.dir`: threads opening partition logs in parallel.
+    pub recovery_threads: usize,
     pub fetch_max_wait_ms_cap: i64,
     pub group: GroupSettings,
     pub transaction: TransactionSettings,
@@ -1109,6 +1111,12 @@ impl BrokerConfig {
                 "max.incremental.fetch.session.cache.slots",
                 0,
                 i32::MAX,
+            )? as usize,
+            recovery_threads: parse_number::<i32>(
+                &raw,
+                "num.recovery.threads.per.data.dir",
+                1,
+                1024,
             )? as usize,
             fetch_max_wait_ms_cap: parse_number::<i64>(
                 &raw,
