@@ -30,8 +30,8 @@ pub enum AdminError {
 
 fn defaults(broker: &Broker) -> TopicDefaults {
     TopicDefaults {
-        num_partitions: broker.config.num_partitions,
-        default_replication_factor: broker.config.default_replication_factor,
+        num_partitions: broker.config().num_partitions,
+        default_replication_factor: broker.config().default_replication_factor,
     }
 }
 
@@ -45,7 +45,7 @@ where
 {
     let broker = broker.clone();
     tokio::task::spawn_blocking(move || {
-        let Metadata::Local(quorum) = &broker.metadata else {
+        let Metadata::Local(quorum) = broker.metadata() else {
             unreachable!("local changes run on a local metadata log");
         };
         let mut quorum = quorum.lock();
@@ -69,7 +69,7 @@ pub async fn write_records(
     if records.is_empty() {
         return Ok(());
     }
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Local(_) => change(broker, move |quorum, _| write(quorum, records))
             .await
             .map_err(|e| e.to_string()),
@@ -90,7 +90,7 @@ fn tiering_refusal<'a>(
     broker: &Broker,
     mut configs: impl Iterator<Item = (&'a str, Option<&'a str>)>,
 ) -> Option<ControllerError> {
-    if broker.config.remote_log.system_enable {
+    if broker.config().remote_log.system_enable {
         return None;
     }
     let enables = configs.any(|(key, value)| {
@@ -166,7 +166,7 @@ async fn create_topics_decided(
     topics: Vec<CreateTopic>,
     validate_only: bool,
 ) -> Result<Vec<CreateTopicResult>, AdminError> {
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Local(_) => {
             change(broker, move |quorum, defaults| {
                 quorum.create_topics(&topics, validate_only, &defaults)
@@ -217,7 +217,7 @@ pub async fn delete_topics(
     broker: &Arc<Broker>,
     topics: Vec<TopicRef>,
 ) -> Result<Vec<DeleteTopicResult>, AdminError> {
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Local(_) => change(broker, move |quorum, _| quorum.delete_topics(&topics)).await,
         Metadata::Raft(raft) => {
             let results = raft.delete_topics(&topics).await?;
@@ -240,7 +240,7 @@ pub async fn create_partitions(
     topics: Vec<CreatePartitions>,
     validate_only: bool,
 ) -> Result<Vec<CreatePartitionsResult>, AdminError> {
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Local(_) => {
             change(broker, move |quorum, _| {
                 quorum.create_partitions(&topics, validate_only)
@@ -271,7 +271,7 @@ pub async fn alter_topic_configs(
     if let Some(refusal) = tiering_refusal(broker, set) {
         return Ok(Err(refusal));
     }
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Local(_) => {
             change(broker, move |quorum, _| {
                 quorum.alter_topic_configs(&topic, &changes, validate_only)

@@ -37,9 +37,9 @@ impl CleanerSettings {
     pub fn current(broker: &Broker) -> CleanerSettings {
         let image = broker.image();
         Self::from_values(|key| {
-            crate::config::dynamic::dynamic_value(&broker.config, &image, key)
+            crate::config::dynamic::dynamic_value(broker.config(), &image, key)
                 .cloned()
-                .or_else(|| broker.config.describe(key).map(|(value, _)| value))
+                .or_else(|| broker.config().describe(key).map(|(value, _)| value))
         })
     }
 
@@ -104,7 +104,7 @@ impl Drop for CleanerHandle {
 /// Starts the cleaner thread (nothing when `log.cleaner.enable=false`). It holds only a
 /// weak reference to the broker and exits when stopped or when the broker is gone.
 pub fn spawn(broker: Arc<Broker>) -> CleanerHandle {
-    let settings = CleanerSettings::from_config(&broker.config);
+    let settings = CleanerSettings::from_config(broker.config());
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(CleanerCounters::default());
     if !settings.enable {
@@ -176,7 +176,7 @@ fn clean_pass(
     counters: &CleanerCounters,
 ) -> bool {
     let mut cleaned_any = false;
-    for partition in broker.partitions.all() {
+    for partition in broker.partitions().all() {
         if stop.load(Ordering::SeqCst) {
             break;
         }

@@ -70,7 +70,10 @@ pub fn propose_isr(broker: &Arc<Broker>, proposal: IsrProposal) {
             ?proposal,
             fenced, "not proposing an ISR with a fenced replica"
         );
-        if let Some(partition) = broker.partitions.get(proposal.topic_id, proposal.partition) {
+        if let Some(partition) = broker
+            .partitions()
+            .get(proposal.topic_id, proposal.partition)
+        {
             if let ReplicaRole::Leader(state) = &mut *partition.role.lock() {
                 if state.pending_isr() == Some(proposal.isr.as_slice()) {
                     state.on_isr_proposal_not_applied();
@@ -80,7 +83,7 @@ pub fn propose_isr(broker: &Arc<Broker>, proposal: IsrProposal) {
         return;
     }
     debug!(?proposal, "proposing an ISR change");
-    broker.isr_sender.enqueue(proposal);
+    broker.isr_sender().enqueue(proposal);
 }
 
 /// Starts what a broker of a Raft cluster runs besides serving clients: registration and
@@ -93,7 +96,7 @@ pub fn spawn_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
         spawn_isr_shrinker(broker.clone()),
         isr_sender::spawn(broker.clone()),
     ];
-    if matches!(broker.metadata, Metadata::Raft(_)) {
+    if matches!(broker.metadata(), Metadata::Raft(_)) {
         tasks.push(spawn_membership(broker.clone()));
         tasks.push(spawn_image_follower(broker.clone()));
         tasks.push(crate::replica_fetcher::spawn(broker.clone()));
@@ -102,7 +105,7 @@ pub fn spawn_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 fn raft(broker: &Broker) -> &strom_controller::RaftQuorum {
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Raft(raft) => raft,
         Metadata::Local(_) => unreachable!("cluster tasks run on Raft brokers only"),
     }
@@ -113,9 +116,9 @@ fn raft(broker: &Broker) -> &strom_controller::RaftQuorum {
 /// heartbeat.
 fn spawn_membership(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let interval = Duration::from_millis(broker.config.cluster.heartbeat_interval_ms as u64);
+        let interval = Duration::from_millis(broker.config().cluster.heartbeat_interval_ms as u64);
         loop {
-            if broker.config.cluster.roles.is_broker_only() {
+            if broker.config().cluster.roles.is_broker_only() {
                 if let Err(error) = raft(&broker).join_as_observer().await {
                     debug!(%error, "observer join not accepted yet; retrying");
                     tokio::time::sleep(REGISTRATION_RETRY).await;
@@ -124,17 +127,17 @@ fn spawn_membership(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
             }
             let registered = raft(&broker)
                 .register_broker(
-                    broker.config.node_id,
-                    &broker.advertised_host,
-                    broker.advertised_port,
-                    broker.config.cluster.rack.as_deref(),
-                    &broker.advertised_listeners,
+                    broker.config().node_id,
+                    broker.advertised_host(),
+                    broker.advertised_port(),
+                    broker.config().cluster.rack.as_deref(),
+                    broker.advertised_listeners(),
                 )
                 .await;
             match registered {
                 Ok(()) => {
                     info!(
-                        node_id = broker.config.node_id,
+                        node_id = broker.config().node_id,
                         "registered with the controller quorum"
                     );
                     break;
@@ -159,7 +162,10 @@ fn spawn_membership(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
             in_flight.fetch_add(1, Ordering::AcqRel);
             let (broker, fenced, in_flight) = (broker.clone(), fenced.clone(), in_flight.clone());
             tokio::spawn(async move {
-                match raft(&broker).broker_heartbeat(broker.config.node_id).await {
+                match raft(&broker)
+                    .broker_heartbeat(broker.config().node_id)
+                    .await
+                {
                     Ok(reply) => {
                         if fenced.swap(reply.fenced, Ordering::AcqRel) != reply.fenced {
                             info!(
@@ -199,13 +205,13 @@ fn spawn_image_follower(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
 /// Leaders drop followers that have not caught up for `replica.lag.time.max.ms`.
 fn spawn_isr_shrinker(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let lag_max_ms = broker.config.cluster.replica_lag_time_max_ms;
+        let lag_max_ms = broker.config().cluster.replica_lag_time_max_ms;
         let period = Duration::from_millis((lag_max_ms as u64 / 2).clamp(100, 5_000));
         let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
             let now = now_ms();
-            for partition in broker.partitions.all() {
+            for partition in broker.partitions().all() {
                 let proposal = match &*partition.role.lock() {
                     ReplicaRole::Leader(state) => state
                         .isr_to_shrink(now, lag_max_ms)
@@ -224,13 +230,13 @@ fn spawn_isr_shrinker(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
 /// Before a clean stop: ask the controller to move leadership away from this broker and
 /// take it out of every ISR, so clients move on without waiting for a session timeout.
 pub async fn controlled_shutdown(broker: &Arc<Broker>) {
-    let Metadata::Raft(raft) = &broker.metadata else {
+    let Metadata::Raft(raft) = broker.metadata() else {
         return;
     };
     info!("controlled shutdown: moving leadership away");
     match tokio::time::timeout(
         CONTROLLED_SHUTDOWN_TIMEOUT,
-        raft.controlled_shutdown(broker.config.node_id),
+        raft.controlled_shutdown(broker.config().node_id),
     )
     .await
     {

@@ -93,8 +93,8 @@ pub async fn serve_connection(
             return;
         }
     };
-    let idle_ms = broker.config.connections_max_idle_ms;
-    let max_frame = broker.config.socket_request_max_bytes;
+    let idle_ms = broker.config().connections_max_idle_ms;
+    let max_frame = broker.config().socket_request_max_bytes;
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut peer_gone = false;
     loop {
@@ -168,13 +168,13 @@ pub async fn serve_connection(
 /// APIs that park by design (Fetch long polls, JoinGroup and SyncGroup waiting for the
 /// rebalance) are counted but never logged as slow.
 fn observe_request(broker: &Broker, span: &Span, api_key: i16, elapsed: Duration) {
-    broker.metrics.observe_request(api_key, elapsed);
-    let threshold_ms = broker.config.log_slow_request_ms;
+    broker.metrics().observe_request(api_key, elapsed);
+    let threshold_ms = broker.config().log_slow_request_ms;
     let parks = [ApiKey::Fetch, ApiKey::JoinGroup, ApiKey::SyncGroup]
         .iter()
         .any(|key| *key as i16 == api_key);
     if threshold_ms > 0 && !parks && elapsed.as_millis() > threshold_ms as u128 {
-        broker.metrics.slow_requests.add(1);
+        broker.metrics().slow_requests.add(1);
         span.in_scope(|| {
             warn!(
                 api = %crate::metrics::api_name(api_key),

@@ -64,10 +64,10 @@ fn effective_replication_factor(broker: &Broker, topic: &InternalTopic) -> i16 {
         _ => "transaction.state.log.replication.factor",
     };
     let explicit = broker
-        .config
+        .config()
         .describe(key)
         .is_some_and(|(_, source)| source != crate::config::ConfigSource::Default);
-    if explicit || broker.config.cluster.voters.is_empty() {
+    if explicit || broker.config().cluster.voters.is_empty() {
         return topic.replication_factor;
     }
     let live = broker.image().unfenced_broker_ids().len().max(1);
@@ -140,7 +140,7 @@ pub fn read_partition(
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
+    let Some(partition) = broker.partitions().get(topic.topic_id, index) else {
         return Ok(out);
     };
     let read_error = |message: String| InternalTopicError::Read {
@@ -225,7 +225,7 @@ pub fn led_partitions(broker: &Broker, topic_name: &str) -> Vec<(i32, i32)> {
         .partitions
         .iter()
         .filter_map(|state| {
-            let partition = broker.partitions.get(topic.topic_id, state.partition)?;
+            let partition = broker.partitions().get(topic.topic_id, state.partition)?;
             partition
                 .is_leader()
                 .then(|| (state.partition, partition.leader_epoch()))
@@ -238,7 +238,7 @@ pub fn leads(broker: &Broker, topic_name: &str, index: i32) -> bool {
     let image = broker.image();
     image
         .topic(topic_name)
-        .and_then(|topic| broker.partitions.get(topic.topic_id, index))
+        .and_then(|topic| broker.partitions().get(topic.topic_id, index))
         .is_some_and(|partition| partition.is_leader())
 }
 
@@ -246,7 +246,7 @@ pub fn leads(broker: &Broker, topic_name: &str, index: i32) -> bool {
 pub fn led_epoch(broker: &Broker, topic_name: &str, index: i32) -> Option<i32> {
     let image = broker.image();
     let topic = image.topic(topic_name)?;
-    let partition = broker.partitions.get(topic.topic_id, index)?;
+    let partition = broker.partitions().get(topic.topic_id, index)?;
     partition.is_leader().then(|| partition.leader_epoch())
 }
 
@@ -332,7 +332,7 @@ pub fn log_end(broker: &Broker, topic_name: &'static str, index: i32) -> Pending
     let image = broker.image();
     let partition = image
         .topic(topic_name)
-        .and_then(|topic| broker.partitions.get(topic.topic_id, index));
+        .and_then(|topic| broker.partitions().get(topic.topic_id, index));
     Pending {
         topic: topic_name,
         index,
@@ -365,7 +365,7 @@ pub fn append(
     let topic = image.topic(topic_name).ok_or(not_hosted)?;
     let partition =
         broker
-            .partitions
+            .partitions()
             .get(topic.topic_id, index)
             .ok_or(InternalTopicError::NotHosted {
                 topic: topic_name,

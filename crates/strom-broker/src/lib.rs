@@ -22,6 +22,10 @@
 //!   [`metrics`]), and the ACL authoriser and client quotas applied around the handlers
 //!   ([`authz`], [`quota`]).
 //!
+//! The services above meet in [`state::Broker`], whose fields are private: modules read
+//! them through its accessors (`partitions()`, `groups()`, `config()`, ...), and only
+//! `Broker::new` decides what a broker is made of.
+//!
 //! Must not: implement consensus (that is `strom-controller`), or decode records on the hot
 //! path: produce validates batch headers and appends the bytes (records are walked, not
 //! decoded, only for topics with per-record rules: compacted, timestamp bounds, schema

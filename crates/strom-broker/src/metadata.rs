@@ -71,7 +71,7 @@ impl Metadata {
         let requests = proposals
             .iter()
             .map(|proposal| strom_controller::AlterPartition {
-                broker_id: broker.config.node_id,
+                broker_id: broker.config().node_id,
                 topic_id: proposal.topic_id,
                 partition: proposal.partition,
                 leader_epoch: proposal.leader_epoch,
@@ -112,7 +112,7 @@ pub async fn wait_for_local_image(
     broker: &Arc<Broker>,
     ready: impl Fn(&MetadataImage) -> bool,
 ) -> Result<(), crate::partition::PartitionError> {
-    let Metadata::Raft(raft) = &broker.metadata else {
+    let Metadata::Raft(raft) = broker.metadata() else {
         return Ok(());
     };
     let mut images = raft.subscribe();

@@ -546,7 +546,7 @@ impl Pending {
         }
         let now_ms = crate::state::now_ms().max(0) as u64;
         let elapsed_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let quotas = &broker.quotas;
+        let quotas = broker.quotas();
         // Long polls and rebalances park without using a thread: not request time.
         let parks = matches!(
             api_key,

@@ -51,7 +51,7 @@ pub fn spawn(broker: Arc<Broker>) -> JoinHandle<()> {
         loop {
             tick.tick().await;
             let leaders: HashSet<i32> = broker
-                .partitions
+                .partitions()
                 .all()
                 .iter()
                 .filter_map(|p| p.followed_leader())
@@ -68,7 +68,7 @@ pub fn spawn(broker: Arc<Broker>) -> JoinHandle<()> {
 
 fn followed_from(broker: &Broker, leader: i32) -> Vec<Arc<Partition>> {
     broker
-        .partitions
+        .partitions()
         .all()
         .into_iter()
         .filter(|p| p.followed_leader() == Some(leader))
@@ -81,7 +81,7 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let (host, port) = image
         .brokers()
         .get(&leader)?
-        .endpoint(&broker.config.inter_broker_listener)?;
+        .endpoint(&broker.config().inter_broker_listener)?;
     Some(format!("{host}:{port}"))
 }
 
@@ -90,12 +90,12 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
 fn follower_throttled_rate(broker: &Broker) -> u64 {
     let image = broker.image();
     crate::config::dynamic::dynamic_value(
-        &broker.config,
+        broker.config(),
         &image,
         "follower.replication.throttled.rate",
     )
     .and_then(|v| v.trim().parse::<u64>().ok())
-    .unwrap_or(broker.config.cluster.follower_throttled_rate)
+    .unwrap_or(broker.config().cluster.follower_throttled_rate)
 }
 
 /// Fetches from `leader` until this broker follows nothing there.
@@ -105,12 +105,12 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
     let mut session = FollowerSession::default();
     let mut throttle = Throttled {
         bucket: ReplicationThrottle::new(
-            broker.config.cluster.follower_throttled_rate,
+            broker.config().cluster.follower_throttled_rate,
             std::time::Instant::now(),
         ),
         until: std::time::Instant::now(),
     };
-    let mut rate = broker.config.cluster.follower_throttled_rate;
+    let mut rate = broker.config().cluster.follower_throttled_rate;
     loop {
         // A dynamic follower.replication.throttled.rate applies from the next fetch.
         let now_rate = follower_throttled_rate(&broker);
@@ -132,11 +132,11 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
             .is_none_or(|(a, c)| *a != address || c.is_closed())
         {
             let config = crate::inter_broker::connection_config(
-                &broker.inter_broker_security,
-                format!("strom-replica-{}", broker.config.node_id),
+                broker.inter_broker_security(),
+                format!("strom-replica-{}", broker.config().node_id),
                 Duration::from_secs(2),
                 Duration::from_millis(
-                    broker.config.cluster.replica_fetch_wait_max_ms as u64 + 10_000,
+                    broker.config().cluster.replica_fetch_wait_max_ms as u64 + 10_000,
                 ),
             );
             session = FollowerSession::default();
@@ -179,7 +179,7 @@ async fn follow(broker: Arc<Broker>, leader: i32) {
                 let image = broker.image();
                 partitions
                     .into_iter()
-                    .filter(|p| !is_throttled(&image, p.topic_id, p.index, broker.config.node_id))
+                    .filter(|p| !is_throttled(&image, p.topic_id, p.index, broker.config().node_id))
                     .collect()
             };
         if partitions.is_empty() {
@@ -223,7 +223,7 @@ async fn truncate(
                 break;
             };
             let request = OffsetForLeaderEpochRequest::default()
-                .with_replica_id(BrokerId(broker.config.node_id))
+                .with_replica_id(BrokerId(broker.config().node_id))
                 .with_topics(vec![OffsetForLeaderTopic::default()
                     .with_topic(TopicName(StrBytes::from_string(partition.topic.clone())))
                     .with_partitions(vec![OffsetForLeaderPartition::default()
@@ -342,7 +342,7 @@ async fn fetch_once(
             .with_current_leader_epoch(leader_epoch)
             .with_fetch_offset(log_end)
             .with_log_start_offset(log_start)
-            .with_partition_max_bytes(broker.config.cluster.replica_fetch_max_bytes);
+            .with_partition_max_bytes(broker.config().cluster.replica_fetch_max_bytes);
         match by_topic.last_mut() {
             Some((t, list)) if *t == partition.topic => list.push(entry),
             _ => by_topic.push((partition.topic.clone(), vec![entry])),
@@ -366,10 +366,10 @@ async fn fetch_once(
         (session.id, session.epoch)
     };
     let request = FetchRequest::default()
-        .with_replica_id(BrokerId(broker.config.node_id))
-        .with_max_wait_ms(broker.config.cluster.replica_fetch_wait_max_ms)
+        .with_replica_id(BrokerId(broker.config().node_id))
+        .with_max_wait_ms(broker.config().cluster.replica_fetch_wait_max_ms)
         .with_min_bytes(1)
-        .with_max_bytes(broker.config.fetch_max_bytes)
+        .with_max_bytes(broker.config().fetch_max_bytes)
         .with_session_id(session_id)
         .with_session_epoch(session_epoch)
         .with_topics(
@@ -464,7 +464,7 @@ async fn fetch_once(
                         &image,
                         partition.topic_id,
                         partition.index,
-                        broker.config.node_id,
+                        broker.config().node_id,
                     )
                 {
                     throttled_bytes += records.len() as u64;

@@ -40,7 +40,7 @@ const MAGIC: u8 = 0;
 /// This broker's registry state, created on first use and shared with the REST listener.
 pub fn registry(broker: &Arc<Broker>) -> Arc<Registry> {
     broker
-        .schema_registry
+        .schema_registry()
         .get_or_init(|| Registry::new(Arc::new(BrokerSchemaLog::new(broker.clone()))))
         .clone()
 }

@@ -380,10 +380,10 @@ impl BoundBroker {
         let background = spawn_background(broker.clone());
         let cleaner = crate::cleaner::spawn(broker.clone());
         let images = broker.clone();
-        let group_timers = broker.groups.spawn_timers(Arc::new(move |topic: &str| {
+        let group_timers = broker.groups().spawn_timers(Arc::new(move |topic: &str| {
             images.image().topic(topic).is_some()
         }));
-        let txn_timers = broker.txns.spawn_timers();
+        let txn_timers = broker.txns().spawn_timers();
         let cluster_tasks = crate::cluster::spawn_tasks(&broker);
         if broker.image().topic(crate::group::OFFSETS_TOPIC).is_some() {
             // Replay committed offsets before clients ask; they get
@@ -394,7 +394,7 @@ impl BoundBroker {
                 // still opening after a restart; retry (bounded) until every led offsets
                 // partition is loaded, so /ready does not wait for a client's request.
                 for _ in 0..600 {
-                    if loading.groups.ensure_loaded().await.is_ok() {
+                    if loading.groups().ensure_loaded().await.is_ok() {
                         break;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -406,7 +406,7 @@ impl BoundBroker {
                     .topic(crate::txn::TRANSACTION_STATE_TOPIC)
                     .is_some()
                 {
-                    let _ = loading.txns.ensure_loaded().await;
+                    let _ = loading.txns().ensure_loaded().await;
                 }
             });
         }
@@ -417,7 +417,7 @@ impl BoundBroker {
             info!(%address, "http endpoint ready (/health, /ready, /metrics, console at /)");
         }
         let registry = self.registry_listener.and_then(|listener| {
-            match schema_access::serving(&broker.config, &broker) {
+            match schema_access::serving(broker.config(), &broker) {
                 Ok(serving) => Some(strom_registry::http::spawn_with(
                     listener,
                     crate::schema_validation::registry(&broker),
@@ -432,7 +432,7 @@ impl BoundBroker {
         if let Some(address) = self.registry_addr {
             info!(%address, "schema registry ready (Confluent Schema Registry REST API)");
         }
-        let connections = Arc::new(Semaphore::new(broker.config.max_connections));
+        let connections = Arc::new(Semaphore::new(broker.config().max_connections));
         let per_ip = Arc::new(PerIpConnections::default());
         let mut accepting = Vec::new();
         for listener in self.listeners {
@@ -452,7 +452,7 @@ impl BoundBroker {
         if let Some(acceptor) = self.tls_acceptor.clone() {
             accepting.push(spawn_tls_reload(
                 acceptor,
-                broker.config.tls_reload_check_interval_ms,
+                broker.config().tls_reload_check_interval_ms,
             ));
         }
         info!("strom broker ready");
@@ -476,7 +476,7 @@ impl BoundBroker {
             registry.abort();
         }
         let closing = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || closing.partitions.close_all()).await;
+        let _ = tokio::task::spawn_blocking(move || closing.partitions().close_all()).await;
         info!("stopped");
     }
 }
@@ -537,27 +537,27 @@ async fn accept_loop(
             }
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
-            broker.metrics.connections_rejected.add(1);
+            warn!(%peer, max = broker.config().max_connections, "max.connections reached; closing new connection");
+            broker.metrics().connections_rejected.add(1);
             drop(stream);
             continue;
         };
         // A dynamic max.connections.per.ip applies to the next connection.
         let per_ip_max = crate::config::dynamic::dynamic_value(
-            &broker.config,
+            broker.config(),
             &broker.image(),
             "max.connections.per.ip",
         )
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(broker.config.max_connections_per_ip);
+        .unwrap_or(broker.config().max_connections_per_ip);
         let Some(ip_slot) = per_ip.acquire(peer.ip(), per_ip_max) else {
             warn!(%peer, max = per_ip_max, "max.connections.per.ip reached; closing new connection");
-            broker.metrics.connections_rejected.add(1);
+            broker.metrics().connections_rejected.add(1);
             drop(stream);
             continue;
         };
         let broker = broker.clone();
-        let open = broker.metrics.connections.track();
+        let open = broker.metrics().connections.track();
         let context = ConnectionContext::new(listener.info.clone(), peer);
         tokio::spawn(async move {
             serve_connection(broker, stream, peer, context).await;
@@ -594,7 +594,7 @@ fn spawn_tls_reload(
 fn spawn_background(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let retention_every =
-            Duration::from_millis(broker.config.retention_check_interval_ms as u64);
+            Duration::from_millis(broker.config().retention_check_interval_ms as u64);
         let mut retention = tokio::time::interval(retention_every);
         let mut flush = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
         loop {
@@ -607,7 +607,7 @@ fn spawn_background(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
                     let broker = broker.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         sync_rolled_segments(&broker);
-                        for partition in broker.partitions.all() {
+                        for partition in broker.partitions().all() {
                             if let Err(error) = partition.log.lock().maybe_flush(now_ms()) {
                                 warn!(topic = %partition.topic, partition = partition.index, %error, "flush failed");
                             }
@@ -623,7 +623,7 @@ fn spawn_background(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
 /// leaves that to us so the append path never waits for a segment-sized flush); only
 /// then does the recovery point move past them.
 fn sync_rolled_segments(broker: &Broker) {
-    for partition in broker.partitions.all() {
+    for partition in broker.partitions().all() {
         let Some(pending) = partition.log.lock().pending_sync() else {
             continue;
         };
@@ -639,7 +639,7 @@ fn sync_rolled_segments(broker: &Broker) {
 }
 
 fn enforce_retention(broker: &Broker) {
-    for partition in broker.partitions.all() {
+    for partition in broker.partitions().all() {
         let outcome = partition.log.lock().enforce_retention(now_ms());
         match outcome {
             Ok(outcome) if outcome.segments_deleted > 0 => info!(

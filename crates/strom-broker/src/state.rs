@@ -21,43 +21,111 @@ pub fn now_ms() -> i64 {
 }
 
 pub struct Broker {
-    pub config: BrokerConfig,
+    config: BrokerConfig,
     /// Host and port of the inter-broker listener (`inter.broker.listener.name`): what
     /// this broker registers as its address.
-    pub advertised_host: String,
-    pub advertised_port: u16,
+    advertised_host: String,
+    advertised_port: u16,
     /// Every listener's advertised address, in config order; registered so that a client
     /// on one listener is told the other brokers' addresses on the same listener.
-    pub advertised_listeners: Vec<strom_controller::BrokerListener>,
+    advertised_listeners: Vec<strom_controller::BrokerListener>,
     /// How connections to other brokers are secured ([`crate::inter_broker`]).
-    pub inter_broker_security: strom_client::connection::ClientSecurity,
+    inter_broker_security: strom_client::connection::ClientSecurity,
     /// The metadata log and the controller's decisions (local, or a Raft quorum); readers
     /// use [`Broker::image`].
-    pub metadata: crate::metadata::Metadata,
+    metadata: crate::metadata::Metadata,
     image: RwLock<Arc<MetadataImage>>,
     /// Serialises [`Broker::apply_image`].
     applying: Mutex<()>,
-    pub partitions: PartitionRegistry,
-    pub producer_ids: Mutex<ProducerIdAllocator>,
+    partitions: PartitionRegistry,
+    producer_ids: Mutex<ProducerIdAllocator>,
     /// Consumer groups and committed offsets.
-    pub groups: Arc<GroupCoordinator>,
+    groups: Arc<GroupCoordinator>,
     /// Transactional producers (exactly-once).
-    pub txns: Arc<crate::txn::TransactionCoordinator>,
+    txns: Arc<crate::txn::TransactionCoordinator>,
     /// Bumped after every append; long-polling fetches wait for it to change.
     appended: watch::Sender<u64>,
     /// Request, traffic and connection instruments (rendered by the HTTP endpoint).
-    pub metrics: Metrics,
+    metrics: Metrics,
     /// ACL checks (`authorizer.class.name`); see [`crate::authz`].
-    pub authorizer: crate::authz::Authorizer,
+    authorizer: crate::authz::Authorizer,
     /// Client quota measurement and throttling; see [`crate::quota`].
-    pub quotas: crate::quota::QuotaManager,
+    quotas: crate::quota::QuotaManager,
     /// Fetch sessions (KIP-227); locked briefly, never across a long poll.
-    pub fetch_sessions: Mutex<crate::fetch_session::FetchSessionCache>,
+    fetch_sessions: Mutex<crate::fetch_session::FetchSessionCache>,
     /// The schema registry's state, shared by its REST listener and the produce path's
     /// schema validation; see [`crate::schema_validation::registry`].
-    pub schema_registry: std::sync::OnceLock<Arc<strom_registry::Registry>>,
+    schema_registry: std::sync::OnceLock<Arc<strom_registry::Registry>>,
     /// ISR changes waiting for the next AlterPartition request ([`crate::cluster::isr_sender`]).
-    pub isr_sender: crate::cluster::isr_sender::IsrSender,
+    isr_sender: crate::cluster::isr_sender::IsrSender,
+}
+
+/// Read access to the broker's services; the fields themselves are private, so only
+/// [`Broker::new`] decides what a broker is made of.
+impl Broker {
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn advertised_host(&self) -> &String {
+        &self.advertised_host
+    }
+
+    pub fn advertised_port(&self) -> u16 {
+        self.advertised_port
+    }
+
+    pub fn advertised_listeners(&self) -> &Vec<strom_controller::BrokerListener> {
+        &self.advertised_listeners
+    }
+
+    pub fn inter_broker_security(&self) -> &strom_client::connection::ClientSecurity {
+        &self.inter_broker_security
+    }
+
+    pub fn metadata(&self) -> &crate::metadata::Metadata {
+        &self.metadata
+    }
+
+    pub fn partitions(&self) -> &PartitionRegistry {
+        &self.partitions
+    }
+
+    pub fn producer_ids(&self) -> &Mutex<ProducerIdAllocator> {
+        &self.producer_ids
+    }
+
+    pub fn groups(&self) -> &Arc<GroupCoordinator> {
+        &self.groups
+    }
+
+    pub fn txns(&self) -> &Arc<crate::txn::TransactionCoordinator> {
+        &self.txns
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn authorizer(&self) -> &crate::authz::Authorizer {
+        &self.authorizer
+    }
+
+    pub fn quotas(&self) -> &crate::quota::QuotaManager {
+        &self.quotas
+    }
+
+    pub fn fetch_sessions(&self) -> &Mutex<crate::fetch_session::FetchSessionCache> {
+        &self.fetch_sessions
+    }
+
+    pub fn schema_registry(&self) -> &std::sync::OnceLock<Arc<strom_registry::Registry>> {
+        &self.schema_registry
+    }
+
+    pub fn isr_sender(&self) -> &crate::cluster::isr_sender::IsrSender {
+        &self.isr_sender
+    }
 }
 
 impl Broker {

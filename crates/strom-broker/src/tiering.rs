@@ -34,7 +34,7 @@ static TIERED: OnceLock<Arc<Tiered>> = OnceLock::new();
 
 /// The remote tier, when this broker has tiered storage on and it started.
 pub fn active(broker: &Broker) -> Option<&'static Arc<Tiered>> {
-    if broker.config.remote_log.system_enable {
+    if broker.config().remote_log.system_enable {
         TIERED.get()
     } else {
         None
@@ -44,7 +44,7 @@ pub fn active(broker: &Broker) -> Option<&'static Arc<Tiered>> {
 /// Starts tiered storage when `remote.log.storage.system.enable=true`: the remote tier
 /// and its manager task (needs a tokio runtime).
 pub fn start(broker: &Arc<Broker>) -> Result<(), TieredError> {
-    let Some(tiered) = build(&broker.config)? else {
+    let Some(tiered) = build(broker.config())? else {
         return Ok(());
     };
     if TIERED.set(tiered.clone()).is_err() {
@@ -88,7 +88,7 @@ pub fn build(config: &crate::config::BrokerConfig) -> Result<Option<Arc<Tiered>>
 
 /// Whether `topic`'s closed segments go to the remote tier.
 pub fn is_tiered(broker: &Broker, image: &MetadataImage, topic: &str) -> bool {
-    broker.config.remote_log.system_enable
+    broker.config().remote_log.system_enable
         && image
             .topic(topic)
             .and_then(|found| found.configs.get("remote.storage.enable"))
@@ -140,14 +140,14 @@ fn spawn(broker: Arc<Broker>, tiered: Arc<Tiered>) -> tokio::task::JoinHandle<()
         if let Err(error) = tiered.s3().create_bucket().await {
             warn!(%error, bucket = tiered.s3().bucket(), "cannot create the remote storage bucket; copies retry");
         }
-        let interval = Duration::from_millis(broker.config.remote_log.task_interval_ms as u64);
+        let interval = Duration::from_millis(broker.config().remote_log.task_interval_ms as u64);
         let mut tasks: HashMap<(Uuid, i32), PartitionTask> = HashMap::new();
         let mut every = tokio::time::interval(interval);
         loop {
             every.tick().await;
             let image = broker.image();
             let partitions: Vec<Arc<Partition>> = broker
-                .partitions
+                .partitions()
                 .all()
                 .into_iter()
                 .filter(|partition| is_tiered(&broker, &image, &partition.topic))
@@ -318,7 +318,7 @@ pub async fn read_remote(
         return reads;
     };
     for (topic_id, index, offset, max_bytes) in wanted {
-        let Some(partition) = broker.partitions.get(topic_id, index) else {
+        let Some(partition) = broker.partitions().get(topic_id, index) else {
             continue;
         };
         if !is_tiered(broker, image, &partition.topic)
@@ -422,7 +422,7 @@ pub async fn remote_offsets_for_times(
         return found;
     };
     for (topic_id, index, timestamp) in wanted {
-        let Some(partition) = broker.partitions.get(topic_id, index) else {
+        let Some(partition) = broker.partitions().get(topic_id, index) else {
             continue;
         };
         if !is_tiered(broker, image, &partition.topic) || !partition.is_leader() {

@@ -121,9 +121,9 @@ pub fn spawn(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = RESEND_BACKOFF_FIRST;
         loop {
-            let batch = broker.isr_sender.next_batch().await;
+            let batch = broker.isr_sender().next_batch().await;
             info!(partitions = batch.len(), "sending AlterPartition");
-            match broker.metadata.alter_partitions(&broker, &batch).await {
+            match broker.metadata().alter_partitions(&broker, &batch).await {
                 Ok(answers) => {
                     backoff = RESEND_BACKOFF_FIRST;
                     let mut refused = 0;
@@ -145,7 +145,7 @@ pub fn spawn(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(RESEND_BACKOFF_MAX);
                     let broker = &broker;
-                    broker.isr_sender.requeue(
+                    broker.isr_sender().requeue(
                         batch
                             .into_iter()
                             .filter(|proposal| still_to_resend(broker, proposal)),
@@ -168,7 +168,10 @@ pub fn spawn(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
 /// waits for the image (it may have been applied by an earlier send whose answer was lost).
 fn on_refused(broker: &Broker, proposal: &IsrProposal, refusal: &IsrRefusal) {
     debug!(topic_id = %proposal.topic_id, partition = proposal.partition, error = %refusal.message, "ISR change refused");
-    let Some(partition) = broker.partitions.get(proposal.topic_id, proposal.partition) else {
+    let Some(partition) = broker
+        .partitions()
+        .get(proposal.topic_id, proposal.partition)
+    else {
         return;
     };
     let mut role = partition.role.lock();
@@ -186,7 +189,10 @@ fn on_refused(broker: &Broker, proposal: &IsrProposal, refusal: &IsrRefusal) {
 /// Whether this broker still leads the partition in the proposal's epochs and still waits
 /// for an answer to that very proposal (the image did not settle it meanwhile).
 fn still_to_resend(broker: &Broker, proposal: &IsrProposal) -> bool {
-    let Some(partition) = broker.partitions.get(proposal.topic_id, proposal.partition) else {
+    let Some(partition) = broker
+        .partitions()
+        .get(proposal.topic_id, proposal.partition)
+    else {
         return false;
     };
     if partition.leader_epoch() != proposal.leader_epoch

@@ -32,7 +32,7 @@ async fn start() -> TestBroker {
     let bound = crate::bind(config).await.unwrap();
     let broker = bound.broker.clone();
     let images = broker.clone();
-    broker.groups.spawn_timers(Arc::new(move |topic: &str| {
+    broker.groups().spawn_timers(Arc::new(move |topic: &str| {
         images.image().topic(topic).is_some()
     }));
     // Keep the listener (and its data-dir lock) alive for the test.
@@ -45,8 +45,8 @@ async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
     let listener = Arc::new(ListenerInfo {
         name: "PLAINTEXT".into(),
         security: SecurityProtocol::Plaintext,
-        advertised_host: broker.advertised_host.clone(),
-        advertised_port: broker.advertised_port,
+        advertised_host: broker.advertised_host().clone(),
+        advertised_port: broker.advertised_port(),
         tls: None,
     });
     let mut context = ConnectionContext::new(listener, "127.0.0.1:50000".parse().unwrap());
@@ -410,7 +410,7 @@ async fn given_every_classic_version_when_a_member_joins_syncs_commits_and_leave
     let deleted: OffsetDeleteResponse = call(broker, ApiKey::OffsetDelete, 0, &delete).await;
     assert_eq!(deleted.error_code, 0);
     assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
-    assert!(broker.groups.read_group("wire-2", |state| state
+    assert!(broker.groups().read_group("wire-2", |state| state
         .committed("wire-2", "t", 1)
         .is_none()));
     for version in versions(ApiKey::DeleteGroups) {

@@ -34,10 +34,10 @@ pub async fn handle(
     if let Err(code) = crate::group::coordinator::validate_group_id(&request.group_id) {
         return error(code);
     }
-    if let Err(code) = broker.groups.ensure_loaded().await {
+    if let Err(code) = broker.groups().ensure_loaded().await {
         return error(code);
     }
-    let Some(partition) = broker.groups.partition_of(&request.group_id) else {
+    let Some(partition) = broker.groups().partition_of(&request.group_id) else {
         return error(ErrorCode::CoordinatorNotAvailable);
     };
     let producer = ProducerIdAndEpoch {
@@ -45,7 +45,7 @@ pub async fn handle(
         producer_epoch: request.producer_epoch,
     };
     match broker
-        .txns
+        .txns()
         .add_partitions(
             transactional_id,
             producer,

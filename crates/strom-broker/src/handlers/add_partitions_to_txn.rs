@@ -115,7 +115,7 @@ async fn add(
         let mut outcome = Ok(());
         for partition in &partitions {
             outcome = broker
-                .txns
+                .txns()
                 .verify(transactional_id, producer, partition)
                 .await
                 .map(|_| ());
@@ -126,7 +126,7 @@ async fn add(
         outcome
     } else {
         broker
-            .txns
+            .txns()
             .add_partitions(transactional_id, producer, &partitions)
             .await
     };

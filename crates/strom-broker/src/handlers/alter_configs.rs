@@ -68,7 +68,7 @@ pub async fn alter_broker(
     };
     let image = broker.image();
     let next = match dynamic::check_changes(
-        &broker.config,
+        broker.config(),
         image.broker_configs(target),
         target.is_some(),
         &changes,
@@ -121,7 +121,7 @@ pub fn broker_level(broker: &Broker, resource_name: &str) -> Result<Option<i32>,
     if resource_name.is_empty() {
         return Ok(None);
     }
-    let node = broker.config.node_id;
+    let node = broker.config().node_id;
     match resource_name.parse::<i32>() {
         Ok(id) if id == node => Ok(Some(id)),
         Ok(_) => Err(fail(

@@ -187,11 +187,11 @@ async fn decide(
     broker: &Arc<Broker>,
     wanted: Vec<ReassignmentRequest>,
 ) -> Result<Vec<ReassignmentResult>, (ErrorCode, String)> {
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Local(_) => {
             let broker = Arc::clone(broker);
             let decided = tokio::task::spawn_blocking(move || {
-                let Metadata::Local(quorum) = &broker.metadata else {
+                let Metadata::Local(quorum) = broker.metadata() else {
                     unreachable!("checked above");
                 };
                 let mut quorum = quorum.lock();

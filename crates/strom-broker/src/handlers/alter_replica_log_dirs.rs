@@ -65,7 +65,7 @@ pub fn handle(
     request: AlterReplicaLogDirsRequest,
 ) -> AlterReplicaLogDirsResponse {
     let image = broker.image();
-    let own_dir = normalised(&broker.config.log_dirs);
+    let own_dir = normalised(&broker.config().log_dirs);
     let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
     for dir in request.dirs {
         let dir_known = normalised(Path::new(dir.path.as_str())) == own_dir;
@@ -83,7 +83,7 @@ pub fn handle(
                             Some(t) if index < 0 || index >= t.partition_count() => {
                                 Some(ErrorCode::UnknownTopicOrPartition)
                             }
-                            Some(t) if broker.partitions.get(t.topic_id, index).is_none() => {
+                            Some(t) if broker.partitions().get(t.topic_id, index).is_none() => {
                                 Some(ErrorCode::ReplicaNotAvailable)
                             }
                             Some(_) => None,

@@ -45,7 +45,7 @@ pub async fn handle(
     request: ConsumerGroupDescribeRequest,
     version: i16,
 ) -> ConsumerGroupDescribeResponse {
-    let loaded = broker.groups.ensure_readable().await;
+    let loaded = broker.groups().ensure_readable().await;
     let operations = if request.include_authorized_operations {
         GROUP_OPERATIONS_ALL
     } else {
@@ -71,7 +71,7 @@ pub async fn handle(
                 return error(code, "the group id is empty or too long".into());
             }
             broker
-                .groups
+                .groups()
                 .read_group(&id, |state| match state.groups.get(&id) {
                     Some(Group::Consumer(group)) => {
                         let members = group

@@ -36,7 +36,7 @@ pub async fn handle(
     client_id: &str,
     client_host: &str,
 ) -> ConsumerGroupHeartbeatResponse {
-    let result = match broker.groups.ensure_coordinator(&request.group_id).await {
+    let result = match broker.groups().ensure_coordinator(&request.group_id).await {
         Err(error) => HeartbeatResult::error(error, "the group coordinator is loading"),
         Ok(()) => {
             let heartbeat = Heartbeat {
@@ -66,7 +66,7 @@ pub async fn handle(
             let topics = ImageTopics(broker.image());
             let group_id = request.group_id.0.to_string();
             broker
-                .groups
+                .groups()
                 .run(&group_id, true, |state| {
                     state.consumer_heartbeat(now_ms(), heartbeat, &topics)
                 })

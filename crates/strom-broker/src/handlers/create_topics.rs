@@ -82,17 +82,18 @@ pub async fn handle(
                         .topic(&result.name)
                         .map(|t| t.configs.clone())
                         .unwrap_or_default();
-                    let configs = topic_config_entries(&broker.config, &broker.image(), &overrides)
-                        .into_iter()
-                        .map(|entry| {
-                            CreatableTopicConfigs::default()
-                                .with_name(StrBytes::from_string(entry.name.to_string()))
-                                .with_value(Some(StrBytes::from_string(entry.value)))
-                                .with_read_only(false)
-                                .with_config_source(entry.source)
-                                .with_is_sensitive(false)
-                        })
-                        .collect();
+                    let configs =
+                        topic_config_entries(broker.config(), &broker.image(), &overrides)
+                            .into_iter()
+                            .map(|entry| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(StrBytes::from_string(entry.name.to_string()))
+                                    .with_value(Some(StrBytes::from_string(entry.value)))
+                                    .with_read_only(false)
+                                    .with_config_source(entry.source)
+                                    .with_is_sensitive(false)
+                            })
+                            .collect();
                     response = response.with_configs(Some(configs));
                 }
                 None => {}

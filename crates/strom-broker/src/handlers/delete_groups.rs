@@ -11,14 +11,14 @@ use crate::group::{error_code, not_committed_code};
 use crate::state::{now_ms, Broker};
 
 pub async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let loaded = broker.groups.ensure_readable().await;
+    let loaded = broker.groups().ensure_readable().await;
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
         let id = group_id.0.to_string();
         let code = match loaded {
             Err(error) => Some(error),
             Ok(()) => {
-                let coordinator = &broker.groups;
+                let coordinator = broker.groups();
                 // The lock covers the state change and the appends, not the wait after.
                 let written = coordinator.lock_group(&id).and_then(|mut state| {
                     state.delete_group(now_ms(), &id).map(|offsets| {

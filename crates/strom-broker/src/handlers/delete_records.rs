@@ -22,7 +22,7 @@ fn delete_partition(broker: &Broker, topic: &str, index: i32, offset: i64) -> (i
     let image = broker.image();
     let Some(partition) = image
         .topic(topic)
-        .and_then(|t| broker.partitions.get(t.topic_id, index))
+        .and_then(|t| broker.partitions().get(t.topic_id, index))
     else {
         return (ErrorCode::UnknownTopicOrPartition.code(), -1);
     };

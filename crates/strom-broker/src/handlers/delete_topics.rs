@@ -60,7 +60,7 @@ pub async fn handle(
             .collect();
         DeleteTopicsResponse::default().with_responses(responses)
     };
-    if !broker.config.delete_topic_enable {
+    if !broker.config().delete_topic_enable {
         return fail_all(
             ErrorCode::TopicDeletionDisabled,
             "delete.topic.enable is false on this broker".into(),

@@ -62,10 +62,10 @@ pub fn handle(
             })
         })
         .collect();
-    let node_id = broker.config.node_id;
+    let node_id = broker.config().node_id;
     // The active controller when it is a live broker, else this node (which forwards);
     // see `metadata::controller_id`.
-    let controller_id = match broker.metadata.active_controller(node_id) {
+    let controller_id = match broker.metadata().active_controller(node_id) {
         Some(active)
             if brokers
                 .iter()

@@ -191,7 +191,7 @@ pub fn handle(
             let name = resource.resource_name.to_string();
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match image.topic(&name) {
-                    Some(topic) => topic_config_entries(&broker.config, &image, &topic.configs),
+                    Some(topic) => topic_config_entries(broker.config(), &image, &topic.configs),
                     None => {
                         return result
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
@@ -201,18 +201,18 @@ pub fn handle(
                     }
                 },
                 RESOURCE_BROKER if name.is_empty() => {
-                    broker_default_entries(&broker.config, &image)
+                    broker_default_entries(broker.config(), &image)
                 }
                 RESOURCE_BROKER => {
-                    if name != broker.config.node_id.to_string() {
+                    if name != broker.config().node_id.to_string() {
                         return result
                             .with_error_code(ErrorCode::InvalidRequest.code())
                             .with_error_message(Some(StrBytes::from_string(format!(
                                 "Unexpected broker id, expected {} or empty string, but received {name}",
-                                broker.config.node_id
+                                broker.config().node_id
                             ))));
                     }
-                    broker_config_entries(&broker.config, &image)
+                    broker_config_entries(broker.config(), &image)
                 }
                 other => {
                     return result

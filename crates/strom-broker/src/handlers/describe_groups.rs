@@ -22,7 +22,7 @@ pub async fn handle(
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
-    let loaded = broker.groups.ensure_readable().await;
+    let loaded = broker.groups().ensure_readable().await;
     let operations = if version >= 3 && request.include_authorized_operations {
         GROUP_OPERATIONS_ALL
     } else {
@@ -55,7 +55,7 @@ pub async fn handle(
                 return error(Some(code), "the group id is empty or too long".into());
             }
             broker
-                .groups
+                .groups()
                 .read_group(&id, |state| match state.groups.get(&id) {
                     Some(Group::Classic(group)) if group.state != ClassicState::Dead => {
                         // Kafka shows protocol and assignments only once a generation is settled.

@@ -35,7 +35,7 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeLogDirsRequest) -> Describe
     let image = broker.image();
     // topic name -> partition -> size
     let mut sizes: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
-    for partition in broker.partitions.all() {
+    for partition in broker.partitions().all() {
         let wanted = match &request.topics {
             None => true,
             Some(topics) => topics.iter().any(|t| {
@@ -70,7 +70,7 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeLogDirsRequest) -> Describe
                 )
         })
         .collect();
-    let dir = &broker.config.log_dirs;
+    let dir = &broker.config().log_dirs;
     let (total_bytes, usable_bytes) = disk_bytes(dir);
     let absolute = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
     DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()

@@ -29,7 +29,7 @@ pub fn handle(
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
                     let Some(partition) =
-                        found.and_then(|t| broker.partitions.get(t.topic_id, index))
+                        found.and_then(|t| broker.partitions().get(t.topic_id, index))
                     else {
                         return response
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())

@@ -39,7 +39,7 @@ pub async fn handle(
     if !asks_for_metadata_log {
         return partition_errors(&request, ErrorCode::UnknownTopicOrPartition, None);
     }
-    let described = match &broker.metadata {
+    let described = match broker.metadata() {
         Metadata::Local(_) => single_voter(broker),
         Metadata::Raft(raft) => match raft.describe_quorum().await {
             Ok(described) => described,
@@ -104,12 +104,12 @@ fn single_voter(broker: &Broker) -> QuorumDescription {
         .last_offset()
         .map_or(0, |offset| offset as i64 + 1);
     let this = QuorumReplica {
-        node_id: broker.config.node_id,
+        node_id: broker.config().node_id,
         log_end_offset: end,
         address: None,
     };
     QuorumDescription {
-        leader_id: broker.config.node_id,
+        leader_id: broker.config().node_id,
         leader_epoch: 1,
         high_watermark: end,
         voters: vec![this],

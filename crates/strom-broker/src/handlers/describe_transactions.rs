@@ -19,7 +19,7 @@ pub async fn handle(
     check: &Check<'_>,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
-    let loaded = broker.txns.ensure_loaded().await;
+    let loaded = broker.txns().ensure_loaded().await;
     let states = request
         .transactional_ids
         .into_iter()
@@ -39,7 +39,7 @@ pub async fn handle(
                 return failed(code);
             }
             let Some(metadata) = broker
-                .txns
+                .txns()
                 .read_id(&id, |state| state.get(&id).cloned())
                 .flatten()
             else {

@@ -91,7 +91,7 @@ pub async fn handle(
         .filter_map(|row| Some((row.topic_id?, row.partition)))
         .collect();
 
-    match &broker.metadata {
+    match broker.metadata() {
         Metadata::Local(_) => {
             for row in rows.iter_mut().filter(|row| row.answer.is_none()) {
                 let topic_id = row.topic_id.expect("unknown topics were answered above");

@@ -55,7 +55,7 @@ pub async fn handle(
         TxnResult::Abort
     };
     match broker
-        .txns
+        .txns()
         .end_transaction(transactional_id, producer, result, bump_epoch)
         .await
     {

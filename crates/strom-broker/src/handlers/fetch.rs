@@ -81,7 +81,7 @@ fn read_once(
     effects: &mut FollowerEffects,
     remote: &crate::tiering::RemoteReads,
 ) -> (FetchResponseOut, usize, bool) {
-    let response_max = (request.max_bytes.max(0)).min(broker.config.fetch_max_bytes) as usize;
+    let response_max = (request.max_bytes.max(0)).min(broker.config().fetch_max_bytes) as usize;
     let read_committed = request.isolation_level == 1;
     let follower = replica_id(request, version);
     let now = crate::state::now_ms();
@@ -109,7 +109,7 @@ fn read_once(
                 ));
                 continue;
             };
-            let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
+            let Some(partition) = broker.partitions().get(topic.topic_id, index) else {
                 any_error = true;
                 let error = if index >= 0 && index < topic.partition_count() {
                     ErrorCode::NotLeaderOrFollower
@@ -292,7 +292,7 @@ fn read_replica_for(
     fetch_offset: i64,
 ) -> Option<i32> {
     use crate::replication::read_replica::{preferred_read_replica, ReadCandidate};
-    if !broker.config.cluster.rack_aware_read_replicas || request.rack_id.is_empty() {
+    if !broker.config().cluster.rack_aware_read_replicas || request.rack_id.is_empty() {
         return None;
     }
     let rack_of = |id: i32| image.broker(id).and_then(|b| b.rack.as_deref());
@@ -304,7 +304,7 @@ fn read_replica_for(
         .isr()
         .iter()
         .copied()
-        .filter(|id| *id != broker.config.node_id && image.is_broker_unfenced(*id))
+        .filter(|id| *id != broker.config().node_id && image.is_broker_unfenced(*id))
         .filter_map(|id| {
             Some(ReadCandidate {
                 broker_id: id,
@@ -315,7 +315,7 @@ fn read_replica_for(
         .collect();
     preferred_read_replica(
         request.rack_id.as_str(),
-        rack_of(broker.config.node_id),
+        rack_of(broker.config().node_id),
         &followers,
         fetch_offset,
     )
@@ -361,12 +361,12 @@ fn count_bytes_out(broker: &Broker, response: &FetchResponseOut) {
             continue;
         }
         if !topic.name.is_empty() {
-            broker.metrics.record_fetch(&topic.name, bytes);
+            broker.metrics().record_fetch(&topic.name, bytes);
         } else if let Some(known) = image
             .get_or_insert_with(|| broker.image())
             .topic_by_id(topic.topic_id)
         {
-            broker.metrics.record_fetch(&known.name, bytes);
+            broker.metrics().record_fetch(&known.name, bytes);
         }
     }
 }
@@ -409,7 +409,7 @@ pub fn open_session(
     version: i16,
 ) -> Result<(FetchRequest, SessionStep), ErrorCode> {
     let context = broker
-        .fetch_sessions
+        .fetch_sessions()
         .lock()
         .open(&request, version, crate::state::now_ms());
     match context {
@@ -431,7 +431,7 @@ fn remote_candidates(
     request: &FetchRequest,
     version: i16,
 ) -> Vec<(uuid::Uuid, i32, i64, usize)> {
-    let response_max = (request.max_bytes.max(0)).min(broker.config.fetch_max_bytes) as usize;
+    let response_max = (request.max_bytes.max(0)).min(broker.config().fetch_max_bytes) as usize;
     let mut wanted = Vec::new();
     for topic in &request.topics {
         let found = if version >= 13 {
@@ -465,7 +465,8 @@ pub async fn handle(
     correlation_id: i32,
     advertised: &Advertised,
 ) -> Result<ResponseFrame, EncodeError> {
-    let max_wait_ms = (request.max_wait_ms.max(0) as i64).min(broker.config.fetch_max_wait_ms_cap);
+    let max_wait_ms =
+        (request.max_wait_ms.max(0) as i64).min(broker.config().fetch_max_wait_ms_cap);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     // Subscribe before the first read so an append between the read and the wait is seen.
@@ -495,7 +496,7 @@ pub async fn handle(
             match session {
                 SessionStep::None => {}
                 SessionStep::Create => {
-                    response.session_id = broker.fetch_sessions.lock().create(
+                    response.session_id = broker.fetch_sessions().lock().create(
                         &request,
                         version,
                         replica_id(&request, version) >= 0,
@@ -504,7 +505,7 @@ pub async fn handle(
                     )
                 }
                 SessionStep::Incremental(id) => broker
-                    .fetch_sessions
+                    .fetch_sessions()
                     .lock()
                     .respond_incrementally(id, &mut response),
             }
@@ -517,7 +518,7 @@ pub async fn handle(
                 advertised,
             );
         }
-        let _parked = broker.metrics.fetch_purgatory.track();
+        let _parked = broker.metrics().fetch_purgatory.track();
         expired = tokio::time::timeout_at(deadline, appends.changed())
             .await
             .is_err();

@@ -41,7 +41,7 @@ fn locate(
     if leader < 0 {
         return Err(not_available());
     }
-    if leader == broker.config.node_id {
+    if leader == broker.config().node_id {
         return Ok((
             leader,
             StrBytes::from_string(advertised.host.clone()),
@@ -65,8 +65,8 @@ pub async fn handle(
     // Creates the internal topic on first use and loads what this broker leads; a
     // coordinator elsewhere loads its own.
     let ready = match key_type {
-        KEY_TYPE_GROUP => broker.groups.ensure_loaded().await,
-        KEY_TYPE_TRANSACTION => broker.txns.ensure_loaded().await,
+        KEY_TYPE_GROUP => broker.groups().ensure_loaded().await,
+        KEY_TYPE_TRANSACTION => broker.txns().ensure_loaded().await,
         _ => Err(ErrorCode::InvalidRequest),
     };
     let locate_key = |key: &StrBytes| -> Located {

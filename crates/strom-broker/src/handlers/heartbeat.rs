@@ -12,7 +12,7 @@ pub async fn handle(
     request: HeartbeatRequest,
     version: i16,
 ) -> HeartbeatResponse {
-    let error = match broker.groups.ensure_coordinator(&request.group_id).await {
+    let error = match broker.groups().ensure_coordinator(&request.group_id).await {
         Err(error) => Some(error),
         Ok(()) => {
             let instance = request
@@ -20,7 +20,7 @@ pub async fn handle(
                 .as_ref()
                 .map(|i| i.as_str())
                 .filter(|_| version >= 3);
-            match broker.groups.lock_group(request.group_id.0.as_str()) {
+            match broker.groups().lock_group(request.group_id.0.as_str()) {
                 Err(code) => Some(code),
                 Ok(mut state) => state
                     .heartbeat(

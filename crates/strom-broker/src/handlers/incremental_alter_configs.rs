@@ -52,7 +52,7 @@ fn topic_changes(
             OP_DELETE => None,
             OP_APPEND | OP_SUBTRACT => {
                 let is_list = LIST_TOPIC_CONFIGS.contains(&key.as_str())
-                    || topic_default(&broker.config, key)
+                    || topic_default(broker.config(), key)
                         .is_some_and(|(_, _, kind)| kind == ConfigType::List);
                 if !is_list {
                     let verb = if *operation == OP_APPEND { "append" } else { "subtract" };
@@ -64,7 +64,7 @@ fn topic_changes(
                 let base = current
                     .get(key)
                     .cloned()
-                    .or_else(|| topic_default(&broker.config, key).map(|(v, _, _)| v))
+                    .or_else(|| topic_default(broker.config(), key).map(|(v, _, _)| v))
                     .unwrap_or_default();
                 let mut items = split_list(&base);
                 let given = split_list(value.as_deref().unwrap_or(""));
@@ -111,7 +111,7 @@ fn broker_changes(
                         format!("Config value {verb} is not allowed for config key: {key}"),
                     ));
                 }
-                let base = dynamic::layers(&broker.config, image, key)
+                let base = dynamic::layers(broker.config(), image, key)
                     .into_iter()
                     .next()
                     .map(|(value, _)| value)

@@ -36,7 +36,7 @@ pub async fn handle(
             producer_epoch: current_epoch,
         });
         return match broker
-            .txns
+            .txns()
             .init_producer_id(transactional_id, request.transaction_timeout_ms, expected)
             .await
         {
@@ -53,7 +53,7 @@ pub async fn handle(
             .with_producer_id(ProducerId(current_id))
             .with_producer_epoch(current_epoch + 1);
     }
-    match broker.producer_ids.lock().next() {
+    match broker.producer_ids().lock().next() {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

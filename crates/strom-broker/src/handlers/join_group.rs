@@ -17,7 +17,7 @@ pub async fn handle(
     client_id: &str,
     client_host: &str,
 ) -> JoinGroupResponse {
-    let result = match broker.groups.ensure_coordinator(&request.group_id).await {
+    let result = match broker.groups().ensure_coordinator(&request.group_id).await {
         Err(error) => JoinResult::error(error, &request.member_id),
         Ok(()) => {
             let join = JoinGroup {
@@ -45,7 +45,7 @@ pub async fn handle(
                     .collect(),
                 require_known_member_id: version >= 4,
             };
-            broker.groups.join(join).await
+            broker.groups().join(join).await
         }
     };
     response(result, version)

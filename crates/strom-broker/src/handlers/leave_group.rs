@@ -28,13 +28,13 @@ pub async fn handle(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let outcome = match broker.groups.ensure_coordinator(&request.group_id).await {
+    let outcome = match broker.groups().ensure_coordinator(&request.group_id).await {
         Err(error) => Err(error),
         Ok(()) => {
             let group_id = request.group_id.0.to_string();
             let leaving = members.clone();
             broker
-                .groups
+                .groups()
                 .run(&group_id, true, |state| {
                     state.leave(now_ms(), &group_id, &leaving)
                 })

@@ -13,7 +13,7 @@ pub async fn handle(
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
-    if let Err(error) = broker.groups.ensure_readable().await {
+    if let Err(error) = broker.groups().ensure_readable().await {
         return ListGroupsResponse::default().with_error_code(error.code());
     }
     let states: Vec<String> = if version >= 4 {
@@ -32,7 +32,7 @@ pub async fn handle(
     };
     let mut groups = Vec::new();
     broker
-        .groups
+        .groups()
         .read_all(|state| groups.extend(state.list_groups(&states, &types)));
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     ListGroupsResponse::default().with_groups(

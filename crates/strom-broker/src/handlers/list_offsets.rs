@@ -73,7 +73,7 @@ pub async fn handle(
                 .map(|p| {
                     let index = p.partition_index;
                     let Some(partition) =
-                        topic.and_then(|t| broker.partitions.get(t.topic_id, index))
+                        topic.and_then(|t| broker.partitions().get(t.topic_id, index))
                     else {
                         return answer(
                             index,

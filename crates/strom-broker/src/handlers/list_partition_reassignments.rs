@@ -65,7 +65,7 @@ pub async fn handle(
             &format!("at most {PARTITIONS_PER_REQUEST_MAX} partitions per request"),
         );
     }
-    let ongoing = match &broker.metadata {
+    let ongoing = match broker.metadata() {
         Metadata::Local(_) => list_reassignments(&image, only.as_deref()),
         // Nothing named that exists: nothing to ask the controller.
         Metadata::Raft(_) if only.as_ref().is_some_and(Vec::is_empty) => Vec::new(),

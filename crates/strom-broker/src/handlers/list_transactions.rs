@@ -48,13 +48,13 @@ pub async fn handle(
         .topic(crate::txn::TRANSACTION_STATE_TOPIC)
         .is_some()
     {
-        if let Err(code) = broker.txns.ensure_loaded().await {
+        if let Err(code) = broker.txns().ensure_loaded().await {
             return ListTransactionsResponse::default().with_error_code(code.code());
         }
     }
     let now = now_ms();
     let mut listed: Vec<TransactionState> = Vec::new();
-    broker.txns.read_all(|state| {
+    broker.txns().read_all(|state| {
         listed.extend(
             state
                 .transactions

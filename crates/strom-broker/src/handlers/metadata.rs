@@ -98,7 +98,7 @@ pub async fn handle(
         Some(topics) => Some(topics),
     };
     let auto_create =
-        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+        broker.config().auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
 
     let mut image: Arc<MetadataImage> = broker.image();
     let topics = match requested {
@@ -193,8 +193,8 @@ pub async fn handle(
 /// node: every broker forwards controller requests, so either is a right place to send
 /// CreateTopics and friends. -1 only while nothing is known.
 fn controller_id(broker: &Broker, brokers: &[MetadataResponseBroker]) -> i32 {
-    let node_id = broker.config.node_id;
-    match broker.metadata.active_controller(node_id) {
+    let node_id = broker.config().node_id;
+    match broker.metadata().active_controller(node_id) {
         Some(active) if brokers.iter().any(|b| b.node_id.0 == active) => active,
         Some(_) => node_id,
         None => -1,

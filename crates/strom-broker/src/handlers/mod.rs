@@ -150,7 +150,7 @@ pub fn broker_endpoints(
         .brokers()
         .values()
         .filter_map(|b| {
-            let (host, port) = if b.broker_id == broker.config.node_id {
+            let (host, port) = if b.broker_id == broker.config().node_id {
                 (advertised.host.clone(), advertised.port)
             } else {
                 let (host, port) = b.endpoint(&advertised.listener)?;
@@ -286,7 +286,7 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
 
     // ACLs (crate::authz): a no-op when the authoriser is off or for super users.
     let check = crate::authz::Check::new(
-        &broker.authorizer,
+        broker.authorizer(),
         || broker.image(),
         &context.principal,
         context.peer,
@@ -348,7 +348,7 @@ async fn route(broker: &Arc<Broker>, frame: Bytes, context: &mut ConnectionConte
                 &check,
                 &mut request,
                 version,
-                broker.config.auto_create_topics,
+                broker.config().auto_create_topics,
             );
             let mut response =
                 metadata::handle(broker, request, version, context.advertised()).await;

@@ -26,7 +26,7 @@ pub async fn handle(
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let loaded = broker.groups.ensure_coordinator(&request.group_id).await;
+    let loaded = broker.groups().ensure_coordinator(&request.group_id).await;
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let instance = request
@@ -36,7 +36,7 @@ pub async fn handle(
         .filter(|_| version >= 7);
     let image = broker.image();
     let now = now_ms();
-    let metadata_max = broker.config.group.offset_metadata_max_bytes;
+    let metadata_max = broker.config().group.offset_metadata_max_bytes;
 
     // Per-partition checks first: (topic index, partition index, result or value).
     let mut results: Vec<Vec<(i32, Result<OffsetValue, ErrorCode>)>> = Vec::new();
@@ -71,7 +71,7 @@ pub async fn handle(
         Ok(()) => {
             // Validation, append and state change under the group's shard lock; the wait
             // for the replicas after it, below.
-            match broker.groups.lock_group(&group_id).and_then(|mut state| {
+            match broker.groups().lock_group(&group_id).and_then(|mut state| {
                 state
                     .validate_offset_commit(
                         now,

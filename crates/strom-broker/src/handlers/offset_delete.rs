@@ -14,7 +14,7 @@ use strom_coordinator::log::Pending;
 use crate::state::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    if let Err(error) = broker.groups.ensure_readable().await {
+    if let Err(error) = broker.groups().ensure_readable().await {
         return OffsetDeleteResponse::default().with_error_code(error.code());
     }
     let group_id = request.group_id.0.to_string();
@@ -38,7 +38,7 @@ fn delete_locked(
     request: OffsetDeleteRequest,
 ) -> Result<(Pending, Vec<OffsetDeleteResponseTopic>), ErrorCode> {
     let group_id = group_id.to_string();
-    let mut state = broker.groups.lock_group(&group_id)?;
+    let mut state = broker.groups().lock_group(&group_id)?;
     state.check_offset_delete(&group_id)?;
     let image = broker.image();
     let mut to_delete = Vec::new();

@@ -89,7 +89,7 @@ pub async fn handle(
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let loaded = broker.groups.ensure_readable().await;
+    let loaded = broker.groups().ensure_readable().await;
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
@@ -107,11 +107,11 @@ pub async fn handle(
                     .map(|m| (m.as_str(), group.member_epoch))
                     .filter(|_| version >= 9);
                 let outcome = loaded.and_then(|()| {
-                    let fetched = broker.groups.read_group(&group_id, |state| {
+                    let fetched = broker.groups().read_group(&group_id, |state| {
                         group_check(state, &group_id, member)?;
                         Ok(fetch(state, &group_id, topics, request.require_stable))
                     })?;
-                    Ok((fetched, broker.groups.read_barrier(&group_id)))
+                    Ok((fetched, broker.groups().read_barrier(&group_id)))
                 });
                 let outcome = match outcome {
                     Ok((fetched, barrier)) => committed(barrier).await.map(|()| fetched),
@@ -163,7 +163,7 @@ pub async fn handle(
             .collect()
     });
     let outcome = loaded.and_then(|()| {
-        let fetched = broker.groups.read_group(&group_id, |state| {
+        let fetched = broker.groups().read_group(&group_id, |state| {
             group_check(state, &group_id, None)?;
             Ok(fetch(
                 state,
@@ -172,7 +172,7 @@ pub async fn handle(
                 version >= 7 && request.require_stable,
             ))
         })?;
-        Ok((fetched, broker.groups.read_barrier(&group_id)))
+        Ok((fetched, broker.groups().read_barrier(&group_id)))
     });
     let outcome = match outcome {
         Ok((fetched, barrier)) => committed(barrier).await.map(|()| fetched),

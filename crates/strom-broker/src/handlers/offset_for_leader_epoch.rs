@@ -36,7 +36,7 @@ pub fn handle(
                 .iter()
                 .map(|p| {
                     let Some(partition) =
-                        topic.and_then(|t| broker.partitions.get(t.topic_id, p.partition))
+                        topic.and_then(|t| broker.partitions().get(t.topic_id, p.partition))
                     else {
                         return answer(
                             p.partition,

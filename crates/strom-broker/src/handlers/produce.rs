@@ -122,7 +122,7 @@ fn ongoing_here(broker: &Broker, topic: &str, index: i32, producer: ProducerIdAn
     let image = broker.image();
     let Some(partition) = image
         .topic(topic)
-        .and_then(|t| broker.partitions.get(t.topic_id, index))
+        .and_then(|t| broker.partitions().get(t.topic_id, index))
     else {
         return false;
     };
@@ -167,17 +167,17 @@ async fn verify_transactional(
                 producer_epoch: first.producer_epoch(),
             };
             let partition = (topic.to_string(), index);
-            let local = broker.txns.is_coordinator(transactional_id);
+            let local = broker.txns().is_coordinator(transactional_id);
             let outcome = match (local, adds_partition) {
                 (true, false) => {
                     broker
-                        .txns
+                        .txns()
                         .verify(transactional_id, producer, &partition)
                         .await
                 }
                 (true, true) => {
                     broker
-                        .txns
+                        .txns()
                         .add_and_verify(transactional_id, producer, &partition)
                         .await
                 }
@@ -354,13 +354,13 @@ pub async fn handle(
                 .get("min.insync.replicas")
                 .or_else(|| {
                     crate::config::dynamic::dynamic_value(
-                        &broker.config,
+                        broker.config(),
                         &image,
                         "min.insync.replicas",
                     )
                 })
                 .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(broker.config.min_insync_replicas as usize);
+                .unwrap_or(broker.config().min_insync_replicas as usize);
             if acks == -1 {
                 if state.isr.len() < min_isr {
                     partition_responses.push(failed(
@@ -375,7 +375,7 @@ pub async fn handle(
                     continue;
                 }
             }
-            let Some(partition) = broker.partitions.get(topic.topic_id, index) else {
+            let Some(partition) = broker.partitions().get(topic.topic_id, index) else {
                 partition_responses.push(failed(
                     version,
                     index,
@@ -461,7 +461,7 @@ pub async fn handle(
                         ));
                     }
                     if !info.duplicate {
-                        broker.metrics.record_produce(
+                        broker.metrics().record_produce(
                             &topic.name,
                             batch_bytes,
                             info.record_count.max(0) as u64,

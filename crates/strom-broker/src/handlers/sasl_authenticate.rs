@@ -43,7 +43,7 @@ fn succeeded(
             "Cannot change principals during re-authentication",
         );
     }
-    let lifetime_ms = broker.config.connections_max_reauth_ms;
+    let lifetime_ms = broker.config().connections_max_reauth_ms;
     context.session_expires_at = (lifetime_ms > 0)
         .then(|| std::time::Instant::now() + std::time::Duration::from_millis(lifetime_ms as u64));
     info!(peer = %context.peer, listener = %context.listener.name, %user, "SASL authentication succeeded");

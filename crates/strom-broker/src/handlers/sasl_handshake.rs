@@ -15,7 +15,7 @@ pub fn handle(
     context: &mut ConnectionContext,
 ) -> SaslHandshakeResponse {
     let enabled: Vec<StrBytes> = broker
-        .config
+        .config()
         .sasl_mechanisms
         .iter()
         .map(|m| StrBytes::from_static_str(m.name()))
@@ -25,7 +25,7 @@ pub fn handle(
         return response.with_error_code(ErrorCode::IllegalSaslState.code());
     }
     match Mechanism::from_name(request.mechanism.as_str()) {
-        Some(mechanism) if broker.config.sasl_mechanisms.contains(&mechanism) => {
+        Some(mechanism) if broker.config().sasl_mechanisms.contains(&mechanism) => {
             context.sasl = SaslSession::Chosen(mechanism);
             response.with_error_code(0)
         }

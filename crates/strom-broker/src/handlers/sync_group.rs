@@ -14,7 +14,7 @@ pub async fn handle(
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
-    let result = match broker.groups.ensure_coordinator(&request.group_id).await {
+    let result = match broker.groups().ensure_coordinator(&request.group_id).await {
         Err(error) => SyncResult::error(error),
         Ok(()) => {
             let sync = SyncGroup {
@@ -39,7 +39,7 @@ pub async fn handle(
                     .map(|a| (a.member_id.to_string(), a.assignment))
                     .collect(),
             };
-            broker.groups.sync(sync).await
+            broker.groups().sync(sync).await
         }
     };
     let mut response = SyncGroupResponse::default()

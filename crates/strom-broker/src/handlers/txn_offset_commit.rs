@@ -37,9 +37,12 @@ async fn check_request(
         return Err(ErrorCode::GroupAuthorizationFailed);
     }
     crate::group::coordinator::validate_group_id(&request.group_id)?;
-    broker.groups.ensure_coordinator(&request.group_id).await?;
+    broker
+        .groups()
+        .ensure_coordinator(&request.group_id)
+        .await?;
     let partition = broker
-        .groups
+        .groups()
         .partition_of(&request.group_id)
         .ok_or(ErrorCode::CoordinatorNotAvailable)?;
     let producer = ProducerIdAndEpoch {
@@ -50,16 +53,19 @@ async fn check_request(
     // v5+ is transaction version 2: the producer sent no AddOffsetsToTxn, the commit adds
     // the group's offsets partition to its transaction.
     let adds_partition = version >= IMPLICIT_ADD_OFFSETS_VERSION;
-    let outcome = match (broker.txns.is_coordinator(transactional_id), adds_partition) {
+    let outcome = match (
+        broker.txns().is_coordinator(transactional_id),
+        adds_partition,
+    ) {
         (true, false) => {
             broker
-                .txns
+                .txns()
                 .verify(transactional_id, producer, &offsets_partition)
                 .await
         }
         (true, true) => {
             broker
-                .txns
+                .txns()
                 .add_and_verify(transactional_id, producer, &offsets_partition)
                 .await
         }
@@ -92,7 +98,7 @@ pub async fn handle(
 ) -> TxnOffsetCommitResponse {
     let image = broker.image();
     let now = now_ms();
-    let metadata_max = broker.config.group.offset_metadata_max_bytes;
+    let metadata_max = broker.config().group.offset_metadata_max_bytes;
     let group_id = request.group_id.to_string();
 
     // Per partition: the value to commit, or why not.
@@ -135,7 +141,7 @@ pub async fn handle(
         Ok(guard) => {
             // Checks, append and state change under the group's shard lock; the wait after
             // it, below.
-            let locked = broker.groups.lock_group(&group_id).and_then(|mut state| {
+            let locked = broker.groups().lock_group(&group_id).and_then(|mut state| {
                 if version >= 3 && request.generation_id >= 0 {
                     state.validate_offset_commit(
                         now,

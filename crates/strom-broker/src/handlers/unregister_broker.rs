@@ -28,8 +28,8 @@ pub async fn handle(
     request: UnregisterBrokerRequest,
 ) -> UnregisterBrokerResponse {
     let broker_id = request.broker_id.0;
-    let outcome = match &broker.metadata {
-        Metadata::Local(_) if broker_id == broker.config.node_id => Err((
+    let outcome = match broker.metadata() {
+        Metadata::Local(_) if broker_id == broker.config().node_id => Err((
             ErrorCode::InvalidRequest,
             "a single-node broker cannot unregister itself".to_string(),
         )),

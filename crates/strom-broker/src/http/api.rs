@@ -60,7 +60,7 @@ struct Overview {
 
 pub fn overview(broker: &Broker) -> Result<HttpResponse, HttpError> {
     let image = broker.image();
-    let node_id = broker.config.node_id;
+    let node_id = broker.config().node_id;
     let live = image.broker_ids();
     let mut partitions = 0;
     let mut under_replicated = 0;
@@ -72,26 +72,26 @@ pub fn overview(broker: &Broker) -> Result<HttpResponse, HttpError> {
             offline += usize::from(partition.leader < 0 || !live.contains(&partition.leader));
         }
     }
-    let hosted = broker.partitions.all();
+    let hosted = broker.partitions().all();
     let open: HashSet<(Uuid, i32)> = hosted.iter().map(|p| (p.topic_id, p.index)).collect();
     let log_size_bytes = hosted.iter().map(|p| log_view(p).size_bytes).sum();
     let groups_loading =
-        image.topic(crate::group::OFFSETS_TOPIC).is_some() && !broker.groups.is_loaded();
+        image.topic(crate::group::OFFSETS_TOPIC).is_some() && !broker.groups().is_loaded();
     let groups = {
         let mut ids = HashSet::new();
         broker
-            .groups
+            .groups()
             .read_all(|state| ids.extend(state.groups.keys().chain(state.offsets.keys()).cloned()));
         ids.len()
     };
     let (mut messages_in, mut bytes_in, mut bytes_out) = (0, 0, 0);
-    for (_, counters) in broker.metrics.topic_snapshot() {
+    for (_, counters) in broker.metrics().topic_snapshot() {
         messages_in += counters.messages_in.get();
         bytes_in += counters.bytes_in.get();
         bytes_out += counters.bytes_out.get();
     }
     let requests_total = broker
-        .metrics
+        .metrics()
         .api_snapshot()
         .iter()
         .map(|(_, api)| api.requests.get())
@@ -119,13 +119,13 @@ pub fn overview(broker: &Broker) -> Result<HttpResponse, HttpError> {
         offline_partitions: offline,
         log_size_bytes,
         groups,
-        connections: broker.metrics.connections.get(),
-        fetch_purgatory_size: broker.metrics.fetch_purgatory.get(),
+        connections: broker.metrics().connections.get(),
+        fetch_purgatory_size: broker.metrics().fetch_purgatory.get(),
         messages_in_total: messages_in,
         bytes_in_total: bytes_in,
         bytes_out_total: bytes_out,
         requests_total,
-        started_at_ms: broker.metrics.started_at_ms,
+        started_at_ms: broker.metrics().started_at_ms,
         now_ms: now_ms(),
         readiness: readiness(node_id, &image, &open, groups_loading),
     };
@@ -186,13 +186,13 @@ pub fn topics(broker: &Broker, query: &Query) -> Result<HttpResponse, HttpError>
             let mut size_bytes = 0;
             let mut messages = 0;
             for partition in &topic.partitions {
-                if let Some(hosted) = broker.partitions.get(topic.topic_id, partition.partition) {
+                if let Some(hosted) = broker.partitions().get(topic.topic_id, partition.partition) {
                     let log = log_view(&hosted);
                     size_bytes += log.size_bytes;
                     messages += log.log_end_offset - log.log_start_offset;
                 }
             }
-            let counters = broker.metrics.topic_if_seen(&topic.name);
+            let counters = broker.metrics().topic_if_seen(&topic.name);
             let count = |pick: fn(&crate::metrics::TopicCounters) -> u64| {
                 counters.as_deref().map_or(0, pick)
             };
@@ -268,7 +268,7 @@ pub fn topic(broker: &Broker, name: &str) -> Result<HttpResponse, HttpError> {
         .iter()
         .map(|state| {
             let log: Option<LogView> = broker
-                .partitions
+                .partitions()
                 .get(topic.topic_id, state.partition)
                 .map(|p| log_view(&p));
             PartitionRow {
@@ -291,7 +291,7 @@ pub fn topic(broker: &Broker, name: &str) -> Result<HttpResponse, HttpError> {
                 source: "topic",
             },
             None => {
-                let (value, source) = topic_default(&broker.config, key)
+                let (value, source) = topic_default(broker.config(), key)
                     .map(|(value, source, _)| (value, source))
                     .unwrap_or((String::new(), ConfigSource::Default));
                 ConfigRow {
@@ -305,7 +305,7 @@ pub fn topic(broker: &Broker, name: &str) -> Result<HttpResponse, HttpError> {
             }
         })
         .collect();
-    let counters = broker.metrics.topic_if_seen(&topic.name);
+    let counters = broker.metrics().topic_if_seen(&topic.name);
     let count =
         |pick: fn(&crate::metrics::TopicCounters) -> u64| counters.as_deref().map_or(0, pick);
     Ok(json_response(
@@ -432,7 +432,7 @@ pub async fn create_topic(
 /// `DELETE /api/topics/{name}`. Internal topics (`__consumer_offsets`) cannot be deleted
 /// here.
 pub async fn delete_topic(broker: &Arc<Broker>, name: &str) -> Result<HttpResponse, HttpError> {
-    if !broker.config.delete_topic_enable {
+    if !broker.config().delete_topic_enable {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
             "delete.topic.enable is false on this broker",

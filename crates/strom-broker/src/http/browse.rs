@@ -97,7 +97,7 @@ pub fn messages(
     let offset = query.optional_number("offset", i64::MIN, i64::MAX)?;
     let timestamp_ms = query.optional_number("timestamp_ms", i64::MIN, i64::MAX)?;
     let partition = broker
-        .partitions
+        .partitions()
         .get(topic.topic_id, index)
         .ok_or_else(|| {
             HttpError::not_found(format!("partition {topic_name}-{index} is not hosted here"))

@@ -139,7 +139,7 @@ pub fn list(broker: &Broker) -> Result<HttpResponse, HttpError> {
     let lags = committed_lag(broker, None, &logs);
     let mut rows: BTreeMap<String, GroupRow> = {
         let mut rows = BTreeMap::new();
-        broker.groups.read_all(|state| {
+        broker.groups().read_all(|state| {
             for (id, group) in &state.groups {
                 if group.state_name() == "Dead" {
                     continue;
@@ -187,7 +187,7 @@ pub fn list(broker: &Broker) -> Result<HttpResponse, HttpError> {
         StatusCode::OK,
         &Groups {
             groups: rows.into_values().collect(),
-            loaded: broker.groups.is_loaded(),
+            loaded: broker.groups().is_loaded(),
         },
     ))
 }
@@ -221,7 +221,7 @@ struct OffsetRow {
 /// `GET /api/groups/{id}`: state, members with assignments, committed offsets with lag.
 pub fn describe(broker: &Broker, group_id: &str) -> Result<HttpResponse, HttpError> {
     let copy = {
-        let (copy, has_offsets) = broker.groups.read_group(group_id, |state| {
+        let (copy, has_offsets) = broker.groups().read_group(group_id, |state| {
             (
                 state.groups.get(group_id).map(|g| copy_group(broker, g)),
                 state.offsets.contains_key(group_id),
@@ -387,7 +387,7 @@ pub async fn reset_offsets(
     let mut commits = Vec::with_capacity(wanted.len());
     for index in &wanted {
         let hosted = broker
-            .partitions
+            .partitions()
             .get(topic.topic_id, *index)
             .ok_or_else(|| {
                 HttpError::not_found(format!("partition {topic_name}-{index} is not hosted here"))
@@ -425,7 +425,7 @@ pub async fn reset_offsets(
 
     // The checks, the append and the state change under the lock; the wait after it.
     let (previous, pending) = (|| {
-        let mut state = broker.groups.lock_group(group_id).map_err(|error| {
+        let mut state = broker.groups().lock_group(group_id).map_err(|error| {
             HttpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(

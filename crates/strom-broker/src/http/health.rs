@@ -97,14 +97,14 @@ pub fn readiness(
 pub fn ready(broker: &Broker) -> Result<HttpResponse, HttpError> {
     let image = broker.image();
     let open: HashSet<(Uuid, i32)> = broker
-        .partitions
+        .partitions()
         .all()
         .iter()
         .map(|partition| (partition.topic_id, partition.index))
         .collect();
     let groups_loading =
-        image.topic(crate::group::OFFSETS_TOPIC).is_some() && !broker.groups.is_loaded();
-    let readiness = readiness(broker.config.node_id, &image, &open, groups_loading);
+        image.topic(crate::group::OFFSETS_TOPIC).is_some() && !broker.groups().is_loaded();
+    let readiness = readiness(broker.config().node_id, &image, &open, groups_loading);
     let status = if readiness.ready {
         StatusCode::OK
     } else {

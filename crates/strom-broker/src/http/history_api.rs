@@ -62,7 +62,7 @@ pub fn spawn_sampler(broker: Arc<Broker>, history: SharedHistory) -> JoinHandle<
 /// What the broker's instruments say now.
 pub fn read(broker: &Broker, at_ms: i64) -> Reading {
     let topics = broker
-        .metrics
+        .metrics()
         .topic_snapshot()
         .into_iter()
         .map(|(name, counters)| {
@@ -75,7 +75,7 @@ pub fn read(broker: &Broker, at_ms: i64) -> Reading {
         })
         .collect();
     let apis = broker
-        .metrics
+        .metrics()
         .api_snapshot()
         .into_iter()
         .map(|(name, api)| (name, api.duration.snapshot()))
@@ -103,7 +103,7 @@ pub fn read(broker: &Broker, at_ms: i64) -> Reading {
 fn lag(broker: &Broker) -> Vec<PartitionLag> {
     let committed: Vec<(String, String, i32, i64)> = {
         let mut committed = Vec::new();
-        broker.groups.read_all(|state| {
+        broker.groups().read_all(|state| {
             committed.extend(state.offsets.iter().flat_map(|(group, offsets)| {
                 offsets.iter().map(move |((topic, partition), value)| {
                     (group.clone(), topic.clone(), *partition, value.offset)
@@ -116,7 +116,7 @@ fn lag(broker: &Broker) -> Vec<PartitionLag> {
         return Vec::new();
     }
     let high_watermarks: HashMap<(String, i32), i64> = broker
-        .partitions
+        .partitions()
         .all()
         .iter()
         .map(|p| ((p.topic.clone(), p.index), p.high_watermark()))

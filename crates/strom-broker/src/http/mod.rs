@@ -192,7 +192,7 @@ async fn handle(
             let group = group.to_string();
             match (
                 read_json(request).await,
-                broker.groups.ensure_loaded().await,
+                broker.groups().ensure_loaded().await,
             ) {
                 (Err(error), _) => Err(error),
                 (_, Err(error)) => Err(HttpError::new(

@@ -23,7 +23,7 @@ pub fn metrics_response(broker: &Broker) -> Result<HttpResponse, HttpError> {
 
 /// The whole exposition.
 pub fn render(broker: &Broker) -> String {
-    let metrics = &broker.metrics;
+    let metrics = broker.metrics();
     let image = broker.image();
     // Counters of deleted topics go, so label cardinality follows the topic count.
     metrics.retain_topics(|name| image.topic(name).is_some());
@@ -116,7 +116,7 @@ pub fn render(broker: &Broker) -> String {
     );
 
     let (sessions, session_partitions) = {
-        let cache = broker.fetch_sessions.lock();
+        let cache = broker.fetch_sessions().lock();
         (cache.len(), cache.partitions_cached())
     };
     out.family(
@@ -248,8 +248,8 @@ pub fn render(broker: &Broker) -> String {
         MetricType::Gauge,
         "1 if this node is the active controller. A single-node cluster is its own controller.",
     );
-    let is_controller =
-        broker.metadata.active_controller(broker.config.node_id) == Some(broker.config.node_id);
+    let is_controller = broker.metadata().active_controller(broker.config().node_id)
+        == Some(broker.config().node_id);
     out.sample(
         "strom_active_controller",
         &[],

@@ -26,7 +26,7 @@ pub fn log_view(partition: &Partition) -> LogView {
 /// Every hosted partition, by (topic, partition), locked one after another.
 pub fn all_logs(broker: &Broker) -> BTreeMap<(String, i32), LogView> {
     broker
-        .partitions
+        .partitions()
         .all()
         .iter()
         .map(|partition| {
@@ -60,7 +60,7 @@ pub fn committed_lag(
 ) -> Vec<CommittedLag> {
     let committed: Vec<(String, String, i32, i64)> = {
         let mut committed = Vec::new();
-        broker.groups.read_all(|state| {
+        broker.groups().read_all(|state| {
             committed.extend(
                 state
                     .offsets

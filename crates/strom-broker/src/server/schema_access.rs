@@ -92,7 +92,7 @@ impl Access for BrokerAccess {
     }
 
     fn authorize(&self, user: &str, host: &str, wanted: Operation, subject: Option<&str>) -> bool {
-        let authorizer = &self.broker.authorizer;
+        let authorizer = self.broker.authorizer();
         if !authorizer.enabled() {
             return true;
         }

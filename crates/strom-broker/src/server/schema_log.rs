@@ -38,7 +38,7 @@ impl BrokerSchemaLog {
     /// another broker that registered one.
     fn writer_elsewhere(&self) -> Option<String> {
         let leader = internal_topics::leader_of(&self.broker, SCHEMAS_TOPIC, 0);
-        if leader < 0 || leader == self.broker.config.node_id {
+        if leader < 0 || leader == self.broker.config().node_id {
             return None;
         }
         let image = self.broker.image();
@@ -53,7 +53,7 @@ impl BrokerSchemaLog {
     fn partition(&self) -> Option<Arc<Partition>> {
         let image = self.broker.image();
         let topic = image.topic(SCHEMAS_TOPIC)?;
-        self.broker.partitions.get(topic.topic_id, 0)
+        self.broker.partitions().get(topic.topic_id, 0)
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn connection(
         return Ok(open.clone());
     }
     let config = crate::inter_broker::connection_config(
-        &broker.inter_broker_security,
+        broker.inter_broker_security(),
         key.0.clone(),
         timeout,
         timeout,

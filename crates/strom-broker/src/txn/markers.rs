@@ -44,7 +44,7 @@ pub fn write_marker(
         return Err(ErrorCode::UnknownTopicOrPartition);
     }
     let partition = broker
-        .partitions
+        .partitions()
         .get(topic_image.topic_id, index)
         .ok_or(ErrorCode::NotLeaderOrFollower)?;
     let marker = if commit {
@@ -67,7 +67,7 @@ pub fn write_marker(
     let result = if topic == OFFSETS_TOPIC {
         // Under the shard lock of the partition's groups, so a transactional offset commit
         // checked against the transaction cannot land between the marker and this.
-        let mut groups = broker.groups.lock_shard(index);
+        let mut groups = broker.groups().lock_shard(index);
         let result = append();
         if let (Some(Ok(_)), Some(groups)) = (&result, groups.as_mut()) {
             groups.complete_txn_offsets(now_ms(), producer_id, commit, |_| true);
@@ -125,7 +125,7 @@ pub async fn write_remote_markers(
     let (host, port) = image
         .brokers()
         .get(&leader)
-        .and_then(|registration| registration.endpoint(&broker.config.inter_broker_listener))
+        .and_then(|registration| registration.endpoint(&broker.config().inter_broker_listener))
         .ok_or(ErrorCode::NotLeaderOrFollower)?;
     let address = format!("{host}:{port}");
     let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
@@ -149,7 +149,7 @@ pub async fn write_remote_markers(
             .with_transaction_result(commit)
             .with_coordinator_epoch(coordinator_epoch)
             .with_topics(topics)]);
-    let client_id = format!("strom-txn-coordinator-{}", broker.config.node_id);
+    let client_id = format!("strom-txn-coordinator-{}", broker.config().node_id);
     let send = async {
         let connection = super::connections::connection(
             broker,

@@ -58,7 +58,7 @@ impl ProducerIds for BrokerProducerIds {
             .0
             .upgrade()
             .ok_or_else(|| "the broker is shutting down".to_string())?;
-        let next = broker.producer_ids.lock().next();
+        let next = broker.producer_ids().lock().next();
         next.map_err(|error| error.to_string())
     }
 }

@@ -73,7 +73,7 @@ async fn ask(
     let (host, port) = image
         .brokers()
         .get(&coordinator)
-        .and_then(|registration| registration.endpoint(&broker.config.inter_broker_listener))
+        .and_then(|registration| registration.endpoint(&broker.config().inter_broker_listener))
         .ok_or(ErrorCode::NotCoordinator)?;
     let address = format!("{host}:{port}");
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
@@ -88,7 +88,7 @@ async fn ask(
                 .with_name(TopicName(StrBytes::from_string(partition.0.clone())))
                 .with_partitions(vec![partition.1])]),
     ]);
-    let client_id = format!("strom-txn-partition-leader-{}", broker.config.node_id);
+    let client_id = format!("strom-txn-partition-leader-{}", broker.config().node_id);
     let response = async {
         let connection =
             super::connections::connection(broker, &address, client_id.clone(), REMOTE_ADD_TIMEOUT)
