@@ -99,7 +99,15 @@ pub struct TopicMetadata {
 
 impl TopicMetadata {
     pub fn partition(&self, partition: i32) -> Option<&PartitionMetadata> {
-        self.partitions.iter().find(|p| p.partition == partition)
+        // Sorted and dense in practice: partition i sits at index i, so a producer looking
+        // up a leader per batch does not walk thousands of partitions.
+        match usize::try_from(partition)
+            .ok()
+            .and_then(|at| self.partitions.get(at))
+        {
+            Some(found) if found.partition == partition => Some(found),
+            _ => self.partitions.iter().find(|p| p.partition == partition),
+        }
     }
 }
 
@@ -122,14 +130,22 @@ impl ClusterMetadata {
     /// A cached topic that is healthy (no error, every partition led) and fresh enough.
     pub fn usable_topic(&self, topic: &str, now: Instant) -> Option<&TopicMetadata> {
         let found = self.topics.get(topic)?;
-        let fresh = self
-            .topic_fetched_at
+        (self.is_fresh(topic, now) && Self::is_healthy(found)).then_some(found)
+    }
+
+    /// Whether `topic` was answered by the cluster less than `metadata.max.age.ms` ago.
+    fn is_fresh(&self, topic: &str, now: Instant) -> bool {
+        self.topic_fetched_at
             .get(topic)
-            .is_some_and(|at| now.saturating_duration_since(*at) < METADATA_MAX_AGE);
-        let healthy = found.error_code == 0
+            .is_some_and(|at| now.saturating_duration_since(*at) < METADATA_MAX_AGE)
+    }
+
+    /// No error and a leader for every partition (a walk of all partitions: callers on a
+    /// per-record path remember the answer per snapshot, [`Client::usable_snapshot`]).
+    fn is_healthy(found: &TopicMetadata) -> bool {
+        found.error_code == 0
             && !found.partitions.is_empty()
-            && found.partitions.iter().all(|p| p.leader >= 0);
-        (fresh && healthy).then_some(found)
+            && found.partitions.iter().all(|p| p.leader >= 0)
     }
 }
 
@@ -198,6 +214,40 @@ struct ClientInner {
     /// to its expiry (KIP-368), so the broker never has to cut a cached connection off.
     connections: tokio::sync::Mutex<HashMap<i32, Connection>>,
     metadata: RwLock<Arc<ClusterMetadata>>,
+    /// Which topics of one metadata snapshot are healthy, remembered because checking
+    /// walks every partition and a producer asks per record.
+    healthy: std::sync::Mutex<HealthMemo>,
+}
+
+/// [`ClientInner::healthy`]: answers for `snapshot` only (a snapshot never changes; a new
+/// one starts a new memo). Holding the `Arc` keeps its address from being reused.
+#[derive(Default)]
+struct HealthMemo {
+    snapshot: Option<Arc<ClusterMetadata>>,
+    topics: HashMap<String, bool>,
+}
+
+impl HealthMemo {
+    /// Whether `topic` is healthy in `metadata`, walking its partitions once per snapshot.
+    fn healthy(&mut self, metadata: &Arc<ClusterMetadata>, topic: &str) -> bool {
+        if !self
+            .snapshot
+            .as_ref()
+            .is_some_and(|seen| Arc::ptr_eq(seen, metadata))
+        {
+            self.snapshot = Some(metadata.clone());
+            self.topics.clear();
+        }
+        if let Some(&healthy) = self.topics.get(topic) {
+            return healthy;
+        }
+        let healthy = metadata
+            .topics
+            .get(topic)
+            .is_some_and(ClusterMetadata::is_healthy);
+        self.topics.insert(topic.to_string(), healthy);
+        healthy
+    }
 }
 
 /// A handle on a cluster, shared by producers, consumers and admin. Cheap to clone.
@@ -225,6 +275,7 @@ impl Client {
                 config,
                 connections: tokio::sync::Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
+                healthy: std::sync::Mutex::new(HealthMemo::default()),
             }),
         };
         client.refresh_metadata(Some(&[]), false).await?;
@@ -464,17 +515,45 @@ impl Client {
         self.topic_metadata(topic, allow_auto_topic_creation).await
     }
 
+    /// The metadata snapshot when `topic` is cached in it, fresh and healthy (what
+    /// [`ClusterMetadata::usable_topic`] says), checking health once per snapshot.
+    fn usable_snapshot(&self, topic: &str) -> Option<Arc<ClusterMetadata>> {
+        let metadata = self.metadata();
+        if !metadata.is_fresh(topic, Instant::now()) {
+            return None;
+        }
+        let healthy = self
+            .inner
+            .healthy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .healthy(&metadata, topic);
+        healthy.then_some(metadata)
+    }
+
     /// The partition count of a cached, healthy topic, without copying its metadata (the
     /// producer's per-record path).
     pub fn cached_partition_count(&self, topic: &str) -> Option<i32> {
-        let metadata = self.inner.metadata.read().expect("metadata lock");
+        let metadata = self.usable_snapshot(topic)?;
         metadata
-            .usable_topic(topic, Instant::now())
+            .topics
+            .get(topic)
             .map(|found| found.partitions.len() as i32)
     }
 
     /// The leader of a partition from the cache (refreshing once if unknown).
     pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<i32> {
+        // The producer asks per batch: answer from the snapshot without copying the topic.
+        if let Some(metadata) = self.usable_snapshot(topic) {
+            let leader = metadata
+                .topics
+                .get(topic)
+                .and_then(|found| found.partition(partition))
+                .map(|found| found.leader);
+            if let Some(leader) = leader.filter(|leader| *leader >= 0) {
+                return Ok(leader);
+            }
+        }
         let metadata = self.cached_topic(topic, false).await?;
         let found = metadata
             .partition(partition)
@@ -550,6 +629,43 @@ mod tests {
             metadata.usable_topic("t", now).is_none(),
             "a partition has no leader"
         );
+    }
+
+    /// The health of a topic is remembered per snapshot only: a new snapshot in which a
+    /// partition lost its leader is checked again.
+    #[test]
+    fn given_new_snapshot_when_topic_lost_a_leader_should_not_reuse_the_old_answer() {
+        let mut memo = HealthMemo::default();
+        let mut metadata = ClusterMetadata::default();
+        metadata.topics.insert("t".into(), topic(&[1, 1]));
+        let first = Arc::new(metadata.clone());
+        assert!(memo.healthy(&first, "t"));
+        assert!(memo.healthy(&first, "t"), "remembered");
+        assert!(!memo.healthy(&first, "absent"));
+        metadata.topics.insert("t".into(), topic(&[1, -1]));
+        let second = Arc::new(metadata);
+        assert!(
+            !memo.healthy(&second, "t"),
+            "a new snapshot is checked again"
+        );
+        assert!(
+            memo.healthy(&first, "t"),
+            "and the first one again after it"
+        );
+    }
+
+    /// A partition is found at its index when the list is dense, and by search when not.
+    #[test]
+    fn given_dense_or_sparse_partitions_when_looked_up_should_find_the_right_one() {
+        let dense = topic(&[1, 2, 3]);
+        assert_eq!(dense.partition(2).map(|p| p.leader), Some(3));
+        assert!(dense.partition(3).is_none());
+        assert!(dense.partition(-1).is_none());
+        let mut sparse = topic(&[1, 2, 3]);
+        sparse.partitions.remove(0);
+        assert_eq!(sparse.partition(2).map(|p| p.leader), Some(3));
+        assert_eq!(sparse.partition(1).map(|p| p.leader), Some(2));
+        assert!(sparse.partition(0).is_none());
     }
 
     #[test]
