@@ -1,5 +1,6 @@
 //! Kafka Connect's `errors.*` settings for sink connectors: what happens to a record whose
-//! transformation (or, for the HTTP sink, delivery) fails.
+//! transformation, or conversion (the PostgreSQL sink reading its key or value as JSON),
+//! fails, or, for the HTTP sink, whose delivery fails.
 //!
 //! - `errors.tolerance`: `none` (default) fails the task on the first bad record; `all`
 //!   skips it and goes on.
@@ -25,6 +26,8 @@ use crate::worker::TaskContext;
 /// Where in the pipeline a record failed (Kafka Connect's `Stage` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    KeyConverter,
+    ValueConverter,
     Transformation,
     TaskPut,
 }
@@ -32,6 +35,8 @@ pub enum Stage {
 impl Stage {
     fn name(self) -> &'static str {
         match self {
+            Stage::KeyConverter => "KEY_CONVERTER",
+            Stage::ValueConverter => "VALUE_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
             Stage::TaskPut => "TASK_PUT",
         }

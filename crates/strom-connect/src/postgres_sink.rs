@@ -21,7 +21,7 @@ use tokio_postgres::NoTls;
 use tracing::warn;
 
 use crate::error::{ConnectError, Result};
-use crate::errors::ErrorHandler;
+use crate::errors::{ErrorHandler, Stage};
 use crate::file_connectors::required;
 use crate::plugins::Config;
 use crate::sink::{self, SinkWriter};
@@ -330,7 +330,7 @@ fn key_fields(settings: &Settings, key: Option<&[u8]>) -> Result<Parsed> {
 }
 
 /// One table's pending writes of a batch, in record order.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct TableBatch {
     rows: Vec<Map<String, Value>>,
     deletes: Vec<Map<String, Value>>,
@@ -339,9 +339,18 @@ struct TableBatch {
 }
 
 impl TableBatch {
-    fn add(&mut self, settings: &Settings, record: &ConnectRecord) -> Result<()> {
+    /// Adds one record's row (or delete), or says which converter stage could not read it;
+    /// nothing is kept from a record that fails.
+    fn add(
+        &mut self,
+        settings: &Settings,
+        record: &ConnectRecord,
+    ) -> std::result::Result<(), (Stage, ConnectError)> {
         let key = match settings.pk_mode {
-            PkMode::RecordKey => Some(key_fields(settings, record.key.as_deref())?),
+            PkMode::RecordKey => Some(
+                key_fields(settings, record.key.as_deref())
+                    .map_err(|error| (Stage::KeyConverter, error))?,
+            ),
             _ => None,
         };
         let Some(value) = record.value.as_deref() else {
@@ -351,7 +360,9 @@ impl TableBatch {
             }
             return Ok(());
         };
-        let mut parsed = parse_struct(parse_json(value, "value")?, "value")?;
+        let mut parsed = parse_json(value, "value")
+            .and_then(|value| parse_struct(value, "value"))
+            .map_err(|error| (Stage::ValueConverter, error))?;
         if let Some(key) = key {
             self.remember_pk(key.fields.keys());
             parsed.types.extend(key.types);
@@ -422,18 +433,34 @@ impl SinkWriter for PostgresSink {
     async fn put(
         &mut self,
         records: &[ConnectRecord],
-        _errors: &ErrorHandler,
+        errors: &ErrorHandler,
         _control: &mut watch::Receiver<Control>,
     ) -> Result<()> {
         let settings = &self.settings;
         for chunk in records.chunks(settings.batch_size) {
+            // Records the converters cannot read go to the error handler (errors.tolerance,
+            // the dead-letter queue); their offsets still count as done.
+            let mut tables: BTreeMap<String, TableBatch> = BTreeMap::new();
+            let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            for record in chunk {
+                let table = settings.table_format.replace("${topic}", &record.topic);
+                if let Err((stage, error)) = tables.entry(table).or_default().add(settings, record)
+                {
+                    errors.failed(record, stage, &error).await?;
+                }
+                if let (Some(partition), Some(offset)) = (record.partition, record.offset) {
+                    next.insert((record.original_topic.clone(), partition), offset + 1);
+                }
+            }
+            tables.retain(|_, batch| !batch.rows.is_empty() || !batch.deletes.is_empty());
             let mut attempt = 0;
             loop {
                 match write_batch(
                     &mut self.db,
                     settings,
                     &self.connector,
-                    chunk,
+                    tables.clone(),
+                    &next,
                     &mut self.created,
                 )
                 .await
@@ -491,18 +518,10 @@ async fn write_batch(
     db: &mut tokio_postgres::Client,
     settings: &Settings,
     connector: &str,
-    records: &[ConnectRecord],
+    tables: BTreeMap<String, TableBatch>,
+    next: &BTreeMap<(String, i32), i64>,
     created: &mut HashSet<String>,
 ) -> Result<()> {
-    let mut tables: BTreeMap<String, TableBatch> = BTreeMap::new();
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for record in records {
-        let table = settings.table_format.replace("${topic}", &record.topic);
-        tables.entry(table).or_default().add(settings, record)?;
-        if let (Some(partition), Some(offset)) = (record.partition, record.offset) {
-            next.insert((record.original_topic.clone(), partition), offset + 1);
-        }
-    }
     let transaction = db.transaction().await.map_err(database("begin"))?;
     for (table, mut batch) in tables {
         if batch.pk.is_empty() && settings.pk_mode == PkMode::RecordValue {

@@ -221,6 +221,12 @@ fn given_keyed_json_records_when_upserted_should_leave_the_latest_row_per_key() 
                 envelope(id, &format!("user-{id}-{round}"), round as f64)
             ));
         }
+        if round == 1 {
+            // Two records the converters cannot read: a key that is no struct (and no
+            // pk.fields to name it), and a value that is not JSON. Dead-lettered, skipped.
+            lines.push(format!("not json|{}", envelope(9998, "bad-key", 0.0)));
+            lines.push("{\"id\":9999}|not json".to_string());
+        }
     }
     produce(&broker, "users", &lines);
     let created = worker.call(
@@ -229,7 +235,9 @@ fn given_keyed_json_records_when_upserted_should_leave_the_latest_row_per_key() 
         Some(&json!({"name": "pg", "config": {
             "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
             "topics": "users", "connection.url": db.url(), "insert.mode": "upsert",
-            "pk.mode": "record_key", "auto.create": "true", "tasks.max": "2"}})),
+            "pk.mode": "record_key", "auto.create": "true", "tasks.max": "2",
+            "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "users-dlq",
+            "errors.deadletterqueue.context.headers.enable": "true"}})),
     );
     assert_eq!(created.status, 201, "{}", created.text());
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
@@ -266,6 +274,36 @@ fn given_keyed_json_records_when_upserted_should_leave_the_latest_row_per_key() 
     );
     let response = worker.ok("GET", "/connectors/pg/status", None);
     assert_eq!(response["tasks"].as_array().unwrap().len(), 2);
+    // errors.tolerance=all: the unreadable records went to the dead-letter topic, each with
+    // the converter stage that failed, and the tasks kept running.
+    let dead = consume(&broker, "users-dlq", 2);
+    let mut stages: Vec<(String, Option<String>)> = dead
+        .iter()
+        .map(|record| {
+            (
+                header(record, "__connect.errors.stage").unwrap_or_default(),
+                record
+                    .value
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
+            )
+        })
+        .collect();
+    stages.sort();
+    assert_eq!(stages.len(), 2, "{stages:?}");
+    assert_eq!(stages[0].0, "KEY_CONVERTER");
+    assert!(stages[0].1.as_deref().unwrap_or("").contains("bad-key"));
+    assert_eq!(
+        stages[1],
+        ("VALUE_CONVERTER".to_string(), Some("not json".to_string()))
+    );
+    assert_eq!(
+        db.query("SELECT count(*) FROM users WHERE id >= 9998"),
+        ["0"]
+    );
+    for task in response["tasks"].as_array().unwrap() {
+        assert_eq!(task["state"], "RUNNING", "{response}");
+    }
 }
 
 #[test]

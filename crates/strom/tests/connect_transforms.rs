@@ -13,10 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use connect_support::*;
 use serde_json::{json, Value};
-use strom_client::{
-    Client, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerConfig,
-    ProducerRecord, SeekTo,
-};
+use strom_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord};
 
 const T: &str = "org.apache.kafka.connect.transforms.";
 const P: &str = "org.apache.kafka.connect.transforms.predicates.";
@@ -40,44 +37,6 @@ fn produce(broker: &broker_support::TestBroker, topic: &str, records: &[(Option<
             producer.send_and_wait(record).await.unwrap();
         }
     });
-}
-
-/// Reads `count` records of partition 0 of `topic` (waiting up to a minute for them).
-fn consume(broker: &broker_support::TestBroker, topic: &str, count: usize) -> Vec<ConsumerRecord> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let client = Client::connect(ClientConfig::new(&broker.addr.to_string()))
-            .await
-            .unwrap();
-        let mut consumer = Consumer::new(
-            client,
-            ConsumerConfig {
-                auto_offset_reset: Some(SeekTo::Earliest),
-                ..ConsumerConfig::default()
-            },
-        );
-        let mut got = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while got.len() < count && std::time::Instant::now() < deadline {
-            if consumer.assignment().is_empty()
-                && consumer.assign(&[(topic.to_string(), 0)]).await.is_err()
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            got.extend(consumer.poll().await.unwrap_or_default());
-        }
-        got
-    })
-}
-
-fn header(record: &ConsumerRecord, name: &str) -> Option<String> {
-    record
-        .headers
-        .iter()
-        .find(|h| h.key.as_ref() == name.as_bytes())
-        .and_then(|h| h.value.clone())
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 fn task_state(worker: &Worker, name: &str) -> (String, String) {

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use strom_client::{Client, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, SeekTo};
 
 use crate::broker_support::TestBroker;
 use crate::http_support::{free_port, request, try_request, HttpResponse};
@@ -209,4 +210,43 @@ pub fn all_running(worker: &Worker, name: &str) -> bool {
     status["connector"]["state"] == "RUNNING"
         && !tasks.is_empty()
         && tasks.iter().all(|t| t["state"] == "RUNNING")
+}
+
+/// Reads `count` records of partition 0 of `topic` (waiting up to a minute for them).
+pub fn consume(broker: &TestBroker, topic: &str, count: usize) -> Vec<ConsumerRecord> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = Client::connect(ClientConfig::new(&broker.addr.to_string()))
+            .await
+            .unwrap();
+        let mut consumer = Consumer::new(
+            client,
+            ConsumerConfig {
+                auto_offset_reset: Some(SeekTo::Earliest),
+                ..ConsumerConfig::default()
+            },
+        );
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while got.len() < count && std::time::Instant::now() < deadline {
+            if consumer.assignment().is_empty()
+                && consumer.assign(&[(topic.to_string(), 0)]).await.is_err()
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            got.extend(consumer.poll().await.unwrap_or_default());
+        }
+        got
+    })
+}
+
+/// The value of the first header `name` of `record`, as text.
+pub fn header(record: &ConsumerRecord, name: &str) -> Option<String> {
+    record
+        .headers
+        .iter()
+        .find(|h| h.key.as_ref() == name.as_bytes())
+        .and_then(|h| h.value.clone())
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
