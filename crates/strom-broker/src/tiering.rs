@@ -10,6 +10,7 @@
 //! same as retention.*) delete local segments once, and only once, they are copied.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -215,7 +216,10 @@ async fn run_partition(
             if !partition.is_leader() || partition.leader_epoch() != epoch {
                 break;
             }
-            tiered.copy_segment(&id, epoch, &segment).await?;
+            if let Err(error) = tiered.copy_segment(&id, epoch, &segment).await {
+                tiered.metrics.copy_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
+            }
             copied_below = segment.next_offset;
         }
         if partition.is_leader() && partition.leader_epoch() == epoch {
@@ -442,4 +446,148 @@ pub async fn remote_offsets_for_times(
         found.insert((topic_id, index, timestamp), answer);
     }
     found
+}
+
+/// The remote tier's part of `/metrics` (nothing when tiering is off): what was copied and
+/// read back, the chunk cache, and per tiered partition this broker hosts its remote size
+/// and, where it leads, the copy lag (sealed local segments not copied yet, Kafka's
+/// RemoteCopyLagSegments/Bytes).
+pub fn write_metrics(broker: &Broker, out: &mut crate::metrics::TextWriter) {
+    use crate::metrics::MetricType::{Counter, Gauge};
+    let Some(tiered) = active(broker) else {
+        return;
+    };
+    let metrics = &tiered.metrics;
+    let counters: [(&str, &str, u64); 7] = [
+        (
+            "strom_remote_log_segments_copied_total",
+            "Segments copied to the remote tier.",
+            metrics.segments_copied.load(Ordering::Relaxed),
+        ),
+        (
+            "strom_remote_log_bytes_copied_total",
+            "Bytes copied to the remote tier (segments, indexes, snapshots).",
+            metrics.bytes_copied.load(Ordering::Relaxed),
+        ),
+        (
+            "strom_remote_log_copy_errors_total",
+            "Segment copies that failed (retried with backoff).",
+            metrics.copy_errors.load(Ordering::Relaxed),
+        ),
+        (
+            "strom_remote_log_reads_total",
+            "Fetch reads served from the remote tier.",
+            metrics.remote_reads.load(Ordering::Relaxed),
+        ),
+        (
+            "strom_remote_log_read_bytes_total",
+            "Record bytes read from the remote tier.",
+            metrics.remote_read_bytes.load(Ordering::Relaxed),
+        ),
+        (
+            "strom_remote_log_cache_hits_total",
+            "Remote chunk reads answered by the on-disk chunk cache.",
+            metrics.cache_hits.load(Ordering::Relaxed),
+        ),
+        (
+            "strom_remote_log_cache_misses_total",
+            "Remote chunk reads that went to the object store.",
+            metrics.cache_misses.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        out.family(name, Counter, help);
+        out.sample(name, &[], value as f64);
+    }
+    out.family(
+        "strom_remote_log_read_seconds_total",
+        Counter,
+        "Time spent reading from the remote tier; divided by strom_remote_log_reads_total, the mean remote read latency.",
+    );
+    out.sample(
+        "strom_remote_log_read_seconds_total",
+        &[],
+        metrics.remote_read_micros.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    out.family(
+        "strom_remote_log_cache_bytes",
+        Gauge,
+        "Bytes held by the remote chunk cache on disk.",
+    );
+    out.sample(
+        "strom_remote_log_cache_bytes",
+        &[],
+        tiered.cache_bytes() as f64,
+    );
+
+    let image = broker.image();
+    let mut partitions: Vec<Arc<Partition>> = broker
+        .partitions()
+        .all()
+        .into_iter()
+        .filter(|partition| is_tiered(broker, &image, &partition.topic))
+        .collect();
+    partitions.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
+    let mut sizes = Vec::new();
+    let mut lags = Vec::new();
+    for partition in &partitions {
+        let Some(manifest) = tiered.cached_manifest(partition.topic_id, partition.index) else {
+            continue;
+        };
+        let index = partition.index.to_string();
+        sizes.push((
+            partition.topic.clone(),
+            index.clone(),
+            manifest.size_bytes(),
+        ));
+        if partition.is_leader() {
+            let high_watermark = partition.high_watermark();
+            let pending = {
+                let log = partition.log.lock();
+                let below = high_watermark.min(log.last_stable_offset());
+                log.sealed_segments(manifest.copied_below(), below)
+            };
+            let bytes = pending
+                .iter()
+                .map(|segment| segment.size_bytes)
+                .sum::<u64>();
+            lags.push((partition.topic.clone(), index, pending.len(), bytes));
+        }
+    }
+    out.family(
+        "strom_remote_log_size_bytes",
+        Gauge,
+        "Bytes of a partition's segments in the remote tier.",
+    );
+    for (topic, index, bytes) in &sizes {
+        out.sample(
+            "strom_remote_log_size_bytes",
+            &[("topic", topic), ("partition", index)],
+            *bytes as f64,
+        );
+    }
+    out.family(
+        "strom_remote_log_copy_lag_segments",
+        Gauge,
+        "Sealed local segments of a led tiered partition not copied to the remote tier yet.",
+    );
+    for (topic, index, segments, _) in &lags {
+        out.sample(
+            "strom_remote_log_copy_lag_segments",
+            &[("topic", topic), ("partition", index)],
+            *segments as f64,
+        );
+    }
+    out.family(
+        "strom_remote_log_copy_lag_bytes",
+        Gauge,
+        "Bytes of those sealed local segments not copied yet.",
+    );
+    for (topic, index, _, bytes) in &lags {
+        out.sample(
+            "strom_remote_log_copy_lag_bytes",
+            &[("topic", topic), ("partition", index)],
+            *bytes as f64,
+        );
+    }
 }

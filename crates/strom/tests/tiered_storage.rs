@@ -5,12 +5,14 @@
 //! compacted topic, or a broker with tiered storage off, refusing `remote.storage.enable`.
 
 mod broker_support;
+mod http_support;
 mod tiered_support;
 
 use std::time::{Duration, Instant};
 
 use broker_support::*;
 use bytes::Bytes;
+use http_support::HttpBroker;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::*;
 use strom_tiered::PartitionManifest;
@@ -112,7 +114,8 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
     let bucket = "strom-tiered-read";
     let settings = seaweed.broker_settings(bucket);
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let broker = TestBroker::start(&settings);
+    let http = HttpBroker::start(&settings);
+    let broker = &http.kafka;
     let mut conn = broker.connect();
     let topic = "tiered-read";
     create_topic(&mut conn, topic, 1, &tiered_topic_configs());
@@ -139,6 +142,46 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
     assert_eq!(decoded_from(&cold, 0), expected_values());
     let warm = read_all(&mut conn, topic, 0, end);
     assert_eq!(cold, warm, "a second read returns the same bytes");
+
+    // /metrics: what was copied and read back, the chunk cache, and the partition's remote
+    // size. A whole pass over 2.4 MB evicts the 1 MiB cache as it goes (LRU), so the cache
+    // hit is a second read of the remote segment just read: the one before the local start.
+    let (error, _, again) = fetch(&mut conn, topic, 0, local_start - 1);
+    assert_eq!(error, 0);
+    assert!(!again.is_empty());
+    let scraped = http.scrape();
+    let partition = [("topic", topic), ("partition", "0")];
+    assert!(scraped.value_or_zero("strom_remote_log_segments_copied_total", &[]) >= 2.0);
+    assert!(
+        scraped.value_or_zero("strom_remote_log_bytes_copied_total", &[])
+            >= (end as f64) * 1000.0 / 2.0
+    );
+    assert!(scraped.value_or_zero("strom_remote_log_reads_total", &[]) >= 2.0);
+    assert!(
+        scraped.value_or_zero("strom_remote_log_read_bytes_total", &[])
+            >= 2.0 * cold.len() as f64 / 2.0
+    );
+    assert!(
+        scraped.value_or_zero("strom_remote_log_cache_hits_total", &[]) >= 1.0,
+        "the warm read hit the cache"
+    );
+    assert!(
+        scraped.value_or_zero("strom_remote_log_cache_misses_total", &[]) >= 1.0,
+        "the cold read missed it"
+    );
+    assert!(scraped.value_or_zero("strom_remote_log_read_seconds_total", &[]) > 0.0);
+    assert_eq!(
+        scraped.value("strom_remote_log_copy_errors_total", &[]),
+        Some(0.0)
+    );
+    let manifest_size = scraped.value_or_zero("strom_remote_log_size_bytes", &partition);
+    assert!(
+        manifest_size >= (tiered_last as f64) * 1000.0,
+        "remote size {manifest_size}"
+    );
+    assert!(scraped
+        .value("strom_remote_log_copy_lag_segments", &partition)
+        .is_some());
 
     // A read starting in the middle of a remote segment starts at the right batch.
     let middle = (7 * RECORDS_PER_BATCH + 5) as i64;

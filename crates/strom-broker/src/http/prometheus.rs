@@ -256,6 +256,9 @@ pub fn render(broker: &Broker) -> String {
         if is_controller { 1.0 } else { 0.0 },
     );
 
+    // The remote tier, when tiered storage is on.
+    crate::tiering::write_metrics(broker, &mut out);
+
     // Consumer group lag.
     out.family(
         "strom_consumer_group_lag",
