@@ -11,12 +11,11 @@ mod tiered_support;
 use std::time::{Duration, Instant};
 
 use broker_support::*;
-use bytes::Bytes;
 use http_support::HttpBroker;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::*;
 use strom_tiered::PartitionManifest;
-use tiered_support::Seaweed;
+use tiered_support::{big_batch, expected_values, Seaweed};
 
 const EARLIEST: i64 = -2;
 const EARLIEST_LOCAL: i64 = -4;
@@ -37,26 +36,9 @@ fn tiered_topic_configs() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// A batch whose values are ~1 KiB each, distinct per batch.
-fn big_batch(batch_index: usize) -> Bytes {
-    let prefix = format!("b{batch_index:04}-{}", "x".repeat(1000));
-    batch(&prefix, RECORDS_PER_BATCH, 1_700_000_000_000)
-}
-
-fn expected_values() -> Vec<(i64, String)> {
-    let mut expected = Vec::new();
-    for batch_index in 0..BATCHES {
-        let prefix = format!("b{batch_index:04}-{}", "x".repeat(1000));
-        for i in 0..RECORDS_PER_BATCH {
-            expected.push((expected.len() as i64, format!("{prefix}-{i}")));
-        }
-    }
-    expected
-}
-
 fn produce_all(conn: &mut Conn, topic: &str) {
     for batch_index in 0..BATCHES {
-        let (error, base) = produce(conn, topic, 0, big_batch(batch_index));
+        let (error, base) = produce(conn, topic, 0, big_batch(batch_index, RECORDS_PER_BATCH));
         assert_eq!(error, 0, "produce batch {batch_index}");
         assert_eq!(base, (batch_index * RECORDS_PER_BATCH) as i64);
     }
@@ -139,7 +121,10 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
 
     // Cold cache, then warm: the same bytes, every record in order.
     let cold = read_all(&mut conn, topic, 0, end);
-    assert_eq!(decoded_from(&cold, 0), expected_values());
+    assert_eq!(
+        decoded_from(&cold, 0),
+        expected_values(BATCHES, RECORDS_PER_BATCH)
+    );
     let warm = read_all(&mut conn, topic, 0, end);
     assert_eq!(cold, warm, "a second read returns the same bytes");
 
@@ -188,7 +173,7 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
     let partial = read_all(&mut conn, topic, middle, end);
     assert_eq!(
         decoded_from(&partial, middle),
-        expected_values()[middle as usize..]
+        expected_values(BATCHES, RECORDS_PER_BATCH)[middle as usize..]
     );
 
     // Total retention: retention.bytes set to 512 KiB deletes the oldest remote segments,
@@ -249,7 +234,7 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
     let rest = read_all(&mut conn, topic, earliest, end);
     assert_eq!(
         decoded_from(&rest, earliest),
-        expected_values()[earliest as usize..]
+        expected_values(BATCHES, RECORDS_PER_BATCH)[earliest as usize..]
     );
 }
 
@@ -408,7 +393,7 @@ fn given_object_store_down_when_segments_close_should_keep_them_locally_and_copy
     assert_eq!(tiered_last, -1, "nothing is in the bucket yet");
     assert_eq!(
         decoded_from(&read_all(&mut conn, topic, 0, end), 0),
-        expected_values()
+        expected_values(BATCHES, RECORDS_PER_BATCH)
     );
 
     seaweed.restart();
@@ -424,7 +409,7 @@ fn given_object_store_down_when_segments_close_should_keep_them_locally_and_copy
     assert_eq!(earliest, 0);
     assert_eq!(
         decoded_from(&read_all(&mut conn, topic, 0, end), 0),
-        expected_values()
+        expected_values(BATCHES, RECORDS_PER_BATCH)
     );
 }
 

@@ -2,6 +2,8 @@
 //! ports with a temporary directory, stopped by PID. `scripts/test` installs `weed`
 //! (`STROM_WEED`, else `~/.cache/strom/bin/weed`, else `weed` on the PATH).
 
+#![allow(dead_code)]
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -195,4 +197,24 @@ impl Seaweed {
             Err(error) => panic!("GET {key}: {error}"),
         }
     }
+}
+
+/// Batch `batch_index` of a tiered test topic: `records` values of ~1 KiB each, distinct
+/// per batch, so a few batches fill a small segment.
+pub fn big_batch(batch_index: usize, records: usize) -> bytes::Bytes {
+    let prefix = format!("b{batch_index:04}-{}", "x".repeat(1000));
+    crate::broker_support::batch(&prefix, records, 1_700_000_000_000)
+}
+
+/// (offset, value) of every record of `batches` [`big_batch`]es produced in order from
+/// offset 0.
+pub fn expected_values(batches: usize, records: usize) -> Vec<(i64, String)> {
+    let mut expected = Vec::new();
+    for batch_index in 0..batches {
+        let prefix = format!("b{batch_index:04}-{}", "x".repeat(1000));
+        for i in 0..records {
+            expected.push((expected.len() as i64, format!("{prefix}-{i}")));
+        }
+    }
+    expected
 }
