@@ -306,12 +306,8 @@ fn open_partition(
         log_config,
     } = item;
     let dir = partition_dir(&config.log_dirs, &topic, index);
-    let found = if dir.exists() {
-        read_topic_id(&dir)
-    } else {
-        None
-    };
-    if dir.exists() && found != Some(topic_id) {
+    let found = read_topic_id(&dir);
+    if found != Some(topic_id) && dir.exists() {
         warn!(dir = %dir.display(), "removing partition directory of a deleted topic with the same name");
         if let Err(error) = std::fs::remove_dir_all(&dir) {
             warn!(dir = %dir.display(), %error, "cannot remove stale partition directory");

@@ -204,15 +204,7 @@ async fn run_partition(
     task.leader_epoch = leading.then_some(epoch);
     let mut copied_below = manifest.copied_below();
     if leading {
-        // Replicated and settled data only: below the high watermark and the last stable
-        // offset (as Kafka), so a remote read never holds an open transaction.
-        let high_watermark = partition.high_watermark();
-        let segments = {
-            let log = partition.log.lock();
-            let below = high_watermark.min(log.last_stable_offset());
-            log.sealed_segments(copied_below, below)
-        };
-        for segment in segments {
+        for segment in copyable_segments(&partition, copied_below) {
             if !partition.is_leader() || partition.leader_epoch() != epoch {
                 break;
             }
@@ -448,6 +440,19 @@ pub async fn remote_offsets_for_times(
     found
 }
 
+/// The sealed local segments from `copied_below` that the leader may copy: replicated and
+/// settled data only, below the high watermark and the last stable offset (as Kafka), so a
+/// remote read never holds an open transaction. What is left is the copy lag.
+fn copyable_segments(
+    partition: &Partition,
+    copied_below: i64,
+) -> Vec<strom_storage::SealedSegment> {
+    let high_watermark = partition.high_watermark();
+    let log = partition.log.lock();
+    let below = high_watermark.min(log.last_stable_offset());
+    log.sealed_segments(copied_below, below)
+}
+
 /// The remote tier's part of `/metrics` (nothing when tiering is off): what was copied and
 /// read back, the chunk cache, and per tiered partition this broker hosts its remote size
 /// and, where it leads, the copy lag (sealed local segments not copied yet, Kafka's
@@ -528,66 +533,48 @@ pub fn write_metrics(broker: &Broker, out: &mut crate::metrics::TextWriter) {
         .filter(|partition| is_tiered(broker, &image, &partition.topic))
         .collect();
     partitions.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
+    // (topic, partition, value) per family; copy lag only where this broker leads.
     let mut sizes = Vec::new();
-    let mut lags = Vec::new();
+    let mut lag_segments = Vec::new();
+    let mut lag_bytes = Vec::new();
     for partition in &partitions {
         let Some(manifest) = tiered.cached_manifest(partition.topic_id, partition.index) else {
             continue;
         };
         let index = partition.index.to_string();
         sizes.push((
-            partition.topic.clone(),
+            &partition.topic,
             index.clone(),
-            manifest.size_bytes(),
+            manifest.size_bytes() as f64,
         ));
         if partition.is_leader() {
-            let high_watermark = partition.high_watermark();
-            let pending = {
-                let log = partition.log.lock();
-                let below = high_watermark.min(log.last_stable_offset());
-                log.sealed_segments(manifest.copied_below(), below)
-            };
-            let bytes = pending
-                .iter()
-                .map(|segment| segment.size_bytes)
-                .sum::<u64>();
-            lags.push((partition.topic.clone(), index, pending.len(), bytes));
+            let pending = copyable_segments(partition, manifest.copied_below());
+            let bytes: u64 = pending.iter().map(|segment| segment.size_bytes).sum();
+            lag_segments.push((&partition.topic, index.clone(), pending.len() as f64));
+            lag_bytes.push((&partition.topic, index, bytes as f64));
         }
     }
-    out.family(
-        "strom_remote_log_size_bytes",
-        Gauge,
-        "Bytes of a partition's segments in the remote tier.",
-    );
-    for (topic, index, bytes) in &sizes {
-        out.sample(
+    let families = [
+        (
             "strom_remote_log_size_bytes",
-            &[("topic", topic), ("partition", index)],
-            *bytes as f64,
-        );
-    }
-    out.family(
-        "strom_remote_log_copy_lag_segments",
-        Gauge,
-        "Sealed local segments of a led tiered partition not copied to the remote tier yet.",
-    );
-    for (topic, index, segments, _) in &lags {
-        out.sample(
+            "Bytes of a partition's segments in the remote tier.",
+            sizes,
+        ),
+        (
             "strom_remote_log_copy_lag_segments",
-            &[("topic", topic), ("partition", index)],
-            *segments as f64,
-        );
-    }
-    out.family(
-        "strom_remote_log_copy_lag_bytes",
-        Gauge,
-        "Bytes of those sealed local segments not copied yet.",
-    );
-    for (topic, index, _, bytes) in &lags {
-        out.sample(
+            "Sealed local segments of a led tiered partition not copied to the remote tier yet.",
+            lag_segments,
+        ),
+        (
             "strom_remote_log_copy_lag_bytes",
-            &[("topic", topic), ("partition", index)],
-            *bytes as f64,
-        );
+            "Bytes of those sealed local segments not copied yet.",
+            lag_bytes,
+        ),
+    ];
+    for (name, help, samples) in families {
+        out.family(name, Gauge, help);
+        for (topic, index, value) in samples {
+            out.sample(name, &[("topic", topic), ("partition", &index)], value);
+        }
     }
 }

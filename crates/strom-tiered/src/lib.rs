@@ -498,34 +498,17 @@ impl Tiered {
             chunks: HashMap::new(),
         };
         let mut out = BytesMut::new();
-        while position + 12 <= segment.size_bytes {
-            let header_length = BATCH_HEADER_BYTES.min(segment.size_bytes - position);
-            let header = reader.read(position, header_length).await?;
-            let corrupt = |reason| TieredError::CorruptSegment {
-                segment_id: segment.segment_id.clone(),
-                position,
-                reason,
-            };
-            let Some(fields) = header_fields(&header) else {
-                return Err(corrupt("batch header cut short"));
-            };
-            if fields.length < 49 {
-                return Err(corrupt("batch length below the v2 header"));
-            }
-            let batch_bytes = 12 + fields.length as u64;
-            if position + batch_bytes > segment.size_bytes {
-                return Err(corrupt("batch runs past the segment end"));
-            }
-            if fields.last_offset < offset {
-                position += batch_bytes;
+        while let Some(batch) = reader.header_at(position).await? {
+            if batch.last_offset < offset {
+                position += batch.size_bytes;
                 continue;
             }
-            let fits = out.len() as u64 + batch_bytes <= max_bytes as u64;
+            let fits = out.len() as u64 + batch.size_bytes <= max_bytes as u64;
             if !fits && !(out.is_empty() && min_one_batch) {
                 break;
             }
-            out.extend_from_slice(&reader.read(position, batch_bytes).await?);
-            position += batch_bytes;
+            out.extend_from_slice(&reader.read(position, batch.size_bytes).await?);
+            position += batch.size_bytes;
         }
         let elapsed = started.elapsed().as_micros() as u64;
         self.metrics.remote_reads.fetch_add(1, Ordering::Relaxed);
@@ -550,17 +533,8 @@ impl Tiered {
         upper_bound_offset: i64,
     ) -> Result<(Vec<strom_storage::AbortedTransaction>, bool), TieredError> {
         let manifest = self.manifest(id).await?;
-        let mut segments: Vec<&RemoteSegment> = manifest
-            .segments
-            .iter()
-            .filter(|segment| {
-                segment.state == SegmentState::CopySegmentFinished
-                    && segment.end_offset >= fetch_offset
-            })
-            .collect();
-        segments.sort_by_key(|segment| segment.base_offset);
         let mut found = Vec::new();
-        for segment in segments {
+        for segment in manifest.finished_from(fetch_offset) {
             let index = self.index_object(id, segment, "txnindex").await?;
             let (aborted, complete) =
                 strom_storage::aborted_in_txn_index(&index, fetch_offset, upper_bound_offset);
@@ -612,17 +586,11 @@ impl Tiered {
         from_offset: i64,
     ) -> Result<Option<strom_storage::TimestampOffset>, TieredError> {
         let manifest = self.manifest(id).await?;
-        let mut segments: Vec<&RemoteSegment> = manifest
-            .segments
-            .iter()
-            .filter(|segment| {
-                segment.state == SegmentState::CopySegmentFinished
-                    && segment.end_offset >= from_offset
-                    && segment.max_timestamp_ms >= timestamp_ms
-            })
-            .collect();
-        segments.sort_by_key(|segment| segment.base_offset);
-        for segment in segments {
+        let newer = manifest
+            .finished_from(from_offset)
+            .into_iter()
+            .filter(|segment| segment.max_timestamp_ms >= timestamp_ms);
+        for segment in newer {
             let time_index = self.index_object(id, segment, "timeindex").await?;
             // The last entry at or below the timestamp: every record before its batch is
             // older (the local time index's rule); none such, the segment's start.
@@ -644,32 +612,18 @@ impl Tiered {
                 segment,
                 chunks: HashMap::new(),
             };
-            while position + 12 <= segment.size_bytes {
-                let corrupt = |reason| TieredError::CorruptSegment {
-                    segment_id: segment.segment_id.clone(),
-                    position,
-                    reason,
-                };
-                let header_length = BATCH_HEADER_BYTES.min(segment.size_bytes - position);
-                let header = reader.read(position, header_length).await?;
-                let Some(fields) = header_fields(&header) else {
-                    return Err(corrupt("batch header cut short"));
-                };
-                let batch_bytes = 12 + fields.length as u64;
-                if fields.length < 49 || position + batch_bytes > segment.size_bytes {
-                    return Err(corrupt("batch length outside the segment"));
-                }
-                if fields.last_offset >= start && fields.max_timestamp_ms >= timestamp_ms {
-                    let batch = reader.read(position, batch_bytes).await?;
-                    let found = strom_storage::first_record_in_batch(&batch, |offset, at| {
+            while let Some(batch) = reader.header_at(position).await? {
+                if batch.last_offset >= start && batch.max_timestamp_ms >= timestamp_ms {
+                    let bytes = reader.read(position, batch.size_bytes).await?;
+                    let found = strom_storage::first_record_in_batch(&bytes, |offset, at| {
                         offset >= start && at >= timestamp_ms
                     })
-                    .map_err(|_| corrupt("batch does not decode"))?;
+                    .map_err(|_| reader.corrupt(position, "batch does not decode"))?;
                     if found.is_some() {
                         return Ok(found);
                     }
                 }
-                position += batch_bytes;
+                position += batch.size_bytes;
             }
         }
         Ok(None)
@@ -760,22 +714,10 @@ impl Tiered {
 /// Reads byte ranges of one remote segment through its chunks, each fetched once per read.
 /// The fields of a v2 batch header a remote scan needs.
 struct HeaderFields {
-    /// The batch's length field: its bytes after the first 12.
-    length: i32,
+    /// The whole batch: the 12 bytes of offset and length, then its length field's worth.
+    size_bytes: u64,
     last_offset: i64,
     max_timestamp_ms: i64,
-}
-
-/// Reads [`HeaderFields`] from the first bytes of a batch; `None` when they are cut short.
-fn header_fields(header: &[u8]) -> Option<HeaderFields> {
-    let long = |at: usize| Some(i64::from_be_bytes(header.get(at..at + 8)?.try_into().ok()?));
-    let int = |at: usize| Some(i32::from_be_bytes(header.get(at..at + 4)?.try_into().ok()?));
-    let base_offset = long(0)?;
-    Some(HeaderFields {
-        length: int(8)?,
-        last_offset: base_offset + i64::from(int(23)?),
-        max_timestamp_ms: long(35)?,
-    })
 }
 
 struct ChunkReader<'a> {
@@ -786,6 +728,45 @@ struct ChunkReader<'a> {
 }
 
 impl ChunkReader<'_> {
+    /// The header of the batch at `position`, checked to be a whole v2 batch inside the
+    /// segment; `None` at the segment's end.
+    async fn header_at(&mut self, position: u64) -> Result<Option<HeaderFields>, TieredError> {
+        let segment_bytes = self.segment.size_bytes;
+        if position + 12 > segment_bytes {
+            return Ok(None);
+        }
+        let header = self
+            .read(position, BATCH_HEADER_BYTES.min(segment_bytes - position))
+            .await?;
+        let long = |at: usize| Some(i64::from_be_bytes(header.get(at..at + 8)?.try_into().ok()?));
+        let int = |at: usize| Some(i32::from_be_bytes(header.get(at..at + 4)?.try_into().ok()?));
+        let (Some(base_offset), Some(length), Some(last_delta), Some(max_timestamp_ms)) =
+            (long(0), int(8), int(23), long(35))
+        else {
+            return Err(self.corrupt(position, "batch header cut short"));
+        };
+        if length < 49 {
+            return Err(self.corrupt(position, "batch length below the v2 header"));
+        }
+        let size_bytes = 12 + length as u64;
+        if position + size_bytes > segment_bytes {
+            return Err(self.corrupt(position, "batch runs past the segment end"));
+        }
+        Ok(Some(HeaderFields {
+            size_bytes,
+            last_offset: base_offset + i64::from(last_delta),
+            max_timestamp_ms,
+        }))
+    }
+
+    fn corrupt(&self, position: u64, reason: &'static str) -> TieredError {
+        TieredError::CorruptSegment {
+            segment_id: self.segment.segment_id.clone(),
+            position,
+            reason,
+        }
+    }
+
     async fn read(&mut self, position: u64, length: u64) -> Result<Bytes, TieredError> {
         let chunk_bytes = self.tiered.chunk_bytes;
         let mut out = BytesMut::with_capacity(length as usize);

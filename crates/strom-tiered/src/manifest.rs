@@ -133,9 +133,17 @@ impl PartitionManifest {
 
     /// The finished segment holding `offset`, or the first one after it.
     pub fn segment_for(&self, offset: i64) -> Option<&RemoteSegment> {
-        self.finished()
+        self.finished_from(offset).into_iter().next()
+    }
+
+    /// The finished segments holding `offset` or later ones, oldest first.
+    pub fn finished_from(&self, offset: i64) -> Vec<&RemoteSegment> {
+        let mut segments: Vec<&RemoteSegment> = self
+            .finished()
             .filter(|segment| segment.end_offset >= offset)
-            .min_by_key(|segment| segment.base_offset)
+            .collect();
+        segments.sort_by_key(|segment| segment.base_offset);
+        segments
     }
 }
 

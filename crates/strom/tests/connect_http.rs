@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use connect_support::*;
 use serde_json::{json, Value};
-use strom_client::{Client, ClientConfig, Consumer, ConsumerConfig, SeekTo};
 
 /// Answers `503` to the first `failures` requests, then `status`; keeps every body.
 struct Endpoint {
@@ -160,45 +159,10 @@ fn given_an_endpoint_refusing_records_when_sinking_should_send_them_to_the_dead_
         "connector.class": "io.strom.connect.http.HttpSinkConnector", "topics": "bad-hooks",
         "http.api.url": endpoint.url(), "errors.deadletterqueue.topic.name": "hooks-dlq"}})),
     );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let records = runtime.block_on(async {
-        let client = Client::connect(ClientConfig::new(&broker.addr.to_string()))
-            .await
-            .unwrap();
-        let mut consumer = Consumer::new(
-            client,
-            ConsumerConfig {
-                auto_offset_reset: Some(SeekTo::Earliest),
-                ..ConsumerConfig::default()
-            },
-        );
-        let mut got = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while got.len() < 2 && std::time::Instant::now() < deadline {
-            if consumer.assignment().is_empty() {
-                if consumer
-                    .assign(&[("hooks-dlq".to_string(), 0)])
-                    .await
-                    .is_err()
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            }
-            got.extend(consumer.poll().await.unwrap_or_default());
-        }
-        got
-    });
+    let records = consume(&broker, "hooks-dlq", 2);
     assert_eq!(records.len(), 2, "both records in the dead letter topic");
     assert_eq!(records[0].value.as_deref(), Some(&b"one"[..]));
-    let header = |name: &str| {
-        records[1]
-            .headers
-            .iter()
-            .find(|h| h.key.as_ref() == name.as_bytes())
-            .and_then(|h| h.value.clone())
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-    };
+    let header = |name: &str| header(&records[1], name);
     assert_eq!(
         header("__connect.errors.topic").as_deref(),
         Some("bad-hooks")

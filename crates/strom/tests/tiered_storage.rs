@@ -142,13 +142,10 @@ fn given_topic_larger_than_local_retention_when_read_from_zero_should_return_eve
             >= (end as f64) * 1000.0 / 2.0
     );
     assert!(scraped.value_or_zero("strom_remote_log_reads_total", &[]) >= 2.0);
-    assert!(
-        scraped.value_or_zero("strom_remote_log_read_bytes_total", &[])
-            >= 2.0 * cold.len() as f64 / 2.0
-    );
+    assert!(scraped.value_or_zero("strom_remote_log_read_bytes_total", &[]) >= cold.len() as f64);
     assert!(
         scraped.value_or_zero("strom_remote_log_cache_hits_total", &[]) >= 1.0,
-        "the warm read hit the cache"
+        "the second read hit the cache"
     );
     assert!(
         scraped.value_or_zero("strom_remote_log_cache_misses_total", &[]) >= 1.0,
